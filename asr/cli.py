@@ -1,0 +1,183 @@
+"""The ``asr`` command: thin wrappers that parse options and call the library."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from asr.errors import AsrError
+
+log = logging.getLogger("asr")
+
+
+def _setup_logging(verbose: bool, log_file: Path | None) -> None:
+    fmt = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt, handlers=handlers, force=True)
+
+
+def cmd_synth_corpus(args: argparse.Namespace) -> int:
+    from asr.corpus.synth import generate_corpus
+
+    generate_corpus(args.out_dir, size=args.size, seed=args.seed, num_jobs=args.num_jobs)
+    return 0
+
+
+def cmd_prepare_timit(args: argparse.Namespace) -> int:
+    from asr.corpus.timit import prepare_timit
+
+    prepare_timit(args.timit_dir, args.out_dir, args.dev_spk, args.test_spk,
+                  expect_standard_counts=args.standard_counts)
+    return 0
+
+
+def cmd_make_feats(args: argparse.Namespace) -> int:
+    from asr.features.extract import FeatureConfig
+    from asr.features.storage import make_features
+
+    cfg = FeatureConfig(kind=args.kind, num_mel_bins=args.num_mel_bins, num_ceps=args.num_ceps)
+    for data_dir in args.data_dirs:
+        make_features(data_dir, args.feat_dir, cfg)
+    return 0
+
+
+def cmd_make_graph(args: argparse.Namespace) -> int:
+    from asr.lang.graph import make_decoding_graph
+    from asr.lang.phones import PHONES48
+
+    make_decoding_graph(args.lang_dir, list(PHONES48), args.train_dir / "phone_text", order=args.order)
+    return 0
+
+
+def cmd_train_ci(args: argparse.Namespace) -> int:
+    import yaml
+
+    from asr.nn.train import TrainConfig, resolve_device
+    from asr.steps.train_ci import train_ci
+
+    conf = yaml.safe_load(args.conf.read_text()) if args.conf else {}
+    train_ci(args.train_dir, args.dev_dir, args.exp_dir, conf.get("model", {}),
+             TrainConfig(**conf.get("train", {})), resolve_device(args.device))
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from asr.decode.hybrid import HybridModel, install_graph
+    from asr.nn.train import resolve_device
+    from asr.steps.decode import decode_and_score, tune_acwt
+
+    if args.graph:
+        install_graph(args.model_dir, args.graph)
+    model = HybridModel.load(args.model_dir, resolve_device(args.device))
+    if args.tune_acwt:
+        tune_acwt(model, args.data_dir, args.out_dir, beam=args.beam)
+    decode_and_score(model, args.data_dir, args.out_dir, beam=args.beam)
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from asr.decode.hybrid import HybridModel
+    from asr.decode.transcribe import transcribe_files
+    from asr.nn.train import resolve_device
+
+    model = HybridModel.load(args.model, resolve_device(args.device))
+    failed = transcribe_files(model, args.files, fmt=args.format)
+    if failed:
+        log.error("%d of %d files could not be decoded", failed, len(args.files))
+    return 1 if failed else 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from asr.steps.results import results_table
+
+    print(results_table(args.exp_dirs, args.stage_times))
+    return 0
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asr", description="Hybrid LSTM-HMM speech recognition toolkit")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--log-file", type=Path, help="also write the log here")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth-corpus", help="generate a synthetic TIMIT-style corpus with flite")
+    s.add_argument("out_dir", type=Path)
+    s.add_argument("--size", default="small", choices=["tiny", "small", "timit"])
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--num-jobs", type=int, default=2)
+    s.set_defaults(func=cmd_synth_corpus)
+
+    s = sub.add_parser("prepare-timit", help="TIMIT tree → Kaldi data dirs train/dev/test")
+    s.add_argument("timit_dir", type=Path)
+    s.add_argument("out_dir", type=Path)
+    s.add_argument("--dev-spk", type=Path, required=True, help="dev speaker list")
+    s.add_argument("--test-spk", type=Path, required=True, help="core test speaker list")
+    s.add_argument("--standard-counts", action="store_true", help="require 3696/400/192 utterances")
+    s.set_defaults(func=cmd_prepare_timit)
+
+    s = sub.add_parser("make-feats", help="features + per-speaker CMVN for data dirs")
+    s.add_argument("feat_dir", type=Path, help="where the ark files go")
+    s.add_argument("data_dirs", type=Path, nargs="+")
+    s.add_argument("--kind", default="fbank", choices=["fbank", "mfcc"])
+    s.add_argument("--num-mel-bins", type=int, default=40)
+    s.add_argument("--num-ceps", type=int, default=13)
+    s.set_defaults(func=cmd_make_feats)
+
+    s = sub.add_parser("make-graph", help="phone n-gram LM and the HMM decoding graph")
+    s.add_argument("train_dir", type=Path, help="data dir whose phone_text trains the LM")
+    s.add_argument("lang_dir", type=Path)
+    s.add_argument("--order", type=int, default=2)
+    s.set_defaults(func=cmd_make_graph)
+
+    s = sub.add_parser("train-ci", help="train a CI-state LSTM acoustic model")
+    s.add_argument("train_dir", type=Path)
+    s.add_argument("dev_dir", type=Path)
+    s.add_argument("exp_dir", type=Path)
+    s.add_argument("--conf", type=Path, help="YAML with 'model:' and 'train:' sections")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.set_defaults(func=cmd_train_ci)
+
+    s = sub.add_parser("decode", help="decode and score a data set (PER)")
+    s.add_argument("model_dir", type=Path)
+    s.add_argument("data_dir", type=Path)
+    s.add_argument("out_dir", type=Path)
+    s.add_argument("--graph", type=Path, help="install this decoding graph into the model first")
+    s.add_argument("--tune-acwt", action="store_true", help="sweep the acoustic scale here (dev only)")
+    s.add_argument("--beam", type=float, default=13.0)
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.set_defaults(func=cmd_decode)
+
+    s = sub.add_parser("transcribe", help="print the recognised phones of audio files")
+    s.add_argument("files", type=Path, nargs="+")
+    s.add_argument("--model", type=Path, required=True, help="model directory (exp/<sys>)")
+    s.add_argument("--format", default="text", choices=["text", "json", "ctm"])
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.set_defaults(func=cmd_transcribe)
+
+    s = sub.add_parser("results", help="print the results table of experiments")
+    s.add_argument("exp_dirs", type=Path, nargs="+")
+    s.add_argument("--stage-times", type=Path, help="TSV of stage seconds written by run.sh")
+    s.set_defaults(func=cmd_results)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    _setup_logging(args.verbose, args.log_file)
+    try:
+        return args.func(args)
+    except AsrError as exc:
+        log.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

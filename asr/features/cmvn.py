@@ -1,0 +1,43 @@
+"""Cepstral mean and variance normalisation with Kaldi-format statistics.
+
+Stats for one speaker are a (2, D + 1) float64 matrix: row 0 holds the sum of
+the feature vectors and, in the last column, the frame count; row 1 holds the
+sum of squares (last column 0). This is the layout of Kaldi's ``cmvn.ark``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+#: Variance floor, in feature units squared.
+VAR_FLOOR = 1e-10
+
+
+def accumulate_stats(feats: Iterable[np.ndarray]) -> np.ndarray:
+    """CMVN stats of a set of (T, D) feature matrices → (2, D + 1) float64."""
+    stats = None
+    for x in feats:
+        x = x.astype(np.float64)
+        if stats is None:
+            stats = np.zeros((2, x.shape[1] + 1))
+        stats[0, :-1] += x.sum(axis=0)
+        stats[1, :-1] += (x * x).sum(axis=0)
+        stats[0, -1] += x.shape[0]
+    if stats is None or stats[0, -1] <= 0:
+        raise ValueError("no frames to accumulate CMVN statistics from")
+    return stats
+
+
+def apply_cmvn(feats: np.ndarray, stats: np.ndarray, norm_vars: bool = True) -> np.ndarray:
+    """Normalise (T, D) features with (2, D + 1) stats; returns float32 (T, D)."""
+    if stats.shape != (2, feats.shape[1] + 1):
+        raise ValueError(f"CMVN stats shape {stats.shape} does not fit features of dim {feats.shape[1]}")
+    count = stats[0, -1]
+    mean = stats[0, :-1] / count
+    out = feats - mean
+    if norm_vars:
+        var = np.maximum(stats[1, :-1] / count - mean * mean, VAR_FLOOR)
+        out = out / np.sqrt(var)
+    return out.astype(np.float32)

@@ -1,0 +1,98 @@
+"""Kaldi-compatible filterbank and MFCC features (torchaudio.compliance.kaldi)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchaudio.compliance.kaldi as K
+import yaml
+
+from asr.errors import AudioError, ModelError
+from asr.io import atomic_write_text
+
+#: Kaldi's features are computed on 16-bit integer sample values.
+INT16_SCALE = 32768.0
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Front-end settings; saved with every model as ``feats.yaml``."""
+
+    kind: str = "fbank"            # "fbank" (log-mel) or "mfcc"
+    num_mel_bins: int = 40
+    num_ceps: int = 13             # MFCC only
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+    sample_rate: int = 16000
+    dither: float = 0.0            # 0 keeps features deterministic
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("fbank", "mfcc"):
+            raise ValueError(f"feature kind must be 'fbank' or 'mfcc', got {self.kind!r}")
+
+    @property
+    def dim(self) -> int:
+        return self.num_mel_bins if self.kind == "fbank" else self.num_ceps
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.sample_rate * self.frame_length_ms / 1000)
+
+    @property
+    def shift_samples(self) -> int:
+        return int(self.sample_rate * self.frame_shift_ms / 1000)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames Kaldi produces for ``num_samples`` samples (snip_edges=True)."""
+        if num_samples < self.window_samples:
+            return 0
+        return 1 + (num_samples - self.window_samples) // self.shift_samples
+
+    def frame_centers(self, num_frames: int) -> np.ndarray:
+        """Centre of each frame in seconds, shape (num_frames,)."""
+        starts = np.arange(num_frames) * self.shift_samples
+        return (starts + self.window_samples / 2) / self.sample_rate
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, yaml.safe_dump(asdict(self), sort_keys=True))
+
+    @classmethod
+    def load(cls, path: Path) -> "FeatureConfig":
+        if not Path(path).is_file():
+            raise ModelError(f"{path}: feature config not found")
+        return cls(**yaml.safe_load(Path(path).read_text()))
+
+
+def compute_features(samples: np.ndarray, cfg: FeatureConfig, name: str = "") -> np.ndarray:
+    """Features of mono float32 audio in [-1, 1].
+
+    Args:
+        samples: shape (num_samples,), at ``cfg.sample_rate``.
+        name: the utterance or file, for error messages.
+
+    Returns:
+        float32 array of shape (num_frames, cfg.dim).
+    """
+    if cfg.num_frames(len(samples)) == 0:
+        raise AudioError(
+            f"{name}: audio too short for one frame ({len(samples)} samples, "
+            f"need {cfg.window_samples})"
+        )
+    wav = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).unsqueeze(0) * INT16_SCALE
+    common = dict(
+        frame_length=cfg.frame_length_ms,
+        frame_shift=cfg.frame_shift_ms,
+        sample_frequency=float(cfg.sample_rate),
+        num_mel_bins=cfg.num_mel_bins,
+        dither=cfg.dither,
+        energy_floor=0.0,
+    )
+    with torch.no_grad():
+        if cfg.kind == "fbank":
+            feats = K.fbank(wav, **common)
+        else:
+            feats = K.mfcc(wav, num_ceps=cfg.num_ceps, **common)
+    return feats.numpy().astype(np.float32)  # (T, D)

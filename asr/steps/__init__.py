@@ -1,0 +1,1 @@
+"""Recipe steps: whole-stage operations the recipes call through the CLI."""

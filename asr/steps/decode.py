@@ -1,0 +1,99 @@
+"""Stage 8: decode a data set with the hybrid model and score it (PER).
+
+The acoustic scale is swept on dev only; the test set is decoded once with
+the value dev chose (stored in the model's ``decode.yaml``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from asr.corpus.datadir import read_datadir
+from asr.decode.hybrid import HybridModel, argmax_phones, decode_phones, save_acwt
+from asr.features.storage import load_features
+from asr.io import atomic_write_text
+from asr.score.per import score_phones
+from asr.score.report import write_report
+from asr.steps.train_ci import load_targets
+
+log = logging.getLogger(__name__)
+
+#: Acoustic scales tried on dev.
+ACWT_GRID = (0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 0.8)
+
+
+def write_hyps(path: Path, hyps: dict[str, list[str]]) -> None:
+    atomic_write_text(path, "".join(f"{u} {' '.join(h)}\n" for u, h in sorted(hyps.items())))
+
+
+def set_posteriors(model: HybridModel, data_dir: Path) -> dict[str, np.ndarray]:
+    """Log posteriors of every utterance of ``data_dir`` → {utt: (T, P)}."""
+    feats = load_features(data_dir)
+    return {u: model.posteriors(x) for u, x in tqdm(sorted(feats.items()), desc="posteriors", leave=False)}
+
+
+def frame_accuracy(post: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> float:
+    correct = sum(int((post[u].argmax(-1) == targets[u]).sum()) for u in post)
+    return correct / sum(len(targets[u]) for u in post)
+
+
+def decode_with(model: HybridModel, post: dict[str, np.ndarray], acwt: float, beam: float) -> dict[str, list[str]]:
+    decoder = model.decoder(beam=beam)
+    return {u: decode_phones(decoder, lp, model.log_priors, acwt, model.phones) for u, lp in post.items()}
+
+
+def tune_acwt(model: HybridModel, dev_dir: Path, out_dir: Path, grid=ACWT_GRID, beam: float = 13.0) -> float:
+    """Sweep the acoustic scale on dev, write one report per value, store the best."""
+    dd = read_datadir(dev_dir, require_phones=True)
+    refs = {u: dd.phone_text(u) for u in dd.utts}
+    post = set_posteriors(model, dev_dir)
+    sweep = {}
+    for acwt in grid:
+        hyps = decode_with(model, post, acwt, beam)
+        result = score_phones(refs, hyps)
+        sweep[acwt] = result.counts.rate
+        write_hyps(out_dir / f"hyp_acwt{acwt}.txt", hyps)
+        write_report(result, out_dir / f"per_acwt{acwt}.txt", f"{dev_dir} acwt {acwt}", refs, hyps)
+        log.info("dev acwt %.2f: PER %.2f%%", acwt, sweep[acwt])
+    best = min(sweep, key=sweep.get)
+    save_acwt(model.model_dir, best, sweep[best], sweep)
+    log.info("chosen on dev: acwt %.2f (PER %.2f%%)", best, sweep[best])
+    return best
+
+
+def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: float = 13.0) -> dict:
+    """Decode ``data_dir`` with the model's tuned acwt; write hyps, reports and scores.yaml."""
+    dd = read_datadir(data_dir, require_phones=True)
+    refs = {u: dd.phone_text(u) for u in dd.utts}
+    start = time.time()
+    post = set_posteriors(model, data_dir)
+    nn_seconds = time.time() - start
+    acwt = model.acwt
+    start = time.time()
+    hyps = decode_with(model, post, acwt, beam)
+    search_seconds = time.time() - start
+    argmax = {u: argmax_phones(lp, model.phones) for u, lp in post.items()}
+    hmm_result, argmax_result = score_phones(refs, hyps), score_phones(refs, argmax)
+    write_hyps(out_dir / "hyp.txt", hyps)
+    write_hyps(out_dir / "hyp_argmax.txt", argmax)
+    write_report(hmm_result, out_dir / "per_report.txt", f"{data_dir} HMM decode, acwt {acwt}", refs, hyps)
+    write_report(argmax_result, out_dir / "per_report_argmax.txt", f"{data_dir} framewise argmax", refs, argmax)
+    frames = sum(len(p) for p in post.values())
+    targets = load_targets(data_dir, load_features(data_dir), model.phones)
+    scores = {
+        "data": str(data_dir), "utterances": len(post), "frames": frames, "acwt": acwt,
+        "per": round(hmm_result.counts.rate, 2), "per_argmax": round(argmax_result.counts.rate, 2),
+        "frame_acc": round(100 * frame_accuracy(post, targets), 2),
+        "rtf_network": round(nn_seconds / (frames / 100), 4),
+        "rtf_search": round(search_seconds / (frames / 100), 4),
+    }
+    atomic_write_text(out_dir / "scores.yaml", yaml.safe_dump(scores, sort_keys=False))
+    log.info("%s: PER %.2f%% (argmax %.2f%%), frame acc %.2f%%", data_dir, scores["per"],
+             scores["per_argmax"], scores["frame_acc"])
+    return scores

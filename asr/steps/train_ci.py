@@ -1,0 +1,69 @@
+"""Stage 4: CI frame targets from the phone segmentation, priors, LSTM training."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from asr.corpus.datadir import read_datadir
+from asr.decode.hybrid import write_phone_list
+from asr.errors import DataError, ModelError
+from asr.features.extract import FeatureConfig
+from asr.features.storage import load_features
+from asr.hmm.targets import segments_to_pdfs
+from asr.hmm.topology import num_pdfs
+from asr.lang.phones import PHONES48
+from asr.nn.model import ModelConfig
+from asr.nn.priors import estimate_log_priors, save_log_priors
+from asr.nn.train import TrainConfig, train
+
+log = logging.getLogger(__name__)
+
+
+def load_targets(data_dir: Path, feats: dict[str, np.ndarray], phones: list[str]) -> dict[str, np.ndarray]:
+    """CI pdf targets of every utterance with features → {utt: (T,) int64}."""
+    dd = read_datadir(data_dir, require_phones=True)
+    cfg = FeatureConfig.load(data_dir / "feats.yaml")
+    index = {p: i for i, p in enumerate(phones)}
+    targets = {}
+    for utt, x in feats.items():
+        if utt not in dd.phone_segments:
+            raise DataError(f"{data_dir / 'phone_segments'}: no segmentation for utterance {utt}")
+        targets[utt] = segments_to_pdfs(dd.phone_segments[utt], cfg.frame_centers(len(x)), index, utt)
+    return targets
+
+
+def check_config(exp_dir: Path, name: str, cfg_dict: dict) -> None:
+    """Refuse to reuse an experiment dir trained with another config."""
+    path = exp_dir / name
+    if path.is_file() and yaml.safe_load(path.read_text()) != cfg_dict:
+        raise ModelError(f"{path}: {exp_dir} was trained with a different config; "
+                         f"use a new experiment dir or delete it")
+
+
+def train_ci(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
+             train_cfg: TrainConfig, device: torch.device, phones: list[str] = list(PHONES48)) -> dict:
+    """Train a CI LSTM on ``train_dir`` (dev loss on ``dev_dir``); write the bundle to ``exp_dir``.
+
+    ``model_opts`` are ModelConfig fields other than input_dim / num_pdfs.
+    """
+    exp_dir = Path(exp_dir)
+    feat_cfg = FeatureConfig.load(Path(train_dir) / "feats.yaml")
+    model_cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=num_pdfs(len(phones)), **model_opts)
+    check_config(exp_dir, "model.yaml", asdict(model_cfg))
+    check_config(exp_dir, "train.yaml", asdict(train_cfg))
+    train_feats, dev_feats = load_features(train_dir), load_features(dev_dir)
+    train_tgt = load_targets(train_dir, train_feats, phones)
+    dev_tgt = load_targets(dev_dir, dev_feats, phones)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    write_phone_list(exp_dir / "phones.txt", phones)
+    feat_cfg.save(exp_dir / "feats.yaml")
+    save_log_priors(exp_dir / "log_priors.txt", estimate_log_priors(train_tgt.values(), model_cfg.num_pdfs))
+    log.info("training on %d utterances (%d frames), dev %d utterances, device %s",
+             len(train_feats), sum(len(y) for y in train_tgt.values()), len(dev_feats), device)
+    return train(exp_dir, (train_feats, train_tgt), (dev_feats, dev_tgt), model_cfg, train_cfg, device)
