@@ -1,0 +1,137 @@
+"""H, H∘G and the phone decoding graph (real kaldingram, kaldilm, kaldifst)."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+
+import kaldifst
+import pytest
+
+from asr.errors import GraphError
+from asr.hmm.topology import SELF_LOOP_PROB
+from asr.lang.graph import load_graph, make_decoding_graph, make_h
+from asr.lang.ngram import read_symbol_table
+from asr.lang.phones import PHONES48
+
+N = len(PHONES48)
+NUM_PDFS = 3 * N
+FILES = ("phones.txt", "lm.arpa", "G.fst", "HG.fst")
+
+
+def write_phone_text(path: Path, num_utts: int = 300, seed: int = 0) -> None:
+    """Kaldi text of random-ish 48-phone sentences framed by silence."""
+    rng = random.Random(seed)
+    lines = []
+    for u in range(num_utts):
+        body = [rng.choice(PHONES48) for _ in range(rng.randint(5, 40))]
+        lines.append(f"utt{u:04d} " + " ".join(["sil", *body, "sil"]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def all_arcs(fst: kaldifst.StdFst) -> list[kaldifst.StdArc]:
+    return [a for s in range(fst.num_states) for a in kaldifst.ArcIterator(fst, s)]
+
+
+@pytest.fixture(scope="module")
+def lang(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("graph")
+    write_phone_text(d / "text")
+    make_decoding_graph(d / "lang", list(PHONES48), d / "text")
+    return d
+
+
+def test_h_structure() -> None:
+    h = make_h(N)
+    assert h.num_states == 1 + NUM_PDFS
+    arcs = all_arcs(h)
+    pdf_labels = {a.ilabel for a in arcs if 1 <= a.ilabel <= NUM_PDFS}
+    assert pdf_labels == set(range(1, NUM_PDFS + 1))
+    disambig = [a for a in arcs if a.ilabel > NUM_PDFS]
+    assert [(a.ilabel, a.olabel, a.nextstate) for a in disambig] == [(NUM_PDFS + 1, N + 1, 0)]
+    entries = [a for a in arcs if a.olabel != 0 and a.olabel != N + 1]
+    assert sorted(a.olabel for a in entries) == list(range(1, N + 1))
+    assert all(a.ilabel == 3 * (a.olabel - 1) + 1 for a in entries)  # pdf(i, 0) + 1
+    # Kaldi-style scaled costs: self-loops 0.1 * -log 0.75, leaving 0.1 * -log 0.25.
+    loops = [a.weight.value for s in range(h.num_states) for a in kaldifst.ArcIterator(h, s)
+             if a.nextstate == s and a.ilabel <= NUM_PDFS]
+    assert len(loops) == NUM_PDFS
+    assert loops[0] == pytest.approx(-0.1 * math.log(SELF_LOOP_PROB), rel=1e-5)
+    exits = [a.weight.value for a in arcs if a.ilabel == 0]
+    assert len(exits) == N
+    assert exits[0] == pytest.approx(-0.1 * math.log(1 - SELF_LOOP_PROB), rel=1e-5)
+    h_plain = make_h(N, with_disambig=False, self_loop_scale=1.0)
+    assert all(a.ilabel <= NUM_PDFS for a in all_arcs(h_plain))
+
+
+def test_h_rejects_bad_options() -> None:
+    with pytest.raises(GraphError):
+        make_h(0)
+    with pytest.raises(GraphError):
+        make_h(N, self_loop_prob=1.0)
+
+
+def test_decoding_graph_labels(lang: Path) -> None:
+    table = read_symbol_table(lang / "lang" / "phones.txt")
+    assert table["<eps>"] == 0 and table["aa"] == 1 and table["#0"] == N + 1
+    assert [p for p, i in sorted(table.items(), key=lambda x: x[1])][1:-1] == list(PHONES48)
+    hg = load_graph(lang / "lang" / "HG.fst")
+    assert isinstance(hg, kaldifst.StdConstFst)
+    arcs = all_arcs(hg)
+    ilabels = {a.ilabel for a in arcs}
+    olabels = {a.olabel for a in arcs}
+    assert ilabels - {0} == set(range(1, NUM_PDFS + 1))  # every pdf, and no #0 left
+    assert olabels - {0} == set(range(1, N + 1))  # phone ids only, no #0
+    # The figures of this 48-phone bigram (300 random sentences), from a real run.
+    assert hg.num_states == 146
+    assert len(arcs) == 2498
+    assert sum(a.ilabel == 0 for a in arcs) == N + 1  # backoff arcs, now epsilons
+
+
+def test_rebuild_is_identical_and_skips(lang: Path, tmp_path: Path) -> None:
+    make_decoding_graph(tmp_path / "lang2", list(PHONES48), lang / "text")
+    for name in FILES:
+        assert (tmp_path / "lang2" / name).read_bytes() == (lang / "lang" / name).read_bytes()
+    mtimes = {n: (tmp_path / "lang2" / n).stat().st_mtime_ns for n in FILES}
+    make_decoding_graph(tmp_path / "lang2", list(PHONES48), lang / "text")
+    assert {n: (tmp_path / "lang2" / n).stat().st_mtime_ns for n in FILES} == mtimes
+    (tmp_path / "lang2" / "HG.fst").write_bytes(b"junk")  # invalid: rebuilt
+    make_decoding_graph(tmp_path / "lang2", list(PHONES48), lang / "text")
+    assert (tmp_path / "lang2" / "HG.fst").read_bytes() == (lang / "lang" / "HG.fst").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "lang2").iterdir()) == sorted(FILES)
+
+
+def test_build_is_fast(lang: Path, tmp_path: Path) -> None:
+    start = time.perf_counter()
+    make_decoding_graph(tmp_path / "lang3", list(PHONES48), lang / "text")
+    # ~0.25 s measured, mostly the two child processes (kaldingram, kaldilm).
+    assert time.perf_counter() - start < 3.0
+
+
+def test_bad_phone_text(tmp_path: Path) -> None:
+    text = tmp_path / "text"
+    text.write_text("u1 sil aa sil\nu2 sil qq sil\n")
+    with pytest.raises(GraphError, match=r"text:2: utterance u2: phone 'qq'"):
+        make_decoding_graph(tmp_path / "lang", list(PHONES48), text)
+    with pytest.raises(GraphError, match="missing.txt"):
+        make_decoding_graph(tmp_path / "lang", list(PHONES48), tmp_path / "missing.txt")
+    text.write_text("u1\nu2\n")
+    with pytest.raises(GraphError, match="no utterance with phones"):
+        make_decoding_graph(tmp_path / "lang", list(PHONES48), text)
+
+
+def test_phone_list_mismatch(lang: Path) -> None:
+    with pytest.raises(GraphError, match="different phone list"):
+        make_decoding_graph(lang / "lang", list(PHONES48)[:-1], lang / "text")
+
+
+def test_load_graph_errors(tmp_path: Path) -> None:
+    with pytest.raises(GraphError, match="empty path"):
+        load_graph("")
+    with pytest.raises(GraphError, match="missing.fst"):
+        load_graph(tmp_path / "missing.fst")
+    (tmp_path / "junk.fst").write_bytes(b"not an fst at all")
+    with pytest.raises(GraphError, match="junk.fst: not a readable"):
+        load_graph(tmp_path / "junk.fst")
