@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from asr.errors import DataError
+from asr.io import atomic_write_text
 
 # (61-phone symbol, 48-phone symbol or None when deleted, 39-phone symbol or None)
 _MAP_ROWS: tuple[tuple[str, Optional[str], Optional[str]], ...] = (
@@ -88,4 +89,4 @@ def fold_to_39(phones: Iterable[str], where: str = "") -> list[str]:
 def write_phone_map(path: Path) -> None:
     """Write the 61/48/39 map in Kaldi's ``phones.60-48-39.map`` format."""
     lines = ["\t".join(x for x in row if x) for row in _MAP_ROWS]
-    Path(path).write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")

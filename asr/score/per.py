@@ -1,0 +1,220 @@
+"""Phone and word error rates.
+
+PER follows Kaldi's TIMIT recipe: reference and hypothesis 48-phone (or
+61-phone) sequences are both folded to the 39-phone set
+(``conf/phones.60-48-39.map``) and compared by Levenshtein alignment;
+silence (``sil``, including folded closures) is scored, as in Kaldi's TIMIT
+recipe since 2014. WER uses jiwer on whitespace-separated words.
+
+A reference utterance without a hypothesis is scored as all deletions (and
+logged as a warning); a hypothesis for an utterance that has no reference
+raises :class:`asr.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence, Union
+
+import jiwer
+
+from asr.errors import DataError
+from asr.lang.phones import fold_to_39
+from asr.score.align import Pair, align
+
+log = logging.getLogger(__name__)
+
+PHONE_CONVENTION = (
+    "PER with 39-phone folding, Kaldi phones.60-48-39.map (reference and hypothesis folded); "
+    "silence is scored, as in Kaldi's TIMIT recipe since 2014"
+)
+PHONE_CONVENTION_UNFOLDED = "PER on the phone symbols as given (no folding); silence is scored"
+WORD_CONVENTION = "WER on whitespace-separated words as given (no case or punctuation normalisation), jiwer"
+#: How many missing utterance ids a warning lists.
+_MAX_LISTED = 5
+
+Tokens = Union[Sequence[str], str]
+
+
+@dataclass
+class ErrorCounts:
+    """Reference length and edit counts; ``rate`` is errors / ref_len in percent."""
+
+    ref_len: int = 0
+    sub: int = 0
+    dels: int = 0
+    ins: int = 0
+
+    @property
+    def errors(self) -> int:
+        return self.sub + self.dels + self.ins
+
+    @property
+    def correct(self) -> int:
+        return self.ref_len - self.sub - self.dels
+
+    @property
+    def rate(self) -> float:
+        """Error rate in percent (inf when the reference is empty but errors exist)."""
+        if self.ref_len == 0:
+            return 0.0 if self.errors == 0 else float("inf")
+        return 100.0 * self.errors / self.ref_len
+
+    def __add__(self, other: "ErrorCounts") -> "ErrorCounts":
+        return ErrorCounts(
+            self.ref_len + other.ref_len, self.sub + other.sub, self.dels + other.dels, self.ins + other.ins
+        )
+
+
+@dataclass
+class ScoreResult:
+    """Totals, per-utterance counts, confusions and per-token tables.
+
+    ``confusions[(ref, hyp)]`` counts substitutions; ``ref_counts[t]`` the
+    reference occurrences of token t, ``ref_errors[t]`` how many of them were
+    substituted or deleted, ``deletions[t]`` / ``insertions[t]`` the deletions
+    of t and insertions of t. ``alignments[utt]`` holds the aligned pairs.
+    """
+
+    counts: ErrorCounts
+    per_utt: dict[str, ErrorCounts]
+    confusions: Counter = field(default_factory=Counter)
+    ref_counts: Counter = field(default_factory=Counter)
+    ref_errors: Counter = field(default_factory=Counter)
+    deletions: Counter = field(default_factory=Counter)
+    insertions: Counter = field(default_factory=Counter)
+    alignments: dict[str, list[Pair]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    convention: str = ""
+    unit: str = "phone"
+
+
+def counts_from_pairs(pairs: Sequence[Pair]) -> ErrorCounts:
+    """Count (ref_len, sub, del, ins) of an alignment."""
+    c = ErrorCounts()
+    for r, h in pairs:
+        if r is not None:
+            c.ref_len += 1
+        if r is None:
+            c.ins += 1
+        elif h is None:
+            c.dels += 1
+        elif r != h:
+            c.sub += 1
+    return c
+
+
+def _tokens(x: Tokens) -> list[str]:
+    return x.split() if isinstance(x, str) else list(x)
+
+
+def _check_keys(refs: Mapping[str, object], hyps: Mapping[str, object]) -> list[str]:
+    """Raise on hypotheses without reference; warn about (and return) missing hypotheses."""
+    unknown = sorted(set(hyps) - set(refs))
+    if unknown:
+        raise DataError(
+            f"{len(unknown)} hypothesis utterance(s) have no reference, e.g. {unknown[:_MAX_LISTED]}"
+        )
+    missing = sorted(set(refs) - set(hyps))
+    if missing:
+        log.warning(
+            "%d of %d reference utterances have no hypothesis (scored as all deletions), e.g. %s",
+            len(missing), len(refs), missing[:_MAX_LISTED],
+        )
+    return missing
+
+
+def _accumulate(result: ScoreResult, utt: str, pairs: list[Pair]) -> None:
+    """Add one utterance's alignment to ``result``."""
+    c = counts_from_pairs(pairs)
+    result.per_utt[utt] = c
+    result.counts = result.counts + c
+    result.alignments[utt] = pairs
+    for r, h in pairs:
+        if r is None:
+            result.insertions[h] += 1
+            continue
+        result.ref_counts[r] += 1
+        if h is None:
+            result.deletions[r] += 1
+            result.ref_errors[r] += 1
+        elif h != r:
+            result.confusions[(r, h)] += 1
+            result.ref_errors[r] += 1
+
+
+def score_phones(
+    refs: Mapping[str, Tokens], hyps: Mapping[str, Tokens], fold39: bool = True
+) -> ScoreResult:
+    """Phone error rate over all utterances of ``refs``.
+
+    Args:
+        refs, hyps: utt -> phone sequence (list, or one space-separated string),
+            48- or 61-phone symbols when ``fold39``.
+        fold39: fold both sides to the 39-phone scoring set first.
+
+    Raises:
+        DataError: a hypothesis for an unknown utterance, or an unknown phone.
+    """
+    missing = _check_keys(refs, hyps)
+    conv = PHONE_CONVENTION if fold39 else PHONE_CONVENTION_UNFOLDED
+    result = ScoreResult(ErrorCounts(), {}, missing=missing, convention=conv, unit="phone")
+    for utt in sorted(refs):
+        ref, hyp = _tokens(refs[utt]), _tokens(hyps.get(utt, []))
+        if fold39:
+            ref = fold_to_39(ref, where=f"reference of utterance {utt!r}")
+            hyp = fold_to_39(hyp, where=f"hypothesis of utterance {utt!r}")
+        _accumulate(result, utt, align(ref, hyp))
+    log.info("PER %.2f%% (%s)", result.counts.rate, _summary(result.counts))
+    return result
+
+
+def _jiwer_pairs(ref: list[str], hyp: list[str], chunks: Sequence) -> list[Pair]:
+    """jiwer AlignmentChunks -> (ref, hyp) pairs."""
+    pairs: list[Pair] = []
+    for ch in chunks:
+        r = ref[ch.ref_start_idx : ch.ref_end_idx]
+        h = hyp[ch.hyp_start_idx : ch.hyp_end_idx]
+        if ch.type in ("equal", "substitute"):
+            pairs.extend(zip(r, h))
+        elif ch.type == "delete":
+            pairs.extend((x, None) for x in r)
+        elif ch.type == "insert":
+            pairs.extend((None, x) for x in h)
+        else:
+            raise ValueError(f"unknown jiwer alignment type {ch.type!r}")
+    return pairs
+
+
+def score_words(refs: Mapping[str, str], hyps: Mapping[str, str]) -> ScoreResult:
+    """Word error rate (jiwer) over all utterances of ``refs``.
+
+    Raises:
+        DataError: a hypothesis for an unknown utterance.
+    """
+    missing = _check_keys(refs, hyps)
+    result = ScoreResult(ErrorCounts(), {}, missing=missing, convention=WORD_CONVENTION, unit="word")
+    utts = sorted(refs)
+    if not utts:
+        return result
+    ref_words = [_tokens(refs[u]) for u in utts]
+    hyp_words = [_tokens(hyps.get(u, "")) for u in utts]
+    out = jiwer.process_words([" ".join(w) for w in ref_words], [" ".join(w) for w in hyp_words])
+    for utt, ref, hyp, chunks in zip(utts, ref_words, hyp_words, out.alignments):
+        _accumulate(result, utt, _jiwer_pairs(ref, hyp, chunks))
+    log.info("WER %.2f%% (%s)", result.counts.rate, _summary(result.counts))
+    return result
+
+
+def _summary(c: ErrorCounts) -> str:
+    return f"N={c.ref_len} S={c.sub} D={c.dels} I={c.ins}"
+
+
+def score_summary(result: ScoreResult, name: Optional[str] = None) -> str:
+    """One line: ``%PER 18.52 [ 1234 / 6666, 100 ins, 200 del, 934 sub ]`` (Kaldi style)."""
+    c = result.counts
+    label = "%PER" if result.unit == "phone" else "%WER"
+    line = f"{label} {c.rate:.2f} [ {c.errors} / {c.ref_len}, {c.ins} ins, {c.dels} del, {c.sub} sub ]"
+    return f"{line} {name}" if name else line

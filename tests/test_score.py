@@ -1,0 +1,137 @@
+"""PER / WER scoring, the Levenshtein alignment, and the sclite-style report."""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import jiwer
+import pytest
+
+from asr.errors import DataError
+from asr.lang.phones import PHONES48
+from asr.score.align import align
+from asr.score.per import ErrorCounts, counts_from_pairs, score_phones, score_summary, score_words
+from asr.score.report import format_alignment, write_report
+
+RANDOM_CASES = 2000
+#: Share of random cases whose (S, D, I) split equals jiwer's (measured 0.995).
+MIN_SPLIT_AGREEMENT = 0.98
+
+
+def test_align_examples() -> None:
+    assert align([], []) == []
+    assert align(["a"], []) == [("a", None)]
+    assert align([], ["b"]) == [(None, "b")]
+    assert align(list("abc"), list("abc")) == [("a", "a"), ("b", "b"), ("c", "c")]
+    assert align(list("abcd"), list("axd")) in ([("a", "a"), ("b", "x"), ("c", None), ("d", "d")],
+                                                 [("a", "a"), ("b", None), ("c", "x"), ("d", "d")])
+    c = counts_from_pairs(align(list("kitten"), list("sitting")))
+    assert (c.ref_len, c.sub, c.dels, c.ins, c.errors) == (6, 2, 0, 1, 3)
+
+
+def test_levenshtein_counts_match_jiwer() -> None:
+    rng = random.Random(7)
+    same_split = 0
+    for _ in range(RANDOM_CASES):
+        ref = [rng.choice("abcde") for _ in range(rng.randint(0, 12))]
+        hyp = [rng.choice("abcde") for _ in range(rng.randint(0, 12))]
+        if not ref and not hyp:
+            continue
+        out = jiwer.process_words(" ".join(ref), " ".join(hyp))
+        c = counts_from_pairs(align(ref, hyp))
+        assert c.ref_len == len(ref)
+        assert c.errors == out.substitutions + out.deletions + out.insertions, (ref, hyp)
+        assert [r for r, _ in align(ref, hyp) if r is not None] == ref
+        assert [h for _, h in align(ref, hyp) if h is not None] == hyp
+        same_split += (c.sub, c.dels, c.ins) == (out.substitutions, out.deletions, out.insertions)
+    assert same_split / RANDOM_CASES >= MIN_SPLIT_AGREEMENT
+
+
+def test_error_counts() -> None:
+    c = ErrorCounts(ref_len=10, sub=1, dels=2, ins=1) + ErrorCounts(ref_len=10, sub=1)
+    assert (c.errors, c.correct, c.rate) == (5, 16, 25.0)
+    assert ErrorCounts().rate == 0.0 and ErrorCounts(ins=1).rate == float("inf")
+
+
+def test_score_phones_folds_to_39() -> None:
+    refs = {"u1": ["sil", "cl", "k", "ao", "ix", "sil"], "u2": "sil zh ax-h sil"}
+    hyps = {"u1": ["sil", "vcl", "k", "aa", "ih", "epi"], "u2": "sil sh ah"}
+    res = score_phones(refs, hyps)
+    assert res.per_utt["u1"].errors == 0
+    assert (res.per_utt["u2"].ref_len, res.per_utt["u2"].dels) == (4, 1)
+    assert res.alignments["u1"][1] == ("sil", "sil")
+    raw = score_phones(refs, hyps, fold39=False)
+    assert raw.per_utt["u1"].sub == 4
+    assert raw.confusions[("ao", "aa")] == 1
+
+
+def test_score_phones_missing_and_unknown(caplog: pytest.LogCaptureFixture) -> None:
+    refs = {"u1": ["sil", "aa", "sil"], "u2": ["sil", "b", "iy", "sil"]}
+    with caplog.at_level(logging.WARNING):
+        res = score_phones(refs, {"u1": ["sil", "aa", "sil"]})
+    assert "1 of 2 reference utterances have no hypothesis" in caplog.text
+    assert res.missing == ["u2"]
+    assert (res.counts.ref_len, res.counts.dels, res.counts.rate) == (7, 4, pytest.approx(400 / 7))
+    with pytest.raises(DataError, match=r"have no reference, e.g. \['u9'\]"):
+        score_phones(refs, {"u9": ["sil"]})
+    with pytest.raises(DataError, match=r"hypothesis of utterance 'u1'.*unknown phone 'xx'"):
+        score_phones(refs, {"u1": ["sil", "xx"]})
+
+
+def test_score_phones_counts_per_phone() -> None:
+    refs = {"a": "sil b iy sil", "b": "sil b aa t sil"}
+    hyps = {"a": "sil p iy sil", "b": "s sil b aa sil"}
+    res = score_phones(refs, hyps)
+    assert (res.counts.ref_len, res.counts.sub, res.counts.dels, res.counts.ins) == (9, 1, 1, 1)
+    assert res.confusions == {("b", "p"): 1}
+    assert res.ref_counts["b"] == 2 and res.ref_errors["b"] == 1
+    assert res.deletions["t"] == 1 and res.insertions["s"] == 1
+    assert score_summary(res) == "%PER 33.33 [ 3 / 9, 1 ins, 1 del, 1 sub ]"
+
+
+def test_score_words_matches_jiwer() -> None:
+    refs = {"u1": "the cat sat on the mat", "u2": "hello world", "u3": "one two"}
+    hyps = {"u1": "the cat sat on mat", "u2": "hello there world"}
+    res = score_words(refs, hyps)
+    ref_list = [refs[u] for u in sorted(refs)]
+    hyp_list = [hyps.get(u, "") for u in sorted(refs)]
+    assert res.counts.rate == pytest.approx(100 * jiwer.wer(ref_list, hyp_list))
+    assert (res.counts.sub, res.counts.dels, res.counts.ins) == (0, 3, 1)
+    assert res.alignments["u2"] == [("hello", "hello"), (None, "there"), ("world", "world")]
+    with pytest.raises(DataError):
+        score_words(refs, {"zz": "x"})
+
+
+def test_format_alignment() -> None:
+    ref, hyp, ev = format_alignment([("sil", "sil"), ("b", "p"), ("iy", None), (None, "aa")])
+    assert ref == "sil B IY  ***"
+    assert hyp == "sil P *** AA"
+    assert ev == "    S D   I"
+
+
+def test_write_report(tmp_path: Path) -> None:
+    refs = {f"spk{i}_u": "sil dh ax k ae t sil" for i in range(3)}
+    hyps = {"spk0_u": "sil dh ax k ae t sil", "spk1_u": "sil d ax g ae sil", "spk2_u": "sil dh ah k ae t s sil"}
+    res = score_phones(refs, hyps)
+    out = tmp_path / "decode" / "per_report.txt"
+    write_report(res, out, title="test set, bigram", refs=refs, hyps=hyps)
+    text = out.read_text()
+    assert text.startswith("test set, bigram\n")
+    assert "39-phone folding, Kaldi phones.60-48-39.map" in text
+    assert "silence is scored, as in Kaldi's TIMIT recipe since 2014" in text
+    assert "%PER 19.05 [ 4 / 21, 1 ins, 1 del, 2 sub ]" in text
+    assert "     1  50.00  dh -> d" in text
+    assert "id: spk1_u" in text and "REF:  sil DH ah K ae T   sil" in text
+    assert "HYP:  sil D  ah G ae *** sil" in text
+    assert [ln for ln in text.splitlines() if ln.startswith("t ")][0].split() == ["t", "3", "0", "1", "0", "33.33"]
+    assert not list(out.parent.glob(".*tmp")), "written atomically"
+    write_report(res, tmp_path / "r2.txt", title="test set, bigram")
+    assert (tmp_path / "r2.txt").read_text() == text
+
+
+def test_all_48_phones_score() -> None:
+    refs = {"u": list(PHONES48)}
+    res = score_phones(refs, refs)
+    assert res.counts.errors == 0 and res.counts.ref_len == 48
