@@ -1,0 +1,380 @@
+"""Synthetic TIMIT-style corpus: flite voices reading prompts sampled from an n-gram LM.
+
+Layout written under ``out_dir`` (exactly TIMIT's, upper-case names)::
+
+    TRAIN|TEST/DR<n>/<SPK>/<UTT>.WAV   NIST SPHERE, 16 kHz, mono, 16-bit
+                          <UTT>.PHN   <start> <end> <TIMIT-61 phone>, contiguous, h# at both ends
+                          <UTT>.WRD   <start> <end> <word>
+                          <UTT>.TXT   0 <num_samples> <Prompt.>
+    dev_spk.list, test_spk.list       lower-case TEST speaker ids (dev set, core test set)
+    .complete                         JSON: size, seed, flite version (written last)
+
+Speakers are flite voices (kal, kal16, awb, rms male; slt female) with
+per-speaker perturbations (:mod:`asr.corpus.perturb`). Each reads
+``sx_per_speaker`` prompts shared with other speakers of its partition (SX)
+and ``si_per_speaker`` prompts of its own (SI); no prompt text occurs twice
+across partitions. Every random draw is seeded from (seed, speaker,
+utterance), so a seed and a flite version give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from asr.corpus import prompts as prompt_lm
+from asr.corpus.perturb import OUT_RATE, VOICES, SpeakerVoice, draw_speaker_voice, render, resample_ratio
+from asr.corpus.synth_labels import Row, rescale_rows, timit_phones, word_rows
+from asr.corpus.tts import flite_version, synthesize, word_pronunciations
+from asr.errors import DataError
+from asr.io import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+COMPLETE_FILE = ".complete"
+IN_PROGRESS_FILE = ".in_progress.json"
+DEV_LIST = "dev_spk.list"
+TEST_LIST = "test_spk.list"
+UTT_EXTS = ("PHN", "WRD", "TXT", "WAV")
+PARTITIONS = ("train", "dev", "test")
+PARTITION_DIR = {"train": "TRAIN", "dev": "TEST", "test": "TEST"}
+NUM_REGIONS = 8
+SPK_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: Letter triples never used in speaker ids.
+SPK_BLOCKED = frozenset({"ASS", "CUM", "DIC", "DIK", "FAG", "FCK", "FUC", "FUK", "KKK", "NIG", "SEX", "SHT", "TIT", "XXX"})
+#: Prompts are sampled in a pool only when there are at least this many.
+MIN_PROMPTS_FOR_POOL = 200
+# Tags that keep the seed streams of different draws apart.
+_TAG_SPEAKERS, _TAG_VOICE, _TAG_PROMPT, _TAG_UTT = 11, 12, 13, 14
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    """Numbers of speakers per partition; each reads sx + si utterances."""
+
+    train: int
+    dev: int
+    test: int
+    sx_per_speaker: int = 5
+    si_per_speaker: int = 3
+    sx_readers: int = 7  # speakers reading each SX prompt (at most)
+
+    @property
+    def utts_per_speaker(self) -> int:
+        return self.sx_per_speaker + self.si_per_speaker
+
+    def speakers(self, partition: str) -> int:
+        return {"train": self.train, "dev": self.dev, "test": self.test}[partition]
+
+
+SIZES: dict[str, SizeSpec] = {
+    "tiny": SizeSpec(train=8, dev=2, test=2),
+    "small": SizeSpec(train=48, dev=8, test=8),
+    "timit": SizeSpec(train=462, dev=50, test=24),
+}
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One synthetic speaker: TIMIT-style id (``MKAL0``), partition, region, voice."""
+
+    index: int
+    spk_id: str
+    partition: str
+    region: int
+    voice: SpeakerVoice
+
+    def directory(self, out_dir: Path) -> Path:
+        return out_dir / PARTITION_DIR[self.partition] / f"DR{self.region}" / self.spk_id
+
+
+@dataclass(frozen=True)
+class UttJob:
+    """One utterance to synthesize: speaker, id (``SX12``), prompt words, corpus seed."""
+
+    speaker: Speaker
+    utt_id: str
+    words: tuple[str, ...]
+    seed: int
+    out_dir: Path
+
+    @property
+    def stem(self) -> Path:
+        return self.speaker.directory(self.out_dir) / self.utt_id
+
+    def paths(self) -> list[Path]:
+        return [self.stem.with_suffix(f".{ext}") for ext in UTT_EXTS]
+
+    def done(self) -> bool:
+        return all(p.is_file() for p in self.paths())
+
+
+# ---------------------------------------------------------------- speakers
+
+
+def _speaker_id(sex: str, rng: np.random.Generator, used: set[str]) -> str:
+    """A fresh id: sex letter, three letters, a digit (``MKAL0``)."""
+    while True:
+        letters = "".join(SPK_LETTERS[i] for i in rng.integers(0, len(SPK_LETTERS), size=3))
+        if letters in SPK_BLOCKED:
+            continue
+        for digit in range(10):
+            spk = f"{sex}{letters}{digit}"
+            if spk not in used:
+                used.add(spk)
+                return spk
+
+
+def make_speakers(spec: SizeSpec, seed: int) -> list[Speaker]:
+    """All speakers, train then dev then test; voices cycle in a seeded order per partition."""
+    rng = np.random.default_rng([seed, _TAG_SPEAKERS])
+    names = sorted(VOICES)
+    used: set[str] = set()
+    speakers: list[Speaker] = []
+    for part in PARTITIONS:
+        order = [names[i] for i in rng.permutation(len(names))]
+        for i in range(spec.speakers(part)):
+            voice_name = order[i % len(order)]
+            index = len(speakers)
+            voice = draw_speaker_voice(voice_name, np.random.default_rng([seed, _TAG_VOICE, index]))
+            spk_id = _speaker_id(VOICES[voice_name], rng, used)
+            region = int(rng.integers(1, NUM_REGIONS + 1))
+            speakers.append(Speaker(index, spk_id, part, region, voice))
+    return speakers
+
+
+# ---------------------------------------------------------------- prompts
+
+_SAMPLER: Optional[prompt_lm.PromptSampler] = None
+
+
+def _init_prompt_worker() -> None:
+    global _SAMPLER
+    _SAMPLER = prompt_lm.load_sampler()
+
+
+def _sample_prompt(key: tuple[int, ...]) -> list[str]:
+    """Words of the prompt drawn with the RNG seeded by ``key`` (in a worker or inline)."""
+    assert _SAMPLER is not None
+    return _SAMPLER.sample_words(np.random.default_rng(list(key)))
+
+
+def _num_sx_prompts(spec: SizeSpec, n_spk: int) -> int:
+    """SX prompts of a partition: each read by min(sx_readers, n_spk) speakers, >= sx_per_speaker."""
+    if n_spk == 0:
+        return 0
+    readers = min(spec.sx_readers, n_spk)
+    return max(spec.sx_per_speaker, math.ceil(n_spk * spec.sx_per_speaker / readers))
+
+
+def _prompt_keys(spec: SizeSpec, seed: int) -> list[tuple[str, tuple[int, ...]]]:
+    """(partition, RNG key) of every prompt: a partition's SX prompts, then its SI prompts."""
+    keys = []
+    for p, part in enumerate(PARTITIONS):
+        n_spk = spec.speakers(part)
+        n = _num_sx_prompts(spec, n_spk) + n_spk * spec.si_per_speaker
+        keys += [(part, (seed, _TAG_PROMPT, p, j)) for j in range(n)]
+    return keys
+
+
+def _map_maybe_pool(fn: Callable, items: list, num_jobs: int, desc: str, init: Optional[Callable] = None) -> list:
+    """``[fn(x) for x in items]``, in a spawned process pool when num_jobs > 1, with a progress bar."""
+    if num_jobs <= 1 or len(items) <= 1:
+        if init is not None:
+            init()
+        return [fn(x) for x in tqdm(items, desc=desc, unit="item", leave=False)]
+    results: list = [None] * len(items)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=num_jobs, mp_context=ctx, initializer=init) as pool:
+        futures = {pool.submit(fn, x): i for i, x in enumerate(items)}
+        for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="item", leave=False):
+            results[futures[fut]] = fut.result()
+    return results
+
+
+def sample_prompts(spec: SizeSpec, seed: int, num_jobs: int) -> dict[str, list[list[str]]]:
+    """Prompts of each partition (SX first, then SI), all texts distinct.
+
+    Each prompt has its own RNG key, so the result does not depend on
+    ``num_jobs``; a duplicate is redrawn with the key extended by the attempt.
+    """
+    keys = _prompt_keys(spec, seed)
+    jobs = num_jobs if len(keys) >= MIN_PROMPTS_FOR_POOL else 1
+    drawn = _map_maybe_pool(_sample_prompt, [k for _, k in keys], jobs, "prompts", _init_prompt_worker)
+    if _SAMPLER is None:
+        _init_prompt_worker()
+    taken: set[str] = set()
+    out: dict[str, list[list[str]]] = {part: [] for part in PARTITIONS}
+    for (part, key), words in zip(keys, drawn):
+        attempt = 0
+        while " ".join(words) in taken:
+            attempt += 1
+            if attempt > prompt_lm.MAX_DUPLICATE_DRAWS:
+                raise DataError(f"prompt sampler keeps drawing duplicates for prompt key {key}")
+            words = _sample_prompt(key + (attempt,))
+        taken.add(" ".join(words))
+        out[part].append(words)
+    return out
+
+
+def make_jobs(
+    spec: SizeSpec, seed: int, out_dir: Path, speakers: Sequence[Speaker], prompts: dict[str, list[list[str]]]
+) -> list[UttJob]:
+    """Assign prompts: speaker i of a partition reads SX (i*sx + j) mod n_sx and its own SI prompts."""
+    sx_base = 0
+    n_sx = {part: _num_sx_prompts(spec, spec.speakers(part)) for part in PARTITIONS}
+    si_base = sum(n_sx.values())
+    jobs: list[UttJob] = []
+    for part in PARTITIONS:
+        spks = [s for s in speakers if s.partition == part]
+        sx, si = prompts[part][: n_sx[part]], prompts[part][n_sx[part] :]
+        for i, spk in enumerate(spks):
+            for j in range(spec.sx_per_speaker):
+                k = (i * spec.sx_per_speaker + j) % n_sx[part]
+                jobs.append(UttJob(spk, f"SX{sx_base + k + 1}", tuple(sx[k]), seed, out_dir))
+            for j in range(spec.si_per_speaker):
+                k = i * spec.si_per_speaker + j
+                jobs.append(UttJob(spk, f"SI{si_base + k + 1}", tuple(si[k]), seed, out_dir))
+        sx_base += n_sx[part]
+        si_base += len(si)
+    return jobs
+
+
+# ---------------------------------------------------------------- one utterance
+
+
+def prompt_text(words: Sequence[str]) -> str:
+    """TIMIT-style prompt: capital first letter, ``I`` capitalised, final period."""
+    out = ["I" if w == "i" else w for w in words]
+    out[0] = out[0][:1].upper() + out[0][1:]
+    return " ".join(out) + "."
+
+
+def _rows_text(rows: Iterable[Row]) -> str:
+    return "".join(f"{s} {e} {label}\n" for s, e, label in rows)
+
+
+def _write_sphere(path: Path, audio: np.ndarray) -> None:
+    """Write (N,) int16 audio as NIST SPHERE, 16 kHz, atomically."""
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), audio, OUT_RATE, format="NIST", subtype="PCM_16")
+
+
+def synthesize_utterance(job: UttJob) -> bool:
+    """Write the .PHN, .WRD, .TXT and .WAV of one utterance; False when all four existed.
+
+    Offsets are in samples of the final 16 kHz audio: flite's timings are
+    scaled by the resampling ratio and the last phone ends at the last sample.
+    """
+    if job.done():
+        return False
+    where = str(job.stem)
+    words = list(job.words)
+    spk = job.speaker
+    audio, sr, segs = synthesize(" ".join(words) + ".", spk.voice.voice, spk.voice.flite_settings(), where)
+    phones = timit_phones(audio, sr, segs, where)
+    wrds = word_rows(segs, words, word_pronunciations(words, where), where)
+    rng = np.random.default_rng([job.seed, _TAG_UTT, spk.index, _utt_number(job.utt_id)])
+    wav = render(audio, sr, spk.voice, rng)
+    ratio = float(resample_ratio(sr, spk.voice.speed_percent))
+    n = len(wav)
+    phones = rescale_rows(phones, ratio, n, close=True)
+    wrds = [r for r in rescale_rows(wrds, ratio, n, close=False) if r[1] > r[0]]
+    atomic_write_text(job.stem.with_suffix(".PHN"), _rows_text(phones))
+    atomic_write_text(job.stem.with_suffix(".WRD"), _rows_text(wrds))
+    atomic_write_text(job.stem.with_suffix(".TXT"), f"0 {n} {prompt_text(words)}\n")
+    _write_sphere(job.stem.with_suffix(".WAV"), wav)
+    return True
+
+
+def _utt_number(utt_id: str) -> int:
+    """``SX12`` -> 12 (SX and SI numbers never overlap)."""
+    return int(utt_id[2:])
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def _settings(size: str, seed: int) -> dict:
+    return {"size": size, "seed": seed, "flite_version": flite_version()}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: unreadable corpus marker ({e}); delete the directory and regenerate") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: corpus marker is not a JSON object")
+    return data
+
+
+def _check_existing(out_dir: Path, settings: dict) -> bool:
+    """True when ``out_dir`` already holds the finished corpus for ``settings``.
+
+    Raises:
+        DataError: when it holds (part of) a corpus made with other settings,
+            or TIMIT-like directories with no marker at all.
+    """
+    for marker in (COMPLETE_FILE, IN_PROGRESS_FILE):
+        path = out_dir / marker
+        if path.is_file():
+            found = _read_json(path)
+            found = {k: found.get(k) for k in settings}
+            if found != settings:
+                raise DataError(
+                    f"{out_dir}: holds a synthetic corpus made with {found} ({marker}), "
+                    f"but {settings} was asked for; use another directory or delete this one"
+                )
+            return marker == COMPLETE_FILE
+    if any((out_dir / d).exists() for d in ("TRAIN", "TEST")):
+        raise DataError(f"{out_dir}: has TRAIN/TEST but no {COMPLETE_FILE} or {IN_PROGRESS_FILE}: not made here")
+    return False
+
+
+def _write_speaker_lists(out_dir: Path, speakers: Sequence[Speaker]) -> None:
+    for part, name in (("dev", DEV_LIST), ("test", TEST_LIST)):
+        ids = sorted(s.spk_id.lower() for s in speakers if s.partition == part)
+        atomic_write_text(out_dir / name, "".join(f"{i}\n" for i in ids))
+
+
+def generate_corpus(out_dir: Path, size: str = "small", seed: int = 0, num_jobs: int = 2) -> Path:
+    """Write a synthetic TIMIT-style corpus under ``out_dir`` and return ``out_dir``.
+
+    Resumable: utterances whose four files exist are kept. A finished corpus
+    (``.complete``) with the same size, seed and flite version returns at once.
+
+    Raises:
+        DataError: unknown size, ``out_dir`` made with other settings, flite or
+            pocketsphinx missing, or a flite output that cannot be labelled.
+    """
+    out_dir = Path(out_dir)
+    if size not in SIZES:
+        raise DataError(f"unknown synthetic corpus size {size!r}; choose one of {sorted(SIZES)}")
+    settings = _settings(size, seed)
+    if _check_existing(out_dir, settings):
+        log.info("%s: synthetic corpus %s already complete", out_dir, settings)
+        return out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / IN_PROGRESS_FILE, json.dumps(settings, indent=1) + "\n")
+    spec = SIZES[size]
+    speakers = make_speakers(spec, seed)
+    prompts = sample_prompts(spec, seed, num_jobs)
+    jobs = make_jobs(spec, seed, out_dir, speakers, prompts)
+    todo = [j for j in jobs if not j.done()]
+    log.info("%s: %d utterances, %d to synthesize with %d jobs", out_dir, len(jobs), len(todo), num_jobs)
+    _map_maybe_pool(synthesize_utterance, todo, num_jobs, f"synth {size}")
+    _write_speaker_lists(out_dir, speakers)
+    atomic_write_text(out_dir / COMPLETE_FILE, json.dumps(settings, indent=1) + "\n")
+    (out_dir / IN_PROGRESS_FILE).unlink()
+    return out_dir

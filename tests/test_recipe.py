@@ -1,0 +1,100 @@
+"""End to end: the tiny synthetic corpus through every stage of recipes/synth/run.sh."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run_recipe(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    cmd = ["bash", str(ROOT / "recipes/synth/run.sh"), "--size", "tiny", "--out", str(out),
+           "--device", "cpu", "--conf", "recipes/synth/conf/ci_lstm_tiny.yaml", *extra]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    out = tmp_path_factory.mktemp("recipe")
+    proc = run_recipe(out)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out, proc
+
+
+def asr(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "asr"), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_recipe_reaches_a_per_no_broken_model_could(recipe):
+    out, proc = recipe
+    model = out / "exp/synth_tiny/ci_lstm"
+    test = yaml.safe_load((model / "decode_test/scores.yaml").read_text())
+    dev = yaml.safe_load((model / "decode_dev/scores.yaml").read_text())
+    # Measured on the tiny corpus (seed 0, 64 training utterances): dev 48%,
+    # test 51% PER, 44% frame accuracy. A model that learnt nothing gives
+    # ~100% PER (all deletions or all insertions).
+    assert test["per"] < 62.0, test
+    assert dev["per"] < 62.0, dev
+    assert test["frame_acc"] > 35.0, test
+    # the HMM beats the framewise argmax reading by far (80% there)
+    assert test["per"] < test["per_argmax"] - 15.0, test
+    assert "| ci_lstm |" in proc.stdout and "silence is scored" in proc.stdout
+    assert (model / "decode_test/per_report.txt").is_file()
+    sweep = yaml.safe_load((model / "decode.yaml").read_text())
+    assert sweep["acwt"] in sweep["sweep"]
+
+
+def test_second_run_reuses_everything(recipe):
+    out, _ = recipe
+    proc = run_recipe(out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "is trained, skipping" in proc.stderr
+    assert "features exist with the same config" in (out / "exp/synth_tiny/log/feats.log").read_text()
+
+
+def test_transcribe_files(recipe, tmp_path):
+    out, _ = recipe
+    model = out / "exp/synth_tiny/ci_lstm"
+    wav = sorted((out / "data/synth_tiny/corpus/TEST").rglob("*.WAV"))[0]
+    audio, rate = sf.read(wav)
+    stereo8k = tmp_path / "stereo8k.wav"
+    sf.write(stereo8k, np.stack([audio[::2], audio[::2]], axis=1), rate // 2)
+    proc = asr("transcribe", "--model", str(model), str(wav), str(stereo8k))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{wav}: sil ")
+    assert len(lines[0].split()) > 10
+    assert "resampled 8000 Hz to 16000 Hz" in proc.stderr and "down-mixed 2 channels" in proc.stderr
+    ctm = asr("transcribe", "--model", str(model), "--format", "ctm", str(wav))
+    first = ctm.stdout.splitlines()[0].split()
+    assert first[:3] == [wav.stem, "1", "0.00"] and first[4] == "sil"
+
+
+def test_transcribe_bad_files_exit_nonzero(recipe, tmp_path):
+    out, _ = recipe
+    model = out / "exp/synth_tiny/ci_lstm"
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0), 16000)
+    wav = sorted((out / "data/synth_tiny/corpus/TEST").rglob("*.WAV"))[0]
+    proc = asr("transcribe", "--model", str(model), str(empty), str(tmp_path / "missing.flac"), str(wav))
+    assert proc.returncode == 1
+    assert "empty.wav: audio file is empty" in proc.stderr
+    assert "missing.flac: audio file does not exist" in proc.stderr
+    assert "2 of 3 files could not be decoded" in proc.stderr
+    assert proc.stdout.startswith(str(wav))  # the good file is still decoded
+    proc = asr("transcribe", "--model", str(tmp_path / "nomodel"), str(wav))
+    assert proc.returncode == 1 and "model directory does not exist" in proc.stderr
+
+
+def test_recipe_rejects_unknown_option(tmp_path):
+    proc = subprocess.run(["bash", str(ROOT / "recipes/synth/run.sh"), "--sise", "tiny"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1 and "unknown option --sise" in proc.stderr
