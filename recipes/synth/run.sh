@@ -12,7 +12,8 @@ nj=2
 device=auto         # auto | cpu | cuda
 feat_kind=fbank     # fbank | mfcc
 conf=recipes/synth/conf/ci_lstm.yaml
-option_names="stage stop_stage size seed nj device feat_kind conf"
+out=.               # data/ and exp/ are made under this directory
+option_names="stage stop_stage size seed nj device feat_kind conf out"
 usage="Usage: $0 [--stage N] [--stop-stage M] [--size tiny|small|timit] [--device auto|cpu|cuda]
   e.g.: $0 --size small --stage 0 --stop-stage 10"
 
@@ -22,8 +23,8 @@ cd "$(dirname "$0")/../.."
 if [ $# -ne 0 ]; then echo "$usage" >&2; exit 1; fi
 command -v asr >/dev/null || { echo "$0: the 'asr' command is not on PATH (run 'make setup' and activate .venv)" >&2; exit 1; }
 
-data=data/synth_${size}
-exp=exp/synth_${size}
+data=$out/data/synth_${size}
+exp=$out/exp/synth_${size}
 model=$exp/ci_lstm
 times=$exp/stage_times.tsv
 mkdir -p "$exp/log"
