@@ -88,3 +88,24 @@ def test_load_model_without_weights(tmp_path):
     ModelConfig(input_dim=DIM, num_pdfs=PDFS).save(tmp_path / "model.yaml")
     with pytest.raises(ModelError, match="final.pt: model weights not found"):
         load_model(tmp_path, torch.device("cpu"))
+
+
+def test_padding_does_not_change_outputs():
+    """A sequence scored alone and inside a padded batch gives the same logits
+    (the backward direction must not read the padding)."""
+    torch.manual_seed(0)
+    model = LstmAcousticModel(ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=2, hidden=16)).eval()
+    x = torch.randn(2, 30, DIM)
+    batch = model(x, torch.tensor([30, 17]))
+    alone = model(x[1:, :17], torch.tensor([17]))
+    torch.testing.assert_close(batch[1, :17], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_reverse_padded_is_an_involution():
+    from asr.nn.model import reverse_padded
+
+    x = torch.arange(12.0).reshape(2, 6, 1)
+    lengths = torch.tensor([6, 4])
+    r = reverse_padded(x, lengths)
+    assert r[1, :, 0].tolist() == [9.0, 8.0, 7.0, 6.0, 10.0, 11.0]
+    torch.testing.assert_close(reverse_padded(r, lengths), x)

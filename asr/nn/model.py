@@ -48,42 +48,60 @@ class ModelConfig:
         return cls(**yaml.safe_load(Path(path).read_text()))
 
 
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of a padded batch within its own length.
+
+    x (N, T, D), lengths (N,) → (N, T, D); padding frames stay at the end.
+    Applying it twice gives ``x`` back.
+    """
+    t = torch.arange(x.shape[1], device=x.device)[None, :]  # (1, T)
+    lens = lengths.to(x.device)[:, None]  # (N, 1)
+    idx = torch.where(t < lens, lens - 1 - t, t)  # (N, T)
+    return x.gather(1, idx[:, :, None].expand_as(x))
+
+
 class LstmAcousticModel(nn.Module):
-    """Stacked (B)LSTM(P) with a linear pdf classifier on top."""
+    """Stacked (B)LSTM(P) with a linear pdf classifier on top.
+
+    Each layer and direction is its own ``nn.LSTM`` run on the padded batch;
+    the backward direction reads each sequence reversed within its length.
+    This is exact without packed sequences, which PyTorch's CPU kernels run
+    several times slower when the lengths in a batch differ.
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.lstm = nn.LSTM(
-            input_size=cfg.input_dim,
-            hidden_size=cfg.hidden,
-            num_layers=cfg.num_layers,
-            proj_size=cfg.proj,
-            bidirectional=cfg.bidirectional,
-            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
-            batch_first=True,
-        )
-        out_dim = (cfg.proj or cfg.hidden) * (2 if cfg.bidirectional else 1)
+        directions = 2 if cfg.bidirectional else 1
+        layer_out = cfg.proj or cfg.hidden
+        self.layers = nn.ModuleList()
+        for i in range(cfg.num_layers):
+            in_dim = cfg.input_dim if i == 0 else layer_out * directions
+            self.layers.append(nn.ModuleList(
+                nn.LSTM(in_dim, cfg.hidden, proj_size=cfg.proj, batch_first=True) for _ in range(directions)))
         self.dropout = nn.Dropout(cfg.dropout)
-        self.output = nn.Linear(out_dim, cfg.num_pdfs)
+        self.output = nn.Linear(layer_out * directions, cfg.num_pdfs)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """feats (N, T, D), lengths (N,) on CPU → logits (N, T, num_pdfs).
+        """feats (N, T, D), lengths (N,) → logits (N, T, num_pdfs).
 
-        With ``output_delay`` d, the logits at frame t are for the target of
-        frame t; the network has read frames up to t + d (the input is
-        extended with d zero frames, the CMVN mean).
+        Outputs at padding frames are meaningless. With ``output_delay`` d,
+        the logits at frame t are for the target of frame t; the network has
+        read frames up to t + d (the input is extended with d zero frames,
+        the CMVN mean).
         """
         d = self.cfg.output_delay
+        x = nn.functional.pad(feats, (0, 0, 0, d)) if d else feats  # (N, T + d, D)
+        for i, directions in enumerate(self.layers):
+            if i > 0:
+                x = self.dropout(x)
+            outs = [directions[0](x)[0]]
+            if len(directions) == 2:
+                outs.append(reverse_padded(directions[1](reverse_padded(x, lengths))[0], lengths))
+            x = torch.cat(outs, dim=-1)  # (N, T + d, H * directions)
         if d:
-            feats = nn.functional.pad(feats, (0, 0, 0, d))
-            lengths = lengths + d
-        packed = nn.utils.rnn.pack_padded_sequence(feats, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)  # (N, T + d, H)
-        if d:
-            out = out[:, d:]
-        return self.output(self.dropout(out))
+            x = x[:, d:]
+        return self.output(self.dropout(x))
 
 
 def count_parameters(model: nn.Module) -> int:
