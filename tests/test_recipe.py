@@ -98,3 +98,13 @@ def test_recipe_rejects_unknown_option(tmp_path):
     proc = subprocess.run(["bash", str(ROOT / "recipes/synth/run.sh"), "--sise", "tiny"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 1 and "unknown option --sise" in proc.stderr
+
+
+def test_timit_recipe_needs_an_existing_path(tmp_path):
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    script = str(ROOT / "recipes/timit/run.sh")
+    proc = subprocess.run(["bash", script], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and "Usage:" in proc.stderr
+    proc = subprocess.run(["bash", script, "--timit", str(tmp_path / "nope"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and "does not exist" in proc.stderr

@@ -25,7 +25,7 @@ from asr.steps.train_ci import load_targets
 log = logging.getLogger(__name__)
 
 #: Acoustic scales tried on dev.
-ACWT_GRID = (0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5)
+ACWT_GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
 
 
 def write_hyps(path: Path, hyps: dict[str, list[str]]) -> None:

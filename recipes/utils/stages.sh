@@ -7,10 +7,13 @@ log() {
 }
 
 record_time() {
-  # record_time <times.tsv> <stage label> <seconds>: replace the stage's line
+  # record_time <times.tsv> <stage label> <seconds>: replace the stage's line.
+  # A rerun that found the stage's outputs (under 2 s) keeps the time of the
+  # run that did the work.
   local file=$1 label=$2 secs=$3
   mkdir -p "$(dirname "$file")"
   touch "$file"
+  if [ "$secs" -lt 2 ] && grep -q -F "${label}"$'\t' "$file"; then return 0; fi
   { grep -v -F "${label}"$'\t' "$file" || true; printf '%s\t%s\n' "$label" "$secs"; } | sort -V > "$file.tmp"
   mv "$file.tmp" "$file"
 }

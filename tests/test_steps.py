@@ -1,0 +1,28 @@
+import pytest
+import yaml
+
+from asr.errors import ModelError
+from asr.steps.results import results_table
+from asr.steps.train_ci import check_config
+
+
+def test_check_config_refuses_a_different_config(tmp_path):
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump({"hidden": 256}))
+    check_config(tmp_path, "model.yaml", {"hidden": 256})  # same: fine
+    check_config(tmp_path, "train.yaml", {"lr": 0.1})       # absent: fine
+    with pytest.raises(ModelError, match="trained with a different config"):
+        check_config(tmp_path, "model.yaml", {"hidden": 128})
+
+
+def test_results_table(tmp_path):
+    exp = tmp_path / "ci_lstm"
+    for name, per in (("decode_dev", 20.5), ("decode_test", 21.25)):
+        (exp / name).mkdir(parents=True)
+        (exp / name / "scores.yaml").write_text(yaml.safe_dump(
+            {"per": per, "per_argmax": 30.0, "frame_acc": 70.0, "acwt": 0.2}))
+    times = tmp_path / "times.tsv"
+    times.write_text("0 corpus\t12\n4 train CI LSTM\t300\n")
+    table = results_table([exp], times)
+    assert "| ci_lstm | 20.50 | 21.25 | 30.00 | 70.00 | 0.2 |" in table
+    assert "| 4 train CI LSTM | 300 |" in table
+    assert (exp / "RESULTS.md").read_text().startswith("# Results: ci_lstm")
