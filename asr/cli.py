@@ -55,14 +55,11 @@ def cmd_make_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_train_ci(args: argparse.Namespace) -> int:
-    import yaml
+    from asr.nn.train import resolve_device
+    from asr.steps.train_ci import read_train_conf, train_ci
 
-    from asr.nn.train import TrainConfig, resolve_device
-    from asr.steps.train_ci import train_ci
-
-    conf = yaml.safe_load(args.conf.read_text()) if args.conf else {}
-    train_ci(args.train_dir, args.dev_dir, args.exp_dir, conf.get("model", {}),
-             TrainConfig(**conf.get("train", {})), resolve_device(args.device))
+    model_opts, train_cfg = read_train_conf(args.conf)
+    train_ci(args.train_dir, args.dev_dir, args.exp_dir, model_opts, train_cfg, resolve_device(args.device))
     return 0
 
 
@@ -71,9 +68,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from asr.nn.train import resolve_device
     from asr.steps.decode import decode_and_score, tune_acwt
 
-    if args.graph:
-        install_graph(args.model_dir, args.graph)
     model = HybridModel.load(args.model_dir, resolve_device(args.device))
+    if args.graph:
+        install_graph(args.model_dir, args.graph, model.network.cfg.num_pdfs)
     if args.tune_acwt:
         tune_acwt(model, args.data_dir, args.out_dir, beam=args.beam)
     decode_and_score(model, args.data_dir, args.out_dir, beam=args.beam)

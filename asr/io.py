@@ -7,9 +7,12 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, TypeVar, Union
+
+import yaml
 
 PathLike = Union[str, Path]
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -29,6 +32,27 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def load_yaml_config(cls: type[T], path: PathLike, what: str) -> T:
+    """Build the dataclass ``cls`` from the YAML mapping in ``path``.
+
+    Raises:
+        ModelError: the file is missing, is not a YAML mapping, or has keys
+            or values ``cls`` rejects; the message names the file.
+    """
+    from asr.errors import ModelError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: {what} not found")
+    try:
+        fields = yaml.safe_load(path.read_text())
+        if not isinstance(fields, dict):
+            raise ValueError("not a YAML mapping")
+        return cls(**fields)
+    except (yaml.YAMLError, TypeError, ValueError) as exc:
+        raise ModelError(f"{path}: bad {what} ({exc})") from None
 
 
 def _umask() -> int:

@@ -56,7 +56,8 @@ def test_second_run_reuses_everything(recipe):
     out, _ = recipe
     proc = run_recipe(out)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "is trained, skipping" in proc.stderr
+    assert "training finished already" in (out / "exp/synth_tiny/log/train_ci.log").read_text()
+    assert "dev decode is up to date, skipping" in proc.stderr
     assert "features exist with the same config" in (out / "exp/synth_tiny/log/feats.log").read_text()
 
 
@@ -98,6 +99,9 @@ def test_recipe_rejects_unknown_option(tmp_path):
     proc = subprocess.run(["bash", str(ROOT / "recipes/synth/run.sh"), "--sise", "tiny"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 1 and "unknown option --sise" in proc.stderr
+    proc = subprocess.run(["bash", str(ROOT / "recipes/synth/run.sh"), "--stage", "x"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1 and "--stage must be a number" in proc.stderr
 
 
 def test_timit_recipe_needs_an_existing_path(tmp_path):

@@ -26,3 +26,29 @@ def test_results_table(tmp_path):
     assert "| ci_lstm | 20.50 | 21.25 | 30.00 | 70.00 | 0.2 |" in table
     assert "| 4 train CI LSTM | 300 |" in table
     assert (exp / "RESULTS.md").read_text().startswith("# Results: ci_lstm")
+
+
+def test_read_train_conf_errors_name_the_file(tmp_path):
+    from asr.steps.train_ci import read_train_conf
+
+    conf = tmp_path / "c.yaml"
+    conf.write_text("model:\n  hidden: 64\ntrain:\n  epochs: 3\n")
+    opts, tcfg = read_train_conf(conf)
+    assert opts == {"hidden": 64} and tcfg.epochs == 3
+    for text, pattern in [("train:\n  epoch: 3\n", "unexpected keyword"),
+                          ("model:\n  hidden: 8\n  proj: 8\n", "proj"),
+                          ("modle: {}\n", "unknown sections"),
+                          ("model: [1, 2\n", "bad training config")]:
+        conf.write_text(text)
+        with pytest.raises(ModelError, match=pattern):
+            read_train_conf(conf)
+    with pytest.raises(ModelError, match="nope.yaml: training config not found"):
+        read_train_conf(tmp_path / "nope.yaml")
+
+
+def test_bad_feature_config_names_the_file(tmp_path):
+    from asr.features.extract import FeatureConfig
+
+    (tmp_path / "feats.yaml").write_text("kind: plp\n")
+    with pytest.raises(ModelError, match="feats.yaml: bad feature config"):
+        FeatureConfig.load(tmp_path / "feats.yaml")

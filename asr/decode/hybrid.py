@@ -23,7 +23,8 @@ from asr.errors import ModelError
 from asr.features.extract import FeatureConfig
 from asr.hmm.targets import pdfs_to_phones
 from asr.hmm.topology import num_pdfs
-from asr.io import atomic_write_text
+from asr.io import atomic_path, atomic_write_text
+from asr.lang.graph import load_graph
 from asr.nn.model import LstmAcousticModel
 from asr.nn.priors import load_log_priors
 from asr.nn.train import load_model
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Longest piece (frames) the network sees at once when computing posteriors.
 MAX_CHUNK_FRAMES = 6000
+#: Frames of context read on each side of a piece and then dropped.
+CHUNK_CONTEXT = 200
 #: Default acoustic scale when none was tuned.
 DEFAULT_ACWT = 0.2
 
@@ -54,14 +57,17 @@ def write_phone_list(path: Path, phones: list[str]) -> None:
 def log_posteriors(model: LstmAcousticModel, feats: np.ndarray, device: torch.device) -> np.ndarray:
     """Log state posteriors of one utterance: feats (T, D) → (T, num_pdfs) float32.
 
-    Utterances longer than ``MAX_CHUNK_FRAMES`` are processed in pieces so
-    memory stays bounded.
+    Utterances longer than ``MAX_CHUNK_FRAMES`` are processed in pieces, each
+    read with ``CHUNK_CONTEXT`` extra frames on both sides whose outputs are
+    dropped, so memory stays bounded and the recurrence sees context.
     """
     pieces = []
     for start in range(0, len(feats), MAX_CHUNK_FRAMES):
-        x = torch.from_numpy(feats[start : start + MAX_CHUNK_FRAMES]).unsqueeze(0).to(device)
-        logits = model(x, torch.tensor([x.shape[1]]))  # (1, t, P)
-        pieces.append(torch.log_softmax(logits[0].float(), dim=-1).cpu().numpy())
+        lo, hi = max(0, start - CHUNK_CONTEXT), min(len(feats), start + MAX_CHUNK_FRAMES + CHUNK_CONTEXT)
+        x = torch.from_numpy(np.ascontiguousarray(feats[lo:hi])).unsqueeze(0).to(device)
+        logits = model(x, torch.tensor([x.shape[1]]))[0]  # (hi - lo, P)
+        keep = logits[start - lo : start - lo + MAX_CHUNK_FRAMES]
+        pieces.append(torch.log_softmax(keep.float(), dim=-1).cpu().numpy())
     return np.concatenate(pieces)
 
 
@@ -76,9 +82,9 @@ def argmax_phones(log_post: np.ndarray, phones: list[str]) -> list[str]:
 
 
 def decode_phones(decoder: WfstDecoder, log_post: np.ndarray, log_priors: np.ndarray,
-                  acwt: float, phones: list[str]) -> list[str]:
+                  acwt: float, phones: list[str], utt: str = "") -> list[str]:
     """The best phone sequence through the graph for one utterance."""
-    result = decoder.decode(scaled_loglikes(log_post, log_priors, acwt))
+    result = decoder.decode(scaled_loglikes(log_post, log_priors, acwt), utt=utt)
     return [phones[i - 1] for i in result.phone_ids]
 
 
@@ -100,10 +106,14 @@ class HybridModel:
             raise ModelError(f"{model_dir}: model directory does not exist")
         network = load_model(model_dir, device)
         phones = read_phone_list(model_dir / "phones.txt")
+        feat_cfg = FeatureConfig.load(model_dir / "feats.yaml")
+        if feat_cfg.dim != network.cfg.input_dim:
+            raise ModelError(f"{model_dir}: feats.yaml gives {feat_cfg.dim}-dim features, "
+                             f"the network expects {network.cfg.input_dim}")
         if network.cfg.num_pdfs != num_pdfs(len(phones)):
             raise ModelError(f"{model_dir}: network has {network.cfg.num_pdfs} outputs, "
                              f"phones.txt implies {num_pdfs(len(phones))}")
-        return cls(model_dir, network, FeatureConfig.load(model_dir / "feats.yaml"), phones,
+        return cls(model_dir, network, feat_cfg, phones,
                    load_log_priors(model_dir / "log_priors.txt", network.cfg.num_pdfs), device)
 
     @property
@@ -121,19 +131,22 @@ class HybridModel:
         if not path.is_file():
             log.warning("%s not found: using the default acoustic scale %.2f", path, DEFAULT_ACWT)
             return DEFAULT_ACWT
-        return float(yaml.safe_load(path.read_text())["acwt"])
+        try:
+            return float(yaml.safe_load(path.read_text())["acwt"])
+        except (yaml.YAMLError, TypeError, KeyError, ValueError) as exc:
+            raise ModelError(f"{path}: no valid 'acwt' ({exc!r})") from None
 
     def posteriors(self, feats: np.ndarray) -> np.ndarray:
         return log_posteriors(self.network, feats, self.device)
 
 
-def install_graph(model_dir: Path, graph: Path) -> None:
-    """Copy the decoding graph into the model bundle (atomically)."""
+def install_graph(model_dir: Path, graph: Path, num_pdfs: int) -> None:
+    """Copy a checked decoding graph into the model bundle (atomically)."""
+    load_graph(graph)  # raises GraphError on a missing, unreadable or empty graph
+    WfstDecoder(graph, num_pdfs=num_pdfs)  # checks its labels against the network
     target = Path(model_dir) / "graph" / "HG.fst"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    shutil.copyfile(graph, tmp)
-    tmp.replace(target)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(graph, tmp)
 
 
 def save_acwt(model_dir: Path, acwt: float, dev_per: float, sweep: dict[float, float]) -> None:

@@ -35,7 +35,7 @@ def transcribe_file(model: HybridModel, decoder: WfstDecoder, path: Path, acwt: 
     audio = read_audio(path, rate=model.feat_cfg.sample_rate, resample=True)
     feats = compute_features(audio.samples, model.feat_cfg, name=str(path))
     feats = apply_cmvn(feats, accumulate_stats([feats]))  # per-utterance CMVN
-    result = decoder.decode(scaled_loglikes(model.posteriors(feats), model.log_priors, acwt))
+    result = decoder.decode(scaled_loglikes(model.posteriors(feats), model.log_priors, acwt), utt=str(path))
     segments = pdf_segments(result.pdfs, model.phones, model.feat_cfg.frame_shift_ms / 1000)
     phones = [model.phones[i - 1] for i in result.phone_ids]
     return Transcript(str(path), phones, segments, audio.notes)
@@ -64,6 +64,10 @@ def transcribe_files(model: HybridModel, paths: list[Path], fmt: str = "text") -
             tr = transcribe_file(model, decoder, Path(path), acwt)
         except AsrError as exc:
             log.error("%s", exc)
+            failed += 1
+            continue
+        except Exception as exc:  # e.g. out of memory: report the file, go on with the rest
+            log.error("%s: decoding failed (%s: %s)", path, type(exc).__name__, exc)
             failed += 1
             continue
         for note in tr.notes:

@@ -10,8 +10,8 @@ import torch
 import torchaudio.compliance.kaldi as K
 import yaml
 
-from asr.errors import AudioError, ModelError
-from asr.io import atomic_write_text
+from asr.errors import AudioError
+from asr.io import atomic_write_text, load_yaml_config
 
 #: Kaldi's features are computed on 16-bit integer sample values.
 INT16_SCALE = 32768.0
@@ -61,9 +61,7 @@ class FeatureConfig:
 
     @classmethod
     def load(cls, path: Path) -> "FeatureConfig":
-        if not Path(path).is_file():
-            raise ModelError(f"{path}: feature config not found")
-        return cls(**yaml.safe_load(Path(path).read_text()))
+        return load_yaml_config(cls, path, "feature config")
 
 
 def compute_features(samples: np.ndarray, cfg: FeatureConfig, name: str = "") -> np.ndarray:

@@ -43,7 +43,10 @@ def feature_config_matches(data_dir: Path, cfg: FeatureConfig) -> bool:
     cfg_path = data_dir / "feats.yaml"
     if not (cfg_path.is_file() and (data_dir / "feats.scp").is_file() and (data_dir / "cmvn.scp").is_file()):
         return False
-    return FeatureConfig.load(cfg_path) == cfg
+    if FeatureConfig.load(cfg_path) != cfg:
+        return False
+    # a re-prepared data dir (other utterances) needs new features
+    return set(read_scp(data_dir / "feats.scp")) == set(read_scp(data_dir / "utt2spk"))
 
 
 def extract_datadir(data_dir: Path, cfg: FeatureConfig) -> dict[str, np.ndarray]:
@@ -79,7 +82,8 @@ def make_features(data_dir: Path, feat_dir: Path, cfg: FeatureConfig) -> None:
     feats = extract_datadir(data_dir, cfg)
     dd = read_datadir(data_dir)
     stats = {spk: accumulate_stats(feats[u] for u in utts) for spk, utts in dd.spk2utt.items()}
-    (data_dir / "feats.yaml").unlink(missing_ok=True)  # invalid until all files are written
+    for stale in ("feats.yaml", "feats.scp", "cmvn.scp"):  # invalid until all are rewritten
+        (data_dir / stale).unlink(missing_ok=True)
     write_matrices(feat_dir / f"raw_{name}.ark", data_dir / "feats.scp", feats)
     write_matrices(feat_dir / f"cmvn_{name}.ark", data_dir / "cmvn.scp", stats)
     cfg.save(data_dir / "feats.yaml")
@@ -90,15 +94,27 @@ def make_features(data_dir: Path, feat_dir: Path, cfg: FeatureConfig) -> None:
 def load_features(data_dir: Path, norm_vars: bool = True) -> dict[str, np.ndarray]:
     """CMVN-normalised features of ``data_dir`` → {utt: (T, D) float32}."""
     data_dir = Path(data_dir)
-    for f in ("feats.scp", "cmvn.scp", "utt2spk"):
+    for f in ("feats.scp", "cmvn.scp", "feats.yaml", "utt2spk"):
         if not (data_dir / f).is_file():
             raise DataError(f"{data_dir / f}: missing; run the feature stage first")
     utt2spk = read_scp(data_dir / "utt2spk")
-    stats = {spk: kaldiio.load_mat(v) for spk, v in read_scp(data_dir / "cmvn.scp").items()}
+    stats = {spk: _load_mat(data_dir / "cmvn.scp", spk, rx) for spk, rx in read_scp(data_dir / "cmvn.scp").items()}
     out: dict[str, np.ndarray] = {}
     for utt, rx in read_scp(data_dir / "feats.scp").items():
         spk = utt2spk.get(utt)
         if spk not in stats:
             raise DataError(f"{data_dir / 'cmvn.scp'}: no CMVN stats for speaker {spk!r} of utterance {utt}")
-        out[utt] = apply_cmvn(kaldiio.load_mat(rx), stats[spk], norm_vars=norm_vars)
+        feats = _load_mat(data_dir / "feats.scp", utt, rx)
+        try:
+            out[utt] = apply_cmvn(feats, stats[spk], norm_vars=norm_vars)
+        except ValueError as exc:
+            raise DataError(f"{data_dir / 'cmvn.scp'}: utterance {utt}: {exc}") from None
     return out
+
+
+def _load_mat(scp: Path, key: str, rx: str) -> np.ndarray:
+    """Read one matrix of an scp, with an error naming the scp and the key."""
+    try:
+        return kaldiio.load_mat(rx)
+    except Exception as exc:  # kaldiio raises many types on a missing or corrupt ark
+        raise DataError(f"{scp}: cannot read {key} from {rx} ({exc})") from None

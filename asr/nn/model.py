@@ -15,8 +15,7 @@ import torch
 import yaml
 from torch import nn
 
-from asr.errors import ModelError
-from asr.io import atomic_write_text
+from asr.io import atomic_write_text, load_yaml_config
 
 
 @dataclass(frozen=True)
@@ -43,9 +42,7 @@ class ModelConfig:
 
     @classmethod
     def load(cls, path: Path) -> "ModelConfig":
-        if not Path(path).is_file():
-            raise ModelError(f"{path}: model config not found")
-        return cls(**yaml.safe_load(Path(path).read_text()))
+        return load_yaml_config(cls, path, "model config")
 
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -91,7 +88,10 @@ class LstmAcousticModel(nn.Module):
         the CMVN mean).
         """
         d = self.cfg.output_delay
-        x = nn.functional.pad(feats, (0, 0, 0, d)) if d else feats  # (N, T + d, D)
+        if d:  # zero the padding too, so a delayed frame reads zeros past its own end
+            valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths.to(feats.device)[:, None]
+            feats = nn.functional.pad(feats * valid[:, :, None], (0, 0, 0, d))
+        x = feats  # (N, T + d, D)
         for i, directions in enumerate(self.layers):
             if i > 0:
                 x = self.dropout(x)

@@ -34,7 +34,10 @@ def save_log_priors(path: Path, log_priors: np.ndarray) -> None:
 def load_log_priors(path: Path, num_pdfs: int) -> np.ndarray:
     if not Path(path).is_file():
         raise ModelError(f"{path}: state priors not found")
-    priors = np.loadtxt(path, dtype=np.float32, ndmin=1)
+    try:
+        priors = np.loadtxt(path, dtype=np.float32, ndmin=1)
+    except ValueError as exc:
+        raise ModelError(f"{path}: malformed state priors ({exc})") from None
     if priors.shape != (num_pdfs,) or not np.all(np.isfinite(priors)):
         raise ModelError(f"{path}: expected {num_pdfs} finite log priors, got shape {priors.shape}")
     return priors

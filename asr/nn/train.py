@@ -17,6 +17,7 @@ import torch
 import yaml
 from torch import nn
 
+from asr.errors import ModelError
 from asr.io import atomic_path, atomic_write_text
 from asr.nn.data import IGNORE, Batch, make_batches, make_chunks
 from asr.nn.model import LstmAcousticModel, ModelConfig
@@ -36,6 +37,7 @@ class TrainConfig:
     chunk_frames: int = 800        # longest training chunk
     grad_clip: float = 5.0
     weight_decay: float = 0.0
+    min_lr: float = 0.0            # stop once the lr has decayed below this
     seed: int = 0
 
 
@@ -44,7 +46,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+        raise ModelError("--device cuda was asked for, but torch sees no CUDA device")
     return torch.device(name)
 
 
@@ -122,17 +124,26 @@ def train(
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
+        if ckpt.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
         state = ckpt["state"]
-        log.info("resuming from epoch %d", state["epoch"])
+        log.info("resuming after epoch %d", state["epoch"])
+    start_epoch = state["epoch"]
     train_chunks = make_chunks(*train_data, cfg.chunk_frames)
     dev_batches = make_batches(make_chunks(*dev_data, cfg.chunk_frames), cfg.batch_frames, rng=None)
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+        if state["lr"] < cfg.min_lr:
+            log.info("learning rate %.2g is below min_lr %.2g: stopping", state["lr"], cfg.min_lr)
+            break
         for group in optimizer.param_groups:
             group["lr"] = state["lr"]
         rng = np.random.default_rng([cfg.seed, epoch])
         start = time.time()
         tr = train_one_epoch(model, optimizer, make_batches(train_chunks, cfg.batch_frames, rng), cfg, device)
         dev = evaluate(model, dev_batches, device)
+        if not (np.isfinite(tr["loss"]) and np.isfinite(dev["loss"])):
+            raise ModelError(f"{exp_dir}: epoch {epoch} diverged (train loss {tr['loss']}, "
+                             f"dev loss {dev['loss']}); lower the learning rate")
         seconds = time.time() - start
         record = {"epoch": epoch, "lr": state["lr"], "seconds": round(seconds, 1),
                   "frames_per_s": round(tr["frames"] / seconds), **{f"train_{k}": v for k, v in tr.items()},
@@ -151,22 +162,27 @@ def train(
         state["epoch"] = epoch
         _save_checkpoint(exp_dir / f"epoch-{epoch}.pt", {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(), "state": state})
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "state": state})
         for old in exp_dir.glob("epoch-*.pt"):
             if int(old.stem.split("-")[1]) < epoch:
                 old.unlink()
+    if ckpt is not None and state["epoch"] == start_epoch:
+        log.info("%s: training finished already (%d epochs)", exp_dir, state["epoch"])
     atomic_write_text(exp_dir / "history.yaml", yaml.safe_dump(state["history"], sort_keys=False))
     return state
 
 
 def load_model(exp_dir: Path, device: torch.device) -> LstmAcousticModel:
     """The best model of ``exp_dir`` (``model.yaml`` + ``final.pt``), in eval mode."""
-    from asr.errors import ModelError
-
     cfg = ModelConfig.load(exp_dir / "model.yaml")
     weights = exp_dir / "final.pt"
     if not weights.is_file():
         raise ModelError(f"{weights}: model weights not found (has training finished?)")
     model = LstmAcousticModel(cfg)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["model"])
+    try:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["model"])
+    except (RuntimeError, KeyError, EOFError, OSError, ValueError) as exc:
+        raise ModelError(f"{weights}: cannot load weights for {exp_dir / 'model.yaml'} ({exc})") from None
     return model.to(device).eval()

@@ -16,6 +16,8 @@ from tqdm import tqdm
 
 from asr.corpus.datadir import read_datadir
 from asr.decode.hybrid import HybridModel, argmax_phones, decode_phones, save_acwt
+from asr.errors import ModelError
+from asr.features.extract import FeatureConfig
 from asr.features.storage import load_features
 from asr.io import atomic_write_text
 from asr.score.per import score_phones
@@ -34,6 +36,10 @@ def write_hyps(path: Path, hyps: dict[str, list[str]]) -> None:
 
 def set_posteriors(model: HybridModel, data_dir: Path) -> dict[str, np.ndarray]:
     """Log posteriors of every utterance of ``data_dir`` → {utt: (T, P)}."""
+    data_cfg = FeatureConfig.load(Path(data_dir) / "feats.yaml")
+    if data_cfg != model.feat_cfg:
+        raise ModelError(f"{data_dir}/feats.yaml ({data_cfg}) differs from the model's "
+                         f"{model.model_dir}/feats.yaml ({model.feat_cfg}); recompute the features")
     feats = load_features(data_dir)
     return {u: model.posteriors(x) for u, x in tqdm(sorted(feats.items()), desc="posteriors", leave=False)}
 
@@ -45,7 +51,7 @@ def frame_accuracy(post: dict[str, np.ndarray], targets: dict[str, np.ndarray]) 
 
 def decode_with(model: HybridModel, post: dict[str, np.ndarray], acwt: float, beam: float) -> dict[str, list[str]]:
     decoder = model.decoder(beam=beam)
-    return {u: decode_phones(decoder, lp, model.log_priors, acwt, model.phones) for u, lp in post.items()}
+    return {u: decode_phones(decoder, lp, model.log_priors, acwt, model.phones, utt=u) for u, lp in post.items()}
 
 
 def tune_acwt(model: HybridModel, dev_dir: Path, out_dir: Path, grid=ACWT_GRID, beam: float = 13.0) -> float:
@@ -85,13 +91,14 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
     write_report(hmm_result, out_dir / "per_report.txt", f"{data_dir} HMM decode, acwt {acwt}", refs, hyps)
     write_report(argmax_result, out_dir / "per_report_argmax.txt", f"{data_dir} framewise argmax", refs, argmax)
     frames = sum(len(p) for p in post.values())
+    audio_seconds = frames * model.feat_cfg.frame_shift_ms / 1000
     targets = load_targets(data_dir, load_features(data_dir), model.phones)
     scores = {
         "data": str(data_dir), "utterances": len(post), "frames": frames, "acwt": acwt,
         "per": round(hmm_result.counts.rate, 2), "per_argmax": round(argmax_result.counts.rate, 2),
         "frame_acc": round(100 * frame_accuracy(post, targets), 2),
-        "rtf_network": round(nn_seconds / (frames / 100), 4),
-        "rtf_search": round(search_seconds / (frames / 100), 4),
+        "rtf_network": round(nn_seconds / audio_seconds, 4),
+        "rtf_search": round(search_seconds / audio_seconds, 4),
     }
     atomic_write_text(out_dir / "scores.yaml", yaml.safe_dump(scores, sort_keys=False))
     log.info("%s: PER %.2f%% (argmax %.2f%%), frame acc %.2f%%", data_dir, scores["per"],

@@ -46,6 +46,24 @@ def check_config(exp_dir: Path, name: str, cfg_dict: dict) -> None:
                          f"use a new experiment dir or delete it")
 
 
+def read_train_conf(path: Path | None) -> tuple[dict, TrainConfig]:
+    """The ``model:`` options and the TrainConfig of a training YAML file."""
+    if path is None:
+        return {}, TrainConfig()
+    if not Path(path).is_file():
+        raise ModelError(f"{path}: training config not found")
+    try:
+        conf = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = set(conf) - {"model", "train"}
+        if unknown:
+            raise ValueError(f"unknown sections {sorted(unknown)}")
+        model_opts = dict(conf.get("model") or {})
+        ModelConfig(input_dim=1, num_pdfs=1, **model_opts)  # check the options now
+        return model_opts, TrainConfig(**(conf.get("train") or {}))
+    except (yaml.YAMLError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelError(f"{path}: bad training config ({exc})") from None
+
+
 def train_ci(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
              train_cfg: TrainConfig, device: torch.device, phones: list[str] = list(PHONES48)) -> dict:
     """Train a CI LSTM on ``train_dir`` (dev loss on ``dev_dir``); write the bundle to ``exp_dir``.
@@ -54,6 +72,8 @@ def train_ci(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
     """
     exp_dir = Path(exp_dir)
     feat_cfg = FeatureConfig.load(Path(train_dir) / "feats.yaml")
+    if FeatureConfig.load(Path(dev_dir) / "feats.yaml") != feat_cfg:
+        raise DataError(f"{dev_dir}/feats.yaml differs from {train_dir}/feats.yaml; recompute the features")
     model_cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=num_pdfs(len(phones)), **model_opts)
     check_config(exp_dir, "model.yaml", asdict(model_cfg))
     check_config(exp_dir, "train.yaml", asdict(train_cfg))

@@ -31,6 +31,10 @@ while [ $# -gt 0 ]; do
         echo "$0: option $name must be true or false, got '$value'" >&2; exit 1
       fi ;;
   esac
+  case "$var" in
+    stage|stop_stage)
+      if ! [[ "$value" =~ ^[0-9]+$ ]]; then echo "$0: option $name must be a number, got '$value'" >&2; exit 1; fi ;;
+  esac
   printf -v "$var" '%s' "$value"
 done
 unset name value var
