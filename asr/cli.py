@@ -89,6 +89,27 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from asr.score.per import read_transcripts, score_phones, score_summary, score_words
+    from asr.score.report import write_report
+
+    from asr.errors import DataError
+
+    refs, hyps = read_transcripts(args.ref), read_transcripts(args.hyp)
+    try:
+        if args.unit == "phone":
+            result = score_phones(refs, hyps)
+        else:
+            result = score_words({u: " ".join(w) for u, w in refs.items()},
+                                 {u: " ".join(w) for u, w in hyps.items()})
+    except DataError as exc:
+        raise DataError(f"{args.hyp} against {args.ref}: {exc}") from None
+    if args.report:
+        write_report(result, args.report, f"{args.hyp} against {args.ref}")
+    print(score_summary(result, str(args.hyp)))
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     from asr.steps.results import results_table
 
@@ -155,6 +176,13 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="text", choices=["text", "json", "ctm"])
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_transcribe)
+
+    s = sub.add_parser("score", help="PER (39-phone folding) or WER of a hypothesis file")
+    s.add_argument("ref", type=Path, help="reference: '<utt> tokens...' per line (e.g. data/test/phone_text)")
+    s.add_argument("hyp", type=Path, help="hypothesis in the same format (e.g. decode_test/hyp.txt)")
+    s.add_argument("--unit", default="phone", choices=["phone", "word"])
+    s.add_argument("--report", type=Path, help="write an sclite-style report here")
+    s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("results", help="print the results table of experiments")
     s.add_argument("exp_dirs", type=Path, nargs="+")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
 import jiwer
@@ -218,3 +219,25 @@ def score_summary(result: ScoreResult, name: Optional[str] = None) -> str:
     label = "%PER" if result.unit == "phone" else "%WER"
     line = f"{label} {c.rate:.2f} [ {c.errors} / {c.ref_len}, {c.ins} ins, {c.dels} del, {c.sub} sub ]"
     return f"{line} {name}" if name else line
+
+
+def read_transcripts(path: Path) -> dict[str, list[str]]:
+    """Read a Kaldi-style transcript file: ``<utt> token token ...`` per line.
+
+    An utterance may have no tokens (an empty hypothesis).
+
+    Raises:
+        DataError: missing file, duplicate utterance id (naming file and line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: transcript file does not exist")
+    out: dict[str, list[str]] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if fields[0] in out:
+            raise DataError(f"{path}:{lineno}: duplicate utterance {fields[0]!r}")
+        out[fields[0]] = fields[1:]
+    return out
