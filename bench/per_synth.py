@@ -23,7 +23,7 @@ from pocketsphinx_peer import pocketsphinx_phone_decoder  # noqa: E402
 from asr.audio import read_audio  # noqa: E402
 from asr.corpus.datadir import read_datadir  # noqa: E402
 from asr.decode.hybrid import HybridModel, argmax_phones, decode_phones  # noqa: E402
-from asr.features.storage import load_features  # noqa: E402
+from asr.steps.decode import set_features  # noqa: E402
 from asr.score.per import score_phones  # noqa: E402
 
 
@@ -51,7 +51,7 @@ def main() -> int:
 
     model = HybridModel.load(model_dir, torch.device("cpu"))
     decoder, acwt = model.decoder(), model.acwt
-    feats = load_features(data_dir)
+    feats = set_features(model, data_dir)
     post, t_nn = time_it(lambda: {u: model.posteriors(x) for u, x in feats.items()})
     hmm, t_search = time_it(lambda: {u: decode_phones(decoder, post[u], model.log_priors, acwt, model.phones)
                                      for u in post})

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from asr.audio import read_audio
-from asr.corpus.datadir import read_datadir, read_scp
+from asr.corpus.datadir import DataDir, read_datadir, read_scp
 from asr.errors import AsrError, DataError
 from asr.features.cmvn import accumulate_stats, apply_cmvn
 from asr.features.extract import FeatureConfig, compute_features
@@ -49,16 +49,15 @@ def feature_config_matches(data_dir: Path, cfg: FeatureConfig) -> bool:
     return set(read_scp(data_dir / "feats.scp")) == set(read_scp(data_dir / "utt2spk"))
 
 
-def extract_datadir(data_dir: Path, cfg: FeatureConfig) -> dict[str, np.ndarray]:
-    """Raw features of every utterance in ``data_dir`` → {utt: (T, D) float32}.
+def extract_datadir(dd: DataDir, cfg: FeatureConfig) -> dict[str, np.ndarray]:
+    """Raw features of every utterance of a data dir → {utt: (T, D) float32}.
 
     Raises:
         AsrError: an audio file is unreadable, empty, too short or not at
             ``cfg.sample_rate`` (the message names the utterance and file).
     """
-    dd = read_datadir(data_dir)
     feats: dict[str, np.ndarray] = {}
-    for utt in tqdm(dd.utts, desc=f"features {data_dir.name}", unit="utt", leave=False):
+    for utt in tqdm(dd.utts, desc=f"features {dd.path.name}", unit="utt", leave=False):
         try:
             audio = read_audio(dd.wav[utt], rate=cfg.sample_rate)
             feats[utt] = compute_features(audio.samples, cfg, name=dd.wav[utt])
@@ -79,8 +78,8 @@ def make_features(data_dir: Path, feat_dir: Path, cfg: FeatureConfig) -> None:
         log.info("%s: features exist with the same config, skipping", data_dir)
         return
     name = data_dir.name
-    feats = extract_datadir(data_dir, cfg)
     dd = read_datadir(data_dir)
+    feats = extract_datadir(dd, cfg)
     stats = {spk: accumulate_stats(feats[u] for u in utts) for spk, utts in dd.spk2utt.items()}
     for stale in ("feats.yaml", "feats.scp", "cmvn.scp"):  # invalid until all are rewritten
         (data_dir / stale).unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from asr.corpus.datadir import read_datadir
 from asr.decode.hybrid import HybridModel, argmax_phones, decode_phones, save_acwt
+from asr.decode.wfst import WfstDecoder
 from asr.errors import ModelError
 from asr.features.extract import FeatureConfig
 from asr.features.storage import load_features
@@ -29,39 +30,39 @@ log = logging.getLogger(__name__)
 #: Acoustic scales tried on dev.
 ACWT_GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
 
-
 def write_hyps(path: Path, hyps: dict[str, list[str]]) -> None:
     atomic_write_text(path, "".join(f"{u} {' '.join(h)}\n" for u, h in sorted(hyps.items())))
 
-
-def set_posteriors(model: HybridModel, data_dir: Path) -> dict[str, np.ndarray]:
-    """Log posteriors of every utterance of ``data_dir`` → {utt: (T, P)}."""
+def set_features(model: HybridModel, data_dir: Path) -> dict[str, np.ndarray]:
+    """Normalised features of ``data_dir`` → {utt: (T, D)}, checked against the model's front end."""
     data_cfg = FeatureConfig.load(Path(data_dir) / "feats.yaml")
     if data_cfg != model.feat_cfg:
         raise ModelError(f"{data_dir}/feats.yaml ({data_cfg}) differs from the model's "
                          f"{model.model_dir}/feats.yaml ({model.feat_cfg}); recompute the features")
-    feats = load_features(data_dir)
-    return {u: model.posteriors(x) for u, x in tqdm(sorted(feats.items()), desc="posteriors", leave=False)}
+    return load_features(data_dir)
 
+def set_posteriors(model: HybridModel, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Log posteriors of every utterance → {utt: (T, P)}."""
+    return {u: model.posteriors(x) for u, x in tqdm(sorted(feats.items()), desc="posteriors", leave=False)}
 
 def frame_accuracy(post: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> float:
     correct = sum(int((post[u].argmax(-1) == targets[u]).sum()) for u in post)
     return correct / sum(len(targets[u]) for u in post)
 
-
-def decode_with(model: HybridModel, post: dict[str, np.ndarray], acwt: float, beam: float) -> dict[str, list[str]]:
-    decoder = model.decoder(beam=beam)
+def decode_with(model: HybridModel, decoder: WfstDecoder, post: dict[str, np.ndarray],
+                acwt: float) -> dict[str, list[str]]:
+    """The best phone sequence of every utterance at acoustic scale ``acwt``."""
     return {u: decode_phones(decoder, lp, model.log_priors, acwt, model.phones, utt=u) for u, lp in post.items()}
-
 
 def tune_acwt(model: HybridModel, dev_dir: Path, out_dir: Path, grid=ACWT_GRID, beam: float = 13.0) -> float:
     """Sweep the acoustic scale on dev, write one report per value, store the best."""
     dd = read_datadir(dev_dir, require_phones=True)
     refs = {u: dd.phone_text(u) for u in dd.utts}
-    post = set_posteriors(model, dev_dir)
+    post = set_posteriors(model, set_features(model, dev_dir))
+    decoder = model.decoder(beam=beam)
     sweep = {}
     for acwt in grid:
-        hyps = decode_with(model, post, acwt, beam)
+        hyps = decode_with(model, decoder, post, acwt)
         result = score_phones(refs, hyps)
         sweep[acwt] = result.counts.rate
         write_hyps(out_dir / f"hyp_acwt{acwt}.txt", hyps)
@@ -72,17 +73,17 @@ def tune_acwt(model: HybridModel, dev_dir: Path, out_dir: Path, grid=ACWT_GRID, 
     log.info("chosen on dev: acwt %.2f (PER %.2f%%)", best, sweep[best])
     return best
 
-
 def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: float = 13.0) -> dict:
     """Decode ``data_dir`` with the model's tuned acwt; write hyps, reports and scores.yaml."""
     dd = read_datadir(data_dir, require_phones=True)
     refs = {u: dd.phone_text(u) for u in dd.utts}
     start = time.time()
-    post = set_posteriors(model, data_dir)
+    feats = set_features(model, data_dir)
+    post = set_posteriors(model, feats)
     nn_seconds = time.time() - start
     acwt = model.acwt
     start = time.time()
-    hyps = decode_with(model, post, acwt, beam)
+    hyps = decode_with(model, model.decoder(beam=beam), post, acwt)
     search_seconds = time.time() - start
     argmax = {u: argmax_phones(lp, model.phones) for u, lp in post.items()}
     hmm_result, argmax_result = score_phones(refs, hyps), score_phones(refs, argmax)
@@ -92,7 +93,7 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
     write_report(argmax_result, out_dir / "per_report_argmax.txt", f"{data_dir} framewise argmax", refs, argmax)
     frames = sum(len(p) for p in post.values())
     audio_seconds = frames * model.feat_cfg.frame_shift_ms / 1000
-    targets = load_targets(data_dir, load_features(data_dir), model.phones)
+    targets = load_targets(data_dir, feats, model.phones)
     scores = {
         "data": str(data_dir), "utterances": len(post), "frames": frames, "acwt": acwt,
         "per": round(hmm_result.counts.rate, 2), "per_argmax": round(argmax_result.counts.rate, 2),
