@@ -192,12 +192,12 @@ def _map_maybe_pool(fn: Callable, items: list, num_jobs: int, desc: str, init: O
     if num_jobs <= 1 or len(items) <= 1:
         if init is not None:
             init()
-        return [fn(x) for x in tqdm(items, desc=desc, unit="item", leave=False)]
+        return [fn(x) for x in tqdm(items, desc=desc, unit="item", leave=False, disable=None)]
     results: list = [None] * len(items)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=num_jobs, mp_context=ctx, initializer=init) as pool:
         futures = {pool.submit(fn, x): i for i, x in enumerate(items)}
-        for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="item", leave=False):
+        for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="item", leave=False, disable=None):
             results[futures[fut]] = fut.result()
     return results
 

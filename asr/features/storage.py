@@ -57,7 +57,7 @@ def extract_datadir(dd: DataDir, cfg: FeatureConfig) -> dict[str, np.ndarray]:
             ``cfg.sample_rate`` (the message names the utterance and file).
     """
     feats: dict[str, np.ndarray] = {}
-    for utt in tqdm(dd.utts, desc=f"features {dd.path.name}", unit="utt", leave=False):
+    for utt in tqdm(dd.utts, desc=f"features {dd.path.name}", unit="utt", leave=False, disable=None):
         try:
             audio = read_audio(dd.wav[utt], rate=cfg.sample_rate)
             feats[utt] = compute_features(audio.samples, cfg, name=dd.wav[utt])

@@ -43,7 +43,7 @@ def set_features(model: HybridModel, data_dir: Path) -> dict[str, np.ndarray]:
 
 def set_posteriors(model: HybridModel, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Log posteriors of every utterance → {utt: (T, P)}."""
-    return {u: model.posteriors(x) for u, x in tqdm(sorted(feats.items()), desc="posteriors", leave=False)}
+    return {u: model.posteriors(x) for u, x in tqdm(sorted(feats.items()), desc="posteriors", leave=False, disable=None)}
 
 def frame_accuracy(post: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> float:
     correct = sum(int((post[u].argmax(-1) == targets[u]).sum()) for u in post)
