@@ -109,3 +109,22 @@ def test_reverse_padded_is_an_involution():
     r = reverse_padded(x, lengths)
     assert r[1, :, 0].tolist() == [9.0, 8.0, 7.0, 6.0, 10.0, 11.0]
     torch.testing.assert_close(reverse_padded(r, lengths), x)
+
+
+def test_long_inputs_are_scored_in_pieces(monkeypatch):
+    import asr.decode.hybrid as hybrid
+
+    torch.manual_seed(0)
+    model = LstmAcousticModel(ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=2, hidden=16)).eval()
+    feats = np.random.default_rng(0).standard_normal((130, DIM)).astype(np.float32)
+    whole = hybrid.log_posteriors(model, feats, torch.device("cpu"))
+    monkeypatch.setattr(hybrid, "MAX_CHUNK_FRAMES", 50)
+    # context covering the whole input: every piece sees everything, same output
+    monkeypatch.setattr(hybrid, "CHUNK_CONTEXT", 200)
+    np.testing.assert_allclose(hybrid.log_posteriors(model, feats, torch.device("cpu")), whole, atol=1e-5)
+    # short context: same shape, normalised rows, close to the whole-input scores
+    monkeypatch.setattr(hybrid, "CHUNK_CONTEXT", 10)
+    pieces = hybrid.log_posteriors(model, feats, torch.device("cpu"))
+    assert pieces.shape == whole.shape == (130, PDFS)
+    np.testing.assert_allclose(np.exp(pieces).sum(1), 1, atol=1e-5)
+    assert np.abs(pieces - whole).max() < 0.1
