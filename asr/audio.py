@@ -71,6 +71,14 @@ def read_audio(path: Union[str, Path], rate: int = MODEL_RATE, resample: bool = 
 
 
 def resample_audio(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Resample float32 (num_samples,) audio from ``from_rate`` to ``to_rate`` Hz."""
-    wav = torch.from_numpy(np.ascontiguousarray(samples))
+    """Resample float (num_samples,) audio from ``from_rate`` to ``to_rate`` Hz.
+
+    The toolkit's one resampler (torchaudio's windowed-sinc, the rates reduced
+    by their gcd, so only their ratio matters: the corpus speed warp passes a
+    ratio's numerator and denominator). The output has
+    ceil(num_samples * to_rate / from_rate) samples, as scipy's
+    ``resample_poly`` would, and the input's dtype (float32 or float64); it is
+    a new array even when the rates are equal.
+    """
+    wav = torch.from_numpy(np.array(samples, copy=True, order="C"))
     return AF.resample(wav, orig_freq=int(from_rate), new_freq=int(to_rate)).numpy()

@@ -13,12 +13,19 @@ log = logging.getLogger("asr")
 
 
 def _setup_logging(verbose: bool, log_file: Path | None) -> None:
+    """Console at INFO (DEBUG with --verbose); the log file, when given, always at
+    DEBUG, so tracebacks of failures logged at debug level are kept there."""
     fmt = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handlers: list[logging.Handler] = [console]
     if log_file:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt, handlers=handlers, force=True)
+        file_handler = logging.FileHandler(log_file)
+        file_handler.setLevel(logging.DEBUG)
+        handlers.append(file_handler)
+    level = logging.DEBUG if verbose or log_file else logging.INFO
+    logging.basicConfig(level=level, format=fmt, handlers=handlers, force=True)
 
 
 def cmd_synth_corpus(args: argparse.Namespace) -> int:
@@ -70,7 +77,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     model = HybridModel.load(args.model_dir, resolve_device(args.device))
     if args.graph:
-        install_graph(args.model_dir, args.graph, model.network.cfg.num_pdfs)
+        install_graph(model, args.graph)
     if args.tune_acwt:
         tune_acwt(model, args.data_dir, args.out_dir, beam=args.beam)
     decode_and_score(model, args.data_dir, args.out_dir, beam=args.beam)

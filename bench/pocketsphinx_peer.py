@@ -92,9 +92,9 @@ def _to_int16(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     if audio.dtype != np.int16:
         audio = audio.astype(np.float32)
         if sample_rate != PS_SAMPLE_RATE:
-            import librosa
+            from asr.audio import resample_audio  # the toolkit's one resampler (torchaudio)
 
-            audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=PS_SAMPLE_RATE)
+            audio = resample_audio(audio, sample_rate, PS_SAMPLE_RATE)
         return (np.clip(audio, -1.0, 1.0) * INT16_MAX).astype(np.int16)
     if sample_rate != PS_SAMPLE_RATE:
         return _to_int16(audio.astype(np.float32) / (INT16_MAX + 1), sample_rate)

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import math
 import random
-import time
+import shutil
 from pathlib import Path
 
 import kaldifst
 import pytest
 
+import asr.lang.graph as graph_module
 from asr.errors import GraphError
 from asr.hmm.topology import SELF_LOOP_PROB
 from asr.lang.graph import load_graph, make_decoding_graph, make_h
-from asr.lang.ngram import read_symbol_table
+from asr.lang.symbols import read_symbol_table
 from asr.lang.phones import PHONES48
 
 N = len(PHONES48)
 NUM_PDFS = 3 * N
-FILES = ("phones.txt", "lm.arpa", "G.fst", "HG.fst")
+FILES = ("phones.txt", "lm.arpa", "G.fst", "HG.fst", "HG.yaml")
 
 
 def write_phone_text(path: Path, num_utts: int = 300, seed: int = 0) -> None:
@@ -70,7 +71,7 @@ def test_h_rejects_bad_options() -> None:
     with pytest.raises(GraphError):
         make_h(0)
     with pytest.raises(GraphError):
-        make_h(N, self_loop_prob=1.0)
+        make_h(N, self_loop_scale=-1.0)
 
 
 def test_decoding_graph_labels(lang: Path) -> None:
@@ -103,11 +104,27 @@ def test_rebuild_is_identical_and_skips(lang: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "lang2").iterdir()) == sorted(FILES)
 
 
-def test_build_is_fast(lang: Path, tmp_path: Path) -> None:
-    start = time.perf_counter()
+def test_up_to_date_graph_runs_no_builder(lang: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An up-to-date lang dir costs no LM training (kaldingram), no G (kaldilm) and no
+    H∘G; a removed HG.fst reruns only its own step. (Build time: bench/graph_build.py.)"""
+    shutil.copytree(lang / "lang", tmp_path / "lang3")  # copy2 keeps the mtimes: still up to date
+    calls: list[str] = []
+
+    def builder(name: str):
+        def run(*args, **kwargs):
+            calls.append(name)
+            return real[name](*args, **kwargs)
+        return run
+
+    real = {n: getattr(graph_module, n) for n in ("_train_phone_lm", "arpa_to_g", "build_hg")}
+    for name in real:
+        monkeypatch.setattr(graph_module, name, builder(name))
     make_decoding_graph(tmp_path / "lang3", list(PHONES48), lang / "text")
-    # ~0.25 s measured, mostly the two child processes (kaldingram, kaldilm).
-    assert time.perf_counter() - start < 3.0
+    assert calls == []
+    (tmp_path / "lang3" / "HG.fst").unlink()
+    make_decoding_graph(tmp_path / "lang3", list(PHONES48), lang / "text")
+    assert calls == ["build_hg"]
+    assert (tmp_path / "lang3" / "HG.fst").read_bytes() == (lang / "lang" / "HG.fst").read_bytes()
 
 
 def test_bad_phone_text(tmp_path: Path) -> None:
@@ -135,3 +152,27 @@ def test_load_graph_errors(tmp_path: Path) -> None:
     (tmp_path / "junk.fst").write_bytes(b"not an fst at all")
     with pytest.raises(GraphError, match="junk.fst: not a readable"):
         load_graph(tmp_path / "junk.fst")
+
+
+def test_non_functional_hg_is_a_graph_error() -> None:
+    """Two phones sharing their pdfs make H∘G non-functional: a GraphError, not a RuntimeError."""
+    h = kaldifst.StdVectorFst()
+    for _ in range(3):
+        h.add_state()
+    h.start = 0
+    h.set_final(0, 0.0)
+    for phone, state in ((1, 1), (2, 2)):  # both read pdf label 1, output phone 1 or 2
+        h.add_arc(0, kaldifst.StdArc(1, phone, 0.0, state))
+        h.add_arc(state, kaldifst.StdArc(0, 0, 0.0, 0))
+    g = kaldifst.compile("0 0 1 1\n0 0 2 2\n0\n", acceptor=False)
+    with pytest.raises(GraphError, match="not functional"):
+        graph_module.compose_hg(h, g, disambig=99)
+
+
+def test_graph_is_rebuilt_when_its_settings_change(lang: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "lang"
+    shutil.copytree(lang / "lang", copy)
+    before = (copy / "HG.fst").read_bytes()
+    make_decoding_graph(copy, list(PHONES48), lang / "text", self_loop_scale=1.0)
+    assert (copy / "HG.fst").read_bytes() != before
+    assert "self_loop_scale: 1.0" in (copy / "HG.yaml").read_text()

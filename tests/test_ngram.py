@@ -8,8 +8,9 @@ import kaldifst
 import pytest
 
 from asr.errors import GraphError
-from asr.lang.ngram import (arpa_to_g, arpa_vocabulary, read_arpa_counts, read_symbol_table,
-                            train_ngram, write_symbol_table)
+from asr.lang.symbols import read_symbol_table, write_symbol_table
+from asr.lang.ngram import (arpa_to_g, arpa_vocabulary, read_arpa_counts,
+                            train_ngram)
 
 TEXT = "a b c a\na b b\nc a b\n"
 
@@ -84,7 +85,7 @@ def test_bad_order(tmp_path: Path) -> None:
 
 def test_symbol_table_round_trip(tmp_path: Path) -> None:
     write_symbol_table(["a", "b", "c"], tmp_path / "syms.txt")
-    assert (tmp_path / "syms.txt").read_text() == "<eps> 0\na 1\nb 2\nc 3\n#0 4\n"
+    assert (tmp_path / "syms.txt").read_text() == "<eps>\t0\na\t1\nb\t2\nc\t3\n#0\t4\n"
     assert read_symbol_table(tmp_path / "syms.txt") == {"<eps>": 0, "a": 1, "b": 2, "c": 3,
                                                         "#0": 4}
     for bad in (["a", "a"], ["#0"], ["<s>"], [], ["a b"]):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asr.audio import resample_audio
 from asr.lang.phones import MAP_61_48, PHONES39, fold_to_39
 from asr.score.per import score_phones
 
@@ -81,9 +82,7 @@ def test_float_and_resampled_input(flite_corpus: dict, decoder) -> None:
     audio, rate = sf.read(wav, dtype="float32")
     as_int = decode_phones(decoder, (audio * 32767).astype(np.int16), rate)
     assert decode_phones(decoder, audio, rate) == as_int
-    import librosa
-
-    audio8k = librosa.resample(audio, orig_sr=rate, target_sr=8000)
+    audio8k = resample_audio(audio, rate, 8000)
     hyp8k = decode_phones(decoder, audio8k, 8000)
     assert score_phones({"u": ref}, {"u": hyp8k}).counts.rate < 65.0
 

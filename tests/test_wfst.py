@@ -131,3 +131,15 @@ def test_bigram_breaks_acoustic_ties(tmp_path: Path, preferred: str, rare: str) 
     assert dec.decode(scores).phone_ids == [sil + 1, a + 1, sil + 1]
     scores[tie, pdf_id(b, 0):pdf_id(b, 0) + STATES_PER_PHONE] += 2.0  # rare phone clearly better
     assert dec.decode(scores).phone_ids == [sil + 1, b + 1, sil + 1]
+
+
+def test_no_surviving_path_is_a_graph_error_naming_the_utterance() -> None:
+    """A graph that only accepts 3 frames cannot decode 5: GraphError, which the
+    decode step counts per utterance (tests/test_bundle.py)."""
+    import kaldifst
+
+    linear = kaldifst.compile("0 1 1 1\n1 2 2 0\n2 3 3 0\n3\n", acceptor=False)
+    dec = WfstDecoder(linear, num_pdfs=3)
+    assert dec.decode(np.zeros((3, 3), np.float32)).pdfs.tolist() == [0, 1, 2]
+    with pytest.raises(GraphError, match="utterance long: no path survived decoding 5 frames"):
+        dec.decode(np.zeros((5, 3), np.float32), utt="long")

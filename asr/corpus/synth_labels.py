@@ -20,6 +20,7 @@ import numpy as np
 from asr.corpus.tts import FLITE_PAUSES, FliteSegment
 from asr.errors import DataError
 from asr.lang.phones import PHONES61
+from asr.score.align import align_indices
 
 log = logging.getLogger(__name__)
 
@@ -122,41 +123,17 @@ def timit_phones(audio: np.ndarray, sr: int, segs: Sequence[FliteSegment], where
     return rows
 
 
-def _edit_alignment(hyp: Sequence[str], ref: Sequence[str]) -> list[tuple[Optional[int], Optional[int]]]:
-    """Levenshtein alignment: pairs (hyp index or None, ref index or None), in order."""
-    n, m = len(hyp), len(ref)
-    cost = np.zeros((n + 1, m + 1), dtype=np.int64)
-    cost[:, 0] = np.arange(n + 1)
-    cost[0, :] = np.arange(m + 1)
-    for i in range(1, n + 1):
-        for k in range(1, m + 1):
-            sub = cost[i - 1, k - 1] + (hyp[i - 1] != ref[k - 1])
-            cost[i, k] = min(sub, cost[i - 1, k] + 1, cost[i, k - 1] + 1)
-    pairs: list[tuple[Optional[int], Optional[int]]] = []
-    i, k = n, m
-    while i > 0 or k > 0:
-        if i > 0 and k > 0 and cost[i, k] == cost[i - 1, k - 1] + (hyp[i - 1] != ref[k - 1]):
-            pairs.append((i - 1, k - 1))
-            i, k = i - 1, k - 1
-        elif i > 0 and cost[i, k] == cost[i - 1, k] + 1:
-            pairs.append((i - 1, None))
-            i -= 1
-        else:
-            pairs.append((None, k - 1))
-            k -= 1
-    return pairs[::-1]
-
-
 def _owner_by_alignment(spoken: Sequence[str], prons: Sequence[Sequence[str]]) -> list[int]:
     """Word index of each spoken phone, via an edit alignment to the words' phones.
 
-    A spoken phone aligned to nothing belongs to the word of the phone before it
+    The alignment is :func:`asr.score.align.align_indices` (the scorer's). A
+    spoken phone aligned to nothing belongs to the word of the phone before it
     (or after it, at the start).
     """
     ref = [p for pron in prons for p in pron]
     ref_word = [w for w, pron in enumerate(prons) for _ in pron]
     owner: list[Optional[int]] = [None] * len(spoken)
-    for i, k in _edit_alignment(spoken, ref):
+    for i, k in align_indices(spoken, ref):
         if i is not None and k is not None:
             owner[i] = ref_word[k]
     for i in range(1, len(owner)):

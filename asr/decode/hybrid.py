@@ -1,30 +1,34 @@
 """Hybrid decoding: network posteriors → scaled likelihoods → WFST search.
 
-A model directory (the bundle ``asr transcribe`` needs) holds:
-``model.yaml``, ``final.pt`` (network), ``feats.yaml`` (front end),
-``phones.txt`` (phone list), ``log_priors.txt`` (state priors),
-``graph/HG.fst`` (decoding graph) and ``decode.yaml`` (the acoustic scale
-picked on dev).
+A model directory (the bundle ``asr transcribe`` needs) holds a manifest,
+``bundle.yaml`` (:mod:`asr.decode.bundle`), and the files it lists:
+``model.yaml`` + ``final.pt`` (network), ``feats.yaml`` (front end),
+``phones.txt`` (the phone symbol table, ids in pdf order), ``log_priors.txt``
+(state priors), ``graph/HG.fst`` + ``graph/phones.txt`` (decoding graph and
+its output symbols) and ``decode.yaml`` (the acoustic scale picked on dev).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import yaml
 
-from asr.decode.wfst import WfstDecoder
-from asr.errors import ModelError
+from asr.decode.bundle import component, expect_equal, file_sha256, read_manifest, update_manifest
+from asr.decode.wfst import WfstDecoder, max_labels
+from asr.errors import GraphError, ModelError
 from asr.features.extract import FeatureConfig
 from asr.hmm.targets import pdfs_to_phones
-from asr.hmm.topology import num_pdfs
+from asr.hmm.topology import Topology
 from asr.io import atomic_path, atomic_write_text
-from asr.lang.graph import load_graph
+from asr.lang.graph import PHONES_TXT, load_graph, read_hg_settings
+from asr.lang.symbols import read_phone_table, write_symbol_table
 from asr.nn.model import LstmAcousticModel
 from asr.nn.priors import load_log_priors
 from asr.nn.train import load_model
@@ -35,22 +39,21 @@ log = logging.getLogger(__name__)
 MAX_CHUNK_FRAMES = 6000
 #: Frames of context read on each side of a piece and then dropped.
 CHUNK_CONTEXT = 200
-#: Default acoustic scale when none was tuned.
-DEFAULT_ACWT = 0.2
+#: Where the decoding graph and its output symbol table live in a bundle.
+GRAPH_FST, GRAPH_PHONES = "graph/HG.fst", "graph/phones.txt"
 
 
 def read_phone_list(path: Path) -> list[str]:
-    """The model's phones, one per line, in pdf order."""
-    if not Path(path).is_file():
-        raise ModelError(f"{path}: phone list not found")
-    phones = Path(path).read_text().split()
-    if not phones:
-        raise ModelError(f"{path}: phone list is empty")
-    return phones
+    """The model's phones from its ``phones.txt`` symbol table, in pdf order."""
+    try:
+        return read_phone_table(path)
+    except GraphError as exc:
+        raise ModelError(str(exc)) from None
 
 
 def write_phone_list(path: Path, phones: list[str]) -> None:
-    atomic_write_text(path, "\n".join(phones) + "\n")
+    """Write the model's phones as a symbol table (the same format as the lang dir's)."""
+    write_symbol_table(phones, path)
 
 
 @torch.no_grad()
@@ -90,65 +93,171 @@ def decode_phones(decoder: WfstDecoder, log_post: np.ndarray, log_priors: np.nda
 
 @dataclass
 class HybridModel:
-    """Everything needed to recognise audio, loaded from one model directory."""
+    """Everything needed to recognise audio, loaded from one model bundle."""
 
     model_dir: Path
     network: LstmAcousticModel
     feat_cfg: FeatureConfig
     phones: list[str]
+    topology: Topology
     log_priors: np.ndarray
     device: torch.device
+    components: dict[str, Any]
 
     @classmethod
     def load(cls, model_dir: Path, device: torch.device) -> "HybridModel":
+        """Load and cross-check a bundle; ModelError names what is missing or inconsistent."""
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise ModelError(f"{model_dir}: model directory does not exist")
+        comps = read_manifest(model_dir)
+        net_c, feat_c, phone_c, prior_c = (component(comps, n, model_dir)
+                                           for n in ("network", "features", "phones", "priors"))
+        topo_c = component(comps, "topology", model_dir)
         network = load_model(model_dir, device)
-        phones = read_phone_list(model_dir / "phones.txt")
         feat_cfg = FeatureConfig.load(model_dir / "feats.yaml")
+        phones = read_phone_list(model_dir / PHONES_TXT)
+        try:
+            topology = Topology(**topo_c)
+        except (TypeError, ModelError) as exc:
+            raise ModelError(f"{model_dir}/bundle.yaml: bad topology component ({exc})") from None
+        expect_equal(model_dir, "the front end (feats.yaml)", feat_c.get("config"), asdict(feat_cfg))
+        expect_equal(model_dir, "the number of phones (phones.txt)", phone_c.get("num_phones"), len(phones))
+        expect_equal(model_dir, "the network's input dimension", net_c.get("input_dim"), network.cfg.input_dim)
+        expect_equal(model_dir, "the network's output count", net_c.get("num_pdfs"), network.cfg.num_pdfs)
         if feat_cfg.dim != network.cfg.input_dim:
             raise ModelError(f"{model_dir}: feats.yaml gives {feat_cfg.dim}-dim features, "
                              f"the network expects {network.cfg.input_dim}")
-        if network.cfg.num_pdfs != num_pdfs(len(phones)):
-            raise ModelError(f"{model_dir}: network has {network.cfg.num_pdfs} outputs, "
-                             f"phones.txt implies {num_pdfs(len(phones))}")
-        return cls(model_dir, network, feat_cfg, phones,
-                   load_log_priors(model_dir / "log_priors.txt", network.cfg.num_pdfs), device)
+        if network.cfg.num_pdfs != topology.num_pdfs(len(phones)):
+            raise ModelError(f"{model_dir}: network has {network.cfg.num_pdfs} outputs, phones.txt "
+                             f"and the topology imply {topology.num_pdfs(len(phones))}")
+        priors = load_log_priors(model_dir / prior_c["files"][0], network.cfg.num_pdfs)
+        model = cls(model_dir, network, feat_cfg, phones, topology, priors, device, comps)
+        model._check_graph_and_decode()
+        return model
+
+    def _check_graph_and_decode(self) -> None:
+        """The optional components agree with the rest (graph topology and symbols, tuned acwt)."""
+        if "graph" in self.components:
+            graph_c = component(self.components, "graph", self.model_dir)
+            expect_equal(self.model_dir, "the graph's topology", graph_c.get("topology"),
+                         self.topology.to_dict())
+            if read_phone_list(self.model_dir / GRAPH_PHONES) != self.phones:
+                raise ModelError(f"{self.model_dir / GRAPH_PHONES}: the graph's phone symbols "
+                                 f"differ from the model's {self.model_dir / PHONES_TXT}")
+        if "decode" in self.components:
+            dec_c = component(self.components, "decode", self.model_dir)
+            graph_sha = self.components.get("graph", {}).get("sha256")
+            expect_equal(self.model_dir, "the graph the acoustic scale was tuned on",
+                         dec_c.get("graph_sha256"), graph_sha)
+            expect_equal(self.model_dir, "the tuned acoustic scale (decode.yaml)",
+                         dec_c.get("acwt"), _read_acwt(self.model_dir / "decode.yaml"))
 
     @property
     def graph_path(self) -> Path:
-        return self.model_dir / "graph" / "HG.fst"
+        return self.model_dir / GRAPH_FST
 
     def decoder(self, beam: float = 13.0) -> WfstDecoder:
-        if not self.graph_path.is_file():
-            raise ModelError(f"{self.graph_path}: decoding graph not found (run the decode stage)")
+        """A decoder over the bundle's graph, whose file is checked against the manifest."""
+        graph_c = component(self.components, "graph", self.model_dir,
+                            "install one with 'asr decode MODEL DEV OUT --graph HG.fst --tune-acwt'")
+        expect_equal(self.model_dir, "the graph file's SHA-256", graph_c.get("sha256"),
+                     file_sha256(self.graph_path))
         return WfstDecoder(self.graph_path, num_pdfs=self.network.cfg.num_pdfs, beam=beam)
 
     @property
     def acwt(self) -> float:
-        path = self.model_dir / "decode.yaml"
-        if not path.is_file():
-            log.warning("%s not found: using the default acoustic scale %.2f", path, DEFAULT_ACWT)
-            return DEFAULT_ACWT
-        try:
-            return float(yaml.safe_load(path.read_text())["acwt"])
-        except (yaml.YAMLError, TypeError, KeyError, ValueError) as exc:
-            raise ModelError(f"{path}: no valid 'acwt' ({exc!r})") from None
+        """The acoustic scale tuned on dev; ModelError when none was."""
+        dec_c = component(self.components, "decode", self.model_dir,
+                          "no acoustic scale was tuned: run 'asr decode MODEL DEV OUT --tune-acwt' "
+                          "on a dev set first")
+        return float(dec_c["acwt"])
 
     def posteriors(self, feats: np.ndarray) -> np.ndarray:
         return log_posteriors(self.network, feats, self.device)
 
 
-def install_graph(model_dir: Path, graph: Path, num_pdfs: int) -> None:
-    """Copy a checked decoding graph into the model bundle (atomically)."""
-    load_graph(graph)  # raises GraphError on a missing, unreadable or empty graph
-    WfstDecoder(graph, num_pdfs=num_pdfs)  # checks its labels against the network
-    target = Path(model_dir) / "graph" / "HG.fst"
-    with atomic_path(target) as tmp:
-        shutil.copyfile(graph, tmp)
+def _read_acwt(path: Path) -> float:
+    try:
+        return float(yaml.safe_load(path.read_text())["acwt"])
+    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError) as exc:
+        raise ModelError(f"{path}: no valid 'acwt' ({exc!r})") from None
 
 
-def save_acwt(model_dir: Path, acwt: float, dev_per: float, sweep: dict[float, float]) -> None:
-    atomic_write_text(Path(model_dir) / "decode.yaml", yaml.safe_dump(
-        {"acwt": acwt, "dev_per": dev_per, "sweep": {float(k): float(v) for k, v in sweep.items()}}))
+def write_training_manifest(model_dir: Path, feat_cfg: FeatureConfig, phones: list[str],
+                            topology: Topology, input_dim: int, num_pdfs: int) -> None:
+    """Record the components training made (network, features, phones, topology, priors)."""
+    update_manifest(
+        model_dir,
+        network={"files": ["model.yaml", "final.pt"], "input_dim": input_dim, "num_pdfs": num_pdfs},
+        features={"files": ["feats.yaml"], "config": asdict(feat_cfg),
+                  "cmvn": {"training": "per speaker", "transcribe": "per file"}},
+        phones={"files": [PHONES_TXT], "num_phones": len(phones)},
+        topology=topology.to_dict(),
+        priors={"files": ["log_priors.txt"], "num_pdfs": num_pdfs},
+    )
+
+
+def check_graph_for_model(model: HybridModel, graph: Path) -> tuple[Path, dict]:
+    """Check a decoding graph against the model; return (its phones.txt, its settings).
+
+    The graph's directory must hold the phone symbol table it was built with
+    (equal to the model's) and ``HG.yaml`` (same topology as the model); its
+    input labels must be pdf+1 of this model and its output labels phones of
+    that table (no disambiguation symbol left).
+
+    Raises:
+        GraphError: naming the graph and what does not match.
+    """
+    graph = Path(graph)
+    fst = load_graph(graph)  # GraphError on a missing, unreadable or empty graph
+    symbols = graph.with_name(PHONES_TXT)
+    if read_phone_table(symbols) != model.phones:
+        raise GraphError(f"{symbols}: the graph's phone symbols differ from the model's "
+                         f"{model.model_dir / PHONES_TXT}")
+    settings = read_hg_settings(graph)
+    if settings is None:
+        raise GraphError(f"{graph.with_name('HG.yaml')}: missing or unreadable; rebuild the graph "
+                         f"with 'asr make-graph'")
+    if settings.get("topology") != model.topology.to_dict():
+        raise GraphError(f"{graph}: built for HMM topology {settings.get('topology')}, the model "
+                         f"has {model.topology.to_dict()}")
+    top_in, top_out = max_labels(fst)
+    if top_in > model.network.cfg.num_pdfs:
+        raise GraphError(f"{graph}: input label {top_in} exceeds num_pdfs="
+                         f"{model.network.cfg.num_pdfs} (graph and acoustic model do not match)")
+    if top_out > len(model.phones):
+        raise GraphError(f"{graph}: output label {top_out} is not a phone of {symbols} "
+                         f"({len(model.phones)} phones; a disambiguation symbol left in the graph?)")
+    return symbols, settings
+
+
+def install_graph(model: HybridModel, graph: Path) -> None:
+    """Copy a checked decoding graph and its phone symbols into the bundle (atomically).
+
+    A graph that differs from the installed one invalidates the tuned
+    acoustic scale (the ``decode`` component is dropped).
+    """
+    symbols, settings = check_graph_for_model(model, graph)
+    sha = file_sha256(graph)
+    for src, rel in ((graph, GRAPH_FST), (symbols, GRAPH_PHONES)):
+        with atomic_path(model.model_dir / rel) as tmp:
+            shutil.copyfile(src, tmp)
+    stale = model.components.get("graph", {}).get("sha256") != sha
+    model.components = update_manifest(
+        model.model_dir, graph={"files": [GRAPH_FST, GRAPH_PHONES], "sha256": sha,
+                                "source": str(Path(graph).resolve()), **settings},
+        **({"decode": None} if stale else {}))
+    if stale:
+        log.info("%s: new decoding graph installed from %s", model.model_dir, graph)
+
+
+def save_acwt(model: HybridModel, acwt: float, dev_dir: Path, dev_per: float,
+              sweep: dict[float, float]) -> None:
+    """Store the acoustic scale chosen on dev (``decode.yaml`` and the manifest)."""
+    atomic_write_text(model.model_dir / "decode.yaml", yaml.safe_dump(
+        {"acwt": acwt, "tuned_on": str(dev_dir), "dev_per": dev_per,
+         "sweep": {float(k): float(v) for k, v in sweep.items()}}))
+    model.components = update_manifest(model.model_dir, decode={
+        "files": ["decode.yaml"], "acwt": acwt, "tuned_on": str(dev_dir),
+        "graph_sha256": model.components["graph"]["sha256"]})

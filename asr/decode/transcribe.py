@@ -36,7 +36,8 @@ def transcribe_file(model: HybridModel, decoder: WfstDecoder, path: Path, acwt: 
     feats = compute_features(audio.samples, model.feat_cfg, name=str(path))
     feats = apply_cmvn(feats, accumulate_stats([feats]))  # per-utterance CMVN
     result = decoder.decode(scaled_loglikes(model.posteriors(feats), model.log_priors, acwt), utt=str(path))
-    segments = pdf_segments(result.pdfs, model.phones, model.feat_cfg.frame_shift_ms / 1000)
+    segments = pdf_segments(result.pdfs, model.phones, model.feat_cfg.frame_shift_ms / 1000,
+                            topo=model.topology)
     phones = [model.phones[i - 1] for i in result.phone_ids]
     return Transcript(str(path), phones, segments, audio.notes)
 
@@ -66,8 +67,10 @@ def transcribe_files(model: HybridModel, paths: list[Path], fmt: str = "text") -
             log.error("%s", exc)
             failed += 1
             continue
-        except Exception as exc:  # e.g. out of memory: report the file, go on with the rest
-            log.error("%s: decoding failed (%s: %s)", path, type(exc).__name__, exc)
+        except Exception as exc:  # e.g. out of memory, or a bug: report the file, go on with the rest
+            log.error("%s: decoding failed (%s: %s); the traceback is in the log file "
+                      "(--log-file) and on the console with --verbose", path, type(exc).__name__, exc)
+            log.debug("%s: traceback of the failure", path, exc_info=True)
             failed += 1
             continue
         for note in tr.notes:

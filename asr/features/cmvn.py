@@ -30,6 +30,16 @@ def accumulate_stats(feats: Iterable[np.ndarray]) -> np.ndarray:
     return stats
 
 
+def check_stats(stats: np.ndarray) -> None:
+    """Raise ValueError unless ``stats`` is a usable (2, D + 1) stats matrix."""
+    if stats.ndim != 2 or stats.shape[0] != 2 or stats.shape[1] < 2:
+        raise ValueError(f"CMVN stats must have shape (2, D + 1), got {stats.shape}")
+    if not np.all(np.isfinite(stats)):
+        raise ValueError("CMVN stats are not finite")
+    if stats[0, -1] <= 0:
+        raise ValueError(f"CMVN stats have a frame count of {stats[0, -1]:g}")
+
+
 def apply_cmvn(feats: np.ndarray, stats: np.ndarray, norm_vars: bool = True) -> np.ndarray:
     """Normalise (T, D) features with (2, D + 1) stats; returns float32 (T, D)."""
     if stats.shape != (2, feats.shape[1] + 1):

@@ -8,6 +8,7 @@ front-end config) to the data dir.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import kaldiio
@@ -17,7 +18,7 @@ from tqdm import tqdm
 from asr.audio import read_audio
 from asr.corpus.datadir import DataDir, read_datadir, read_scp
 from asr.errors import AsrError, DataError
-from asr.features.cmvn import accumulate_stats, apply_cmvn
+from asr.features.cmvn import accumulate_stats, apply_cmvn, check_stats
 from asr.features.extract import FeatureConfig, compute_features
 from asr.io import atomic_path
 
@@ -90,30 +91,87 @@ def make_features(data_dir: Path, feat_dir: Path, cfg: FeatureConfig) -> None:
     log.info("%s: %d utterances, %d frames of %s features", data_dir, len(feats), frames, cfg.kind)
 
 
-def load_features(data_dir: Path, norm_vars: bool = True) -> dict[str, np.ndarray]:
-    """CMVN-normalised features of ``data_dir`` → {utt: (T, D) float32}."""
-    data_dir = Path(data_dir)
-    for f in ("feats.scp", "cmvn.scp", "feats.yaml", "utt2spk"):
-        if not (data_dir / f).is_file():
-            raise DataError(f"{data_dir / f}: missing; run the feature stage first")
-    utt2spk = read_scp(data_dir / "utt2spk")
-    stats = {spk: _load_mat(data_dir / "cmvn.scp", spk, rx) for spk, rx in read_scp(data_dir / "cmvn.scp").items()}
-    out: dict[str, np.ndarray] = {}
-    for utt, rx in read_scp(data_dir / "feats.scp").items():
-        spk = utt2spk.get(utt)
-        if spk not in stats:
-            raise DataError(f"{data_dir / 'cmvn.scp'}: no CMVN stats for speaker {spk!r} of utterance {utt}")
-        feats = _load_mat(data_dir / "feats.scp", utt, rx)
+def load_features(data_dir: Path, norm_vars: bool = True) -> FeatureSet:
+    """CMVN-normalised features of ``data_dir`` → read-only {utt: (T, D) float32}.
+
+    The result is a lazy :class:`FeatureSet`: each matrix is read from its ark
+    and normalised when accessed, so a corpus need not fit in memory. The scp
+    files, utt2spk and every speaker's CMVN stats are read and checked now.
+
+    Raises:
+        DataError: a file is missing or malformed, an utterance has no speaker
+            or its speaker has no (or unusable) CMVN stats.
+    """
+    return FeatureSet(data_dir, norm_vars=norm_vars)
+
+
+class FeatureSet(Mapping[str, np.ndarray]):
+    """Lazy, read-only mapping utt → CMVN-normalised (T, D) float32 features.
+
+    Iterates in sorted utterance order. Every access reads the matrix from
+    disk again (nothing is cached), so hold on to a value you need twice.
+    Accessing an utterance whose ark entry is missing or corrupt, or whose
+    dimension does not fit its speaker's stats, raises a DataError naming
+    the scp and the utterance.
+    """
+
+    def __init__(self, data_dir: Path, norm_vars: bool = True) -> None:
+        data_dir = Path(data_dir)
+        for f in ("feats.scp", "cmvn.scp", "feats.yaml", "utt2spk"):
+            if not (data_dir / f).is_file():
+                raise DataError(f"{data_dir / f}: missing; run the feature stage first")
+        self.data_dir, self.norm_vars = data_dir, norm_vars
+        self._feats_scp, self._cmvn_scp = data_dir / "feats.scp", data_dir / "cmvn.scp"
+        utt2spk = read_scp(data_dir / "utt2spk")
+        self._stats: dict[str, np.ndarray] = {}
+        for spk, rx in read_scp(self._cmvn_scp).items():
+            stats = _load_mat(self._cmvn_scp, spk, rx)
+            try:
+                check_stats(stats)
+            except ValueError as exc:
+                raise DataError(f"{self._cmvn_scp}: speaker {spk}: {exc}") from None
+            self._stats[spk] = stats
+        # utt -> "ark:offset"; read_scp gives file:line errors and rejects
+        # duplicate keys (kaldiio.load_scp keeps the last one silently)
+        self._rx = read_scp(self._feats_scp)
+        self._spk: dict[str, str] = {}
+        for utt in self._rx:
+            if utt not in utt2spk:
+                raise DataError(f"{self._feats_scp}: utterance {utt} is not in {data_dir / 'utt2spk'}")
+            if utt2spk[utt] not in self._stats:
+                raise DataError(f"{self._cmvn_scp}: no CMVN stats for speaker {utt2spk[utt]!r} of utterance {utt}")
+            self._spk[utt] = utt2spk[utt]
+        self._utts = sorted(self._rx)
+
+    def __getitem__(self, utt: str) -> np.ndarray:
+        spk = self._spk[utt]  # KeyError for an unknown utterance, as a dict
+        feats = _load_mat(self._feats_scp, utt, self._rx[utt])  # the one read from disk
         try:
-            out[utt] = apply_cmvn(feats, stats[spk], norm_vars=norm_vars)
+            return apply_cmvn(feats, self._stats[spk], norm_vars=self.norm_vars)
         except ValueError as exc:
-            raise DataError(f"{data_dir / 'cmvn.scp'}: utterance {utt}: {exc}") from None
-    return out
+            raise DataError(f"{self._cmvn_scp}: utterance {utt} (speaker {spk}): {exc}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._utts)
+
+    def __len__(self) -> int:
+        return len(self._utts)
+
+    def __contains__(self, utt: object) -> bool:
+        return utt in self._spk
+
+    def __repr__(self) -> str:
+        return f"FeatureSet({str(self.data_dir)!r}, {len(self)} utterances, norm_vars={self.norm_vars})"
 
 
 def _load_mat(scp: Path, key: str, rx: str) -> np.ndarray:
     """Read one matrix of an scp, with an error naming the scp and the key."""
     try:
-        return kaldiio.load_mat(rx)
+        mat = kaldiio.load_mat(rx)
     except Exception as exc:  # kaldiio raises many types on a missing or corrupt ark
-        raise DataError(f"{scp}: cannot read {key} from {rx} ({exc})") from None
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise DataError(f"{scp}: cannot read {key} from {rx}; the ark is missing, truncated "
+                        f"or corrupt ({detail})") from None
+    if not isinstance(mat, np.ndarray) or mat.ndim != 2:
+        raise DataError(f"{scp}: {key} at {rx} is not a matrix")
+    return mat

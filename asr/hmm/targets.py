@@ -1,30 +1,99 @@
 """Frame-level CI state targets from a phone segmentation.
 
-A frame belongs to the phone segment that holds its centre; inside each
-segment the frames are split uniformly over the phone's HMM states
-(``asr.hmm.topology.uniform_states``). Targets are pdf ids.
+A frame belongs to the phone segment that holds its centre. The topology has
+no skips, so every phone must last at least ``Topology.min_frames`` frames
+(3): a shorter segment (11.5% of the synthetic corpus's phones, and many of
+real TIMIT's; some are shorter than one frame shift) is lengthened by moving
+the segment boundaries as little as possible (least squares, by isotonic
+regression, :func:`fit_min_frames`), so that the targets are a path H can
+produce and no phone of the transcript is lost. Inside each segment the frames
+are split uniformly over the phone's HMM states (``Topology.state_path``).
+Targets are pdf ids.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from scipy.optimize import isotonic_regression
 
 from asr.errors import DataError
-from asr.hmm.topology import STATES_PER_PHONE, pdf_id, uniform_states
+from asr.hmm.topology import CI_TOPOLOGY, Topology
+
+log = logging.getLogger(__name__)
 
 Segment = tuple[float, float, str]  # (start_s, end_s, phone)
 
 
-def segment_frames(segments: Sequence[Segment], centers: np.ndarray) -> np.ndarray:
-    """Index of the segment holding each frame centre, shape (T,) int64.
+class TooShortError(DataError):
+    """An utterance has fewer frames than its phones need (``min_frames`` each)."""
 
-    Frames whose centre lies past the last segment belong to the last one.
+
+@dataclass
+class TargetStats:
+    """Counts over a data set: phone segments, how many had no frame of their
+    own (shorter than a frame shift), how many were shorter than the
+    topology's minimum and were lengthened, and utterances skipped because
+    they are too short for their phone sequence."""
+
+    utterances: int = 0
+    segments: int = 0
+    without_frame: int = 0
+    lengthened: int = 0
+    skipped_utterances: int = 0
+
+    def summary(self) -> str:
+        pct = 100.0 * self.lengthened / max(1, self.segments)
+        return (f"{self.utterances} utterances, {self.segments} phone segments: "
+                f"{self.lengthened} ({pct:.1f}%) shorter than the HMM's minimum were lengthened "
+                f"({self.without_frame} of them had no frame); "
+                f"{self.skipped_utterances} utterances skipped as too short for their phones")
+
+
+def segment_starts(segments: Sequence[Segment], centers: np.ndarray) -> np.ndarray:
+    """First frame of each segment by frame centre, shape (N,) int64.
+
+    Frame t belongs to segment i when ``end[i-1] <= centers[t] < end[i]``;
+    frames past the last segment belong to the last one. A segment that holds
+    no frame centre has the same start as the segment after it.
     """
-    ends = np.array([seg[1] for seg in segments])
-    idx = np.searchsorted(ends, centers, side="right")
-    return np.minimum(idx, len(segments) - 1)
+    ends = np.array([seg[1] for seg in segments[:-1]])
+    return np.concatenate([[0], np.searchsorted(centers, ends, side="left")]).astype(np.int64)
+
+
+def fit_min_frames(starts: np.ndarray, num_frames: int, min_frames: int, utt: str = "") -> np.ndarray:
+    """Move segment starts as little as possible so every segment has ``min_frames``.
+
+    With ``b'_i = b_i - i * min_frames`` the constraint ``b_{i+1} - b_i >=
+    min_frames`` becomes "b' is non-decreasing", so the least-squares fit is
+    an isotonic regression (scipy), clipped to the utterance and rounded
+    (both keep it monotone). Starts that already satisfy the constraint are
+    returned unchanged.
+
+    Args:
+        starts: (N,) int64 first frame of each segment, ``starts[0] == 0``.
+        num_frames: T, the utterance's frame count.
+
+    Returns:
+        (N,) int64 starts with ``diff >= min_frames`` and ``T - starts[-1] >= min_frames``.
+
+    Raises:
+        TooShortError: ``T < N * min_frames``.
+    """
+    n = len(starts)
+    slack = num_frames - n * min_frames
+    if slack < 0:
+        raise TooShortError(f"utterance {utt}: {num_frames} frames cannot hold {n} phones "
+                            f"of at least {min_frames} frames each")
+    lengths = np.diff(np.append(starts, num_frames))
+    if n == 1 or lengths.min() >= min_frames:
+        return starts
+    shifted = starts[1:] - np.arange(1, n) * min_frames  # b'_1 .. b'_{N-1}
+    fitted = np.clip(np.round(isotonic_regression(shifted.astype(float)).x), 0, slack)
+    return np.concatenate([[0], fitted.astype(np.int64) + np.arange(1, n) * min_frames])
 
 
 def segments_to_pdfs(
@@ -32,6 +101,8 @@ def segments_to_pdfs(
     centers: np.ndarray,
     phone_index: dict[str, int],
     utt: str = "",
+    topo: Topology = CI_TOPOLOGY,
+    stats: TargetStats | None = None,
 ) -> np.ndarray:
     """CI pdf target of each frame.
 
@@ -40,27 +111,42 @@ def segments_to_pdfs(
         centers: frame centres in seconds, shape (T,).
         phone_index: phone symbol → 0-based index in the model's phone list.
         utt: utterance id for error messages.
+        topo: the HMM topology (minimum duration, pdf numbering).
+        stats: counts to add this utterance's figures to.
 
     Returns:
-        int64 array (T,) of pdf ids.
+        int64 array (T,) of pdf ids, every phone of ``segments`` present for
+        at least ``topo.min_frames`` frames.
+
+    Raises:
+        DataError: no segments or an unknown phone; TooShortError when T is
+            less than ``len(segments) * topo.min_frames``.
     """
     if not segments:
         raise DataError(f"utterance {utt}: no phone segments")
-    seg_of_frame = segment_frames(segments, centers)
-    pdfs = np.empty(len(centers), dtype=np.int64)
+    unknown = [p for _, _, p in segments if p not in phone_index]
+    if unknown:
+        raise DataError(f"utterance {utt}: phone {unknown[0]!r} is not in the model's phone set")
+    num_frames = len(centers)
+    starts = segment_starts(segments, centers)
+    lengths = np.diff(np.append(starts, num_frames))
+    fitted = fit_min_frames(starts, num_frames, topo.min_frames, utt)
+    if stats is not None:
+        stats.utterances += 1
+        stats.segments += len(segments)
+        stats.without_frame += int((lengths == 0).sum())
+        stats.lengthened += int((lengths < topo.min_frames).sum())
+    pdfs = np.empty(num_frames, dtype=np.int64)
+    bounds = np.append(fitted, num_frames)
     for i, (_, _, phone) in enumerate(segments):
-        if phone not in phone_index:
-            raise DataError(f"utterance {utt}: phone {phone!r} is not in the model's phone set")
-        frames = np.flatnonzero(seg_of_frame == i)
-        if len(frames) == 0:
-            continue  # a segment shorter than a frame shift gets no frames
-        states = uniform_states(len(frames))
-        pdfs[frames] = [pdf_id(phone_index[phone], int(s)) for s in states]
+        a, b = bounds[i], bounds[i + 1]
+        pdfs[a:b] = topo.pdf_id(phone_index[phone], 0) + topo.state_path(int(b - a))
     return pdfs
 
 
 def pdf_segments(
-    pdfs: np.ndarray, phones: Sequence[str], shift_s: float, split_on_state_reset: bool = True
+    pdfs: np.ndarray, phones: Sequence[str], shift_s: float, split_on_state_reset: bool = True,
+    topo: Topology = CI_TOPOLOGY,
 ) -> list[Segment]:
     """(start_s, end_s, phone) segments of a frame-level pdf path (T,).
 
@@ -72,7 +158,7 @@ def pdf_segments(
     segments: list[Segment] = []
     prev_phone = prev_state = -1
     for t, pdf in enumerate(np.asarray(pdfs).tolist()):
-        phone, state = divmod(pdf, STATES_PER_PHONE)
+        phone, state = topo.split_pdf(pdf)
         if phone != prev_phone or (split_on_state_reset and state < prev_state):
             segments.append((t * shift_s, (t + 1) * shift_s, phones[phone]))
         else:

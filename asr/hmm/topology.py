@@ -1,46 +1,91 @@
-"""HMM topology for context-independent phone models.
+"""HMM topology for context-independent phone models: one object that the
+frame targets (:mod:`asr.hmm.targets`), the decoding graph's H
+(:mod:`asr.lang.graph`) and the model bundle all ask.
 
-Every phone has ``STATES_PER_PHONE`` left-to-right emitting states, each with
-a self-loop and a forward transition. Each state has its own pdf (output of
-the acoustic network): for the phone at 0-based index ``i`` of the phone
-list, state ``s`` uses pdf id ``i * STATES_PER_PHONE + s``.
+Every phone has ``states_per_phone`` left-to-right emitting states, each with
+a self-loop and one forward transition, and no skips: a phone lasts at least
+``states_per_phone`` frames, in the targets as in H. Each state has its own
+pdf (output of the acoustic network): for the phone at 0-based index ``i`` of
+the phone list, state ``s`` uses pdf id ``i * states_per_phone + s``.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 
-STATES_PER_PHONE = 3
-#: Initial self-loop probability of each emitting state (Kaldi's default topo).
-SELF_LOOP_PROB = 0.75
-#: Probability of leaving a state: to the next state or out of the phone.
-FORWARD_PROB = 1.0 - SELF_LOOP_PROB
+from asr.errors import ModelError
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A left-to-right, no-skip HMM per phone.
+
+    Attributes:
+        states_per_phone: emitting states of every phone (also its minimum
+            duration in frames).
+        self_loop_prob: initial self-loop probability of each state (Kaldi's
+            default topology has 0.75).
+    """
+
+    states_per_phone: int = 3
+    self_loop_prob: float = 0.75
+
+    def __post_init__(self) -> None:
+        if self.states_per_phone < 1:
+            raise ModelError(f"states_per_phone must be >= 1, got {self.states_per_phone}")
+        if not 0.0 < self.self_loop_prob < 1.0:
+            raise ModelError(f"self_loop_prob must be in (0, 1), got {self.self_loop_prob}")
+
+    @property
+    def min_frames(self) -> int:
+        """The fewest frames a phone can occupy (no skip transitions)."""
+        return self.states_per_phone
+
+    def pdf_id(self, phone_index: int, state: int) -> int:
+        """The pdf id of ``state`` (0-based) of the phone at ``phone_index``."""
+        assert 0 <= state < self.states_per_phone, state
+        return phone_index * self.states_per_phone + state
+
+    def num_pdfs(self, num_phones: int) -> int:
+        """Number of network outputs for ``num_phones`` phones."""
+        return num_phones * self.states_per_phone
+
+    def split_pdf(self, pdf: int) -> tuple[int, int]:
+        """(phone index, state) of a pdf id."""
+        return divmod(int(pdf), self.states_per_phone)
+
+    def state_path(self, num_frames: int) -> np.ndarray:
+        """States of a phone lasting ``num_frames`` frames, split uniformly.
+
+        Returns:
+            int64 array (num_frames,), non-decreasing, every state of the
+            phone visited in order (the path H can produce).
+
+        Raises:
+            ValueError: ``num_frames < min_frames``.
+        """
+        if num_frames < self.min_frames:
+            raise ValueError(f"a phone of {num_frames} frames is shorter than the "
+                             f"{self.min_frames} frames of its HMM")
+        return (np.arange(num_frames) * self.states_per_phone // num_frames).astype(np.int64)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: The topology of every model in this toolkit (3 states, as Kaldi's TIMIT recipe).
+CI_TOPOLOGY = Topology()
+STATES_PER_PHONE = CI_TOPOLOGY.states_per_phone
+SELF_LOOP_PROB = CI_TOPOLOGY.self_loop_prob
 
 
 def pdf_id(phone_index: int, state: int) -> int:
-    """Return the pdf id of ``state`` (0-based) of the phone at ``phone_index``."""
-    assert 0 <= state < STATES_PER_PHONE, state
-    return phone_index * STATES_PER_PHONE + state
+    """:meth:`Topology.pdf_id` of the default topology."""
+    return CI_TOPOLOGY.pdf_id(phone_index, state)
 
 
 def num_pdfs(num_phones: int) -> int:
-    """Number of network outputs for ``num_phones`` context-independent phones."""
-    return num_phones * STATES_PER_PHONE
-
-
-def pdf_to_phone(pdf: int) -> int:
-    """Return the 0-based phone index that owns ``pdf``."""
-    return pdf // STATES_PER_PHONE
-
-
-def uniform_states(num_frames: int) -> np.ndarray:
-    """Split ``num_frames`` frames of one phone uniformly into its states.
-
-    Returns:
-        int64 array of shape (num_frames,) with state indices in
-        ``[0, STATES_PER_PHONE)``, non-decreasing. A phone shorter than
-        ``STATES_PER_PHONE`` frames uses its first states only.
-    """
-    if num_frames <= 0:
-        return np.zeros(0, dtype=np.int64)
-    return (np.arange(num_frames) * STATES_PER_PHONE // num_frames).astype(np.int64)
+    """:meth:`Topology.num_pdfs` of the default topology."""
+    return CI_TOPOLOGY.num_pdfs(num_phones)

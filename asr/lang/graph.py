@@ -26,10 +26,12 @@ from typing import Union
 import kaldifst
 
 from asr.errors import GraphError
-from asr.hmm.topology import SELF_LOOP_PROB, STATES_PER_PHONE, num_pdfs, pdf_id
-from asr.io import atomic_path
-from asr.lang.ngram import (DISAMBIG, EPS, arpa_to_g, read_arpa_counts,
-                            read_symbol_table, train_ngram, write_symbol_table)
+import yaml
+
+from asr.hmm.topology import CI_TOPOLOGY, Topology
+from asr.io import atomic_path, atomic_write_text
+from asr.lang.ngram import arpa_to_g, read_arpa_counts, train_ngram
+from asr.lang.symbols import read_phone_table, write_symbol_table
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ DEFAULT_TRANSITION_SCALE = 1.0
 #: Stop determinization beyond this many states (a sign of a broken input).
 MAX_DET_STATES = 5_000_000
 PHONES_TXT, LM_ARPA, G_FST, HG_FST = "phones.txt", "lm.arpa", "G.fst", "HG.fst"
+#: The settings HG.fst was built with (order, topology, transition scales).
+HG_YAML = "HG.yaml"
 HUB = 0
 
 
@@ -71,50 +75,50 @@ def g_disambig_label(num_phones: int) -> int:
     return num_phones + 1
 
 
-def h_disambig_ilabel(num_phones: int) -> int:
+def h_disambig_ilabel(num_phones: int, topo: Topology = CI_TOPOLOGY) -> int:
     """The input label that stands for ``#0`` in H and H∘G, above every pdf label."""
-    return num_pdfs(num_phones) + 1
+    return topo.num_pdfs(num_phones) + 1
 
 
-def make_h(num_phones: int, with_disambig: bool = True,
-           self_loop_prob: float = SELF_LOOP_PROB,
+def make_h(num_phones: int, with_disambig: bool = True, topo: Topology = CI_TOPOLOGY,
            self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
            transition_scale: float = DEFAULT_TRANSITION_SCALE) -> kaldifst.StdVectorFst:
     """Build H: pdf labels (pdf+1) → phone ids (1..num_phones), a loop of phone HMMs.
 
     State 0 is the hub (start and final). Phone ``i`` (0-based) has states
-    ``1 + 3i + k`` for HMM state k. Arcs: hub → state 0 (input pdf(i,0)+1,
-    output i+1, cost 0); a self-loop on each state; state k → k+1 (input
-    pdf(i,k+1)+1); state 2 → hub (epsilon). With ``with_disambig``, the hub
-    has a self-loop that passes G's backoff label through composition: output
+    ``1 + S·i + k`` for HMM state k of ``topo`` (S states per phone). Arcs:
+    hub → state 0 (input pdf(i,0)+1, output i+1, cost 0); a self-loop on each
+    state; state k → k+1 (input pdf(i,k+1)+1); the last state → hub
+    (epsilon). No skips: a phone lasts at least S frames, as in the training
+    targets (``topo.min_frames``). With ``with_disambig``, the hub has a
+    self-loop that passes G's backoff label through composition: output
     ``#0`` = num_phones+1 (its id in phones.txt), input num_pdfs+1 (the
     phones.txt id would collide with a pdf label on the input side).
 
     Returns:
-        An olabel-sorted StdVectorFst with 1 + 3·num_phones states.
+        An olabel-sorted StdVectorFst with 1 + S·num_phones states.
     """
     if num_phones < 1:
         raise GraphError(f"H needs at least one phone, got {num_phones}")
-    loop_cost, forward_cost = _transition_costs(self_loop_prob, self_loop_scale,
+    loop_cost, forward_cost = _transition_costs(topo.self_loop_prob, self_loop_scale,
                                                 transition_scale)
+    states = topo.states_per_phone
     h = kaldifst.StdVectorFst()
-    for _ in range(1 + STATES_PER_PHONE * num_phones):
+    for _ in range(1 + states * num_phones):
         h.add_state()
     h.start = HUB
     h.set_final(HUB, 0.0)
-    last = STATES_PER_PHONE - 1
     for i in range(num_phones):
-        first = 1 + STATES_PER_PHONE * i
-        h.add_arc(HUB, kaldifst.StdArc(pdf_id(i, 0) + 1, i + 1, 0.0, first))
-        for k in range(STATES_PER_PHONE):
-            label = pdf_id(i, k) + 1
-            h.add_arc(first + k, kaldifst.StdArc(label, 0, loop_cost, first + k))
-            if k < last:
-                h.add_arc(first + k, kaldifst.StdArc(pdf_id(i, k + 1) + 1, 0, forward_cost,
+        first = 1 + states * i
+        h.add_arc(HUB, kaldifst.StdArc(topo.pdf_id(i, 0) + 1, i + 1, 0.0, first))
+        for k in range(states):
+            h.add_arc(first + k, kaldifst.StdArc(topo.pdf_id(i, k) + 1, 0, loop_cost, first + k))
+            if k < states - 1:
+                h.add_arc(first + k, kaldifst.StdArc(topo.pdf_id(i, k + 1) + 1, 0, forward_cost,
                                                      first + k + 1))
-        h.add_arc(first + last, kaldifst.StdArc(0, 0, forward_cost, HUB))
+        h.add_arc(first + states - 1, kaldifst.StdArc(0, 0, forward_cost, HUB))
     if with_disambig:
-        h.add_arc(HUB, kaldifst.StdArc(h_disambig_ilabel(num_phones),
+        h.add_arc(HUB, kaldifst.StdArc(h_disambig_ilabel(num_phones, topo),
                                        g_disambig_label(num_phones), 0.0, HUB))
     kaldifst.arcsort(h, sort_type="olabel")
     return h
@@ -165,7 +169,13 @@ def compose_hg(h: kaldifst.StdVectorFst, g: kaldifst.StdVectorFst,
     if hg.num_states == 0:
         raise GraphError("H∘G is empty: H's output and G's input labels do not match")
     hg = kaldifst.StdVectorFst(hg) if not isinstance(hg, kaldifst.StdVectorFst) else hg
-    if kaldifst.determinize_star(hg, max_states=MAX_DET_STATES):
+    try:
+        hit_limit = kaldifst.determinize_star(hg, max_states=MAX_DET_STATES)
+    except RuntimeError as exc:  # OpenFst's error on a non-functional transducer
+        raise GraphError(f"H∘G cannot be determinized: it is not functional (one pdf sequence "
+                         f"reads as two phone sequences, e.g. H has skip arcs or two phones "
+                         f"share their pdfs) ({exc})") from None
+    if hit_limit:
         raise GraphError(f"determinizing H∘G stopped at {MAX_DET_STATES} states")
     n = _disambig_to_epsilon(hg, disambig)
     if hg.num_states == 0 or hg.start < 0:
@@ -214,9 +224,8 @@ def _is_up_to_date(target: Path, sources: list[Path]) -> bool:
 
 def _ensure_phone_table(path: Path, phones: list[str]) -> None:
     """Write phones.txt, or check that an existing one matches ``phones``."""
-    expected = {EPS: 0, **{p: i for i, p in enumerate(phones, 1)}, DISAMBIG: len(phones) + 1}
     if path.is_file():
-        if read_symbol_table(path) != expected:
+        if read_phone_table(path) != phones:
             raise GraphError(f"{path}: exists but was written for a different phone list; "
                              f"remove {path.parent} to rebuild the graph")
         return
@@ -282,14 +291,35 @@ def _fst_is_valid(path: Path) -> bool:
         return False
 
 
-def build_hg(g_path: Path, num_phones: int, hg_path: Path, **hmm_opts: float) -> None:
+def hg_settings(order: int, topo: Topology = CI_TOPOLOGY,
+                self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
+                transition_scale: float = DEFAULT_TRANSITION_SCALE) -> dict:
+    """The settings an H∘G graph is built with (written beside it as HG.yaml)."""
+    return {"lm_order": int(order), "topology": topo.to_dict(),
+            "self_loop_scale": float(self_loop_scale), "transition_scale": float(transition_scale)}
+
+
+def read_hg_settings(graph_path: Path) -> dict | None:
+    """The settings in HG.yaml beside ``graph_path``, or None when absent or unreadable."""
+    path = Path(graph_path).with_name(HG_YAML)
+    try:
+        settings = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
+def build_hg(g_path: Path, num_phones: int, hg_path: Path, topo: Topology = CI_TOPOLOGY,
+             self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
+             transition_scale: float = DEFAULT_TRANSITION_SCALE) -> None:
     """Compose H (see :func:`make_h`) with G from ``g_path``; write a const HG."""
     g = kaldifst.StdVectorFst.read(str(g_path))
     if g is None or g.num_states == 0:
         raise GraphError(f"{g_path}: G is missing, unreadable or empty")
-    h = make_h(num_phones, with_disambig=True, **hmm_opts)
+    h = make_h(num_phones, with_disambig=True, topo=topo, self_loop_scale=self_loop_scale,
+               transition_scale=transition_scale)
     try:
-        hg = compose_hg(h, g, disambig=h_disambig_ilabel(num_phones))
+        hg = compose_hg(h, g, disambig=h_disambig_ilabel(num_phones, topo))
     except GraphError as exc:
         raise GraphError(f"{hg_path}: composing H with {g_path}: {exc}") from exc
     write_fst(hg, hg_path, const=True)
@@ -297,20 +327,22 @@ def build_hg(g_path: Path, num_phones: int, hg_path: Path, **hmm_opts: float) ->
 
 
 def make_decoding_graph(lang_dir: Path, phones: list[str], train_phone_text: Path,
-                        order: int = 2, **hmm_opts: float) -> Path:
-    """Build ``lang_dir/{phones.txt, lm.arpa, G.fst, HG.fst}``; return HG's path.
+                        order: int = 2, topo: Topology = CI_TOPOLOGY,
+                        self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
+                        transition_scale: float = DEFAULT_TRANSITION_SCALE) -> Path:
+    """Build ``lang_dir/{phones.txt, lm.arpa, G.fst, HG.fst, HG.yaml}``; return HG's path.
 
     Args:
         lang_dir: output directory.
-        phones: the model's phones; phone i (0-based) has id i+1 and pdfs 3i..3i+2.
+        phones: the model's phones; phone i (0-based) has id i+1 in phones.txt.
         train_phone_text: Kaldi text, ``<utt> p1 p2 …`` per line.
         order: phone n-gram order.
-        hmm_opts: passed to :func:`make_h` (self_loop_prob, self_loop_scale,
-            transition_scale).
+        topo, self_loop_scale, transition_scale: H's topology and transition
+            scaling (see :func:`make_h`).
 
     Each file is skipped when it exists, is valid and is not older than its
-    inputs (make-style). HG.fst does not record ``hmm_opts``: remove it to
-    rebuild with other options. Raises GraphError on bad input.
+    inputs (make-style); HG.fst is also rebuilt when HG.yaml records other
+    settings. Raises GraphError on bad input.
     """
     lang_dir, train_phone_text = Path(lang_dir), Path(train_phone_text)
     phones = list(phones)
@@ -323,6 +355,8 @@ def make_decoding_graph(lang_dir: Path, phones: list[str], train_phone_text: Pat
         _train_phone_lm(train_phone_text, phones, arpa, order)
     if not (_is_up_to_date(g, [arpa, phones_txt]) and _fst_is_valid(g)):
         arpa_to_g(arpa, phones_txt, g)
-    if not (_is_up_to_date(hg, [g]) and _fst_is_valid(hg)):
-        build_hg(g, len(phones), hg, **hmm_opts)
+    settings = hg_settings(order, topo, self_loop_scale, transition_scale)
+    if not (_is_up_to_date(hg, [g]) and _fst_is_valid(hg) and read_hg_settings(hg) == settings):
+        build_hg(g, len(phones), hg, topo, self_loop_scale, transition_scale)
+        atomic_write_text(lang_dir / HG_YAML, yaml.safe_dump(settings, sort_keys=True))
     return hg

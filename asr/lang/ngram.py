@@ -18,17 +18,11 @@ from pathlib import Path
 import kaldifst
 
 from asr.errors import GraphError
-from asr.io import atomic_path, atomic_write_text
+from asr.io import atomic_path
+from asr.lang.symbols import BOS, DISAMBIG, EOS, RESERVED, read_symbol_table
 
 logger = logging.getLogger(__name__)
 
-EPS = "<eps>"
-#: Disambiguation symbol on the input side of G's backoff arcs.
-DISAMBIG = "#0"
-#: Sentence boundary symbols written by kaldingram (epsilons in G).
-BOS, EOS = "<s>", "</s>"
-#: Symbols a user's token may not be (they have a fixed meaning in the tables).
-RESERVED = frozenset({EPS, DISAMBIG, BOS, EOS})
 #: Wall-clock limit for one child process (training or conversion), seconds.
 SUBPROCESS_TIMEOUT_S = 3600
 #: How much of a failing child's stderr goes into the error message.
@@ -158,57 +152,6 @@ def train_ngram(text_path: Path, arpa_path: Path, order: int) -> None:
                              f"from {text_path}: {exc}") from exc
     logger.info("trained %d-gram LM on %s (%d tokens): %s -> %s", order, text_path,
                 num_tokens, counts, arpa_path)
-
-
-def write_symbol_table(symbols: list[str], path: Path) -> None:
-    """Write ``<eps> 0``, ``symbols`` at ids 1..N, and ``#0`` at N+1 (atomically).
-
-    Raises:
-        GraphError: on an empty list, a duplicate, a reserved or a blank symbol.
-    """
-    path = Path(path)
-    if not symbols:
-        raise GraphError(f"{path}: no symbols to write")
-    seen: set[str] = set()
-    for s in symbols:
-        if not s or any(c.isspace() for c in s):
-            raise GraphError(f"{path}: symbol {s!r} is blank or contains whitespace")
-        if s in RESERVED:
-            raise GraphError(f"{path}: symbol {s!r} is reserved")
-        if s in seen:
-            raise GraphError(f"{path}: duplicate symbol {s!r}")
-        seen.add(s)
-    rows = [f"{EPS} 0"] + [f"{s} {i}" for i, s in enumerate(symbols, 1)]
-    rows.append(f"{DISAMBIG} {len(symbols) + 1}")
-    atomic_write_text(path, "\n".join(rows) + "\n")
-
-
-def read_symbol_table(path: Path) -> dict[str, int]:
-    """Read a ``symbol id`` table into {symbol: id}.
-
-    Raises:
-        GraphError: missing file, malformed line, duplicate symbol or id, or
-            ``<eps>`` not at 0.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise GraphError(f"{path}: symbol table does not exist")
-    table: dict[str, int] = {}
-    ids: set[int] = set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 2 or not fields[1].isdigit():
-            raise GraphError(f"{path}:{lineno}: expected 'symbol id', got {line!r}")
-        sym, idx = fields[0], int(fields[1])
-        if sym in table or idx in ids:
-            raise GraphError(f"{path}:{lineno}: duplicate symbol or id in {line!r}")
-        table[sym] = idx
-        ids.add(idx)
-    if table.get(EPS) != 0:
-        raise GraphError(f"{path}: symbol table must map {EPS} to 0")
-    return table
 
 
 _ARPA2FST_CHILD = """

@@ -1,16 +1,21 @@
 """Framewise cross-entropy training of the LSTM acoustic model.
 
 Checkpoints after every epoch hold the model, optimizer, learning rate,
-RNG state and history, so an interrupted run resumes where it stopped. The
+RNG state and history, so an interrupted run resumes where it stopped, on
+this host or another (a GPU run resumes on a CPU). The last two epoch
+checkpoints are kept: when the newest is damaged (a truncated copy, a full
+disk) a warning names it and training resumes from the one before. The
 model with the best dev loss is kept as ``final.pt``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +28,13 @@ from asr.nn.data import IGNORE, Batch, make_batches, make_chunks
 from asr.nn.model import LstmAcousticModel, ModelConfig
 
 log = logging.getLogger(__name__)
+
+#: Epoch checkpoints kept: the newest and, in case it is damaged, the one before.
+KEEP_CHECKPOINTS = 2
+#: What an epoch checkpoint must hold (``cuda_rng`` is optional: None on CPU runs).
+CHECKPOINT_KEYS = ("model", "optimizer", "torch_rng", "state")
+STATE_KEYS = ("epoch", "history", "best_loss", "lr")
+_EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
 
 
 @dataclass(frozen=True)
@@ -94,9 +106,84 @@ def _save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def _load_checkpoint(exp_dir: Path) -> dict | None:
-    ckpts = sorted(exp_dir.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
-    return torch.load(ckpts[-1], weights_only=False) if ckpts else None
+def _epoch_checkpoints(exp_dir: Path) -> list[tuple[int, Path]]:
+    """(N, path) of the ``epoch-N.pt`` files of ``exp_dir``, oldest first."""
+    matches = (_EPOCH_FILE.fullmatch(p.name) for p in exp_dir.glob("epoch-*.pt"))
+    return sorted((int(m.group(1)), exp_dir / m.group(0)) for m in matches if m)
+
+
+def _read_checkpoint(path: Path, epoch: int) -> dict[str, Any]:
+    """The checkpoint written after ``epoch``, every tensor on the CPU.
+
+    Raises:
+        ValueError: the file cannot be read or does not hold a complete
+            checkpoint; the message says what is wrong (not the file name).
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - damaged pickles raise Key/Index/Type/Unicode/...Error too
+        first_line = (str(exc).splitlines() or [""])[0]
+        raise ValueError(f"cannot be read ({type(exc).__name__}: {first_line})") from None
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"holds a {type(ckpt).__name__}, not a checkpoint dict")
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    state = ckpt.get("state")
+    missing += [f"state.{k}" for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(f"lacks {', '.join(missing)}")
+    rng = ckpt["torch_rng"]
+    if not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8):
+        raise ValueError("torch_rng is not a ByteTensor")
+    if state["epoch"] != epoch:
+        raise ValueError(f"holds epoch {state['epoch']!r}, not {epoch}")
+    return ckpt
+
+
+def _load_checkpoint(exp_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest readable epoch checkpoint of ``exp_dir`` (tensors on the CPU).
+
+    A damaged checkpoint is skipped with a warning naming it. Returns None
+    when there is no checkpoint at all (a fresh start).
+
+    Raises:
+        ModelError: there are checkpoints but none can be read (starting
+            afresh would silently throw the training away).
+    """
+    problems = []
+    for epoch, path in reversed(_epoch_checkpoints(exp_dir)):
+        try:
+            return path, _read_checkpoint(path, epoch)
+        except ValueError as exc:
+            log.warning("%s: damaged checkpoint, %s; skipping it", path, exc)
+            problems.append(f"{path.name} {exc}")
+    if problems:
+        raise ModelError(f"{exp_dir}: no usable checkpoint to resume from ({'; '.join(problems)}); "
+                         "remove the epoch-*.pt files to train from scratch")
+    return None
+
+
+def _restore(path: Path, ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Load a checkpoint read by ``_load_checkpoint`` into ``model`` (on its
+    device), ``optimizer`` and the RNGs; return its training state."""
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])  # casts the state tensors to each parameter's device
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise ModelError(f"{path}: checkpoint does not fit the network of model.yaml "
+                         f"(was the model config changed?): {exc}") from None
+    torch.set_rng_state(ckpt["torch_rng"].cpu())
+    cuda_rng = ckpt.get("cuda_rng")
+    if cuda_rng and torch.cuda.is_available():
+        for i, rng in enumerate(cuda_rng[: torch.cuda.device_count()]):  # a host may have fewer GPUs
+            torch.cuda.set_rng_state(rng.cpu(), i)
+    return ckpt["state"]
+
+
+def _remove_old_checkpoints(exp_dir: Path, epoch: int) -> None:
+    """Keep the ``KEEP_CHECKPOINTS`` newest epoch checkpoints up to ``epoch``."""
+    for n, old in _epoch_checkpoints(exp_dir):
+        if n <= epoch - KEEP_CHECKPOINTS:
+            old.unlink()
 
 
 def train(
@@ -110,7 +197,9 @@ def train(
     """Train (or resume training) a model in ``exp_dir``; return its history.
 
     ``train_data`` and ``dev_data`` are ({utt: feats (T, D)}, {utt: pdfs (T,)}).
-    Writes ``model.yaml``, ``train.yaml``, ``epoch-N.pt`` and ``final.pt``.
+    Writes ``model.yaml``, ``train.yaml``, ``epoch-N.pt`` (the last two) and
+    ``final.pt``. Raises ModelError when the run diverges, or when checkpoints
+    exist but none can be read or none fits the model.
     """
     exp_dir.mkdir(parents=True, exist_ok=True)
     model_cfg.save(exp_dir / "model.yaml")
@@ -121,13 +210,8 @@ def train(
     state = {"epoch": 0, "history": [], "best_loss": float("inf"), "lr": cfg.lr}
     ckpt = _load_checkpoint(exp_dir)
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        if ckpt.get("cuda_rng") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
-        state = ckpt["state"]
-        log.info("resuming after epoch %d", state["epoch"])
+        state = _restore(*ckpt, model, optimizer)
+        log.info("resuming after epoch %d (%s)", state["epoch"], ckpt[0].name)
     start_epoch = state["epoch"]
     train_chunks = make_chunks(*train_data, cfg.chunk_frames)
     dev_batches = make_batches(make_chunks(*dev_data, cfg.chunk_frames), cfg.batch_frames, rng=None)
@@ -165,9 +249,7 @@ def train(
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "state": state})
-        for old in exp_dir.glob("epoch-*.pt"):
-            if int(old.stem.split("-")[1]) < epoch:
-                old.unlink()
+        _remove_old_checkpoints(exp_dir, epoch)
     if ckpt is not None and state["epoch"] == start_epoch:
         log.info("%s: training finished already (%d epochs)", exp_dir, state["epoch"])
     atomic_write_text(exp_dir / "history.yaml", yaml.safe_dump(state["history"], sort_keys=False))

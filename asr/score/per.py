@@ -4,7 +4,9 @@ PER follows Kaldi's TIMIT recipe: reference and hypothesis 48-phone (or
 61-phone) sequences are both folded to the 39-phone set
 (``conf/phones.60-48-39.map``) and compared by Levenshtein alignment;
 silence (``sil``, including folded closures) is scored, as in Kaldi's TIMIT
-recipe since 2014. WER uses jiwer on whitespace-separated words.
+recipe since 2014. WER compares whitespace-separated words. Both use the
+one aligner :func:`asr.score.align.align` (rapidfuzz, as jiwer), so the same
+token sequences get the same (S, D, I) split as phones or as words.
 
 A reference utterance without a hypothesis is scored as all deletions (and
 logged as a warning); a hypothesis for an utterance that has no reference
@@ -19,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
-import jiwer
-
 from asr.errors import DataError
 from asr.lang.phones import fold_to_39
 from asr.score.align import Pair, align
@@ -32,7 +32,10 @@ PHONE_CONVENTION = (
     "silence is scored, as in Kaldi's TIMIT recipe since 2014"
 )
 PHONE_CONVENTION_UNFOLDED = "PER on the phone symbols as given (no folding); silence is scored"
-WORD_CONVENTION = "WER on whitespace-separated words as given (no case or punctuation normalisation), jiwer"
+WORD_CONVENTION = (
+    "WER on whitespace-separated words as given (no case or punctuation normalisation), "
+    "Levenshtein alignment as jiwer's"
+)
 #: How many missing utterance ids a warning lists.
 _MAX_LISTED = 5
 
@@ -172,39 +175,19 @@ def score_phones(
     return result
 
 
-def _jiwer_pairs(ref: list[str], hyp: list[str], chunks: Sequence) -> list[Pair]:
-    """jiwer AlignmentChunks -> (ref, hyp) pairs."""
-    pairs: list[Pair] = []
-    for ch in chunks:
-        r = ref[ch.ref_start_idx : ch.ref_end_idx]
-        h = hyp[ch.hyp_start_idx : ch.hyp_end_idx]
-        if ch.type in ("equal", "substitute"):
-            pairs.extend(zip(r, h))
-        elif ch.type == "delete":
-            pairs.extend((x, None) for x in r)
-        elif ch.type == "insert":
-            pairs.extend((None, x) for x in h)
-        else:
-            raise ValueError(f"unknown jiwer alignment type {ch.type!r}")
-    return pairs
+def score_words(refs: Mapping[str, Tokens], hyps: Mapping[str, Tokens]) -> ScoreResult:
+    """Word error rate over all utterances of ``refs`` (same split as jiwer).
 
-
-def score_words(refs: Mapping[str, str], hyps: Mapping[str, str]) -> ScoreResult:
-    """Word error rate (jiwer) over all utterances of ``refs``.
+    Args:
+        refs, hyps: utt -> words (one space-separated string, or a list).
 
     Raises:
         DataError: a hypothesis for an unknown utterance.
     """
     missing = _check_keys(refs, hyps)
     result = ScoreResult(ErrorCounts(), {}, missing=missing, convention=WORD_CONVENTION, unit="word")
-    utts = sorted(refs)
-    if not utts:
-        return result
-    ref_words = [_tokens(refs[u]) for u in utts]
-    hyp_words = [_tokens(hyps.get(u, "")) for u in utts]
-    out = jiwer.process_words([" ".join(w) for w in ref_words], [" ".join(w) for w in hyp_words])
-    for utt, ref, hyp, chunks in zip(utts, ref_words, hyp_words, out.alignments):
-        _accumulate(result, utt, _jiwer_pairs(ref, hyp, chunks))
+    for utt in sorted(refs):
+        _accumulate(result, utt, align(_tokens(refs[utt]), _tokens(hyps.get(utt, ""))))
     log.info("WER %.2f%% (%s)", result.counts.rate, _summary(result.counts))
     return result
 

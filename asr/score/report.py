@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from asr.io import atomic_write_text
-from asr.lang.phones import fold_to_39
-from asr.score.align import Pair, align
-from asr.score.per import PHONE_CONVENTION, ScoreResult, counts_from_pairs, score_summary
+from asr.score.align import Pair
+from asr.score.per import ScoreResult, counts_from_pairs, score_summary
 
 log = logging.getLogger(__name__)
 
@@ -100,20 +99,6 @@ def _utterances(alignments: Mapping[str, list[Pair]]) -> list[str]:
     return lines
 
 
-def _realign(result: ScoreResult, refs: Mapping, hyps: Mapping) -> dict[str, list[Pair]]:
-    """Alignments recomputed from refs/hyps with the folding the result used."""
-    fold = result.unit == "phone" and result.convention == PHONE_CONVENTION
-    out = {}
-    for utt in result.per_utt:
-        ref = refs[utt].split() if isinstance(refs[utt], str) else list(refs[utt])
-        hyp = hyps.get(utt, [])
-        hyp = hyp.split() if isinstance(hyp, str) else list(hyp)
-        if fold:
-            ref, hyp = fold_to_39(ref, where=utt), fold_to_39(hyp, where=utt)
-        out[utt] = align(ref, hyp)
-    return out
-
-
 def write_report(
     result: ScoreResult,
     path: Path,
@@ -123,13 +108,11 @@ def write_report(
 ) -> None:
     """Write the sclite-style report of ``result`` to ``path`` atomically.
 
-    ``refs`` / ``hyps`` (utt -> tokens) are optional: by default the aligned
-    lines come from ``result.alignments``; when both are given, the
-    utterances are realigned from them (with the result's folding).
+    The aligned lines are ``result.alignments``, the alignments that were
+    scored (after any 39-phone folding), so they always agree with the
+    counts. ``refs`` / ``hyps`` are accepted for existing callers and not
+    used: the result already holds everything the report shows.
     """
-    alignments = result.alignments
-    if refs is not None and hyps is not None:
-        alignments = _realign(result, refs, hyps)
-    lines = _header(result, title) + _confusions(result) + _token_table(result) + _utterances(alignments)
+    lines = _header(result, title) + _confusions(result) + _token_table(result) + _utterances(result.alignments)
     atomic_write_text(path, "\n".join(lines) + "\n")
     log.info("wrote scoring report %s (%s)", path, score_summary(result))

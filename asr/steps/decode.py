@@ -1,13 +1,17 @@
 """Stage 8: decode a data set with the hybrid model and score it (PER).
 
 The acoustic scale is swept on dev only; the test set is decoded once with
-the value dev chose (stored in the model's ``decode.yaml``).
+the value dev chose (stored in the model's ``decode.yaml`` and manifest).
+As in Kaldi, an utterance that cannot be decoded (no path survived, or
+unusable scores) is logged, counted (``failed_utterances`` in
+``scores.yaml``) and scored as all deletions; the rest of the set goes on.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +19,9 @@ import yaml
 from tqdm import tqdm
 
 from asr.corpus.datadir import read_datadir
-from asr.decode.hybrid import HybridModel, argmax_phones, decode_phones, save_acwt
+from asr.decode.hybrid import HybridModel, argmax_phones, save_acwt, scaled_loglikes
 from asr.decode.wfst import WfstDecoder
-from asr.errors import ModelError
+from asr.errors import GraphError, ModelError
 from asr.features.extract import FeatureConfig
 from asr.features.storage import load_features
 from asr.io import atomic_write_text
@@ -49,10 +53,39 @@ def frame_accuracy(post: dict[str, np.ndarray], targets: dict[str, np.ndarray]) 
     correct = sum(int((post[u].argmax(-1) == targets[u]).sum()) for u in post)
     return correct / sum(len(targets[u]) for u in post)
 
+@dataclass
+class SetDecode:
+    """Hypotheses of a data set, with the utterances that failed ({utt: reason})
+    and those whose best path did not reach a final state (partial paths)."""
+
+    hyps: dict[str, list[str]]
+    failed: dict[str, str] = field(default_factory=dict)
+    partial: list[str] = field(default_factory=list)
+
+
 def decode_with(model: HybridModel, decoder: WfstDecoder, post: dict[str, np.ndarray],
-                acwt: float) -> dict[str, list[str]]:
-    """The best phone sequence of every utterance at acoustic scale ``acwt``."""
-    return {u: decode_phones(decoder, lp, model.log_priors, acwt, model.phones, utt=u) for u, lp in post.items()}
+                acwt: float) -> SetDecode:
+    """The best phone sequence of every utterance at acoustic scale ``acwt``.
+
+    An utterance that raises GraphError (no surviving path) or ModelError
+    (unusable scores) is logged and counted, not fatal.
+    """
+    out = SetDecode({})
+    for utt, lp in post.items():
+        try:
+            result = decoder.decode(scaled_loglikes(lp, model.log_priors, acwt), utt=utt)
+        except (GraphError, ModelError) as exc:
+            log.warning("acwt %g: %s", acwt, exc)
+            out.failed[utt] = str(exc)
+            continue
+        out.hyps[utt] = [model.phones[i - 1] for i in result.phone_ids]
+        if not result.reached_final:
+            out.partial.append(utt)
+    if out.failed:
+        log.warning("acwt %g: %d of %d utterances could not be decoded (scored as deletions)",
+                    acwt, len(out.failed), len(post))
+    return out
+
 
 def tune_acwt(model: HybridModel, dev_dir: Path, out_dir: Path, grid=ACWT_GRID, beam: float = 13.0) -> float:
     """Sweep the acoustic scale on dev, write one report per value, store the best."""
@@ -62,14 +95,14 @@ def tune_acwt(model: HybridModel, dev_dir: Path, out_dir: Path, grid=ACWT_GRID, 
     decoder = model.decoder(beam=beam)
     sweep = {}
     for acwt in grid:
-        hyps = decode_with(model, decoder, post, acwt)
+        hyps = decode_with(model, decoder, post, acwt).hyps
         result = score_phones(refs, hyps)
         sweep[acwt] = result.counts.rate
         write_hyps(out_dir / f"hyp_acwt{acwt}.txt", hyps)
         write_report(result, out_dir / f"per_acwt{acwt}.txt", f"{dev_dir} acwt {acwt}", refs, hyps)
         log.info("dev acwt %.2f: PER %.2f%%", acwt, sweep[acwt])
     best = min(sweep, key=sweep.get)
-    save_acwt(model.model_dir, best, sweep[best], sweep)
+    save_acwt(model, best, dev_dir, sweep[best], sweep)
     log.info("chosen on dev: acwt %.2f (PER %.2f%%)", best, sweep[best])
     return best
 
@@ -83,7 +116,8 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
     nn_seconds = time.time() - start
     acwt = model.acwt
     start = time.time()
-    hyps = decode_with(model, model.decoder(beam=beam), post, acwt)
+    decoded = decode_with(model, model.decoder(beam=beam), post, acwt)
+    hyps = decoded.hyps
     search_seconds = time.time() - start
     argmax = {u: argmax_phones(lp, model.phones) for u, lp in post.items()}
     hmm_result, argmax_result = score_phones(refs, hyps), score_phones(refs, argmax)
@@ -93,15 +127,20 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
     write_report(argmax_result, out_dir / "per_report_argmax.txt", f"{data_dir} framewise argmax", refs, argmax)
     frames = sum(len(p) for p in post.values())
     audio_seconds = frames * model.feat_cfg.frame_shift_ms / 1000
-    targets = load_targets(data_dir, feats, model.phones)
+    targets = load_targets(data_dir, feats, model.phones, model.topology)
     scores = {
         "data": str(data_dir), "utterances": len(post), "frames": frames, "acwt": acwt,
         "per": round(hmm_result.counts.rate, 2), "per_argmax": round(argmax_result.counts.rate, 2),
-        "frame_acc": round(100 * frame_accuracy(post, targets), 2),
+        "frame_acc": round(100 * frame_accuracy({u: post[u] for u in targets}, targets), 2),
+        "failed_utterances": len(decoded.failed), "partial_paths": len(decoded.partial),
         "rtf_network": round(nn_seconds / audio_seconds, 4),
         "rtf_search": round(search_seconds / audio_seconds, 4),
     }
     atomic_write_text(out_dir / "scores.yaml", yaml.safe_dump(scores, sort_keys=False))
-    log.info("%s: PER %.2f%% (argmax %.2f%%), frame acc %.2f%%", data_dir, scores["per"],
-             scores["per_argmax"], scores["frame_acc"])
+    if decoded.failed:
+        atomic_write_text(out_dir / "failed_utts.txt",
+                          "".join(f"{u} {why}\n" for u, why in sorted(decoded.failed.items())))
+    log.info("%s: PER %.2f%% (argmax %.2f%%), frame acc %.2f%%, %d failed, %d partial", data_dir,
+             scores["per"], scores["per_argmax"], scores["frame_acc"], len(decoded.failed),
+             len(decoded.partial))
     return scores

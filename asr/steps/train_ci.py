@@ -5,18 +5,19 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
 import yaml
 
 from asr.corpus.datadir import read_datadir
-from asr.decode.hybrid import write_phone_list
+from asr.decode.hybrid import write_phone_list, write_training_manifest
 from asr.errors import DataError, ModelError
 from asr.features.extract import FeatureConfig
 from asr.features.storage import load_features
-from asr.hmm.targets import segments_to_pdfs
-from asr.hmm.topology import num_pdfs
+from asr.hmm.targets import TargetStats, TooShortError, segments_to_pdfs
+from asr.hmm.topology import CI_TOPOLOGY, Topology
 from asr.lang.phones import PHONES48
 from asr.nn.model import ModelConfig
 from asr.nn.priors import estimate_log_priors, save_log_priors
@@ -25,16 +26,30 @@ from asr.nn.train import TrainConfig, train
 log = logging.getLogger(__name__)
 
 
-def load_targets(data_dir: Path, feats: dict[str, np.ndarray], phones: list[str]) -> dict[str, np.ndarray]:
-    """CI pdf targets of every utterance with features → {utt: (T,) int64}."""
+def load_targets(data_dir: Path, feats: Mapping[str, np.ndarray], phones: list[str],
+                 topo: Topology = CI_TOPOLOGY) -> dict[str, np.ndarray]:
+    """CI pdf targets of every utterance with features → {utt: (T,) int64}.
+
+    Phones shorter than the topology's minimum are lengthened (see
+    :mod:`asr.hmm.targets`); an utterance too short for its phone sequence
+    gets no targets. Both are counted and logged for the data set.
+    """
     dd = read_datadir(data_dir, require_phones=True)
     cfg = FeatureConfig.load(data_dir / "feats.yaml")
     index = {p: i for i, p in enumerate(phones)}
+    stats = TargetStats()
     targets = {}
-    for utt, x in feats.items():
+    for utt in feats:
         if utt not in dd.phone_segments:
             raise DataError(f"{data_dir / 'phone_segments'}: no segmentation for utterance {utt}")
-        targets[utt] = segments_to_pdfs(dd.phone_segments[utt], cfg.frame_centers(len(x)), index, utt)
+        num_frames = len(feats[utt])
+        try:
+            targets[utt] = segments_to_pdfs(dd.phone_segments[utt], cfg.frame_centers(num_frames),
+                                            index, utt, topo, stats)
+        except TooShortError as exc:
+            log.warning("%s: %s; utterance skipped", data_dir, exc)
+            stats.skipped_utterances += 1
+    log.info("%s targets: %s", data_dir, stats.summary())
     return targets
 
 
@@ -74,16 +89,21 @@ def train_ci(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
     feat_cfg = FeatureConfig.load(Path(train_dir) / "feats.yaml")
     if FeatureConfig.load(Path(dev_dir) / "feats.yaml") != feat_cfg:
         raise DataError(f"{dev_dir}/feats.yaml differs from {train_dir}/feats.yaml; recompute the features")
-    model_cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=num_pdfs(len(phones)), **model_opts)
+    topo = CI_TOPOLOGY
+    model_cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=topo.num_pdfs(len(phones)), **model_opts)
     check_config(exp_dir, "model.yaml", asdict(model_cfg))
     check_config(exp_dir, "train.yaml", asdict(train_cfg))
     train_feats, dev_feats = load_features(train_dir), load_features(dev_dir)
-    train_tgt = load_targets(train_dir, train_feats, phones)
-    dev_tgt = load_targets(dev_dir, dev_feats, phones)
+    train_tgt = load_targets(train_dir, train_feats, phones, topo)
+    dev_tgt = load_targets(dev_dir, dev_feats, phones, topo)
+    train_feats = {u: train_feats[u] for u in train_tgt}  # without utterances too short to train on
+    dev_feats = {u: dev_feats[u] for u in dev_tgt}
     exp_dir.mkdir(parents=True, exist_ok=True)
     write_phone_list(exp_dir / "phones.txt", phones)
     feat_cfg.save(exp_dir / "feats.yaml")
     save_log_priors(exp_dir / "log_priors.txt", estimate_log_priors(train_tgt.values(), model_cfg.num_pdfs))
     log.info("training on %d utterances (%d frames), dev %d utterances, device %s",
              len(train_feats), sum(len(y) for y in train_tgt.values()), len(dev_feats), device)
-    return train(exp_dir, (train_feats, train_tgt), (dev_feats, dev_tgt), model_cfg, train_cfg, device)
+    state = train(exp_dir, (train_feats, train_tgt), (dev_feats, dev_tgt), model_cfg, train_cfg, device)
+    write_training_manifest(exp_dir, feat_cfg, phones, topo, model_cfg.input_dim, model_cfg.num_pdfs)
+    return state

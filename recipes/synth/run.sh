@@ -11,40 +11,46 @@ seed=0
 nj=2
 device=auto         # auto | cpu | cuda
 feat_kind=fbank     # fbank | mfcc
-conf=recipes/synth/conf/ci_lstm.yaml
-out=.               # data/ and exp/ are made under this directory
+# Defaults are relative to the repository root; --conf and --out given on the
+# command line are relative to the directory the script is run from.
+root=$(CDPATH='' cd -- "$(dirname -- "$0")/../.." && pwd)
+conf=$root/recipes/synth/conf/ci_lstm.yaml
+out=$root           # data/ and exp/ are made under this directory
 option_names="stage stop_stage size seed nj device feat_kind conf out"
 usage="Usage: $0 [--stage N] [--stop-stage M] [--size tiny|small|timit] [--device auto|cpu|cuda]
+  [--conf model.yaml] [--out dir]
   e.g.: $0 --size small --stage 0 --stop-stage 10"
 
-cd "$(dirname "$0")/../.."
-. recipes/utils/parse_options.sh
-. recipes/utils/stages.sh
+. "$root/recipes/utils/parse_options.sh"
+. "$root/recipes/utils/stages.sh"
 if [ $# -ne 0 ]; then echo "$usage" >&2; exit 1; fi
 command -v asr >/dev/null || { echo "$0: the 'asr' command is not on PATH (run 'make setup' and activate .venv)" >&2; exit 1; }
+conf=$(abspath "$conf")
+out=$(abspath "$out")
+cd "$root"
 
 data=$out/data/synth_${size}
 exp=$out/exp/synth_${size}
 times=$exp/stage_times.tsv
 mkdir -p "$exp/log"
 
-if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "Stage 0: generate the synthetic corpus ($size, seed $seed)"
   SECONDS=0
-  asr --log-file $exp/log/corpus.log synth-corpus $data/corpus --size $size --seed $seed --num-jobs $nj
-  record_time $times "0 corpus" $SECONDS
+  asr --log-file "$exp/log/corpus.log" synth-corpus "$data/corpus" --size "$size" --seed "$seed" --num-jobs "$nj"
+  record_time "$times" "0 corpus" "$SECONDS"
 fi
 
-if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "Stage 1: data dirs train, dev, test"
   SECONDS=0
-  if [ -f $data/test/phone_text ] && [ -f $data/dev/phone_text ] && [ -f $data/train/phone_text ]; then
+  if [ -f "$data/test/phone_text" ] && [ -f "$data/dev/phone_text" ] && [ -f "$data/train/phone_text" ]; then
     log "data dirs exist, skipping"
   else
-    asr --log-file $exp/log/prepare.log prepare-timit $data/corpus $data \
-      --dev-spk $data/corpus/dev_spk.list --test-spk $data/corpus/test_spk.list
+    asr --log-file "$exp/log/prepare.log" prepare-timit "$data/corpus" "$data" \
+      --dev-spk "$data/corpus/dev_spk.list" --test-spk "$data/corpus/test_spk.list"
   fi
-  record_time $times "1 data dirs" $SECONDS
+  record_time "$times" "1 data dirs" "$SECONDS"
 fi
 
-. recipes/utils/hybrid_stages.sh
+. "$root/recipes/utils/hybrid_stages.sh"

@@ -9,37 +9,44 @@ stop_stage=10
 timit=              # the TIMIT directory (holding TRAIN/ and TEST/, any case)
 device=auto         # auto | cpu | cuda
 feat_kind=fbank     # fbank | mfcc
-conf=recipes/timit/conf/ci_lstm.yaml
-out=.
+# Defaults are relative to the repository root; --timit, --conf and --out given
+# on the command line are relative to the directory the script is run from.
+root=$(CDPATH='' cd -- "$(dirname -- "$0")/../.." && pwd)
+conf=$root/recipes/timit/conf/ci_lstm.yaml
+out=$root           # data/ and exp/ are made under this directory
 option_names="stage stop_stage timit device feat_kind conf out"
-usage="Usage: $0 --timit /path/to/TIMIT [--stage N] [--stop-stage M] [--device auto|cpu|cuda]"
+usage="Usage: $0 --timit /path/to/TIMIT [--stage N] [--stop-stage M] [--device auto|cpu|cuda]
+  [--conf model.yaml] [--out dir]"
 
-cd "$(dirname "$0")/../.."
-. recipes/utils/parse_options.sh
-. recipes/utils/stages.sh
+. "$root/recipes/utils/parse_options.sh"
+. "$root/recipes/utils/stages.sh"
 if [ $# -ne 0 ] || [ -z "$timit" ]; then echo "$usage" >&2; exit 1; fi
 command -v asr >/dev/null || { echo "$0: the 'asr' command is not on PATH (run 'make setup' and activate .venv)" >&2; exit 1; }
+timit=$(abspath "$timit")
+conf=$(abspath "$conf")
+out=$(abspath "$out")
+cd "$root"
 
 data=$out/data/timit
 exp=$out/exp/timit
 times=$exp/stage_times.tsv
 mkdir -p "$exp/log"
 
-if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "Stage 0: check the TIMIT path"
   [ -d "$timit" ] || { echo "$0: TIMIT directory '$timit' does not exist" >&2; exit 1; }
 fi
 
-if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "Stage 1: data dirs train, dev (50 speakers), core test (24 speakers)"
   SECONDS=0
-  if [ -f $data/test/phone_text ] && [ -f $data/dev/phone_text ] && [ -f $data/train/phone_text ]; then
+  if [ -f "$data/test/phone_text" ] && [ -f "$data/dev/phone_text" ] && [ -f "$data/train/phone_text" ]; then
     log "data dirs exist, skipping"
   else
-    asr --log-file $exp/log/prepare.log prepare-timit "$timit" $data --standard-counts \
-      --dev-spk recipes/timit/conf/dev_spk.list --test-spk recipes/timit/conf/test_spk.list
+    asr --log-file "$exp/log/prepare.log" prepare-timit "$timit" "$data" --standard-counts \
+      --dev-spk "$root/recipes/timit/conf/dev_spk.list" --test-spk "$root/recipes/timit/conf/test_spk.list"
   fi
-  record_time $times "1 data dirs" $SECONDS
+  record_time "$times" "1 data dirs" "$SECONDS"
 fi
 
-. recipes/utils/hybrid_stages.sh
+. "$root/recipes/utils/hybrid_stages.sh"

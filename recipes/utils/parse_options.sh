@@ -2,7 +2,8 @@
 # Parse --option value / --option=value pairs into shell variables that the
 # calling script declared beforehand (dashes become underscores). An unknown
 # option is an error; --help prints the script's usage (its $usage variable).
-# Source it after the defaults:  . "$(dirname "$0")/../utils/parse_options.sh"
+# When the script sets $option_names, only those variables are options.
+# Source it after the defaults:  . "$root/recipes/utils/parse_options.sh"
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -21,7 +22,9 @@ while [ $# -gt 0 ]; do
       break ;;
   esac
   var="${name#--}"; var="${var//-/_}"
-  if [ -z "${!var+set}" ]; then
+  # only the declared options (not any shell variable, like root or PATH)
+  if ! [[ "$var" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || [ -z "${!var+set}" ] \
+     || { [ -n "${option_names+set}" ] && [[ " $option_names " != *" $var "* ]]; }; then
     echo "$0: unknown option $name" >&2
     exit 1
   fi

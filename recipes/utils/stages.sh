@@ -6,6 +6,22 @@ log() {
   echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "$0")) $*" >&2
 }
 
+abspath() {
+  # abspath <path>: the path made absolute against the current directory. The
+  # path need not exist (an --out not made yet); symlinks are kept as given.
+  # Call it on user-given paths before the recipe cd's to the repository root.
+  local p=$1
+  case "$p" in
+    /*) ;;
+    ""|.) p=$PWD ;;
+    *) while [[ "$p" == ./* ]]; do p=${p#./}; done
+       p="$PWD/$p" ;;
+  esac
+  while [[ "$p" == */. ]]; do p=${p%/.}; done
+  while [[ "$p" == ?*/ ]]; do p=${p%/}; done
+  printf '%s\n' "$p"
+}
+
 record_time() {
   # record_time <times.tsv> <stage label> <seconds>: replace the stage's line.
   # A rerun that found the stage's outputs (under 2 s) keeps the time of the

@@ -1,0 +1,116 @@
+"""The model bundle's manifest, ``bundle.yaml``: what a model directory holds
+and the settings each part was made with.
+
+    format_version: 1
+    components:
+      network:  {files: [model.yaml, final.pt], input_dim: 40, num_pdfs: 144}
+      features: {files: [feats.yaml], kind: fbank, dim: 40, ..., cmvn: {...}}
+      phones:   {files: [phones.txt], num_phones: 48}
+      topology: {states_per_phone: 3, self_loop_prob: 0.75}
+      priors:   {files: [log_priors.txt], num_pdfs: 144}
+      graph:    {files: [graph/HG.fst, graph/phones.txt], sha256: …, lm_order: 2, …}
+      decode:   {files: [decode.yaml], acwt: 1.0, tuned_on: …, graph_sha256: …}
+
+Training writes the first five; installing a decoding graph adds ``graph``
+(and drops a ``decode`` tuned on another graph); tuning the acoustic scale on
+dev adds ``decode``. :func:`check_manifest` is what ``HybridModel.load``
+runs: a missing or inconsistent component is a :class:`ModelError` that
+names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asr.errors import ModelError
+from asr.io import atomic_write_text
+
+BUNDLE_YAML = "bundle.yaml"
+FORMAT_VERSION = 1
+#: Components every bundle has once training has finished.
+REQUIRED = ("network", "features", "phones", "topology", "priors")
+#: All components, in the order they are written.
+COMPONENTS = (*REQUIRED, "graph", "decode")
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    """The ``components`` of ``model_dir/bundle.yaml``.
+
+    Raises:
+        ModelError: no manifest (not a model bundle, or training has not
+            finished), unreadable, or another format version.
+    """
+    path = Path(model_dir) / BUNDLE_YAML
+    if not path.is_file():
+        raise ModelError(f"{path}: not found: {model_dir} is not a finished model bundle "
+                         f"(train it with 'asr train-ci', which writes the manifest)")
+    try:
+        manifest = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ModelError(f"{path}: unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("components"), dict):
+        raise ModelError(f"{path}: not a bundle manifest (no 'components' mapping)")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelError(f"{path}: bundle format version {version!r}; this version of the "
+                         f"toolkit reads version {FORMAT_VERSION}")
+    return manifest["components"]
+
+
+def update_manifest(model_dir: Path, **components: dict | None) -> dict[str, Any]:
+    """Set (or, with None, remove) components of the manifest; write it atomically.
+
+    A directory without a manifest gets a new one. Returns the components.
+    """
+    path = Path(model_dir) / BUNDLE_YAML
+    current = read_manifest(model_dir) if path.is_file() else {}
+    for name, settings in components.items():
+        if name not in COMPONENTS:
+            raise ValueError(f"unknown bundle component {name!r}")
+        if settings is None:
+            current.pop(name, None)
+        else:
+            current[name] = settings
+    ordered = {name: current[name] for name in COMPONENTS if name in current}
+    atomic_write_text(path, yaml.safe_dump({"format_version": FORMAT_VERSION,
+                                            "components": ordered}, sort_keys=False))
+    return ordered
+
+
+def component(components: dict[str, Any], name: str, model_dir: Path, hint: str = "") -> dict:
+    """The settings of component ``name``, with its files checked to exist.
+
+    Raises:
+        ModelError: the component is absent from the manifest (``hint`` says
+            how to make it) or one of its files is missing.
+    """
+    where = Path(model_dir) / BUNDLE_YAML
+    if name not in components:
+        raise ModelError(f"{where}: the bundle has no {name} component" + (f" ({hint})" if hint else ""))
+    settings = components[name]
+    if not isinstance(settings, dict):
+        raise ModelError(f"{where}: component {name} is not a mapping")
+    for rel in settings.get("files", []):
+        if not (Path(model_dir) / rel).is_file():
+            raise ModelError(f"{Path(model_dir) / rel}: file of the bundle's {name} component is missing")
+    return settings
+
+
+def expect_equal(model_dir: Path, what: str, recorded: Any, actual: Any) -> None:
+    """ModelError naming the bundle and ``what`` when a recorded setting disagrees."""
+    if recorded != actual:
+        raise ModelError(f"{Path(model_dir) / BUNDLE_YAML}: {what} is {actual!r} in the bundle's "
+                         f"files but the manifest records {recorded!r} (inconsistent bundle)")

@@ -1,0 +1,176 @@
+"""The model bundle: manifest checks in HybridModel.load, graph installation,
+the tuned acoustic scale, and per-utterance decode failures."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import kaldifst
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from asr.decode.bundle import BUNDLE_YAML, read_manifest
+from asr.decode.hybrid import (HybridModel, install_graph, save_acwt, write_phone_list,
+                               write_training_manifest)
+from asr.errors import GraphError, ModelError
+from asr.features.extract import FeatureConfig
+from asr.hmm.topology import CI_TOPOLOGY
+from asr.lang.graph import make_decoding_graph
+from asr.lang.phones import PHONES48
+from asr.nn.model import LstmAcousticModel, ModelConfig
+from asr.nn.priors import save_log_priors
+from asr.steps.decode import decode_with
+
+PHONES = list(PHONES48)
+CPU = torch.device("cpu")
+
+
+def phone_text(path: Path, phones: list[str], seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    path.write_text("".join(f"u{u:03d} sil {' '.join(rng.choices(phones, k=12))} sil\n"
+                            for u in range(100)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def langs(tmp_path_factory) -> dict[str, Path]:
+    """HG.fst graphs: a phone bigram, a trigram, and one built for 47 phones."""
+    d = tmp_path_factory.mktemp("langs")
+    text = phone_text(d / "text", PHONES)
+    return {"bigram": make_decoding_graph(d / "bg", PHONES, text, order=2),
+            "trigram": make_decoding_graph(d / "tg", PHONES, text, order=3),
+            "47": make_decoding_graph(d / "p47", PHONES[:-1], phone_text(d / "t47", PHONES[:-1]))}
+
+
+def make_bundle(model_dir: Path) -> Path:
+    """A bundle as training writes it, with an untrained 1-layer network."""
+    feat_cfg = FeatureConfig()
+    cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=CI_TOPOLOGY.num_pdfs(len(PHONES)),
+                      num_layers=1, hidden=16, bidirectional=False, dropout=0.0)
+    model_dir.mkdir(parents=True)
+    torch.manual_seed(0)
+    cfg.save(model_dir / "model.yaml")
+    torch.save({"model": LstmAcousticModel(cfg).state_dict(), "epoch": 1}, model_dir / "final.pt")
+    feat_cfg.save(model_dir / "feats.yaml")
+    write_phone_list(model_dir / "phones.txt", PHONES)
+    save_log_priors(model_dir / "log_priors.txt", np.full(cfg.num_pdfs, -np.log(cfg.num_pdfs)))
+    write_training_manifest(model_dir, feat_cfg, PHONES, CI_TOPOLOGY, cfg.input_dim, cfg.num_pdfs)
+    return model_dir
+
+
+@pytest.fixture
+def bundle(tmp_path) -> Path:
+    return make_bundle(tmp_path / "model")
+
+
+def test_fresh_bundle_loads_but_has_no_graph_or_acwt(bundle):
+    model = HybridModel.load(bundle, CPU)
+    assert model.phones == PHONES and model.topology == CI_TOPOLOGY
+    assert (bundle / "phones.txt").read_text().startswith("<eps>\t0\naa\t1\n")  # a symbol table
+    with pytest.raises(ModelError, match="no acoustic scale was tuned"):
+        model.acwt  # no silent default any more
+    with pytest.raises(ModelError, match="no graph component"):
+        model.decoder()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / BUNDLE_YAML).unlink(), "bundle.yaml: not found"),
+    (lambda d: (d / BUNDLE_YAML).write_text("format_version: 9\ncomponents: {}\n"),
+     "format version 9"),
+    (lambda d: (d / "log_priors.txt").unlink(), "log_priors.txt: file of the bundle's priors component"),
+    (lambda d: FeatureConfig(num_mel_bins=23).save(d / "feats.yaml"), "front end"),
+    (lambda d: write_phone_list(d / "phones.txt", PHONES[:-1]), "number of phones"),
+    (lambda d: save_log_priors(d / "log_priors.txt", np.zeros(10)), "expected 144 finite log priors"),
+    (lambda d: (d / BUNDLE_YAML).write_text(
+        (d / BUNDLE_YAML).read_text().replace("states_per_phone: 3", "states_per_phone: 2")),
+     "network has 144 outputs, phones.txt and the topology imply 96"),
+])
+def test_load_names_a_missing_or_inconsistent_component(bundle, damage, message):
+    damage(bundle)
+    with pytest.raises(ModelError, match=message):
+        HybridModel.load(bundle, CPU)
+
+
+def test_graph_install_and_tuning_are_recorded(bundle, langs):
+    model = HybridModel.load(bundle, CPU)
+    install_graph(model, langs["bigram"])
+    assert (bundle / "graph/phones.txt").read_bytes() == (bundle / "phones.txt").read_bytes()
+    save_acwt(model, 0.7, Path("data/dev"), 20.0, {0.7: 20.0, 1.0: 21.0})
+    again = HybridModel.load(bundle, CPU)
+    assert again.acwt == 0.7
+    decode = read_manifest(bundle)["decode"]
+    assert decode["tuned_on"] == "data/dev" and decode["graph_sha256"] == read_manifest(bundle)["graph"]["sha256"]
+    assert read_manifest(bundle)["graph"]["lm_order"] == 2
+    # the same graph again keeps the tuning; another graph invalidates it
+    install_graph(again, langs["bigram"])
+    assert HybridModel.load(bundle, CPU).acwt == 0.7
+    install_graph(again, langs["trigram"])
+    with pytest.raises(ModelError, match="no acoustic scale was tuned"):
+        HybridModel.load(bundle, CPU).acwt
+
+
+def test_decode_yaml_edited_by_hand_is_inconsistent(bundle, langs):
+    model = HybridModel.load(bundle, CPU)
+    install_graph(model, langs["bigram"])
+    save_acwt(model, 0.7, Path("dev"), 20.0, {0.7: 20.0})
+    (bundle / "decode.yaml").write_text("acwt: 0.2\n")
+    with pytest.raises(ModelError, match="tuned acoustic scale"):
+        HybridModel.load(bundle, CPU)
+
+
+def test_graph_replaced_after_install_is_detected(bundle, langs):
+    model = HybridModel.load(bundle, CPU)
+    install_graph(model, langs["bigram"])
+    shutil.copyfile(langs["trigram"], bundle / "graph/HG.fst")
+    with pytest.raises(ModelError, match="SHA-256"):
+        HybridModel.load(bundle, CPU).decoder()
+
+
+def copy_lang(src: Path, dst: Path) -> Path:
+    shutil.copytree(src.parent, dst)
+    return dst / "HG.fst"
+
+
+def test_install_graph_rejects_graphs_that_do_not_fit(bundle, langs, tmp_path):
+    model = HybridModel.load(bundle, CPU)
+    with pytest.raises(GraphError, match="phone symbols differ"):
+        install_graph(model, langs["47"])
+    no_yaml = copy_lang(langs["bigram"], tmp_path / "no_yaml")
+    (no_yaml.parent / "HG.yaml").unlink()
+    with pytest.raises(GraphError, match="HG.yaml: missing"):
+        install_graph(model, no_yaml)
+    other_topo = copy_lang(langs["bigram"], tmp_path / "topo")
+    settings = yaml.safe_load((other_topo.parent / "HG.yaml").read_text())
+    settings["topology"]["states_per_phone"] = 5
+    (other_topo.parent / "HG.yaml").write_text(yaml.safe_dump(settings))
+    with pytest.raises(GraphError, match="built for HMM topology"):
+        install_graph(model, other_topo)
+    for label, message in (("olabel", "output label 49 is not a phone"),
+                           ("ilabel", "input label 145 exceeds num_pdfs=144")):
+        bad = copy_lang(langs["bigram"], tmp_path / label)
+        fst = kaldifst.StdVectorFst()
+        fst.add_state(), fst.add_state()
+        fst.start = 0
+        fst.set_final(1, 0.0)
+        ilabel, olabel = (1, 49) if label == "olabel" else (145, 1)
+        fst.add_arc(0, kaldifst.StdArc(ilabel, olabel, 0.0, 1))
+        fst.write(str(bad))
+        with pytest.raises(GraphError, match=message):
+            install_graph(model, bad)
+    assert "graph" not in read_manifest(bundle)  # nothing was installed
+
+
+def test_one_failing_utterance_is_counted_not_fatal(bundle, langs, caplog):
+    model = HybridModel.load(bundle, CPU)
+    install_graph(model, langs["bigram"])
+    rng = np.random.default_rng(0)
+    post = {f"u{i}": np.log(rng.dirichlet(np.ones(144), size=60)).astype(np.float32) for i in range(3)}
+    post["u1"][10, 5] = np.nan  # a broken network output for one utterance
+    out = decode_with(model, model.decoder(), post, acwt=1.0)
+    assert sorted(out.hyps) == ["u0", "u2"] and all(out.hyps[u] for u in out.hyps)
+    assert list(out.failed) == ["u1"] and "NaN" in out.failed["u1"]
+    assert "1 of 3 utterances could not be decoded" in caplog.text
