@@ -174,3 +174,59 @@ def test_one_failing_utterance_is_counted_not_fatal(bundle, langs, caplog):
     assert sorted(out.hyps) == ["u0", "u2"] and all(out.hyps[u] for u in out.hyps)
     assert list(out.failed) == ["u1"] and "NaN" in out.failed["u1"]
     assert "1 of 3 utterances could not be decoded" in caplog.text
+
+
+@pytest.fixture
+def tuned_bundle(bundle, langs) -> Path:
+    model = HybridModel.load(bundle, CPU)
+    install_graph(model, langs["bigram"])
+    save_acwt(model, 1.0, Path("dev"), 50.0, {1.0: 50.0})
+    return bundle
+
+
+def noise_wav(path: Path, seconds: float) -> Path:
+    import soundfile as sf
+
+    sf.write(path, np.random.default_rng(0).normal(0, 0.1, int(16000 * seconds)), 16000)
+    return path
+
+
+def test_transcribe_json_and_ctm_times(tuned_bundle, tmp_path, capsys):
+    """Segments tile the file's frames: contiguous from 0 to T * 10 ms; CTM = JSON."""
+    import json
+
+    from asr.cli import main
+
+    wav = noise_wav(tmp_path / "a.wav", 1.234)
+    num_frames = FeatureConfig().num_frames(int(16000 * 1.234))  # 121
+    assert main(["transcribe", "--model", str(tuned_bundle), "--format", "json", str(wav)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    segs = record["segments"]
+    assert segs[0]["start"] == 0.0 and segs[-1]["end"] == pytest.approx(num_frames * 0.01)
+    assert all(a["end"] == b["start"] for a, b in zip(segs, segs[1:]))
+    assert all(s["end"] - s["start"] >= 0.03 - 1e-9 for s in segs)  # 3-state HMM: >= 3 frames
+    assert [s["phone"] for s in segs] == record["phones"]
+    assert main(["transcribe", "--model", str(tuned_bundle), "--format", "ctm", str(wav)]) == 0
+    ctm = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert [(c[0], c[1], c[4]) for c in ctm] == [("a", "1", s["phone"]) for s in segs]
+    assert [(float(c[2]), float(c[3])) for c in ctm] == [
+        pytest.approx((s["start"], s["end"] - s["start"]), abs=0.006) for s in segs]
+
+
+def test_transcribe_logs_the_traceback_of_an_unexpected_failure(tuned_bundle, tmp_path, monkeypatch, capsys):
+    import asr.decode.transcribe as transcribe
+    from asr.cli import main
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug in the front end")
+
+    monkeypatch.setattr(transcribe, "compute_features", broken)
+    log_file = tmp_path / "log.txt"
+    wav = noise_wav(tmp_path / "b.wav", 0.5)
+    assert main(["--log-file", str(log_file), "transcribe", "--model", str(tuned_bundle), str(wav)]) == 1
+    err = capsys.readouterr().err
+    assert "b.wav: decoding failed (ZeroDivisionError: a bug in the front end)" in err
+    assert "Traceback" not in err  # the console gets the message only
+    text = log_file.read_text()
+    assert "Traceback (most recent call last)" in text
+    assert 'raise ZeroDivisionError("a bug in the front end")' in text

@@ -44,18 +44,38 @@ def test_recipe_reaches_a_per_no_broken_model_could(recipe):
     model = out / "exp/synth_tiny/ci_lstm"
     test = yaml.safe_load((model / "decode_test/scores.yaml").read_text())
     dev = yaml.safe_load((model / "decode_dev/scores.yaml").read_text())
-    # Measured on the tiny corpus (seed 0, 64 training utterances): dev 48%,
-    # test 51% PER, 44% frame accuracy. A model that learnt nothing gives
-    # ~100% PER (all deletions or all insertions).
-    assert test["per"] < 62.0, test
-    assert dev["per"] < 62.0, dev
-    assert test["frame_acc"] > 35.0, test
-    # the HMM beats the framewise argmax reading by far (80% there)
-    assert test["per"] < test["per_argmax"] - 15.0, test
+    # Measured on the tiny corpus (seed 0, 64 training utterances, CPU, deterministic):
+    # dev 47.96%, test 50.00% PER, test frame accuracy 43.59%, argmax 81.5%. The
+    # margins (2-2.5 points) are crossed by a real regression; a model that
+    # learnt nothing gives ~100% PER.
+    assert test["per"] < 52.5, test
+    assert dev["per"] < 50.5, dev
+    assert test["frame_acc"] > 41.5, test
+    # the HMM beats the framewise argmax reading by far (31.5 points measured)
+    assert test["per"] < test["per_argmax"] - 25.0, test
     assert "| ci_lstm |" in proc.stdout and "silence is scored" in proc.stdout
     assert (model / "decode_test/per_report.txt").is_file()
-    sweep = yaml.safe_load((model / "decode.yaml").read_text())
-    assert sweep["acwt"] in sweep["sweep"]
+    assert test["failed_utterances"] == 0 and dev["failed_utterances"] == 0
+
+
+def test_test_set_is_decoded_with_the_scale_dev_chose(recipe):
+    """The acoustic scale is chosen on dev alone; the test set only reads it."""
+    out, _ = recipe
+    model = out / "exp/synth_tiny/ci_lstm"
+    tuned = yaml.safe_load((model / "decode.yaml").read_text())
+    dev = yaml.safe_load((model / "decode_dev/scores.yaml").read_text())
+    test = yaml.safe_load((model / "decode_test/scores.yaml").read_text())
+    assert tuned["tuned_on"] == str(out / "data/synth_tiny/dev")
+    # the chosen value is the best of the dev sweep, and the dev sweep is all dev decodes
+    assert tuned["acwt"] == min(tuned["sweep"], key=tuned["sweep"].get)
+    assert tuned["dev_per"] == min(tuned["sweep"].values())
+    swept = sorted(float(p.stem.removeprefix("per_acwt")) for p in (model / "decode_dev").glob("per_acwt*.txt"))
+    assert swept == sorted(tuned["sweep"])
+    assert not list((model / "decode_test").glob("*acwt*"))  # no sweep on test
+    assert test["acwt"] == dev["acwt"] == tuned["acwt"]
+    manifest = yaml.safe_load((model / "bundle.yaml").read_text())["components"]
+    assert manifest["decode"]["acwt"] == tuned["acwt"]
+    assert manifest["decode"]["graph_sha256"] == manifest["graph"]["sha256"]
 
 
 def test_second_run_reuses_everything(recipe):
@@ -128,8 +148,8 @@ def test_small_recipe_per(tmp_path):
     model = tmp_path / "exp/synth_small/ci_lstm"
     dev = yaml.safe_load((model / "decode_dev/scores.yaml").read_text())
     test = yaml.safe_load((model / "decode_test/scores.yaml").read_text())
-    # Measured with seed 0 on CPU: dev 19.32%, test 23.73% PER, frame acc 66.6%;
-    # pocketsphinx's phone decoder reads 61% on this test set.
-    assert dev["per"] < 22.0, dev
-    assert test["per"] < 27.0, test
-    assert test["frame_acc"] > 63.0, test
+    # Measured with seed 0 on CPU (make demo): dev 17.77%, test 23.12% PER, frame
+    # acc 65.63%; pocketsphinx's phone decoder reads 61% on this test set.
+    assert dev["per"] < 19.5, dev
+    assert test["per"] < 25.0, test
+    assert test["frame_acc"] > 64.0, test

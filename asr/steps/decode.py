@@ -127,7 +127,7 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
     write_report(argmax_result, out_dir / "per_report_argmax.txt", f"{data_dir} framewise argmax", refs, argmax)
     frames = sum(len(p) for p in post.values())
     audio_seconds = frames * model.feat_cfg.frame_shift_ms / 1000
-    targets = load_targets(data_dir, feats, model.phones, model.topology)
+    targets = load_targets(data_dir, post, model.phones, model.topology)  # post: (T, P) per utt
     scores = {
         "data": str(data_dir), "utterances": len(post), "frames": frames, "acwt": acwt,
         "per": round(hmm_result.counts.rate, 2), "per_argmax": round(argmax_result.counts.rate, 2),

@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 
 def load_targets(data_dir: Path, feats: Mapping[str, np.ndarray], phones: list[str],
                  topo: Topology = CI_TOPOLOGY) -> dict[str, np.ndarray]:
-    """CI pdf targets of every utterance with features → {utt: (T,) int64}.
+    """CI pdf targets of every utterance of ``feats`` → {utt: (T,) int64}.
+
+    ``feats`` maps each utterance to any array with its T frames as rows
+    (features, or the network's posteriors); only its length is used.
 
     Phones shorter than the topology's minimum are lengthened (see
     :mod:`asr.hmm.targets`); an utterance too short for its phone sequence
