@@ -22,8 +22,8 @@ from pocketsphinx_peer import pocketsphinx_phone_decoder  # noqa: E402
 
 from asr.audio import read_audio  # noqa: E402
 from asr.corpus.datadir import read_datadir  # noqa: E402
-from asr.decode.hybrid import HybridModel, argmax_phones, decode_phones  # noqa: E402
-from asr.steps.decode import set_features  # noqa: E402
+from asr.decode.hybrid import HybridModel, argmax_phones  # noqa: E402
+from asr.steps.decode import decode_with, set_features  # noqa: E402
 from asr.score.per import score_phones  # noqa: E402
 
 
@@ -53,8 +53,7 @@ def main() -> int:
     decoder, acwt = model.decoder(), model.acwt
     feats = set_features(model, data_dir)
     post, t_nn = time_it(lambda: {u: model.posteriors(x) for u, x in feats.items()})
-    hmm, t_search = time_it(lambda: {u: decode_phones(decoder, post[u], model.log_priors, acwt, model.phones)
-                                     for u in post})
+    hmm, t_search = time_it(lambda: decode_with(model, decoder, post, acwt).hyps)
     argmax, t_argmax = time_it(lambda: {u: argmax_phones(post[u], model.phones) for u in post})
     ps = pocketsphinx_phone_decoder()
     peer, t_peer = time_it(lambda: {u: ps_decode_phones(ps, a.samples, a.rate) for u, a in audio.items()})

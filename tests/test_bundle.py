@@ -14,13 +14,13 @@ import torch
 import yaml
 
 from asr.decode.bundle import BUNDLE_YAML, read_manifest
-from asr.decode.hybrid import (HybridModel, install_graph, save_acwt, write_phone_list,
-                               write_training_manifest)
+from asr.decode.hybrid import HybridModel, install_graph, save_acwt, write_training_manifest
 from asr.errors import GraphError, ModelError
 from asr.features.extract import FeatureConfig
 from asr.hmm.topology import CI_TOPOLOGY
 from asr.lang.graph import make_decoding_graph
 from asr.lang.phones import PHONES48
+from asr.lang.symbols import write_symbol_table
 from asr.nn.model import LstmAcousticModel, ModelConfig
 from asr.nn.priors import save_log_priors
 from asr.steps.decode import decode_with
@@ -56,7 +56,7 @@ def make_bundle(model_dir: Path) -> Path:
     cfg.save(model_dir / "model.yaml")
     torch.save({"model": LstmAcousticModel(cfg).state_dict(), "epoch": 1}, model_dir / "final.pt")
     feat_cfg.save(model_dir / "feats.yaml")
-    write_phone_list(model_dir / "phones.txt", PHONES)
+    write_symbol_table(PHONES, model_dir / "phones.txt")
     save_log_priors(model_dir / "log_priors.txt", np.full(cfg.num_pdfs, -np.log(cfg.num_pdfs)))
     write_training_manifest(model_dir, feat_cfg, PHONES, CI_TOPOLOGY, cfg.input_dim, cfg.num_pdfs)
     return model_dir
@@ -83,7 +83,7 @@ def test_fresh_bundle_loads_but_has_no_graph_or_acwt(bundle):
      "format version 9"),
     (lambda d: (d / "log_priors.txt").unlink(), "log_priors.txt: file of the bundle's priors component"),
     (lambda d: FeatureConfig(num_mel_bins=23).save(d / "feats.yaml"), "front end"),
-    (lambda d: write_phone_list(d / "phones.txt", PHONES[:-1]), "number of phones"),
+    (lambda d: write_symbol_table(PHONES[:-1], d / "phones.txt"), "number of phones"),
     (lambda d: save_log_priors(d / "log_priors.txt", np.zeros(10)), "expected 144 finite log priors"),
     (lambda d: (d / BUNDLE_YAML).write_text(
         (d / BUNDLE_YAML).read_text().replace("states_per_phone: 3", "states_per_phone: 2")),

@@ -119,11 +119,15 @@ def test_features_are_read_on_access_only(tmp_path):
         feats["spk0_u0"]
 
 
+def drop_lines(path, prefix: str) -> None:
+    """Rewrite a Kaldi table without its lines starting with ``prefix``."""
+    path.write_text("".join(l + "\n" for l in path.read_text().splitlines() if not l.startswith(prefix)))
+
+
 def test_missing_cmvn_stats_found_up_front(tmp_path):
     data = _datadir(tmp_path)
     make_features(data, tmp_path / "feats", FeatureConfig())
-    cmvn = data / "cmvn.scp"
-    cmvn.write_text("".join(l + "\n" for l in cmvn.read_text().splitlines() if not l.startswith("spk1 ")))
+    drop_lines(data / "cmvn.scp", "spk1 ")
     with pytest.raises(DataError, match=r"cmvn\.scp: no CMVN stats for speaker 'spk1' of utterance spk1_u1"):
         load_features(data)
 
@@ -150,7 +154,6 @@ def test_stats_of_another_dim_fail_on_access(tmp_path):
 def test_utterance_without_speaker(tmp_path):
     data = _datadir(tmp_path)
     make_features(data, tmp_path / "feats", FeatureConfig())
-    u2s = data / "utt2spk"
-    u2s.write_text("".join(l + "\n" for l in u2s.read_text().splitlines() if not l.startswith("spk1_u1 ")))
+    drop_lines(data / "utt2spk", "spk1_u1 ")
     with pytest.raises(DataError, match=r"feats\.scp: utterance spk1_u1 is not in .*utt2spk"):
         load_features(data)

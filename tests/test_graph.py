@@ -12,13 +12,14 @@ import pytest
 
 import asr.lang.graph as graph_module
 from asr.errors import GraphError
-from asr.hmm.topology import SELF_LOOP_PROB
+from asr.hmm.topology import CI_TOPOLOGY
 from asr.lang.graph import load_graph, make_decoding_graph, make_h
 from asr.lang.symbols import read_symbol_table
 from asr.lang.phones import PHONES48
 
 N = len(PHONES48)
 NUM_PDFS = 3 * N
+SELF_LOOP_PROB = CI_TOPOLOGY.self_loop_prob
 FILES = ("phones.txt", "lm.arpa", "G.fst", "HG.fst", "HG.yaml")
 
 

@@ -149,7 +149,7 @@ def test_write_report(tmp_path: Path) -> None:
     hyps = {"spk0_u": "sil dh ax k ae t sil", "spk1_u": "sil d ax g ae sil", "spk2_u": "sil dh ah k ae t s sil"}
     res = score_phones(refs, hyps)
     out = tmp_path / "decode" / "per_report.txt"
-    write_report(res, out, title="test set, bigram", refs=refs, hyps=hyps)
+    write_report(res, out, title="test set, bigram")
     text = out.read_text()
     assert text.startswith("test set, bigram\n")
     assert "39-phone folding, Kaldi phones.60-48-39.map" in text
@@ -168,7 +168,7 @@ def test_report_alignment_agrees_with_scored_counts(tmp_path: Path) -> None:
     refs, hyps = {"u": " ".join(TIE_REF)}, {"u": " ".join(TIE_HYP)}
     res = score_words(refs, hyps)
     assert _split(res.per_utt["u"]) == TIE_SPLIT
-    write_report(res, tmp_path / "r.txt", title="words", refs=refs, hyps=hyps)
+    write_report(res, tmp_path / "r.txt", title="words")
     text = (tmp_path / "r.txt").read_text()
     assert "Scores: (#C #S #D #I) 2 0 1 2" in text
     assert "REF:  B   d aa *** ***" in text and "Eval: D        I   I" in text

@@ -11,11 +11,12 @@ import pytest
 
 from asr.decode.wfst import DecodeResult, WfstDecoder
 from asr.errors import GraphError, ModelError
-from asr.hmm.topology import STATES_PER_PHONE, pdf_id
+from asr.hmm.topology import CI_TOPOLOGY
 from asr.lang.graph import load_graph, make_decoding_graph
 from asr.lang.phones import PHONES48
 
 PHONES = list(PHONES48)
+STATES_PER_PHONE, pdf_id = CI_TOPOLOGY.states_per_phone, CI_TOPOLOGY.pdf_id
 N = len(PHONES)
 NUM_PDFS = STATES_PER_PHONE * N
 #: Scaled log-likelihoods of the synthetic matrices (acwt 0.1 times log-probs).

@@ -28,7 +28,7 @@ from asr.hmm.targets import pdfs_to_phones
 from asr.hmm.topology import Topology
 from asr.io import atomic_path, atomic_write_text
 from asr.lang.graph import PHONES_TXT, load_graph, read_hg_settings
-from asr.lang.symbols import read_phone_table, write_symbol_table
+from asr.lang.symbols import read_phone_table
 from asr.nn.model import LstmAcousticModel
 from asr.nn.priors import load_log_priors
 from asr.nn.train import load_model
@@ -49,11 +49,6 @@ def read_phone_list(path: Path) -> list[str]:
         return read_phone_table(path)
     except GraphError as exc:
         raise ModelError(str(exc)) from None
-
-
-def write_phone_list(path: Path, phones: list[str]) -> None:
-    """Write the model's phones as a symbol table (the same format as the lang dir's)."""
-    write_symbol_table(phones, path)
 
 
 @torch.no_grad()
@@ -82,13 +77,6 @@ def scaled_loglikes(log_post: np.ndarray, log_priors: np.ndarray, acwt: float) -
 def argmax_phones(log_post: np.ndarray, phones: list[str]) -> list[str]:
     """The framewise-argmax reading (no HMM): best pdf per frame, runs collapsed."""
     return pdfs_to_phones(log_post.argmax(-1), phones, split_on_state_reset=False)
-
-
-def decode_phones(decoder: WfstDecoder, log_post: np.ndarray, log_priors: np.ndarray,
-                  acwt: float, phones: list[str], utt: str = "") -> list[str]:
-    """The best phone sequence through the graph for one utterance."""
-    result = decoder.decode(scaled_loglikes(log_post, log_priors, acwt), utt=utt)
-    return [phones[i - 1] for i in result.phone_ids]
 
 
 @dataclass
@@ -175,6 +163,10 @@ class HybridModel:
 
     def posteriors(self, feats: np.ndarray) -> np.ndarray:
         return log_posteriors(self.network, feats, self.device)
+
+    def phone_symbols(self, phone_ids: list[int]) -> list[str]:
+        """The phones of a decoded path's output labels (ids of phones.txt, 1-based)."""
+        return [self.phones[i - 1] for i in phone_ids]
 
 
 def _read_acwt(path: Path) -> float:

@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from asr.audio import read_audio
 from asr.decode.hybrid import HybridModel, scaled_loglikes
@@ -38,7 +37,7 @@ def transcribe_file(model: HybridModel, decoder: WfstDecoder, path: Path, acwt: 
     result = decoder.decode(scaled_loglikes(model.posteriors(feats), model.log_priors, acwt), utt=str(path))
     segments = pdf_segments(result.pdfs, model.phones, model.feat_cfg.frame_shift_ms / 1000,
                             topo=model.topology)
-    phones = [model.phones[i - 1] for i in result.phone_ids]
+    phones = model.phone_symbols(result.phone_ids)
     return Transcript(str(path), phones, segments, audio.notes)
 
 

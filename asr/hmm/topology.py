@@ -77,15 +77,3 @@ class Topology:
 
 #: The topology of every model in this toolkit (3 states, as Kaldi's TIMIT recipe).
 CI_TOPOLOGY = Topology()
-STATES_PER_PHONE = CI_TOPOLOGY.states_per_phone
-SELF_LOOP_PROB = CI_TOPOLOGY.self_loop_prob
-
-
-def pdf_id(phone_index: int, state: int) -> int:
-    """:meth:`Topology.pdf_id` of the default topology."""
-    return CI_TOPOLOGY.pdf_id(phone_index, state)
-
-
-def num_pdfs(num_phones: int) -> int:
-    """:meth:`Topology.num_pdfs` of the default topology."""
-    return CI_TOPOLOGY.num_pdfs(num_phones)

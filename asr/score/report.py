@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Sequence
 
 from asr.io import atomic_write_text
 from asr.score.align import Pair
@@ -99,19 +99,11 @@ def _utterances(alignments: Mapping[str, list[Pair]]) -> list[str]:
     return lines
 
 
-def write_report(
-    result: ScoreResult,
-    path: Path,
-    title: str,
-    refs: Optional[Mapping] = None,
-    hyps: Optional[Mapping] = None,
-) -> None:
+def write_report(result: ScoreResult, path: Path, title: str) -> None:
     """Write the sclite-style report of ``result`` to ``path`` atomically.
 
     The aligned lines are ``result.alignments``, the alignments that were
-    scored (after any 39-phone folding), so they always agree with the
-    counts. ``refs`` / ``hyps`` are accepted for existing callers and not
-    used: the result already holds everything the report shows.
+    scored (after any 39-phone folding), so they always agree with the counts.
     """
     lines = _header(result, title) + _confusions(result) + _token_table(result) + _utterances(result.alignments)
     atomic_write_text(path, "\n".join(lines) + "\n")

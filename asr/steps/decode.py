@@ -78,7 +78,7 @@ def decode_with(model: HybridModel, decoder: WfstDecoder, post: dict[str, np.nda
             log.warning("acwt %g: %s", acwt, exc)
             out.failed[utt] = str(exc)
             continue
-        out.hyps[utt] = [model.phones[i - 1] for i in result.phone_ids]
+        out.hyps[utt] = model.phone_symbols(result.phone_ids)
         if not result.reached_final:
             out.partial.append(utt)
     if out.failed:
@@ -99,7 +99,7 @@ def tune_acwt(model: HybridModel, dev_dir: Path, out_dir: Path, grid=ACWT_GRID, 
         result = score_phones(refs, hyps)
         sweep[acwt] = result.counts.rate
         write_hyps(out_dir / f"hyp_acwt{acwt}.txt", hyps)
-        write_report(result, out_dir / f"per_acwt{acwt}.txt", f"{dev_dir} acwt {acwt}", refs, hyps)
+        write_report(result, out_dir / f"per_acwt{acwt}.txt", f"{dev_dir} acwt {acwt}")
         log.info("dev acwt %.2f: PER %.2f%%", acwt, sweep[acwt])
     best = min(sweep, key=sweep.get)
     save_acwt(model, best, dev_dir, sweep[best], sweep)
@@ -123,8 +123,8 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
     hmm_result, argmax_result = score_phones(refs, hyps), score_phones(refs, argmax)
     write_hyps(out_dir / "hyp.txt", hyps)
     write_hyps(out_dir / "hyp_argmax.txt", argmax)
-    write_report(hmm_result, out_dir / "per_report.txt", f"{data_dir} HMM decode, acwt {acwt}", refs, hyps)
-    write_report(argmax_result, out_dir / "per_report_argmax.txt", f"{data_dir} framewise argmax", refs, argmax)
+    write_report(hmm_result, out_dir / "per_report.txt", f"{data_dir} HMM decode, acwt {acwt}")
+    write_report(argmax_result, out_dir / "per_report_argmax.txt", f"{data_dir} framewise argmax")
     frames = sum(len(p) for p in post.values())
     audio_seconds = frames * model.feat_cfg.frame_shift_ms / 1000
     targets = load_targets(data_dir, post, model.phones, model.topology)  # post: (T, P) per utt

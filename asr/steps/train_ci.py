@@ -12,13 +12,14 @@ import torch
 import yaml
 
 from asr.corpus.datadir import read_datadir
-from asr.decode.hybrid import write_phone_list, write_training_manifest
+from asr.decode.hybrid import write_training_manifest
 from asr.errors import DataError, ModelError
 from asr.features.extract import FeatureConfig
 from asr.features.storage import load_features
 from asr.hmm.targets import TargetStats, TooShortError, segments_to_pdfs
 from asr.hmm.topology import CI_TOPOLOGY, Topology
 from asr.lang.phones import PHONES48
+from asr.lang.symbols import write_symbol_table
 from asr.nn.model import ModelConfig
 from asr.nn.priors import estimate_log_priors, save_log_priors
 from asr.nn.train import TrainConfig, train
@@ -96,13 +97,14 @@ def train_ci(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
     model_cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=topo.num_pdfs(len(phones)), **model_opts)
     check_config(exp_dir, "model.yaml", asdict(model_cfg))
     check_config(exp_dir, "train.yaml", asdict(train_cfg))
-    train_feats, dev_feats = load_features(train_dir), load_features(dev_dir)
+    # training batches hold every utterance anyway: read each matrix once
+    train_feats, dev_feats = dict(load_features(train_dir)), dict(load_features(dev_dir))
     train_tgt = load_targets(train_dir, train_feats, phones, topo)
     dev_tgt = load_targets(dev_dir, dev_feats, phones, topo)
     train_feats = {u: train_feats[u] for u in train_tgt}  # without utterances too short to train on
     dev_feats = {u: dev_feats[u] for u in dev_tgt}
     exp_dir.mkdir(parents=True, exist_ok=True)
-    write_phone_list(exp_dir / "phones.txt", phones)
+    write_symbol_table(phones, exp_dir / "phones.txt")
     feat_cfg.save(exp_dir / "feats.yaml")
     save_log_priors(exp_dir / "log_priors.txt", estimate_log_priors(train_tgt.values(), model_cfg.num_pdfs))
     log.info("training on %d utterances (%d frames), dev %d utterances, device %s",
