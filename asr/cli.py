@@ -9,6 +9,10 @@ from pathlib import Path
 
 from asr.errors import AsrError
 
+
+class UsageError(AsrError):
+    """Options that do not go together."""
+
 log = logging.getLogger("asr")
 
 
@@ -53,20 +57,77 @@ def cmd_make_feats(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_make_graph(args: argparse.Namespace) -> int:
-    from asr.lang.graph import make_decoding_graph
+def _context(tree: Path | None):
+    """The context dependency of ``--tree`` (a tree.json or a model dir), or CI over the 48 phones."""
+    from asr.hmm.context import TREE_JSON, ContextDependency
     from asr.lang.phones import PHONES48
 
-    make_decoding_graph(args.lang_dir, list(PHONES48), args.train_dir / "phone_text", order=args.order)
+    if tree is None:
+        return ContextDependency.ci(list(PHONES48))
+    return ContextDependency.load(tree / TREE_JSON if tree.is_dir() else tree)
+
+
+def cmd_make_graph(args: argparse.Namespace) -> int:
+    from asr.lang.graph import make_decoding_graph
+
+    make_decoding_graph(args.lang_dir, _context(args.tree), args.train_dir / "phone_text",
+                        order=args.order, graph_dir=args.graph_dir)
     return 0
 
 
-def cmd_train_ci(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     from asr.nn.train import resolve_device
-    from asr.steps.train_ci import read_train_conf, train_ci
+    from asr.steps.train_am import read_train_conf, train_am
 
+    if (args.ali_train is None) != (args.ali_dev is None):
+        raise UsageError("--ali-train and --ali-dev go together")
+    ali = (args.ali_train, args.ali_dev) if args.ali_train else None
     model_opts, train_cfg = read_train_conf(args.conf)
-    train_ci(args.train_dir, args.dev_dir, args.exp_dir, model_opts, train_cfg, resolve_device(args.device))
+    train_am(args.train_dir, args.dev_dir, args.exp_dir, model_opts, train_cfg,
+             resolve_device(args.device), _context(args.tree), ali)
+    return 0
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    from asr.decode.hybrid import HybridModel
+    from asr.nn.train import resolve_device
+    from asr.steps.align import align_set
+
+    model = HybridModel.load(args.model_dir, resolve_device(args.device))
+    align_set(model, args.data_dir, args.ali_dir, acwt=args.acwt)
+    return 0
+
+
+def cmd_show_alignment(args: argparse.Namespace) -> int:
+    from asr.hmm.alignment import format_alignment, format_ctm, read_alignments, write_textgrids
+
+    aset = read_alignments(args.ali_dir)
+    utts = args.utts or sorted(aset.alignments)[:1]
+    missing = [u for u in utts if u not in aset.alignments]
+    if missing:
+        raise UsageError(f"{args.ali_dir}: no alignment for utterance {missing[0]}")
+    if args.textgrid:
+        write_textgrids(aset, args.textgrid, utts)
+        log.info("wrote %d TextGrid files to %s", len(utts), args.textgrid)
+    elif args.ctm:
+        print(format_ctm(aset, utts))
+    else:
+        print("\n\n".join(format_alignment(aset, u, frames=args.frames) for u in utts))
+    return 0
+
+
+def cmd_build_tree(args: argparse.Namespace) -> int:
+    from asr.steps.build_tree import build_tree_stage
+
+    build_tree_stage(args.data_dir, args.ali_dir, args.out_dir, num_leaves=args.num_leaves,
+                     min_occupancy=args.min_occupancy)
+    return 0
+
+
+def cmd_show_tree(args: argparse.Namespace) -> int:
+    from asr.hmm.tree import format_tree
+
+    print(format_tree(_context(args.tree), max_depth=args.max_depth))
     return 0
 
 
@@ -120,7 +181,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     from asr.steps.results import results_table
 
-    print(results_table(args.exp_dirs, args.stage_times))
+    print(results_table(args.exp_dirs, args.stage_times, args.out))
     return 0
 
 
@@ -153,19 +214,55 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-ceps", type=int, default=13)
     s.set_defaults(func=cmd_make_feats)
 
-    s = sub.add_parser("make-graph", help="phone n-gram LM and the HMM decoding graph")
+    s = sub.add_parser("make-graph", help="phone n-gram LM and the decoding graph H∘C∘G")
     s.add_argument("train_dir", type=Path, help="data dir whose phone_text trains the LM")
-    s.add_argument("lang_dir", type=Path)
+    s.add_argument("lang_dir", type=Path, help="where phones.txt, lm.arpa and G.fst go")
     s.add_argument("--order", type=int, default=2)
+    s.add_argument("--tree", type=Path, help="tree.json (or a model dir) of a CD model; default CI")
+    s.add_argument("--graph-dir", type=Path, help="where HCG.fst goes (default: lang_dir)")
     s.set_defaults(func=cmd_make_graph)
 
-    s = sub.add_parser("train-ci", help="train a CI-state LSTM acoustic model")
+    s = sub.add_parser("train", aliases=["train-ci"],
+                       help="train an LSTM acoustic model (CI, or CD with --tree)")
     s.add_argument("train_dir", type=Path)
     s.add_argument("dev_dir", type=Path)
     s.add_argument("exp_dir", type=Path)
     s.add_argument("--conf", type=Path, help="YAML with 'model:' and 'train:' sections")
+    s.add_argument("--tree", type=Path, help="tree.json (or a dir holding one) numbering the "
+                   "outputs; default: CI states")
+    s.add_argument("--ali-train", type=Path, help="alignment dir of train_dir (default: uniform split)")
+    s.add_argument("--ali-dev", type=Path, help="alignment dir of dev_dir")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    s.set_defaults(func=cmd_train_ci)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("align", help="Viterbi realignment of a data set within its phone transcripts")
+    s.add_argument("model_dir", type=Path)
+    s.add_argument("data_dir", type=Path)
+    s.add_argument("ali_dir", type=Path)
+    s.add_argument("--acwt", type=float, default=1.0, help="acoustic scale (default 1)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.set_defaults(func=cmd_align)
+
+    s = sub.add_parser("show-alignment", help="print alignments, or export them as CTM or TextGrid")
+    s.add_argument("ali_dir", type=Path)
+    s.add_argument("utts", nargs="*", help="utterances (default: the first)")
+    s.add_argument("--frames", action="store_true", help="also one line per frame")
+    s.add_argument("--ctm", action="store_true", help="print CTM lines (utt 1 start dur phone)")
+    s.add_argument("--textgrid", type=Path, help="write <utt>.TextGrid files (Praat) into this dir")
+    s.set_defaults(func=cmd_show_alignment)
+
+    s = sub.add_parser("build-tree", help="phonetic decision tree from alignments (CD states)")
+    s.add_argument("data_dir", type=Path, help="data dir with features (the aligned set)")
+    s.add_argument("ali_dir", type=Path)
+    s.add_argument("out_dir", type=Path, help="where tree.json goes")
+    s.add_argument("--num-leaves", type=int, default=1000)
+    s.add_argument("--min-occupancy", type=float, default=50.0, help="frames a leaf needs at least")
+    s.set_defaults(func=cmd_build_tree)
+
+    s = sub.add_parser("show-tree", help="print a context dependency's decision tree")
+    s.add_argument("tree", type=Path, help="tree.json or a model dir")
+    s.add_argument("--max-depth", type=int)
+    s.set_defaults(func=cmd_show_tree)
 
     s = sub.add_parser("decode", help="decode and score a data set (PER)")
     s.add_argument("model_dir", type=Path)
@@ -194,6 +291,7 @@ def get_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("results", help="print the results table of experiments")
     s.add_argument("exp_dirs", type=Path, nargs="+")
     s.add_argument("--stage-times", type=Path, help="TSV of stage seconds written by run.sh")
+    s.add_argument("--out", type=Path, help="also write the table here (Markdown)")
     s.set_defaults(func=cmd_results)
     return p
 

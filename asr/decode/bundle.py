@@ -7,11 +7,13 @@ and the settings each part was made with.
       features: {files: [feats.yaml], kind: fbank, dim: 40, ..., cmvn: {...}}
       phones:   {files: [phones.txt], num_phones: 48}
       topology: {states_per_phone: 3, self_loop_prob: 0.75}
+      context:  {files: [tree.json], context_width: 1, central_position: 0, num_pdfs: 144, sha256: …}
       priors:   {files: [log_priors.txt], num_pdfs: 144}
-      graph:    {files: [graph/HG.fst, graph/phones.txt], sha256: …, lm_order: 2, …}
+      graph:    {files: [graph/HCG.fst, graph/phones.txt], sha256: …, lm_order: 2, context: …}
       decode:   {files: [decode.yaml], acwt: 1.0, tuned_on: …, graph_sha256: …}
 
-Training writes the first five; installing a decoding graph adds ``graph``
+Training writes the first six (a bundle without ``context`` was written
+before the context dependency was stored, and is read as CI); installing a decoding graph adds ``graph``
 (and drops a ``decode`` tuned on another graph); tuning the acoustic scale on
 dev adds ``decode``. :func:`check_manifest` is what ``HybridModel.load``
 runs: a missing or inconsistent component is a :class:`ModelError` that
@@ -34,7 +36,7 @@ FORMAT_VERSION = 1
 #: Components every bundle has once training has finished.
 REQUIRED = ("network", "features", "phones", "topology", "priors")
 #: All components, in the order they are written.
-COMPONENTS = (*REQUIRED, "graph", "decode")
+COMPONENTS = ("network", "features", "phones", "topology", "context", "priors", "graph", "decode")
 
 
 def file_sha256(path: Path) -> str:

@@ -3,9 +3,12 @@
 A model directory (the bundle ``asr transcribe`` needs) holds a manifest,
 ``bundle.yaml`` (:mod:`asr.decode.bundle`), and the files it lists:
 ``model.yaml`` + ``final.pt`` (network), ``feats.yaml`` (front end),
-``phones.txt`` (the phone symbol table, ids in pdf order), ``log_priors.txt``
-(state priors), ``graph/HG.fst`` + ``graph/phones.txt`` (decoding graph and
-its output symbols) and ``decode.yaml`` (the acoustic scale picked on dev).
+``phones.txt`` (the phone symbol table), ``tree.json`` (the context
+dependency: (phone in context, HMM state) → pdf; :mod:`asr.hmm.context`),
+``log_priors.txt`` (state priors), ``graph/HCG.fst`` + ``graph/phones.txt``
+(decoding graph and its output symbols) and ``decode.yaml`` (the acoustic
+scale picked on dev). CI and CD models are the same kind of bundle; a bundle
+written before the context dependency was stored is read as CI.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +25,14 @@ import torch
 import yaml
 
 from asr.decode.bundle import component, expect_equal, file_sha256, read_manifest, update_manifest
-from asr.decode.wfst import WfstDecoder, max_labels
+from asr.decode.wfst import WfstDecoder, check_labels
 from asr.errors import GraphError, ModelError
 from asr.features.extract import FeatureConfig
-from asr.hmm.targets import pdfs_to_phones
+from asr.hmm.context import TREE_JSON, ContextDependency
 from asr.hmm.topology import Topology
+from asr.hmm.transitions import Transitions
 from asr.io import atomic_path, atomic_write_text
-from asr.lang.graph import PHONES_TXT, load_graph, read_hg_settings
+from asr.lang.graph import GRAPH_YAML, INPUT_LABELS, PHONES_TXT, load_graph, read_graph_settings
 from asr.lang.symbols import read_phone_table
 from asr.nn.model import LstmAcousticModel
 from asr.nn.priors import load_log_priors
@@ -40,7 +45,7 @@ MAX_CHUNK_FRAMES = 6000
 #: Frames of context read on each side of a piece and then dropped.
 CHUNK_CONTEXT = 200
 #: Where the decoding graph and its output symbol table live in a bundle.
-GRAPH_FST, GRAPH_PHONES = "graph/HG.fst", "graph/phones.txt"
+GRAPH_FST, GRAPH_PHONES = "graph/HCG.fst", "graph/phones.txt"
 
 
 def read_phone_list(path: Path) -> list[str]:
@@ -74,9 +79,12 @@ def scaled_loglikes(log_post: np.ndarray, log_priors: np.ndarray, acwt: float) -
     return (acwt * (log_post - log_priors[None, :])).astype(np.float32)
 
 
-def argmax_phones(log_post: np.ndarray, phones: list[str]) -> list[str]:
-    """The framewise-argmax reading (no HMM): best pdf per frame, runs collapsed."""
-    return pdfs_to_phones(log_post.argmax(-1), phones, split_on_state_reset=False)
+def argmax_phones(log_post: np.ndarray, ctx: ContextDependency) -> list[str]:
+    """The framewise-argmax reading (no HMM): the phone of the best pdf of each
+    frame, runs of one phone collapsed."""
+    owners = ctx.pdf_phone[log_post.argmax(-1)]
+    keep = np.concatenate([[True], owners[1:] != owners[:-1]]) if len(owners) else owners
+    return [ctx.phones[i] for i in owners[keep]]
 
 
 @dataclass
@@ -87,7 +95,7 @@ class HybridModel:
     network: LstmAcousticModel
     feat_cfg: FeatureConfig
     phones: list[str]
-    topology: Topology
+    context: ContextDependency
     log_priors: np.ndarray
     device: torch.device
     components: dict[str, Any]
@@ -101,14 +109,10 @@ class HybridModel:
         comps = read_manifest(model_dir)
         net_c, feat_c, phone_c, prior_c = (component(comps, n, model_dir)
                                            for n in ("network", "features", "phones", "priors"))
-        topo_c = component(comps, "topology", model_dir)
         network = load_model(model_dir, device)
         feat_cfg = FeatureConfig.load(model_dir / "feats.yaml")
         phones = read_phone_list(model_dir / PHONES_TXT)
-        try:
-            topology = Topology(**topo_c)
-        except (TypeError, ModelError) as exc:
-            raise ModelError(f"{model_dir}/bundle.yaml: bad topology component ({exc})") from None
+        ctx = _load_context(model_dir, comps, phones)
         expect_equal(model_dir, "the front end (feats.yaml)", feat_c.get("config"), asdict(feat_cfg))
         expect_equal(model_dir, "the number of phones (phones.txt)", phone_c.get("num_phones"), len(phones))
         expect_equal(model_dir, "the network's input dimension", net_c.get("input_dim"), network.cfg.input_dim)
@@ -116,20 +120,29 @@ class HybridModel:
         if feat_cfg.dim != network.cfg.input_dim:
             raise ModelError(f"{model_dir}: feats.yaml gives {feat_cfg.dim}-dim features, "
                              f"the network expects {network.cfg.input_dim}")
-        if network.cfg.num_pdfs != topology.num_pdfs(len(phones)):
-            raise ModelError(f"{model_dir}: network has {network.cfg.num_pdfs} outputs, phones.txt "
-                             f"and the topology imply {topology.num_pdfs(len(phones))}")
+        if network.cfg.num_pdfs != ctx.num_pdfs:
+            raise ModelError(f"{model_dir}: network has {network.cfg.num_pdfs} outputs, the context "
+                             f"dependency ({TREE_JSON}) has {ctx.num_pdfs} pdfs")
         priors = load_log_priors(model_dir / prior_c["files"][0], network.cfg.num_pdfs)
-        model = cls(model_dir, network, feat_cfg, phones, topology, priors, device, comps)
+        model = cls(model_dir, network, feat_cfg, phones, ctx, priors, device, comps)
         model._check_graph_and_decode()
         return model
+
+    @property
+    def topology(self) -> Topology:
+        return self.context.topology
+
+    @cached_property
+    def transitions(self) -> Transitions:
+        """The transition ids of the model's context dependency (the graph's input labels)."""
+        return Transitions(self.context)
 
     def _check_graph_and_decode(self) -> None:
         """The optional components agree with the rest (graph topology and symbols, tuned acwt)."""
         if "graph" in self.components:
             graph_c = component(self.components, "graph", self.model_dir)
-            expect_equal(self.model_dir, "the graph's topology", graph_c.get("topology"),
-                         self.topology.to_dict())
+            expect_equal(self.model_dir, "the graph's context dependency", graph_c.get("context"),
+                         self.context.summary())
             if read_phone_list(self.model_dir / GRAPH_PHONES) != self.phones:
                 raise ModelError(f"{self.model_dir / GRAPH_PHONES}: the graph's phone symbols "
                                  f"differ from the model's {self.model_dir / PHONES_TXT}")
@@ -151,7 +164,7 @@ class HybridModel:
                             "install one with 'asr decode MODEL DEV OUT --graph HG.fst --tune-acwt'")
         expect_equal(self.model_dir, "the graph file's SHA-256", graph_c.get("sha256"),
                      file_sha256(self.graph_path))
-        return WfstDecoder(self.graph_path, num_pdfs=self.network.cfg.num_pdfs, beam=beam)
+        return WfstDecoder(self.graph_path, self.transitions, beam=beam)
 
     @property
     def acwt(self) -> float:
@@ -176,16 +189,38 @@ def _read_acwt(path: Path) -> float:
         raise ModelError(f"{path}: no valid 'acwt' ({exc!r})") from None
 
 
-def write_training_manifest(model_dir: Path, feat_cfg: FeatureConfig, phones: list[str],
-                            topology: Topology, input_dim: int, num_pdfs: int) -> None:
-    """Record the components training made (network, features, phones, topology, priors)."""
+def _load_context(model_dir: Path, comps: dict[str, Any], phones: list[str]) -> ContextDependency:
+    """The bundle's context dependency (CI from the topology for bundles without one)."""
+    topo_c = component(comps, "topology", model_dir)
+    try:
+        topology = Topology(**topo_c)
+    except (TypeError, ModelError) as exc:
+        raise ModelError(f"{model_dir}/bundle.yaml: bad topology component ({exc})") from None
+    if "context" not in comps:  # written before tree.json existed: a CI model
+        return ContextDependency.ci(phones, topology)
+    ctx_c = component(comps, "context", model_dir)
+    ctx = ContextDependency.load(model_dir / TREE_JSON)
+    ctx.check_phones(phones, str(model_dir / TREE_JSON))
+    expect_equal(model_dir, "the context dependency's topology", topology.to_dict(), ctx.topology.to_dict())
+    expect_equal(model_dir, "the context dependency (tree.json)",
+                 {k: ctx_c.get(k) for k in ctx.summary()}, ctx.summary())
+    return ctx
+
+
+def write_training_manifest(model_dir: Path, feat_cfg: FeatureConfig, ctx: ContextDependency,
+                            input_dim: int, targets: dict) -> None:
+    """Record the components training made (network, features, phones, topology,
+    context dependency, priors); ``targets`` says where the frame targets came from."""
+    num_pdfs = ctx.num_pdfs
     update_manifest(
         model_dir,
-        network={"files": ["model.yaml", "final.pt"], "input_dim": input_dim, "num_pdfs": num_pdfs},
+        network={"files": ["model.yaml", "final.pt"], "input_dim": input_dim, "num_pdfs": num_pdfs,
+                 "targets": targets},
         features={"files": ["feats.yaml"], "config": asdict(feat_cfg),
                   "cmvn": {"training": "per speaker", "transcribe": "per file"}},
-        phones={"files": [PHONES_TXT], "num_phones": len(phones)},
-        topology=topology.to_dict(),
+        phones={"files": [PHONES_TXT], "num_phones": len(ctx.phones)},
+        topology=ctx.topology.to_dict(),
+        context={"files": [TREE_JSON], **ctx.summary()},
         priors={"files": ["log_priors.txt"], "num_pdfs": num_pdfs},
     )
 
@@ -194,9 +229,9 @@ def check_graph_for_model(model: HybridModel, graph: Path) -> tuple[Path, dict]:
     """Check a decoding graph against the model; return (its phones.txt, its settings).
 
     The graph's directory must hold the phone symbol table it was built with
-    (equal to the model's) and ``HG.yaml`` (same topology as the model); its
-    input labels must be pdf+1 of this model and its output labels phones of
-    that table (no disambiguation symbol left).
+    (equal to the model's) and ``HCG.yaml``, which must record transition-id
+    input labels and this model's context dependency; its labels must be
+    transition ids and phones of this model (no disambiguation symbol left).
 
     Raises:
         GraphError: naming the graph and what does not match.
@@ -207,20 +242,16 @@ def check_graph_for_model(model: HybridModel, graph: Path) -> tuple[Path, dict]:
     if read_phone_table(symbols) != model.phones:
         raise GraphError(f"{symbols}: the graph's phone symbols differ from the model's "
                          f"{model.model_dir / PHONES_TXT}")
-    settings = read_hg_settings(graph)
-    if settings is None:
-        raise GraphError(f"{graph.with_name('HG.yaml')}: missing or unreadable; rebuild the graph "
-                         f"with 'asr make-graph'")
-    if settings.get("topology") != model.topology.to_dict():
-        raise GraphError(f"{graph}: built for HMM topology {settings.get('topology')}, the model "
-                         f"has {model.topology.to_dict()}")
-    top_in, top_out = max_labels(fst)
-    if top_in > model.network.cfg.num_pdfs:
-        raise GraphError(f"{graph}: input label {top_in} exceeds num_pdfs="
-                         f"{model.network.cfg.num_pdfs} (graph and acoustic model do not match)")
-    if top_out > len(model.phones):
-        raise GraphError(f"{graph}: output label {top_out} is not a phone of {symbols} "
-                         f"({len(model.phones)} phones; a disambiguation symbol left in the graph?)")
+    settings = read_graph_settings(graph)
+    if settings is None or settings.get("input_labels") != INPUT_LABELS:
+        raise GraphError(f"{graph.with_name(GRAPH_YAML)}: missing, unreadable, or written for a graph "
+                         f"without transition ids (an older format); rebuild the graph with "
+                         f"'asr make-graph'")
+    if settings.get("context") != model.context.summary():
+        raise GraphError(f"{graph}: built for another context dependency "
+                         f"({settings.get('context')}); the model has {model.context.summary()} "
+                         f"(build the graph with this model's tree.json)")
+    check_labels(fst, model.transitions.num_tids, len(model.phones), str(graph))
     return symbols, settings
 
 

@@ -14,7 +14,6 @@ from asr.decode.wfst import WfstDecoder
 from asr.errors import AsrError
 from asr.features.cmvn import accumulate_stats, apply_cmvn
 from asr.features.extract import compute_features
-from asr.hmm.targets import pdf_segments
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +34,8 @@ def transcribe_file(model: HybridModel, decoder: WfstDecoder, path: Path, acwt: 
     feats = compute_features(audio.samples, model.feat_cfg, name=str(path))
     feats = apply_cmvn(feats, accumulate_stats([feats]))  # per-utterance CMVN
     result = decoder.decode(scaled_loglikes(model.posteriors(feats), model.log_priors, acwt), utt=str(path))
-    segments = pdf_segments(result.pdfs, model.phones, model.feat_cfg.frame_shift_ms / 1000,
-                            topo=model.topology)
+    shift = model.feat_cfg.frame_shift_ms / 1000
+    segments = [(r.start * shift, r.end * shift, model.phones[r.phone]) for r in result.runs]
     phones = model.phone_symbols(result.phone_ids)
     return Transcript(str(path), phones, segments, audio.notes)
 

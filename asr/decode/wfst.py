@@ -1,11 +1,13 @@
-"""Viterbi beam decoding of pdf score matrices over a pdf-labelled WFST
-(H∘G from :mod:`asr.lang.graph`, or any graph whose input labels are pdf+1)
-with kaldi-decoder's ``FasterDecoder``.
+"""Viterbi beam decoding of pdf score matrices over a WFST whose input labels
+are transition ids (H∘C∘G from :mod:`asr.lang.graph`, or a per-utterance
+alignment graph) with kaldi-decoder's ``FasterDecoder``.
 
 The score matrix is ``acwt * (log_posterior - log_prior)``, shape
-(T, num_pdfs), already scaled: ``DecodableCtc`` scores input label i at
-frame t with ``scores[t, i - 1]`` and has no bounds check, so the wrapper
-checks the shape, finiteness and (once, at load) the graph's labels.
+(T, num_pdfs), already scaled. ``DecodableCtc`` scores input label i at
+frame t with column i - 1 and has no bounds check, so the decoder gathers
+the pdf column of every transition id into a (T, num_tids) matrix
+(:meth:`Transitions.label_scores`) and checks the shape, finiteness and
+(once, at load, for graphs of moderate size) the graph's labels.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import kaldifst
 import numpy as np
 
 from asr.errors import GraphError, ModelError
+from asr.hmm.transitions import PhoneRun, Transitions
 from asr.lang.graph import load_graph
 
 logger = logging.getLogger(__name__)
@@ -35,7 +38,9 @@ class DecodeResult:
 
     Attributes:
         phone_ids: output labels along the path (phone ids of phones.txt).
-        pdfs: (T,) int64, the pdf of each frame (the alignment).
+        tids: (T,) int64, the transition id of each frame (the alignment).
+        pdfs: (T,) int64, the pdf of each frame.
+        runs: the phones of the path with their frames (from ``tids``).
         graph_cost: graph (LM + transition) cost of the path, -log units.
         acoustic_cost: minus the summed scores along the path.
         reached_final: False when no final state survived and the best
@@ -43,7 +48,9 @@ class DecodeResult:
     """
 
     phone_ids: list[int]
+    tids: np.ndarray
     pdfs: np.ndarray
+    runs: list[PhoneRun]
     graph_cost: float
     acoustic_cost: float
     reached_final: bool
@@ -58,30 +65,46 @@ def max_labels(graph: kaldifst.StdFst) -> tuple[int, int]:
     return top_in, top_out
 
 
+def check_labels(graph: kaldifst.StdFst, num_ilabels: int, num_olabels: int | None, name: str) -> None:
+    """GraphError when an input label exceeds ``num_ilabels`` (transition ids) or an
+    output label exceeds ``num_olabels`` (phones). Only graphs of at most
+    ``MAX_STATES_TO_CHECK`` states are walked; bigger ones are trusted."""
+    if graph.num_states > MAX_STATES_TO_CHECK:
+        logger.debug("%s: %d states, labels not checked", name, graph.num_states)
+        return
+    top_in, top_out = max_labels(graph)
+    if top_in > num_ilabels:
+        raise GraphError(f"{name}: input label {top_in} exceeds the model's {num_ilabels} transition "
+                         f"ids (graph and acoustic model do not match, or a disambiguation symbol "
+                         f"left in it)")
+    if num_olabels is not None and top_out > num_olabels:
+        raise GraphError(f"{name}: output label {top_out} is not one of the {num_olabels} phones "
+                         f"(a disambiguation symbol left in the graph?)")
+
+
 class WfstDecoder:
     """FasterDecoder over one graph, loaded once; reuse it for many utterances
     (one instance per worker: it is not thread-safe)."""
 
-    def __init__(self, graph: Union[kaldifst.StdFst, Path, str], num_pdfs: int,
-                 beam: float = 13.0, max_active: int = 7000, min_active: int = 200) -> None:
+    def __init__(self, graph: Union[kaldifst.StdFst, Path, str], transitions: Transitions,
+                 beam: float = 13.0, max_active: int = 7000, min_active: int = 200,
+                 check: bool = True) -> None:
         """Args:
             graph: a loaded FST or the path of one (vector or const).
-            num_pdfs: columns of the score matrices; the graph's input labels
-                must lie in 0..num_pdfs.
+            transitions: the model's transition ids; the graph's input labels
+                must lie in 0..num_tids; score matrices have num_pdfs columns.
             beam, max_active, min_active: FasterDecoder pruning options.
+            check: walk the graph's labels (skip for graphs built here, e.g.
+                per-utterance alignment graphs).
         """
         self.graph = load_graph(graph) if isinstance(graph, (str, Path)) else graph
         self.name = str(graph) if isinstance(graph, (str, Path)) else "graph"
         if self.graph is None or self.graph.num_states == 0 or self.graph.start < 0:
             raise GraphError(f"{self.name}: decoding graph is empty")
-        if num_pdfs < 1:
-            raise GraphError(f"{self.name}: num_pdfs must be positive, got {num_pdfs}")
-        self.num_pdfs = num_pdfs
-        if self.graph.num_states <= MAX_STATES_TO_CHECK:
-            top, _ = max_labels(self.graph)
-            if top > num_pdfs:
-                raise GraphError(f"{self.name}: input label {top} exceeds num_pdfs={num_pdfs} "
-                                 f"(graph and acoustic model do not match, or #0 left in it)")
+        self.transitions = transitions
+        self.num_pdfs = transitions.num_pdfs
+        if check:
+            check_labels(self.graph, transitions.num_tids, None, self.name)
         opts = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=max_active,
                                                   min_active=min_active)
         self._decoder = kaldi_decoder.FasterDecoder(self.graph, opts)
@@ -114,7 +137,7 @@ class WfstDecoder:
         """
         scores = self._check_scores(scores, utt)
         num_frames = scores.shape[0]
-        self._decoder.decode(kaldi_decoder.DecodableCtc(scores))
+        self._decoder.decode(kaldi_decoder.DecodableCtc(self.transitions.label_scores(scores)))
         reached_final = self._decoder.reached_final()
         ok, lattice = self._decoder.get_best_path()
         if not ok:
@@ -127,8 +150,10 @@ class WfstDecoder:
         if not reached_final:
             logger.warning("%s: utterance %s: no final state reached; using the best "
                            "partial path", self.name, utt)
-        return DecodeResult(phone_ids=list(olabels),
-                            pdfs=np.asarray(ilabels, dtype=np.int64) - 1,
+        tids = np.asarray(ilabels, dtype=np.int64)
+        return DecodeResult(phone_ids=[o for o in olabels if o],
+                            tids=tids, pdfs=self.transitions.pdfs(tids),
+                            runs=self.transitions.phone_runs(tids),
                             graph_cost=float(weight.value1),
                             acoustic_cost=float(weight.value2),
                             reached_final=bool(reached_final))

@@ -8,7 +8,11 @@ the segment boundaries as little as possible (least squares, by isotonic
 regression, :func:`fit_min_frames`), so that the targets are a path H can
 produce and no phone of the transcript is lost. Inside each segment the frames
 are split uniformly over the phone's HMM states (``Topology.state_path``).
-Targets are pdf ids.
+
+The result is an alignment in the stored form (CI transition ids,
+:mod:`asr.hmm.transitions`): the "uniform" alignment that the first model
+is trained on, and that Viterbi realignment (:mod:`asr.steps.align`) then
+refines. Any model's pdf targets follow from it with ``alignment_pdfs``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from scipy.optimize import isotonic_regression
 
 from asr.errors import DataError
 from asr.hmm.topology import CI_TOPOLOGY, Topology
+from asr.hmm.transitions import PhoneRun, alignment_from_runs
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +101,7 @@ def fit_min_frames(starts: np.ndarray, num_frames: int, min_frames: int, utt: st
     return np.concatenate([[0], fitted.astype(np.int64) + np.arange(1, n) * min_frames])
 
 
-def segments_to_pdfs(
+def segments_to_alignment(
     segments: Sequence[Segment],
     centers: np.ndarray,
     phone_index: dict[str, int],
@@ -104,19 +109,20 @@ def segments_to_pdfs(
     topo: Topology = CI_TOPOLOGY,
     stats: TargetStats | None = None,
 ) -> np.ndarray:
-    """CI pdf target of each frame.
+    """The uniform alignment of one utterance: CI transition ids per frame.
 
     Args:
         segments: contiguous (start_s, end_s, phone) segments of one utterance.
         centers: frame centres in seconds, shape (T,).
         phone_index: phone symbol → 0-based index in the model's phone list.
         utt: utterance id for error messages.
-        topo: the HMM topology (minimum duration, pdf numbering).
+        topo: the HMM topology (minimum duration, states per phone).
         stats: counts to add this utterance's figures to.
 
     Returns:
-        int64 array (T,) of pdf ids, every phone of ``segments`` present for
-        at least ``topo.min_frames`` frames.
+        int32 array (T,) of CI transition ids, every phone of ``segments``
+        present for at least ``topo.min_frames`` frames, its frames split
+        uniformly over its states.
 
     Raises:
         DataError: no segments or an unknown phone; TooShortError when T is
@@ -136,37 +142,7 @@ def segments_to_pdfs(
         stats.segments += len(segments)
         stats.without_frame += int((lengths == 0).sum())
         stats.lengthened += int((lengths < topo.min_frames).sum())
-    pdfs = np.empty(num_frames, dtype=np.int64)
     bounds = np.append(fitted, num_frames)
-    for i, (_, _, phone) in enumerate(segments):
-        a, b = bounds[i], bounds[i + 1]
-        pdfs[a:b] = topo.pdf_id(phone_index[phone], 0) + topo.state_path(int(b - a))
-    return pdfs
-
-
-def pdf_segments(
-    pdfs: np.ndarray, phones: Sequence[str], shift_s: float, split_on_state_reset: bool = True,
-    topo: Topology = CI_TOPOLOGY,
-) -> list[Segment]:
-    """(start_s, end_s, phone) segments of a frame-level pdf path (T,).
-
-    A new segment starts where the phone changes or, with
-    ``split_on_state_reset``, where the state index goes back (the same
-    phone twice in a row, as in an HMM alignment). Without it, runs of one
-    phone merge (the framewise-argmax reading).
-    """
-    segments: list[Segment] = []
-    prev_phone = prev_state = -1
-    for t, pdf in enumerate(np.asarray(pdfs).tolist()):
-        phone, state = topo.split_pdf(pdf)
-        if phone != prev_phone or (split_on_state_reset and state < prev_state):
-            segments.append((t * shift_s, (t + 1) * shift_s, phones[phone]))
-        else:
-            segments[-1] = (segments[-1][0], (t + 1) * shift_s, segments[-1][2])
-        prev_phone, prev_state = phone, state
-    return segments
-
-
-def pdfs_to_phones(pdfs: np.ndarray, phones: Sequence[str], split_on_state_reset: bool = True) -> list[str]:
-    """The phone sequence of a frame-level pdf path (see ``pdf_segments``)."""
-    return [p for _, _, p in pdf_segments(pdfs, phones, 1.0, split_on_state_reset)]
+    runs = [PhoneRun(phone_index[p], int(bounds[i]), int(bounds[i + 1]))
+            for i, (_, _, p) in enumerate(segments)]
+    return alignment_from_runs(runs, topo)

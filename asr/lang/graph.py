@@ -1,17 +1,21 @@
-"""The phone decoding graph H∘G for hybrid (pdf-scored) decoding.
+"""The phone decoding graph H∘C∘G for hybrid decoding, built the Kaldi way.
 
-H maps sequences of pdf labels (``pdf_id + 1``, one per frame) to phone ids:
-one 3-state left-to-right HMM per phone hanging off a hub state, the phone id
-emitted on the arc that enters the phone. G is a phone n-gram (kaldilm) with
-``#0`` on the input side of its backoff arcs. H passes ``#0`` through on its
-hub, so that H∘G keeps ``#0`` on the backoff paths while it is
-determinized (``determinize_star``, which also removes H's epsilon exit
-arcs); only then are the ``#0`` labels turned into epsilons, by rebuilding
-the affected states' arcs. The decoder therefore never sees ``#0``.
+G is a phone n-gram (kaldilm) with ``#0`` on the input side of its backoff
+arcs. kaldifst's ``compose_context`` gives C∘G for the model's context
+dependency (:mod:`asr.hmm.context`; width 1 for CI models, 3 for triphones)
+and the list of context windows its input labels stand for. H, built from
+that list and the context dependency as Kaldi's make-h-transducer does, maps
+transition ids (:mod:`asr.hmm.transitions`) to those window labels: one
+left-to-right HMM per distinct (phone, pdf sequence), entered from a hub.
+Disambiguation windows (``#0`` of G, and ``#-1``, C's ``[0]`` at the start)
+get input labels above every transition id; H∘C∘G is determinized with them
+and only then are they turned into epsilons, so the decoder never sees them.
 
-Label conventions: input label = ``pdf_id(phone_index, state) + 1`` (what
-kaldi-decoder's ``DecodableCtc`` expects: it scores label i with column i-1);
-output label = the phone's id in ``phones.txt`` (``phone_index + 1``).
+Label conventions: input label = transition id (1-based; ``DecodableCtc``
+scores label i with column i-1, so the decoder gathers each label's pdf
+column, :meth:`Transitions.label_scores`); output label = the phone's id in
+``phones.txt`` (``phone_index + 1``). Phones are read back from the output
+labels, their frames from the transition ids.
 """
 
 from __future__ import annotations
@@ -21,14 +25,14 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Sequence, Union
 
 import kaldifst
-
-from asr.errors import GraphError
 import yaml
 
-from asr.hmm.topology import CI_TOPOLOGY, Topology
+from asr.errors import GraphError
+from asr.hmm.context import ContextDependency
+from asr.hmm.transitions import enter_tid, loop_tid
 from asr.io import atomic_path, atomic_write_text
 from asr.lang.ngram import arpa_to_g, read_arpa_counts, train_ngram
 from asr.lang.symbols import read_phone_table, write_symbol_table
@@ -41,13 +45,15 @@ DEFAULT_SELF_LOOP_SCALE = 0.1
 DEFAULT_TRANSITION_SCALE = 1.0
 #: Stop determinization beyond this many states (a sign of a broken input).
 MAX_DET_STATES = 5_000_000
-PHONES_TXT, LM_ARPA, G_FST, HG_FST = "phones.txt", "lm.arpa", "G.fst", "HG.fst"
-#: The settings HG.fst was built with (order, topology, transition scales).
-HG_YAML = "HG.yaml"
+PHONES_TXT, LM_ARPA, G_FST = "phones.txt", "lm.arpa", "G.fst"
+#: The decoding graph and the settings it was built with.
+GRAPH_FST, GRAPH_YAML = "HCG.fst", "HCG.yaml"
+#: What the graph's input labels are (recorded in HCG.yaml).
+INPUT_LABELS = "transition-ids"
 HUB = 0
 
 
-def _transition_costs(self_loop_prob: float, self_loop_scale: float,
+def transition_costs(self_loop_prob: float, self_loop_scale: float,
                       transition_scale: float) -> tuple[float, float]:
     """Return (self-loop cost, forward cost) in -log units, Kaldi-style.
 
@@ -75,62 +81,89 @@ def g_disambig_label(num_phones: int) -> int:
     return num_phones + 1
 
 
-def h_disambig_ilabel(num_phones: int, topo: Topology = CI_TOPOLOGY) -> int:
-    """The input label that stands for ``#0`` in H and H∘G, above every pdf label."""
-    return topo.num_pdfs(num_phones) + 1
+def _is_phone_window(window: Sequence[int], ctx: ContextDependency) -> bool:
+    """True for a real context window (not epsilon, ``#-1`` or a disambiguation symbol)."""
+    return len(window) == ctx.width and window[ctx.central] > 0
 
 
-def make_h(num_phones: int, with_disambig: bool = True, topo: Topology = CI_TOPOLOGY,
+def make_h(ctx: ContextDependency, windows: Sequence[Sequence[int]], disambig_to_epsilon: bool = False,
            self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
            transition_scale: float = DEFAULT_TRANSITION_SCALE) -> kaldifst.StdVectorFst:
-    """Build H: pdf labels (pdf+1) → phone ids (1..num_phones), a loop of phone HMMs.
+    """Build H: transition ids → window labels (indices into ``windows``).
 
-    State 0 is the hub (start and final). Phone ``i`` (0-based) has states
-    ``1 + S·i + k`` for HMM state k of ``topo`` (S states per phone). Arcs:
-    hub → state 0 (input pdf(i,0)+1, output i+1, cost 0); a self-loop on each
-    state; state k → k+1 (input pdf(i,k+1)+1); the last state → hub
-    (epsilon). No skips: a phone lasts at least S frames, as in the training
-    targets (``topo.min_frames``). With ``with_disambig``, the hub has a
-    self-loop that passes G's backoff label through composition: output
-    ``#0`` = num_phones+1 (its id in phones.txt), input num_pdfs+1 (the
-    phones.txt id would collide with a pdf label on the input side).
+    Args:
+        ctx: the context dependency (window → pdf of each HMM state).
+        windows: what each input label of C∘G stands for (``compose_context``'s
+            list): ``[]`` for epsilon (label 0), a phone window, or a
+            disambiguation window (``[0]`` is ``#-1``, ``[-k]`` is symbol k).
+        disambig_to_epsilon: give disambiguation windows an epsilon input
+            (for graphs that are not determinized, e.g. alignment graphs);
+            otherwise input label ``num_tids + 1 + j`` for the j-th one.
+
+    State 0 is the hub (start and final). Every distinct (phone, pdf
+    sequence) gets a chain of ``S`` states: the hub enters state 0 (input:
+    the transition id entering pdf 0; output: the window's label; cost 0),
+    each state has a self-loop and a forward arc to the next, and the last
+    state returns to the hub (epsilon). No skips: a phone lasts at least S
+    frames, as in the training targets. Disambiguation windows are hub
+    self-loops.
 
     Returns:
-        An olabel-sorted StdVectorFst with 1 + S·num_phones states.
+        An olabel-sorted StdVectorFst.
     """
-    if num_phones < 1:
-        raise GraphError(f"H needs at least one phone, got {num_phones}")
-    loop_cost, forward_cost = _transition_costs(topo.self_loop_prob, self_loop_scale,
+    loop_cost, forward_cost = transition_costs(ctx.topology.self_loop_prob, self_loop_scale,
                                                 transition_scale)
-    states = topo.states_per_phone
+    num_tids, s = 2 * ctx.num_pdfs, ctx.topology.states_per_phone
     h = kaldifst.StdVectorFst()
-    for _ in range(1 + states * num_phones):
-        h.add_state()
+    h.add_state()
     h.start = HUB
     h.set_final(HUB, 0.0)
-    for i in range(num_phones):
-        first = 1 + states * i
-        h.add_arc(HUB, kaldifst.StdArc(topo.pdf_id(i, 0) + 1, i + 1, 0.0, first))
-        for k in range(states):
-            h.add_arc(first + k, kaldifst.StdArc(topo.pdf_id(i, k) + 1, 0, loop_cost, first + k))
-            if k < states - 1:
-                h.add_arc(first + k, kaldifst.StdArc(topo.pdf_id(i, k + 1) + 1, 0, forward_cost,
-                                                     first + k + 1))
-        h.add_arc(first + states - 1, kaldifst.StdArc(0, 0, forward_cost, HUB))
-    if with_disambig:
-        h.add_arc(HUB, kaldifst.StdArc(h_disambig_ilabel(num_phones, topo),
-                                       g_disambig_label(num_phones), 0.0, HUB))
+    chains: dict[tuple[int, ...], int] = {}
+    num_disambig = 0
+    for label, window in enumerate(windows):
+        if label == 0 or not window:
+            continue
+        if not _is_phone_window(window, ctx):
+            ilabel = 0 if disambig_to_epsilon else num_tids + 1 + num_disambig
+            num_disambig += 1
+            h.add_arc(HUB, kaldifst.StdArc(ilabel, label, 0.0, HUB))
+            continue
+        if max(window) > len(ctx.phones) or min(window) < 0:
+            raise GraphError(f"context window {list(window)} holds a label that is not a phone "
+                             f"(1..{len(ctx.phones)})")
+        pdfs = ctx.pdfs(window)
+        key = (window[ctx.central], *pdfs)
+        if key not in chains:
+            chains[key] = _add_chain(h, pdfs, loop_cost, forward_cost)
+        h.add_arc(HUB, kaldifst.StdArc(enter_tid(pdfs[0]), label, 0.0, chains[key]))
+    if not chains:
+        raise GraphError("H has no phone: the context windows hold no phone")
     kaldifst.arcsort(h, sort_type="olabel")
+    logger.debug("H: %d windows, %d distinct HMMs, %d states", len(windows), len(chains), h.num_states)
     return h
 
 
-def _disambig_to_epsilon(fst: kaldifst.StdVectorFst, disambig: int) -> int:
-    """Replace input label ``disambig`` by epsilon on every arc (in place).
+def _add_chain(h: kaldifst.StdVectorFst, pdfs: Sequence[int], loop_cost: float,
+               forward_cost: float) -> int:
+    """Add one phone HMM (states for ``pdfs``, exit to the hub); return its first state."""
+    first = h.num_states
+    for _ in pdfs:
+        h.add_state()
+    for k, pdf in enumerate(pdfs):
+        h.add_arc(first + k, kaldifst.StdArc(loop_tid(pdf), 0, loop_cost, first + k))
+        if k + 1 < len(pdfs):
+            h.add_arc(first + k, kaldifst.StdArc(enter_tid(pdfs[k + 1]), 0, forward_cost, first + k + 1))
+    h.add_arc(first + len(pdfs) - 1, kaldifst.StdArc(0, 0, forward_cost, HUB))
+    return first
 
-    ``disambig`` must be the largest input label: after an ilabel sort only
-    the last arc of each state needs looking at. Arcs are rebuilt per
-    affected state (new StdArcs, ``delete_arcs``, ``add_arc``): kaldifst has
-    no usable mutable arc iterator. Returns the number of arcs changed.
+
+def _disambig_to_epsilon(fst: kaldifst.StdVectorFst, first_disambig: int) -> int:
+    """Replace every input label ``>= first_disambig`` by epsilon (in place).
+
+    Disambiguation labels are the largest input labels: after an ilabel sort
+    only the last arc of each state needs looking at first. Arcs are rebuilt
+    per affected state (new StdArcs, ``delete_arcs``, ``add_arc``): kaldifst
+    has no usable mutable arc iterator. Returns the number of arcs changed.
     """
     kaldifst.arcsort(fst, sort_type="ilabel")
     changed = 0
@@ -140,12 +173,12 @@ def _disambig_to_epsilon(fst: kaldifst.StdVectorFst, disambig: int) -> int:
             continue
         it = kaldifst.ArcIterator(fst, s)
         it.seek(n - 1)
-        if it.value.ilabel != disambig:
+        if it.value.ilabel < first_disambig:
             continue
         arcs = list(kaldifst.ArcIterator(fst, s))
-        new_arcs = [kaldifst.StdArc(0 if a.ilabel == disambig else a.ilabel, a.olabel,
+        new_arcs = [kaldifst.StdArc(0 if a.ilabel >= first_disambig else a.ilabel, a.olabel,
                                     a.weight.value, a.nextstate) for a in arcs]
-        changed += sum(a.ilabel == disambig for a in arcs)
+        changed += sum(a.ilabel >= first_disambig for a in arcs)
         fst.delete_arcs(s, n)
         for a in new_arcs:
             fst.add_arc(s, a)
@@ -153,35 +186,62 @@ def _disambig_to_epsilon(fst: kaldifst.StdVectorFst, disambig: int) -> int:
     return changed
 
 
-def compose_hg(h: kaldifst.StdVectorFst, g: kaldifst.StdVectorFst,
-               disambig: int) -> kaldifst.StdVectorFst:
-    """H∘G, determinized with ``#0`` kept, then ``#0`` → epsilon.
+def _compose(h: kaldifst.StdVectorFst, cg: kaldifst.StdVectorFst, what: str) -> kaldifst.StdVectorFst:
+    kaldifst.arcsort(h, sort_type="olabel")
+    kaldifst.arcsort(cg, sort_type="ilabel")
+    out = kaldifst.compose(h, cg)
+    if out.num_states == 0:
+        raise GraphError(f"{what} is empty: H's output and C∘G's input labels do not match")
+    return out if isinstance(out, kaldifst.StdVectorFst) else kaldifst.StdVectorFst(out)
 
-    ``disambig`` is ``#0``'s label on H's input side (:func:`h_disambig_ilabel`).
+
+def compose_hcg(g: kaldifst.StdVectorFst, ctx: ContextDependency, g_disambig: Sequence[int],
+                self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
+                transition_scale: float = DEFAULT_TRANSITION_SCALE) -> kaldifst.StdVectorFst:
+    """H∘C∘G, determinized with its disambiguation labels, which then become epsilons.
+
+    Args:
+        g: G over phone ids, with the ``g_disambig`` labels (``#0`` …) on its input side.
+        ctx: the model's context dependency.
 
     Returns:
-        A StdVectorFst, input-label sorted: inputs pdf+1 (and epsilon),
-        outputs phone ids (and epsilon).
+        A StdVectorFst, input-label sorted: inputs transition ids (and
+        epsilon), outputs phone ids (and epsilon).
     """
-    kaldifst.arcsort(h, sort_type="olabel")
-    kaldifst.arcsort(g, sort_type="ilabel")
-    hg = kaldifst.compose(h, g)
-    if hg.num_states == 0:
-        raise GraphError("H∘G is empty: H's output and G's input labels do not match")
-    hg = kaldifst.StdVectorFst(hg) if not isinstance(hg, kaldifst.StdVectorFst) else hg
+    cg, windows = kaldifst.compose_context(list(g_disambig), ctx.width, ctx.central, g)
+    if cg.num_states == 0:
+        raise GraphError("C∘G is empty")
+    h = make_h(ctx, windows, self_loop_scale=self_loop_scale, transition_scale=transition_scale)
+    hcg = _compose(h, cg, "H∘C∘G")
     try:
-        hit_limit = kaldifst.determinize_star(hg, max_states=MAX_DET_STATES)
+        hit_limit = kaldifst.determinize_star(hcg, max_states=MAX_DET_STATES)
     except RuntimeError as exc:  # OpenFst's error on a non-functional transducer
-        raise GraphError(f"H∘G cannot be determinized: it is not functional (one pdf sequence "
-                         f"reads as two phone sequences, e.g. H has skip arcs or two phones "
-                         f"share their pdfs) ({exc})") from None
+        raise GraphError(f"H∘C∘G cannot be determinized: it is not functional (one transition-id "
+                         f"sequence reads as two phone sequences, e.g. H has skip arcs) ({exc})") from None
     if hit_limit:
-        raise GraphError(f"determinizing H∘G stopped at {MAX_DET_STATES} states")
-    n = _disambig_to_epsilon(hg, disambig)
-    if hg.num_states == 0 or hg.start < 0:
-        raise GraphError("H∘G is empty after determinization")
-    logger.debug("HG: %d states, %d #0 arcs turned into epsilons", hg.num_states, n)
-    return hg
+        raise GraphError(f"determinizing H∘C∘G stopped at {MAX_DET_STATES} states")
+    n = _disambig_to_epsilon(hcg, 2 * ctx.num_pdfs + 1)
+    if hcg.num_states == 0 or hcg.start < 0:
+        raise GraphError("H∘C∘G is empty after determinization")
+    logger.debug("HCG: %d states, %d disambiguation arcs turned into epsilons", hcg.num_states, n)
+    return hcg
+
+
+def alignment_graph(ctx: ContextDependency, phone_ids: Sequence[int],
+                    self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
+                    transition_scale: float = DEFAULT_TRANSITION_SCALE) -> kaldifst.StdVectorFst:
+    """H∘C∘(linear acceptor of ``phone_ids``): the paths of one known phone sequence.
+
+    Its input labels are transition ids, its outputs the phone ids; used for
+    Viterbi (forced) alignment.
+    """
+    if not phone_ids:
+        raise GraphError("alignment graph: empty phone sequence")
+    line = kaldifst.make_linear_acceptor([int(p) for p in phone_ids])
+    cg, windows = kaldifst.compose_context([], ctx.width, ctx.central, line)
+    h = make_h(ctx, windows, disambig_to_epsilon=True, self_loop_scale=self_loop_scale,
+               transition_scale=transition_scale)
+    return _compose(h, cg, "the alignment graph")
 
 
 def load_graph(path: Union[str, Path]) -> kaldifst.StdFst:
@@ -291,17 +351,18 @@ def _fst_is_valid(path: Path) -> bool:
         return False
 
 
-def hg_settings(order: int, topo: Topology = CI_TOPOLOGY,
-                self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
-                transition_scale: float = DEFAULT_TRANSITION_SCALE) -> dict:
-    """The settings an H∘G graph is built with (written beside it as HG.yaml)."""
-    return {"lm_order": int(order), "topology": topo.to_dict(),
+def graph_settings(order: int, ctx: ContextDependency,
+                   self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
+                   transition_scale: float = DEFAULT_TRANSITION_SCALE) -> dict:
+    """The settings a decoding graph is built with (written beside it as HCG.yaml)."""
+    return {"lm_order": int(order), "input_labels": INPUT_LABELS,
+            "topology": ctx.topology.to_dict(), "context": ctx.summary(),
             "self_loop_scale": float(self_loop_scale), "transition_scale": float(transition_scale)}
 
 
-def read_hg_settings(graph_path: Path) -> dict | None:
-    """The settings in HG.yaml beside ``graph_path``, or None when absent or unreadable."""
-    path = Path(graph_path).with_name(HG_YAML)
+def read_graph_settings(graph_path: Path) -> dict | None:
+    """The settings in HCG.yaml beside ``graph_path``, or None when absent or unreadable."""
+    path = Path(graph_path).with_name(GRAPH_YAML)
     try:
         settings = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
@@ -309,45 +370,51 @@ def read_hg_settings(graph_path: Path) -> dict | None:
     return settings if isinstance(settings, dict) else None
 
 
-def build_hg(g_path: Path, num_phones: int, hg_path: Path, topo: Topology = CI_TOPOLOGY,
-             self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
-             transition_scale: float = DEFAULT_TRANSITION_SCALE) -> None:
-    """Compose H (see :func:`make_h`) with G from ``g_path``; write a const HG."""
+def build_graph(g_path: Path, ctx: ContextDependency, graph_path: Path,
+                self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
+                transition_scale: float = DEFAULT_TRANSITION_SCALE) -> None:
+    """Compose H∘C with G from ``g_path`` (see :func:`compose_hcg`); write a const graph."""
     g = kaldifst.StdVectorFst.read(str(g_path))
     if g is None or g.num_states == 0:
         raise GraphError(f"{g_path}: G is missing, unreadable or empty")
-    h = make_h(num_phones, with_disambig=True, topo=topo, self_loop_scale=self_loop_scale,
-               transition_scale=transition_scale)
     try:
-        hg = compose_hg(h, g, disambig=h_disambig_ilabel(num_phones, topo))
+        hcg = compose_hcg(g, ctx, [g_disambig_label(len(ctx.phones))], self_loop_scale,
+                          transition_scale)
     except GraphError as exc:
-        raise GraphError(f"{hg_path}: composing H with {g_path}: {exc}") from exc
-    write_fst(hg, hg_path, const=True)
-    logger.info("HG: %d states -> %s", hg.num_states, hg_path)
+        raise GraphError(f"{graph_path}: composing H∘C with {g_path}: {exc}") from exc
+    write_fst(hcg, graph_path, const=True)
+    logger.info("HCG: %d states (context width %d, %d pdfs) -> %s", hcg.num_states, ctx.width,
+                ctx.num_pdfs, graph_path)
 
 
-def make_decoding_graph(lang_dir: Path, phones: list[str], train_phone_text: Path,
-                        order: int = 2, topo: Topology = CI_TOPOLOGY,
+def make_decoding_graph(lang_dir: Path, ctx: ContextDependency, train_phone_text: Path,
+                        order: int = 2, graph_dir: Path | None = None,
                         self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
                         transition_scale: float = DEFAULT_TRANSITION_SCALE) -> Path:
-    """Build ``lang_dir/{phones.txt, lm.arpa, G.fst, HG.fst, HG.yaml}``; return HG's path.
+    """Build ``lang_dir/{phones.txt, lm.arpa, G.fst}`` and ``graph_dir/{HCG.fst, HCG.yaml,
+    phones.txt}``; return the graph's path.
 
     Args:
-        lang_dir: output directory.
-        phones: the model's phones; phone i (0-based) has id i+1 in phones.txt.
+        lang_dir: the phone LM's directory.
+        ctx: the model's context dependency (its phones: phone i has id i+1).
         train_phone_text: Kaldi text, ``<utt> p1 p2 …`` per line.
         order: phone n-gram order.
-        topo, self_loop_scale, transition_scale: H's topology and transition
-            scaling (see :func:`make_h`).
+        graph_dir: where the graph goes (default ``lang_dir``; a CD model's
+            graph goes beside its tree).
+        self_loop_scale, transition_scale: H's transition scaling (see :func:`make_h`).
 
     Each file is skipped when it exists, is valid and is not older than its
-    inputs (make-style); HG.fst is also rebuilt when HG.yaml records other
-    settings. Raises GraphError on bad input.
+    inputs (make-style); the graph is also rebuilt when HCG.yaml records
+    other settings (LM order, context dependency, scales). Raises GraphError
+    on bad input.
     """
     lang_dir, train_phone_text = Path(lang_dir), Path(train_phone_text)
-    phones = list(phones)
-    lang_dir.mkdir(parents=True, exist_ok=True)
-    phones_txt, arpa, g, hg = (lang_dir / n for n in (PHONES_TXT, LM_ARPA, G_FST, HG_FST))
+    graph_dir = Path(graph_dir) if graph_dir is not None else lang_dir
+    phones = ctx.phones
+    for d in (lang_dir, graph_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    phones_txt, arpa, g = (lang_dir / n for n in (PHONES_TXT, LM_ARPA, G_FST))
+    graph = graph_dir / GRAPH_FST
     _ensure_phone_table(phones_txt, phones)
     if not train_phone_text.is_file():
         raise GraphError(f"{train_phone_text}: phone transcript for the LM does not exist")
@@ -355,8 +422,11 @@ def make_decoding_graph(lang_dir: Path, phones: list[str], train_phone_text: Pat
         _train_phone_lm(train_phone_text, phones, arpa, order)
     if not (_is_up_to_date(g, [arpa, phones_txt]) and _fst_is_valid(g)):
         arpa_to_g(arpa, phones_txt, g)
-    settings = hg_settings(order, topo, self_loop_scale, transition_scale)
-    if not (_is_up_to_date(hg, [g]) and _fst_is_valid(hg) and read_hg_settings(hg) == settings):
-        build_hg(g, len(phones), hg, topo, self_loop_scale, transition_scale)
-        atomic_write_text(lang_dir / HG_YAML, yaml.safe_dump(settings, sort_keys=True))
-    return hg
+    if graph_dir != lang_dir:
+        _ensure_phone_table(graph_dir / PHONES_TXT, phones)
+    settings = graph_settings(order, ctx, self_loop_scale, transition_scale)
+    if not (_is_up_to_date(graph, [g]) and _fst_is_valid(graph)
+            and read_graph_settings(graph) == settings):
+        build_graph(g, ctx, graph, self_loop_scale, transition_scale)
+        atomic_write_text(graph_dir / GRAPH_YAML, yaml.safe_dump(settings, sort_keys=True))
+    return graph

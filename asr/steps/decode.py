@@ -27,7 +27,7 @@ from asr.features.storage import load_features
 from asr.io import atomic_write_text
 from asr.score.per import score_phones
 from asr.score.report import write_report
-from asr.steps.train_ci import load_targets
+from asr.steps.train_am import load_targets
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
     decoded = decode_with(model, model.decoder(beam=beam), post, acwt)
     hyps = decoded.hyps
     search_seconds = time.time() - start
-    argmax = {u: argmax_phones(lp, model.phones) for u, lp in post.items()}
+    argmax = {u: argmax_phones(lp, model.context) for u, lp in post.items()}
     hmm_result, argmax_result = score_phones(refs, hyps), score_phones(refs, argmax)
     write_hyps(out_dir / "hyp.txt", hyps)
     write_hyps(out_dir / "hyp_argmax.txt", argmax)
@@ -127,9 +127,10 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
     write_report(argmax_result, out_dir / "per_report_argmax.txt", f"{data_dir} framewise argmax")
     frames = sum(len(p) for p in post.values())
     audio_seconds = frames * model.feat_cfg.frame_shift_ms / 1000
-    targets = load_targets(data_dir, post, model.phones, model.topology)  # post: (T, P) per utt
+    targets = load_targets(data_dir, post, model.context)  # post: (T, P) per utt; uniform split
     scores = {
         "data": str(data_dir), "utterances": len(post), "frames": frames, "acwt": acwt,
+        "num_pdfs": model.context.num_pdfs, "context_width": model.context.width,
         "per": round(hmm_result.counts.rate, 2), "per_argmax": round(argmax_result.counts.rate, 2),
         "frame_acc": round(100 * frame_accuracy({u: post[u] for u in targets}, targets), 2),
         "failed_utterances": len(decoded.failed), "partial_paths": len(decoded.partial),

@@ -9,7 +9,9 @@ import yaml
 from asr.io import atomic_write_text
 
 SCORING_NOTE = ("PER on 39 phones after Kaldi's 60-48-39 folding; silence is scored "
-                "(as in Kaldi's TIMIT recipe since 2014); acoustic scale chosen on dev.")
+                "(as in Kaldi's TIMIT recipe since 2014); acoustic scale chosen on dev. "
+                "Frame accuracy is against the uniform split of the reference segmentation, "
+                "mapped to each model's pdfs.")
 
 
 def _scores(path: Path) -> dict:
@@ -20,16 +22,34 @@ def _fmt(value, spec: str = ".2f") -> str:
     return "—" if value is None else format(value, spec)
 
 
-def results_table(exp_dirs: list[Path], stage_times: Path | None = None) -> str:
-    """A Markdown table: PER on dev and test (HMM and argmax), frame accuracy,
-    acoustic scale; then seconds per recipe stage. Also written to each
-    experiment's ``RESULTS.md``."""
-    lines = ["| system | dev PER | test PER | test PER argmax | test frame acc | acwt |",
-             "|---|---|---|---|---|---|"]
+def _train_seconds(exp: Path) -> float | None:
+    """Seconds the model's training epochs took (history.yaml), or None."""
+    hist = exp / "history.yaml"
+    if not hist.is_file():
+        return None
+    return sum(float(r.get("seconds", 0)) for r in yaml.safe_load(hist.read_text()) or [])
+
+
+def _targets(exp: Path) -> str:
+    """What the model's targets came from (targets.yaml): uniform or realigned."""
+    info = _scores(exp / "targets.yaml").get("alignment")
+    return "—" if info is None else ("uniform" if isinstance(info, str) else "realigned")
+
+
+def results_table(exp_dirs: list[Path], stage_times: Path | None = None,
+                  out: Path | None = None) -> str:
+    """A Markdown table, one row per system: pdfs, targets, PER on dev and
+    test (HMM and framewise argmax), test frame accuracy, acoustic scale,
+    training seconds; then seconds per recipe stage. Written to each
+    experiment's ``RESULTS.md`` and to ``out``."""
+    lines = ["| system | pdfs | targets | dev PER | test PER | test PER argmax | test frame acc "
+             "| acwt | train s |", "|---|---|---|---|---|---|---|---|---|"]
     for exp in map(Path, exp_dirs):
         dev, test = _scores(exp / "decode_dev" / "scores.yaml"), _scores(exp / "decode_test" / "scores.yaml")
-        lines.append(f"| {exp.name} | {_fmt(dev.get('per'))} | {_fmt(test.get('per'))} | "
-                     f"{_fmt(test.get('per_argmax'))} | {_fmt(test.get('frame_acc'))} | {_fmt(test.get('acwt'), 'g')} |")
+        lines.append(f"| {exp.name} | {_fmt(test.get('num_pdfs'), 'd')} | {_targets(exp)} | "
+                     f"{_fmt(dev.get('per'))} | {_fmt(test.get('per'))} | "
+                     f"{_fmt(test.get('per_argmax'))} | {_fmt(test.get('frame_acc'))} | "
+                     f"{_fmt(test.get('acwt'), 'g')} | {_fmt(_train_seconds(exp), '.0f')} |")
     lines += ["", SCORING_NOTE]
     if stage_times and Path(stage_times).is_file():
         lines += ["", "| stage | seconds |", "|---|---|"]
@@ -38,7 +58,7 @@ def results_table(exp_dirs: list[Path], stage_times: Path | None = None) -> str:
                 name, secs = row.rsplit("\t", 1)
                 lines.append(f"| {name} | {secs} |")
     table = "\n".join(lines)
-    for exp in map(Path, exp_dirs):
-        if exp.is_dir():
-            atomic_write_text(exp / "RESULTS.md", f"# Results: {exp.name}\n\n{table}\n")
+    targets = [exp / "RESULTS.md" for exp in map(Path, exp_dirs) if exp.is_dir()]
+    for path in targets + ([Path(out)] if out else []):
+        atomic_write_text(path, f"# Results: {path.parent.name}\n\n{table}\n")
     return table

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Synthetic TIMIT-style corpus (flite voices + perturbations), end to end:
-# corpus → data dirs → lang/graph → features → CI LSTM → HMM decoding → PER.
+# corpus → data dirs → lang/graph → features → CI LSTM → realignment →
+# decision tree → CD LSTM → HMM decoding → PER.
 # Outputs: <out>/data/synth_<size>/ and <out>/exp/synth_<size>/.
 set -euo pipefail
 
@@ -14,11 +15,15 @@ feat_kind=fbank     # fbank | mfcc
 # Defaults are relative to the repository root; --conf and --out given on the
 # command line are relative to the directory the script is run from.
 root=$(CDPATH='' cd -- "$(dirname -- "$0")/../.." && pwd)
-conf=$root/recipes/synth/conf/ci_lstm.yaml
+conf=$root/recipes/synth/conf/ci_lstm.yaml        # CI model (stages 4, 5)
+cd_conf=$root/recipes/synth/conf/cd_lstm.yaml     # CD models (stage 7)
+cd_leaves="1000"    # decision-tree sizes to train CD models for, e.g. "500 1000 2000"
+ci_realigned=false  # also retrain the CI model on the realignment (stage 5)
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage size seed nj device feat_kind conf out"
+option_names="stage stop_stage size seed nj device feat_kind conf cd_conf cd_leaves ci_realigned out"
 usage="Usage: $0 [--stage N] [--stop-stage M] [--size tiny|small|timit] [--device auto|cpu|cuda]
-  [--conf model.yaml] [--out dir]
+  [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"500 1000\"] [--ci-realigned true]
+  [--out dir]
   e.g.: $0 --size small --stage 0 --stop-stage 10"
 
 . "$root/recipes/utils/parse_options.sh"
@@ -26,6 +31,7 @@ usage="Usage: $0 [--stage N] [--stop-stage M] [--size tiny|small|timit] [--devic
 if [ $# -ne 0 ]; then echo "$usage" >&2; exit 1; fi
 command -v asr >/dev/null || { echo "$0: the 'asr' command is not on PATH (run 'make setup' and activate .venv)" >&2; exit 1; }
 conf=$(abspath "$conf")
+cd_conf=$(abspath "$cd_conf")
 out=$(abspath "$out")
 cd "$root"
 

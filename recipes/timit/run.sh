@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real TIMIT (LDC93S1), end to end: data dirs (SA excluded; 3696 train,
-# 400 dev, 192 core test) → lang/graph → features → CI LSTM → HMM decoding → PER.
+# 400 dev, 192 core test) → lang/graph → features → CI LSTM → realignment →
+# decision tree → CD LSTM → HMM decoding → PER.
 # Outputs: <out>/data/timit/ and <out>/exp/timit/.
 set -euo pipefail
 
@@ -12,11 +13,15 @@ feat_kind=fbank     # fbank | mfcc
 # Defaults are relative to the repository root; --timit, --conf and --out given
 # on the command line are relative to the directory the script is run from.
 root=$(CDPATH='' cd -- "$(dirname -- "$0")/../.." && pwd)
-conf=$root/recipes/timit/conf/ci_lstm.yaml
+conf=$root/recipes/timit/conf/ci_lstm.yaml        # CI model (stages 4, 5)
+cd_conf=$root/recipes/timit/conf/cd_lstm.yaml     # CD models (stage 7)
+cd_leaves="2000"    # decision-tree sizes to train CD models for, e.g. "1000 2000 3000"
+ci_realigned=true   # also retrain the CI model on the realignment (stage 5)
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage timit device feat_kind conf out"
+option_names="stage stop_stage timit device feat_kind conf cd_conf cd_leaves ci_realigned out"
 usage="Usage: $0 --timit /path/to/TIMIT [--stage N] [--stop-stage M] [--device auto|cpu|cuda]
-  [--conf model.yaml] [--out dir]"
+  [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"1000 2000\"] [--ci-realigned true]
+  [--out dir]"
 
 . "$root/recipes/utils/parse_options.sh"
 . "$root/recipes/utils/stages.sh"
@@ -24,6 +29,7 @@ if [ $# -ne 0 ] || [ -z "$timit" ]; then echo "$usage" >&2; exit 1; fi
 command -v asr >/dev/null || { echo "$0: the 'asr' command is not on PATH (run 'make setup' and activate .venv)" >&2; exit 1; }
 timit=$(abspath "$timit")
 conf=$(abspath "$conf")
+cd_conf=$(abspath "$cd_conf")
 out=$(abspath "$out")
 cd "$root"
 

@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# Stages 2-10 of the hybrid CI LSTM-HMM recipe, shared by every corpus.
+# Stages 2-10 of the hybrid LSTM-HMM recipe, shared by every corpus.
 # Sourced by recipes/<corpus>/run.sh after stages 0-1, with these set:
-#   stage stop_stage data exp conf device feat_kind times
+#   stage stop_stage data exp conf cd_conf cd_leaves ci_realigned device feat_kind times
 # where $data holds train/ dev/ test/ data dirs with phone segmentations.
+#
+# Experiment directories (each named for what it holds):
+#   $exp/ci_lstm               CI LSTM on the uniform split of the phone segmentation
+#   $exp/ci_lstm/ali_{train,dev}  its Viterbi realignment of train and dev
+#   $exp/ci_lstm_realigned     CI LSTM retrained on that realignment (with --ci-realigned true)
+#   $exp/tree_<N>              decision tree of about N leaves + its graph H∘C∘G
+#   $exp/cd_lstm_<N>           CD LSTM on the tree's pdfs, targets from the realignment
 
-model=$exp/ci_lstm
+ci=$exp/ci_lstm
+systems=("$ci")
+if [ "$ci_realigned" = true ]; then systems+=("${ci}_realigned"); fi
+for n in $cd_leaves; do systems+=("$exp/cd_lstm_$n"); done
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log "Stage 2: phone bigram LM and decoding graph"
+  log "Stage 2: phone bigram LM and the CI decoding graph"
   SECONDS=0
   asr --log-file "$exp/log/graph.log" make-graph "$data/train" "$data/lang" --order 2
   record_time "$times" "2 lang" "$SECONDS"
@@ -21,32 +31,88 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "Stage 4: CI targets (3 states per phone) and CI LSTM training"
+  log "Stage 4: CI targets (uniform split, 3 states per phone) and CI LSTM training"
   SECONDS=0
   # resumes an interrupted run, returns at once when done, refuses a changed config
-  asr --log-file "$exp/log/train_ci.log" train-ci "$data/train" "$data/dev" "$model" --conf "$conf" --device "$device"
+  asr --log-file "$exp/log/train_ci.log" train "$data/train" "$data/dev" "$ci" --conf "$conf" --device "$device"
   record_time "$times" "4 train CI LSTM" "$SECONDS"
 fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  log "Stage 5: Viterbi realignment of train and dev with the CI LSTM"
+  SECONDS=0
+  for set in train dev; do
+    if [ -f "$ci/ali_$set/ali.yaml" ] && [ "$ci/ali_$set/ali.yaml" -nt "$ci/final.pt" ]; then
+      log "alignment of $set is up to date, skipping"
+    else
+      asr --log-file "$exp/log/align_$set.log" align "$ci" "$data/$set" "$ci/ali_$set" --device "$device"
+    fi
+  done
+  if [ "$ci_realigned" = true ]; then
+    asr --log-file "$exp/log/train_ci_realigned.log" train "$data/train" "$data/dev" "${ci}_realigned" \
+      --conf "$conf" --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" --device "$device"
+  fi
+  record_time "$times" "5 realign" "$SECONDS"
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  log "Stage 6: decision trees ($cd_leaves leaves) and their graphs H∘C∘G"
+  SECONDS=0
+  for n in $cd_leaves; do
+    tree=$exp/tree_$n
+    if [ -f "$tree/tree.json" ] && [ "$tree/tree.json" -nt "$ci/ali_train/ali.yaml" ]; then
+      log "tree $tree is up to date, skipping"
+    else
+      asr --log-file "$exp/log/tree_$n.log" build-tree "$data/train" "$ci/ali_train" "$tree" --num-leaves "$n"
+    fi
+    asr --log-file "$exp/log/graph_$n.log" make-graph "$data/train" "$data/lang" --order 2 \
+      --tree "$tree/tree.json" --graph-dir "$tree"
+  done
+  record_time "$times" "6 trees" "$SECONDS"
+fi
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+  log "Stage 7: CD LSTM training on the realigned targets"
+  SECONDS=0
+  for n in $cd_leaves; do
+    asr --log-file "$exp/log/train_cd_$n.log" train "$data/train" "$data/dev" "$exp/cd_lstm_$n" \
+      --conf "$cd_conf" --tree "$exp/tree_$n/tree.json" \
+      --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" --device "$device"
+  done
+  record_time "$times" "7 train CD LSTM" "$SECONDS"
+fi
+
+decode_system() {
+  # decode_system <model dir> <graph>: tune the acoustic scale on dev, decode test.
+  local model=$1 graph=$2 name
+  name=$(basename "$model")
+  # redo dev (and so test) when the graph or the model changed since the last tuning
+  if [ ! -f "$model/decode_dev/scores.yaml" ] || ! cmp -s "$graph" "$model/graph/HCG.fst" \
+     || [ "$model/final.pt" -nt "$model/decode.yaml" ]; then
+    asr --log-file "$exp/log/decode_dev_$name.log" decode "$model" "$data/dev" "$model/decode_dev" \
+      --graph "$graph" --tune-acwt --device "$device"
+  else
+    log "$name: dev decode is up to date, skipping"
+  fi
+  if [ ! -f "$model/decode_test/scores.yaml" ] || [ "$model/decode.yaml" -nt "$model/decode_test/scores.yaml" ]; then
+    asr --log-file "$exp/log/decode_test_$name.log" decode "$model" "$data/test" "$model/decode_test" --device "$device"
+  fi
+}
 
 if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
   log "Stage 8: HMM decoding with the phone bigram (acoustic scale tuned on dev)"
   SECONDS=0
-  # redo dev (and so test) when the graph or the model changed since the last tuning
-  if [ ! -f "$model/decode_dev/scores.yaml" ] || ! cmp -s "$data/lang/HG.fst" "$model/graph/HG.fst" \
-     || [ "$model/final.pt" -nt "$model/decode.yaml" ]; then
-    asr --log-file "$exp/log/decode_dev.log" decode "$model" "$data/dev" "$model/decode_dev" \
-      --graph "$data/lang/HG.fst" --tune-acwt --device "$device"
-  else
-    log "dev decode is up to date, skipping"
-  fi
-  if [ ! -f "$model/decode_test/scores.yaml" ] || [ "$model/decode.yaml" -nt "$model/decode_test/scores.yaml" ]; then
-    asr --log-file "$exp/log/decode_test.log" decode "$model" "$data/test" "$model/decode_test" --device "$device"
-  fi
+  for model in "${systems[@]}"; do
+    case $(basename "$model") in
+      cd_lstm_*) decode_system "$model" "$exp/tree_${model##*_}/HCG.fst" ;;
+      *) decode_system "$model" "$data/lang/HCG.fst" ;;
+    esac
+  done
   record_time "$times" "8 decode" "$SECONDS"
 fi
 
 if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
   log "Stage 10: results"
-  asr --log-file "$exp/log/results.log" results "$model" --stage-times "$times"
-  log "Reports: $model/decode_test/per_report.txt; table: $model/RESULTS.md"
+  asr --log-file "$exp/log/results.log" results "${systems[@]}" --stage-times "$times" --out "$exp/RESULTS.md"
+  log "Reports: <system>/decode_test/per_report.txt; table: $exp/RESULTS.md"
 fi

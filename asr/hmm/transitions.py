@@ -1,0 +1,153 @@
+"""Transition ids: the input labels of the decoding graph, as in Kaldi.
+
+A pdf id does not say where a phone starts (two copies of one phone in a
+row look alike) and, once pdfs are tied, not even which phone a frame is in.
+The graph's input labels therefore identify the transition taken into a
+frame: transition id ``2·pdf + 1`` enters the HMM state that owns ``pdf``
+(from the previous state, or from the previous phone for state 0) and
+``2·pdf + 2`` is its self-loop. Each pdf belongs to one (phone, state) of the
+context dependency (:mod:`asr.hmm.context`), so a transition id names
+(phone, HMM state, pdf, transition) like Kaldi's, and the best path of the
+decoder gives pdfs, phones and their frame times.
+
+Alignments are stored model-independently, as the transition ids of the CI
+context dependency of the same phones and topology (:func:`to_ci`), and
+turned into any model's pdf targets with :func:`alignment_pdfs`.
+
+All ids here are 1-based labels (0 is epsilon); arrays indexed by label are
+indexed ``label - 1``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from asr.errors import DataError
+from asr.hmm.context import ContextDependency
+from asr.hmm.topology import Topology
+
+
+class PhoneRun(NamedTuple):
+    """One phone of an alignment: 0-based phone index, frames [start, end)."""
+
+    phone: int
+    start: int
+    end: int
+
+
+def enter_tid(pdf: int) -> int:
+    """Transition id entering the state of ``pdf``."""
+    return 2 * int(pdf) + 1
+
+
+def loop_tid(pdf: int) -> int:
+    """Transition id of the self-loop of the state of ``pdf``."""
+    return 2 * int(pdf) + 2
+
+
+class Transitions:
+    """Transition-id tables of one context dependency (arrays indexed by tid − 1)."""
+
+    def __init__(self, ctx: ContextDependency) -> None:
+        self.ctx = ctx
+        self.num_pdfs = ctx.num_pdfs
+        self.num_tids = 2 * self.num_pdfs
+        self.tid_pdf = np.repeat(np.arange(self.num_pdfs, dtype=np.int64), 2)
+        self.tid_is_loop = np.tile(np.array([False, True]), self.num_pdfs)
+        self.tid_phone = ctx.pdf_phone[self.tid_pdf]
+        self.tid_state = ctx.pdf_state[self.tid_pdf]
+
+    def label_scores(self, pdf_scores: np.ndarray) -> np.ndarray:
+        """Scores per graph label: (T, num_pdfs) → (T, num_tids) float32 (columns gathered)."""
+        return np.ascontiguousarray(np.take(pdf_scores, self.tid_pdf, axis=1), dtype=np.float32)
+
+    def pdfs(self, tids: np.ndarray) -> np.ndarray:
+        """(T,) pdf of each frame of a transition-id path."""
+        return self.tid_pdf[np.asarray(tids, dtype=np.int64) - 1]
+
+    def phone_runs(self, tids: np.ndarray) -> list[PhoneRun]:
+        """The phones of a transition-id path with their frames.
+
+        A phone starts at every frame whose transition enters state 0.
+        """
+        idx = np.asarray(tids, dtype=np.int64) - 1
+        if len(idx) == 0:
+            return []
+        starts = np.flatnonzero((self.tid_state[idx] == 0) & ~self.tid_is_loop[idx])
+        if len(starts) == 0 or starts[0] != 0:
+            starts = np.concatenate([[0], starts])
+        ends = np.append(starts[1:], len(idx))
+        return [PhoneRun(int(self.tid_phone[idx[a]]), int(a), int(b)) for a, b in zip(starts, ends)]
+
+    def to_ci(self, tids: np.ndarray) -> np.ndarray:
+        """The same path as transition ids of the CI model (the stored alignment form)."""
+        idx = np.asarray(tids, dtype=np.int64) - 1
+        ci_pdf = self.tid_phone[idx] * self.ctx.topology.states_per_phone + self.tid_state[idx]
+        return (2 * ci_pdf + 1 + self.tid_is_loop[idx]).astype(np.int32)
+
+
+def ci_transitions(phones: Sequence[str], topology: Topology) -> Transitions:
+    return Transitions(ContextDependency.ci(phones, topology))
+
+
+def alignment_from_runs(runs: Sequence[PhoneRun], topology: Topology) -> np.ndarray:
+    """CI transition ids (T,) int32 of phone runs, each split uniformly over its states."""
+    s = topology.states_per_phone
+    if runs and (runs[0].start != 0 or any(r.end != q.start for r, q in zip(runs, runs[1:]))):
+        raise ValueError(f"phone runs must be contiguous from frame 0, got {list(runs)[:3]}…")
+    out = np.empty(runs[-1].end if runs else 0, dtype=np.int32)
+    for phone, a, b in runs:
+        states = topology.state_path(b - a)
+        pdfs = phone * s + states
+        loops = np.concatenate([[False], states[1:] == states[:-1]])
+        out[a:b] = 2 * pdfs + 1 + loops
+    return out
+
+
+def check_alignment(ci_tids: np.ndarray, num_phones: int, topology: Topology,
+                    num_frames: int, where: str) -> None:
+    """DataError unless ``ci_tids`` is a path of the CI HMMs over ``num_frames`` frames.
+
+    Checked: one label per frame, labels in range, the first frame enters
+    state 0, a self-loop repeats the previous frame's state, and a state is
+    entered only from the one before it (state 0 after the last state of a
+    phone, or at the start).
+    """
+    tids = np.asarray(ci_tids, dtype=np.int64)
+    s = topology.states_per_phone
+    if tids.ndim != 1 or len(tids) != num_frames:
+        raise DataError(f"{where}: alignment has {tids.shape} labels for {num_frames} frames")
+    if len(tids) == 0:
+        raise DataError(f"{where}: empty alignment")
+    if tids.min() < 1 or tids.max() > 2 * num_phones * s:
+        raise DataError(f"{where}: alignment label out of range 1..{2 * num_phones * s}")
+    pdf, loop = (tids - 1) // 2, (tids - 1) % 2 == 1
+    phone, state = pdf // s, pdf % s
+    prev_pdf, prev_state = np.concatenate([[-1], pdf[:-1]]), np.concatenate([[s - 1], state[:-1]])
+    prev_phone = np.concatenate([[-1], phone[:-1]])
+    bad_loop = loop & (pdf != prev_pdf)
+    enter_next = (state == prev_state + 1) & (phone == prev_phone)
+    enter_new = (state == 0) & (prev_state == s - 1)
+    bad_enter = ~loop & ~(enter_next | enter_new)
+    bad = np.flatnonzero(bad_loop | bad_enter)
+    if len(bad):
+        raise DataError(f"{where}: alignment is not an HMM path at frame {int(bad[0])}")
+    if state[-1] != s - 1:
+        raise DataError(f"{where}: alignment ends inside a phone (state {int(state[-1])})")
+
+
+def alignment_pdfs(ci_tids: np.ndarray, ctx: ContextDependency) -> np.ndarray:
+    """Frame targets of model ``ctx`` from a stored (CI transition-id) alignment: (T,) int64."""
+    ci = ci_transitions(ctx.phones, ctx.topology)
+    if ctx.is_ci:
+        return ci.pdfs(ci_tids)
+    runs = ci.phone_runs(ci_tids)
+    windows = ctx.windows([r.phone + 1 for r in runs])
+    states = ci.tid_state[np.asarray(ci_tids, dtype=np.int64) - 1]
+    out = np.empty(len(states), dtype=np.int64)
+    for run, window in zip(runs, windows):
+        pdfs = np.asarray(ctx.pdfs(window), dtype=np.int64)
+        out[run.start:run.end] = pdfs[states[run.start:run.end]]
+    return out

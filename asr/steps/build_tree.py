@@ -1,0 +1,70 @@
+"""Stage 6: the phonetic decision tree (CD states) from a realignment.
+
+Statistics per (left, centre, right, state) are single diagonal Gaussians
+on the normalised features, as Kaldi's ``acc-tree-stats``; questions come
+from clustering the phones on the same statistics (Kaldi's
+``cluster-phones``); the tree grows greedily by likelihood gain
+(:mod:`asr.hmm.tree`). Silence stays context-independent. The tree is
+written as ``tree.json`` with ``tree.yaml`` (its figures and settings); the
+CD targets follow from it and the alignment (``alignment_pdfs``) when the CD
+model is trained.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import yaml
+
+from asr.errors import ModelError
+from asr.features.storage import load_features
+from asr.hmm.alignment import check_against_features, read_alignments
+from asr.hmm.context import TREE_JSON, ContextDependency
+from asr.hmm.tree import accumulate_stats, build_tree, cluster_phones, tree_loglike, tree_summary
+from asr.io import atomic_write_text
+from asr.lang.phones import SIL
+
+log = logging.getLogger(__name__)
+
+TREE_YAML = "tree.yaml"
+
+
+def build_tree_stage(data_dir: Path, ali_dir: Path, out_dir: Path, num_leaves: int = 1000,
+                     min_occupancy: float = 50.0, ci_phones: tuple[str, ...] = (SIL,)) -> ContextDependency:
+    """Build ``out_dir/tree.json`` from the alignments of ``data_dir``; return the tree.
+
+    Args:
+        num_leaves: target number of pdfs (leaves), chosen on dev.
+        min_occupancy: frames each leaf must hold at least.
+        ci_phones: phones kept context-independent (silence).
+
+    Raises:
+        DataError / ModelError: alignments that do not match the features or
+            each other, or too few leaves asked for.
+    """
+    out_dir = Path(out_dir)
+    aset = read_alignments(ali_dir)
+    if num_leaves < len(aset.phones) * aset.topology.states_per_phone:
+        raise ModelError(f"--num-leaves {num_leaves} is below the {len(aset.phones)} phones x "
+                         f"{aset.topology.states_per_phone} states of the CI model")
+    feats = load_features(data_dir)
+    check_against_features(aset, feats, f"{ali_dir} against {data_dir}")
+    alignments = {u: a for u, a in aset.alignments.items() if u in feats}
+    stats = accumulate_stats(alignments, feats, aset.phones, aset.topology)
+    questions = cluster_phones(stats, aset.phones, exclude=ci_phones)
+    ci = ContextDependency.ci(aset.phones, aset.topology)
+    ctx = build_tree(stats, aset.phones, aset.topology, questions, num_leaves, min_occupancy,
+                     ci_phones=ci_phones)
+    gain = tree_loglike(ctx, stats) - tree_loglike(ci, stats)
+    ctx.save(out_dir / TREE_JSON)
+    info = {"data": str(Path(data_dir).resolve()), "alignment": str(Path(ali_dir).resolve()),
+            "num_leaves_asked": num_leaves, "min_occupancy": min_occupancy,
+            "ci_phones": list(ci_phones), "num_questions": len(questions),
+            "frames": int(stats.num_frames), "events": int(len(stats.count)),
+            "loglike_gain_per_frame": round(gain / stats.num_frames, 4), **tree_summary(ctx)}
+    atomic_write_text(out_dir / TREE_YAML, yaml.safe_dump(info, sort_keys=False))
+    log.info("%s: %d pdfs from %d frames (%d triphone-state events), %d questions; "
+             "log-likelihood gain over CI %.3f per frame", out_dir / TREE_JSON, ctx.num_pdfs,
+             int(stats.num_frames), len(stats.count), len(questions), info["loglike_gain_per_frame"])
+    return ctx

@@ -1,0 +1,161 @@
+"""Stages 4 and 7: frame targets, priors and LSTM training for any context
+dependency (CI or CD).
+
+Targets come from an alignment: the uniform split of the corpus's phone
+segmentation (stage 4), or a Viterbi realignment made with a trained model
+(``asr align``, stage 5). The model's context dependency maps each aligned
+frame (phone in context, HMM state) to its pdf.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+import yaml
+
+from asr.corpus.datadir import read_datadir
+from asr.decode.hybrid import write_training_manifest
+from asr.errors import DataError, ModelError
+from asr.features.extract import FeatureConfig
+from asr.features.storage import load_features
+from asr.hmm.alignment import check_against_features, read_alignments
+from asr.hmm.context import TREE_JSON, ContextDependency
+from asr.hmm.targets import TargetStats, TooShortError, segments_to_alignment
+from asr.hmm.topology import Topology
+from asr.hmm.transitions import alignment_pdfs
+from asr.io import atomic_write_text
+from asr.lang.symbols import write_symbol_table
+from asr.nn.model import ModelConfig
+from asr.nn.priors import estimate_log_priors, save_log_priors
+from asr.nn.train import TrainConfig, train
+
+log = logging.getLogger(__name__)
+
+#: What ``targets`` records for a model trained on the uniform split.
+UNIFORM = "uniform split of the phone segmentation"
+
+
+def uniform_alignments(data_dir: Path, feats: Mapping[str, np.ndarray], phones: list[str],
+                       topo: Topology) -> dict[str, np.ndarray]:
+    """The uniform alignment of every utterance of ``feats`` → {utt: (T,) CI transition ids}.
+
+    ``feats`` maps each utterance to any array with its T frames as rows
+    (features, or the network's posteriors); only its length is used.
+    Phones shorter than the topology's minimum are lengthened (see
+    :mod:`asr.hmm.targets`); an utterance too short for its phone sequence
+    gets no alignment. Both are counted and logged for the data set.
+    """
+    dd = read_datadir(data_dir, require_phones=True)
+    cfg = FeatureConfig.load(data_dir / "feats.yaml")
+    index = {p: i for i, p in enumerate(phones)}
+    stats = TargetStats()
+    out = {}
+    for utt in feats:
+        if utt not in dd.phone_segments:
+            raise DataError(f"{data_dir / 'phone_segments'}: no segmentation for utterance {utt}")
+        num_frames = len(feats[utt])
+        try:
+            out[utt] = segments_to_alignment(dd.phone_segments[utt], cfg.frame_centers(num_frames),
+                                             index, utt, topo, stats)
+        except TooShortError as exc:
+            log.warning("%s: %s; utterance skipped", data_dir, exc)
+            stats.skipped_utterances += 1
+    log.info("%s targets: %s", data_dir, stats.summary())
+    return out
+
+
+def load_targets(data_dir: Path, feats: Mapping[str, np.ndarray], ctx: ContextDependency,
+                 ali_dir: Path | None = None) -> dict[str, np.ndarray]:
+    """Pdf targets of model ``ctx`` for the utterances of ``feats`` → {utt: (T,) int64}.
+
+    From the alignments in ``ali_dir`` (checked against the phones, topology
+    and frame counts), or from the uniform split when ``ali_dir`` is None.
+    Utterances without an alignment are left out (logged).
+    """
+    if ali_dir is None:
+        alignments = uniform_alignments(data_dir, feats, ctx.phones, ctx.topology)
+    else:
+        aset = read_alignments(ali_dir, expect_phones=ctx.phones, expect_topology=ctx.topology)
+        check_against_features(aset, feats, f"{ali_dir} against {data_dir}")
+        alignments = {u: a for u, a in aset.alignments.items() if u in feats}
+    return {u: alignment_pdfs(a, ctx) for u, a in alignments.items()}
+
+
+def check_config(exp_dir: Path, name: str, cfg_dict: dict) -> None:
+    """Refuse to reuse an experiment dir trained with another config."""
+    path = exp_dir / name
+    if path.is_file() and yaml.safe_load(path.read_text()) != cfg_dict:
+        raise ModelError(f"{path}: {exp_dir} was trained with a different config; "
+                         f"use a new experiment dir or delete it")
+
+
+def read_train_conf(path: Path | None) -> tuple[dict, TrainConfig]:
+    """The ``model:`` options and the TrainConfig of a training YAML file."""
+    if path is None:
+        return {}, TrainConfig()
+    if not Path(path).is_file():
+        raise ModelError(f"{path}: training config not found")
+    try:
+        conf = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = set(conf) - {"model", "train"}
+        if unknown:
+            raise ValueError(f"unknown sections {sorted(unknown)}")
+        model_opts = dict(conf.get("model") or {})
+        ModelConfig(input_dim=1, num_pdfs=1, **model_opts)  # check the options now
+        return model_opts, TrainConfig(**(conf.get("train") or {}))
+    except (yaml.YAMLError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelError(f"{path}: bad training config ({exc})") from None
+
+
+def check_context(exp_dir: Path, ctx: ContextDependency) -> None:
+    """Refuse to reuse an experiment dir trained with another context dependency."""
+    path = exp_dir / TREE_JSON
+    if path.is_file() and ContextDependency.load(path).digest() != ctx.digest():
+        raise ModelError(f"{path}: {exp_dir} was trained with a different context dependency; "
+                         f"use a new experiment dir or delete it")
+
+
+def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
+             train_cfg: TrainConfig, device: torch.device, ctx: ContextDependency,
+             ali_dirs: tuple[Path, Path] | None = None) -> dict:
+    """Train an LSTM on ``train_dir`` (dev loss on ``dev_dir``); write the bundle to ``exp_dir``.
+
+    Args:
+        model_opts: ModelConfig fields other than input_dim / num_pdfs.
+        ctx: the context dependency (CI, or a CD tree) that numbers the outputs.
+        ali_dirs: (train, dev) alignment dirs; None trains on the uniform split.
+    """
+    exp_dir = Path(exp_dir)
+    feat_cfg = FeatureConfig.load(Path(train_dir) / "feats.yaml")
+    if FeatureConfig.load(Path(dev_dir) / "feats.yaml") != feat_cfg:
+        raise DataError(f"{dev_dir}/feats.yaml differs from {train_dir}/feats.yaml; recompute the features")
+    model_cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=ctx.num_pdfs, **model_opts)
+    check_config(exp_dir, "model.yaml", asdict(model_cfg))
+    check_config(exp_dir, "train.yaml", asdict(train_cfg))
+    check_context(exp_dir, ctx)
+    targets_info = {"alignment": UNIFORM if ali_dirs is None else [str(Path(d).resolve()) for d in ali_dirs]}
+    check_config(exp_dir, "targets.yaml", targets_info)
+    # training batches hold every utterance anyway: read each matrix once
+    train_feats, dev_feats = dict(load_features(train_dir)), dict(load_features(dev_dir))
+    train_ali, dev_ali = ali_dirs if ali_dirs is not None else (None, None)
+    train_tgt = load_targets(train_dir, train_feats, ctx, train_ali)
+    dev_tgt = load_targets(dev_dir, dev_feats, ctx, dev_ali)
+    train_feats = {u: train_feats[u] for u in train_tgt}  # without utterances that have no targets
+    dev_feats = {u: dev_feats[u] for u in dev_tgt}
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    write_symbol_table(ctx.phones, exp_dir / "phones.txt")
+    ctx.save(exp_dir / TREE_JSON)
+    atomic_write_text(exp_dir / "targets.yaml", yaml.safe_dump(targets_info, sort_keys=True))
+    feat_cfg.save(exp_dir / "feats.yaml")
+    save_log_priors(exp_dir / "log_priors.txt", estimate_log_priors(train_tgt.values(), model_cfg.num_pdfs))
+    log.info("training %d pdfs (context width %d) on %d utterances (%d frames), dev %d utterances, "
+             "device %s", ctx.num_pdfs, ctx.width, len(train_feats),
+             sum(len(y) for y in train_tgt.values()), len(dev_feats), device)
+    state = train(exp_dir, (train_feats, train_tgt), (dev_feats, dev_tgt), model_cfg, train_cfg, device)
+    write_training_manifest(exp_dir, feat_cfg, ctx, model_cfg.input_dim, targets_info)
+    return state
