@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -102,7 +103,8 @@ def cmd_show_alignment(args: argparse.Namespace) -> int:
     from asr.hmm.alignment import format_alignment, format_ctm, read_alignments, write_textgrids
 
     aset = read_alignments(args.ali_dir)
-    utts = args.utts or sorted(aset.alignments)[:1]
+    exporting = args.ctm or args.textgrid
+    utts = args.utts or (sorted(aset.alignments) if exporting else sorted(aset.alignments)[:1])
     missing = [u for u in utts if u not in aset.alignments]
     if missing:
         raise UsageError(f"{args.ali_dir}: no alignment for utterance {missing[0]}")
@@ -120,7 +122,7 @@ def cmd_build_tree(args: argparse.Namespace) -> int:
     from asr.steps.build_tree import build_tree_stage
 
     build_tree_stage(args.data_dir, args.ali_dir, args.out_dir, num_leaves=args.num_leaves,
-                     min_occupancy=args.min_occupancy)
+                     min_occupancy=args.min_occupancy, hidden_from=args.hidden_from)
     return 0
 
 
@@ -245,7 +247,7 @@ def get_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("show-alignment", help="print alignments, or export them as CTM or TextGrid")
     s.add_argument("ali_dir", type=Path)
-    s.add_argument("utts", nargs="*", help="utterances (default: the first)")
+    s.add_argument("utts", nargs="*", help="utterances (default: the first; all with --ctm or --textgrid)")
     s.add_argument("--frames", action="store_true", help="also one line per frame")
     s.add_argument("--ctm", action="store_true", help="print CTM lines (utt 1 start dur phone)")
     s.add_argument("--textgrid", type=Path, help="write <utt>.TextGrid files (Praat) into this dir")
@@ -257,6 +259,8 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("out_dir", type=Path, help="where tree.json goes")
     s.add_argument("--num-leaves", type=int, default=1000)
     s.add_argument("--min-occupancy", type=float, default=50.0, help="frames a leaf needs at least")
+    s.add_argument("--hidden-from", type=Path, help="a model dir: Gaussians on its network's last "
+                   "LSTM layer instead of on the features")
     s.set_defaults(func=cmd_build_tree)
 
     s = sub.add_parser("show-tree", help="print a context dependency's decision tree")
@@ -307,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except BrokenPipeError:  # output piped into e.g. head, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

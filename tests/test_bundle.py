@@ -17,6 +17,7 @@ from asr.decode.bundle import BUNDLE_YAML, read_manifest
 from asr.decode.hybrid import HybridModel, install_graph, save_acwt, write_training_manifest
 from asr.errors import GraphError, ModelError
 from asr.features.extract import FeatureConfig
+from asr.hmm.context import TREE_JSON, ContextDependency, Split
 from asr.hmm.topology import CI_TOPOLOGY
 from asr.lang.graph import make_decoding_graph
 from asr.lang.phones import PHONES48
@@ -27,6 +28,25 @@ from asr.steps.decode import decode_with
 
 PHONES = list(PHONES48)
 CPU = torch.device("cpu")
+CI = ContextDependency.ci(PHONES)
+
+
+def toy_cd_tree(phones: list[str] = PHONES) -> ContextDependency:
+    """A triphone tree: every (phone, state) split once on "is the left phone one of the
+    first ten?" (2 pdfs per root), silence kept CI."""
+    nodes, roots = [], []
+    for i, phone in enumerate(phones):
+        states = []
+        for _ in range(3):
+            base = len(nodes)
+            if phone == "sil":
+                nodes.append(len([n for n in nodes if isinstance(n, int)]))
+            else:
+                pdf = len([n for n in nodes if isinstance(n, int)])
+                nodes += [Split(-1, 0, base + 1, base + 2), pdf, pdf + 1]
+            states.append(base)
+        roots.append(states)
+    return ContextDependency(phones, CI_TOPOLOGY, 3, 1, [list(range(1, 11))], nodes, roots, ["sil"])
 
 
 def phone_text(path: Path, phones: list[str], seed: int = 0) -> Path:
@@ -38,18 +58,20 @@ def phone_text(path: Path, phones: list[str], seed: int = 0) -> Path:
 
 @pytest.fixture(scope="module")
 def langs(tmp_path_factory) -> dict[str, Path]:
-    """HG.fst graphs: a phone bigram, a trigram, and one built for 47 phones."""
+    """HCG.fst graphs: a phone bigram, a trigram, one built for 47 phones, and a CD bigram."""
     d = tmp_path_factory.mktemp("langs")
     text = phone_text(d / "text", PHONES)
-    return {"bigram": make_decoding_graph(d / "bg", PHONES, text, order=2),
-            "trigram": make_decoding_graph(d / "tg", PHONES, text, order=3),
-            "47": make_decoding_graph(d / "p47", PHONES[:-1], phone_text(d / "t47", PHONES[:-1]))}
+    return {"bigram": make_decoding_graph(d / "bg", CI, text, order=2),
+            "trigram": make_decoding_graph(d / "tg", CI, text, order=3),
+            "47": make_decoding_graph(d / "p47", ContextDependency.ci(PHONES[:-1]),
+                                      phone_text(d / "t47", PHONES[:-1])),
+            "cd": make_decoding_graph(d / "bg", toy_cd_tree(), text, order=2, graph_dir=d / "cd")}
 
 
-def make_bundle(model_dir: Path) -> Path:
+def make_bundle(model_dir: Path, ctx: ContextDependency = CI) -> Path:
     """A bundle as training writes it, with an untrained 1-layer network."""
     feat_cfg = FeatureConfig()
-    cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=CI_TOPOLOGY.num_pdfs(len(PHONES)),
+    cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=ctx.num_pdfs,
                       num_layers=1, hidden=16, bidirectional=False, dropout=0.0)
     model_dir.mkdir(parents=True)
     torch.manual_seed(0)
@@ -58,7 +80,8 @@ def make_bundle(model_dir: Path) -> Path:
     feat_cfg.save(model_dir / "feats.yaml")
     write_symbol_table(PHONES, model_dir / "phones.txt")
     save_log_priors(model_dir / "log_priors.txt", np.full(cfg.num_pdfs, -np.log(cfg.num_pdfs)))
-    write_training_manifest(model_dir, feat_cfg, PHONES, CI_TOPOLOGY, cfg.input_dim, cfg.num_pdfs)
+    ctx.save(model_dir / TREE_JSON)
+    write_training_manifest(model_dir, feat_cfg, ctx, cfg.input_dim, {"alignment": "uniform"})
     return model_dir
 
 
@@ -70,6 +93,7 @@ def bundle(tmp_path) -> Path:
 def test_fresh_bundle_loads_but_has_no_graph_or_acwt(bundle):
     model = HybridModel.load(bundle, CPU)
     assert model.phones == PHONES and model.topology == CI_TOPOLOGY
+    assert model.context.digest() == CI.digest() and model.transitions.num_tids == 288
     assert (bundle / "phones.txt").read_text().startswith("<eps>\t0\naa\t1\n")  # a symbol table
     with pytest.raises(ModelError, match="no acoustic scale was tuned"):
         model.acwt  # no silent default any more
@@ -87,7 +111,12 @@ def test_fresh_bundle_loads_but_has_no_graph_or_acwt(bundle):
     (lambda d: save_log_priors(d / "log_priors.txt", np.zeros(10)), "expected 144 finite log priors"),
     (lambda d: (d / BUNDLE_YAML).write_text(
         (d / BUNDLE_YAML).read_text().replace("states_per_phone: 3", "states_per_phone: 2")),
-     "network has 144 outputs, phones.txt and the topology imply 96"),
+     "the context dependency's topology"),
+    (lambda d: (d / TREE_JSON).write_text("{not json"), "tree.json: not JSON"),
+    (lambda d: (d / TREE_JSON).unlink(), "tree.json: file of the bundle's context component"),
+    (lambda d: toy_cd_tree().save(d / TREE_JSON), r"the context dependency \(tree.json\)"),
+    (lambda d: ContextDependency.ci(PHONES[:-1] + ["zz"]).save(d / TREE_JSON),
+     "phone list differs from the context dependency's"),
 ])
 def test_load_names_a_missing_or_inconsistent_component(bundle, damage, message):
     damage(bundle)
@@ -125,14 +154,14 @@ def test_decode_yaml_edited_by_hand_is_inconsistent(bundle, langs):
 def test_graph_replaced_after_install_is_detected(bundle, langs):
     model = HybridModel.load(bundle, CPU)
     install_graph(model, langs["bigram"])
-    shutil.copyfile(langs["trigram"], bundle / "graph/HG.fst")
+    shutil.copyfile(langs["trigram"], bundle / "graph/HCG.fst")
     with pytest.raises(ModelError, match="SHA-256"):
         HybridModel.load(bundle, CPU).decoder()
 
 
 def copy_lang(src: Path, dst: Path) -> Path:
     shutil.copytree(src.parent, dst)
-    return dst / "HG.fst"
+    return dst / "HCG.fst"
 
 
 def test_install_graph_rejects_graphs_that_do_not_fit(bundle, langs, tmp_path):
@@ -140,23 +169,25 @@ def test_install_graph_rejects_graphs_that_do_not_fit(bundle, langs, tmp_path):
     with pytest.raises(GraphError, match="phone symbols differ"):
         install_graph(model, langs["47"])
     no_yaml = copy_lang(langs["bigram"], tmp_path / "no_yaml")
-    (no_yaml.parent / "HG.yaml").unlink()
-    with pytest.raises(GraphError, match="HG.yaml: missing"):
+    (no_yaml.parent / "HCG.yaml").unlink()
+    with pytest.raises(GraphError, match="HCG.yaml: missing"):
         install_graph(model, no_yaml)
-    other_topo = copy_lang(langs["bigram"], tmp_path / "topo")
-    settings = yaml.safe_load((other_topo.parent / "HG.yaml").read_text())
-    settings["topology"]["states_per_phone"] = 5
-    (other_topo.parent / "HG.yaml").write_text(yaml.safe_dump(settings))
-    with pytest.raises(GraphError, match="built for HMM topology"):
-        install_graph(model, other_topo)
-    for label, message in (("olabel", "output label 49 is not a phone"),
-                           ("ilabel", "input label 145 exceeds num_pdfs=144")):
+    old_format = copy_lang(langs["bigram"], tmp_path / "old")
+    settings = yaml.safe_load((old_format.parent / "HCG.yaml").read_text())
+    del settings["input_labels"]  # a graph of pdf labels, as built before transition ids
+    (old_format.parent / "HCG.yaml").write_text(yaml.safe_dump(settings))
+    with pytest.raises(GraphError, match="without transition ids"):
+        install_graph(model, old_format)
+    with pytest.raises(GraphError, match="built for another context dependency"):
+        install_graph(model, langs["cd"])
+    for label, message in (("olabel", "output label 49 is not one of the 48 phones"),
+                           ("ilabel", "input label 289 exceeds the model's 288 transition ids")):
         bad = copy_lang(langs["bigram"], tmp_path / label)
         fst = kaldifst.StdVectorFst()
         fst.add_state(), fst.add_state()
         fst.start = 0
         fst.set_final(1, 0.0)
-        ilabel, olabel = (1, 49) if label == "olabel" else (145, 1)
+        ilabel, olabel = (1, 49) if label == "olabel" else (289, 1)
         fst.add_arc(0, kaldifst.StdArc(ilabel, olabel, 0.0, 1))
         fst.write(str(bad))
         with pytest.raises(GraphError, match=message):
@@ -174,6 +205,31 @@ def test_one_failing_utterance_is_counted_not_fatal(bundle, langs, caplog):
     assert sorted(out.hyps) == ["u0", "u2"] and all(out.hyps[u] for u in out.hyps)
     assert list(out.failed) == ["u1"] and "NaN" in out.failed["u1"]
     assert "1 of 3 utterances could not be decoded" in caplog.text
+
+
+def test_bundle_without_context_component_loads_as_ci(bundle):
+    """A bundle written before tree.json existed is read as CI, with the same pdf numbering."""
+    (bundle / TREE_JSON).unlink()
+    manifest = yaml.safe_load((bundle / BUNDLE_YAML).read_text())
+    del manifest["components"]["context"]
+    (bundle / BUNDLE_YAML).write_text(yaml.safe_dump(manifest))
+    model = HybridModel.load(bundle, CPU)
+    assert model.context.is_ci and model.context.digest() == CI.digest()
+    assert [model.context.pdf((i + 1,), k) for i in range(48) for k in range(3)] == list(range(144))
+
+
+def test_cd_bundle_decodes_with_its_own_graph_only(tmp_path, langs):
+    """A CD model is the same kind of bundle: it loads, takes the graph built from its tree
+    (not the CI one) and decodes."""
+    cd = make_bundle(tmp_path / "cd", toy_cd_tree())
+    model = HybridModel.load(cd, CPU)
+    assert model.context.width == 3 and model.network.cfg.num_pdfs == 3 + 47 * 6
+    with pytest.raises(GraphError, match="built for another context dependency"):
+        install_graph(model, langs["bigram"])
+    install_graph(model, langs["cd"])
+    post = np.log(np.random.default_rng(0).dirichlet(np.ones(model.context.num_pdfs), size=80))
+    out = decode_with(model, model.decoder(), {"u": post.astype(np.float32)}, acwt=1.0)
+    assert out.hyps["u"] and not out.failed
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""H, H∘G and the phone decoding graph (real kaldingram, kaldilm, kaldifst)."""
+"""H, H∘C∘G for a CI model and the phone decoding graph (real kaldingram, kaldilm, kaldifst)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 import asr.lang.graph as graph_module
 from asr.errors import GraphError
+from asr.hmm.context import ContextDependency
 from asr.hmm.topology import CI_TOPOLOGY
 from asr.lang.graph import load_graph, make_decoding_graph, make_h
 from asr.lang.symbols import read_symbol_table
@@ -19,8 +20,12 @@ from asr.lang.phones import PHONES48
 
 N = len(PHONES48)
 NUM_PDFS = 3 * N
+NUM_TIDS = 2 * NUM_PDFS
 SELF_LOOP_PROB = CI_TOPOLOGY.self_loop_prob
-FILES = ("phones.txt", "lm.arpa", "G.fst", "HG.fst", "HG.yaml")
+FILES = ("phones.txt", "lm.arpa", "G.fst", "HCG.fst", "HCG.yaml")
+CI = ContextDependency.ci(list(PHONES48))
+#: compose_context's windows for a CI model: epsilon, one per phone, then #0 (id N+1).
+CI_WINDOWS = [[]] + [[i] for i in range(1, N + 1)] + [[-(N + 1)]]
 
 
 def write_phone_text(path: Path, num_utts: int = 300, seed: int = 0) -> None:
@@ -41,67 +46,70 @@ def all_arcs(fst: kaldifst.StdFst) -> list[kaldifst.StdArc]:
 def lang(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("graph")
     write_phone_text(d / "text")
-    make_decoding_graph(d / "lang", list(PHONES48), d / "text")
+    make_decoding_graph(d / "lang", CI, d / "text")
     return d
 
 
 def test_h_structure() -> None:
-    h = make_h(N)
+    h = make_h(CI, CI_WINDOWS)
     assert h.num_states == 1 + NUM_PDFS
     arcs = all_arcs(h)
-    pdf_labels = {a.ilabel for a in arcs if 1 <= a.ilabel <= NUM_PDFS}
-    assert pdf_labels == set(range(1, NUM_PDFS + 1))
-    disambig = [a for a in arcs if a.ilabel > NUM_PDFS]
-    assert [(a.ilabel, a.olabel, a.nextstate) for a in disambig] == [(NUM_PDFS + 1, N + 1, 0)]
+    tid_labels = {a.ilabel for a in arcs if 1 <= a.ilabel <= NUM_TIDS}
+    assert tid_labels == set(range(1, NUM_TIDS + 1))  # enter (2 pdf + 1) and loop (2 pdf + 2) of every pdf
+    disambig = [a for a in arcs if a.ilabel > NUM_TIDS]
+    assert [(a.ilabel, a.olabel, a.nextstate) for a in disambig] == [(NUM_TIDS + 1, N + 1, 0)]
     entries = [a for a in arcs if a.olabel != 0 and a.olabel != N + 1]
     assert sorted(a.olabel for a in entries) == list(range(1, N + 1))
-    assert all(a.ilabel == 3 * (a.olabel - 1) + 1 for a in entries)  # pdf(i, 0) + 1
+    assert all(a.ilabel == 2 * 3 * (a.olabel - 1) + 1 for a in entries)  # enters pdf(i, 0)
     # Kaldi-style scaled costs: self-loops 0.1 * -log 0.75, leaving 0.1 * -log 0.25.
     loops = [a.weight.value for s in range(h.num_states) for a in kaldifst.ArcIterator(h, s)
-             if a.nextstate == s and a.ilabel <= NUM_PDFS]
+             if a.nextstate == s and a.ilabel <= NUM_TIDS]
     assert len(loops) == NUM_PDFS
     assert loops[0] == pytest.approx(-0.1 * math.log(SELF_LOOP_PROB), rel=1e-5)
     exits = [a.weight.value for a in arcs if a.ilabel == 0]
     assert len(exits) == N
     assert exits[0] == pytest.approx(-0.1 * math.log(1 - SELF_LOOP_PROB), rel=1e-5)
-    h_plain = make_h(N, with_disambig=False, self_loop_scale=1.0)
-    assert all(a.ilabel <= NUM_PDFS for a in all_arcs(h_plain))
+    h_plain = make_h(CI, CI_WINDOWS, disambig_to_epsilon=True, self_loop_scale=1.0)
+    assert all(a.ilabel <= NUM_TIDS for a in all_arcs(h_plain))
 
 
 def test_h_rejects_bad_options() -> None:
+    with pytest.raises(GraphError, match="no phone"):
+        make_h(CI, [[], [-(N + 1)]])
+    with pytest.raises(GraphError, match="not a phone"):
+        make_h(CI, [[], [N + 5]])
     with pytest.raises(GraphError):
-        make_h(0)
-    with pytest.raises(GraphError):
-        make_h(N, self_loop_scale=-1.0)
+        make_h(CI, CI_WINDOWS, self_loop_scale=-1.0)
 
 
 def test_decoding_graph_labels(lang: Path) -> None:
     table = read_symbol_table(lang / "lang" / "phones.txt")
     assert table["<eps>"] == 0 and table["aa"] == 1 and table["#0"] == N + 1
     assert [p for p, i in sorted(table.items(), key=lambda x: x[1])][1:-1] == list(PHONES48)
-    hg = load_graph(lang / "lang" / "HG.fst")
+    hg = load_graph(lang / "lang" / "HCG.fst")
     assert isinstance(hg, kaldifst.StdConstFst)
     arcs = all_arcs(hg)
     ilabels = {a.ilabel for a in arcs}
     olabels = {a.olabel for a in arcs}
-    assert ilabels - {0} == set(range(1, NUM_PDFS + 1))  # every pdf, and no #0 left
+    assert ilabels - {0} == set(range(1, NUM_TIDS + 1))  # every transition id, no #0 left
     assert olabels - {0} == set(range(1, N + 1))  # phone ids only, no #0
-    # The figures of this 48-phone bigram (300 random sentences), from a real run.
+    # The figures of this 48-phone bigram (300 random sentences), from a real run: the
+    # same as the pdf-labelled H∘G had (C is the identity for a CI model).
     assert hg.num_states == 146
     assert len(arcs) == 2498
     assert sum(a.ilabel == 0 for a in arcs) == N + 1  # backoff arcs, now epsilons
 
 
 def test_rebuild_is_identical_and_skips(lang: Path, tmp_path: Path) -> None:
-    make_decoding_graph(tmp_path / "lang2", list(PHONES48), lang / "text")
+    make_decoding_graph(tmp_path / "lang2", CI, lang / "text")
     for name in FILES:
         assert (tmp_path / "lang2" / name).read_bytes() == (lang / "lang" / name).read_bytes()
     mtimes = {n: (tmp_path / "lang2" / n).stat().st_mtime_ns for n in FILES}
-    make_decoding_graph(tmp_path / "lang2", list(PHONES48), lang / "text")
+    make_decoding_graph(tmp_path / "lang2", CI, lang / "text")
     assert {n: (tmp_path / "lang2" / n).stat().st_mtime_ns for n in FILES} == mtimes
-    (tmp_path / "lang2" / "HG.fst").write_bytes(b"junk")  # invalid: rebuilt
-    make_decoding_graph(tmp_path / "lang2", list(PHONES48), lang / "text")
-    assert (tmp_path / "lang2" / "HG.fst").read_bytes() == (lang / "lang" / "HG.fst").read_bytes()
+    (tmp_path / "lang2" / "HCG.fst").write_bytes(b"junk")  # invalid: rebuilt
+    make_decoding_graph(tmp_path / "lang2", CI, lang / "text")
+    assert (tmp_path / "lang2" / "HCG.fst").read_bytes() == (lang / "lang" / "HCG.fst").read_bytes()
     assert sorted(p.name for p in (tmp_path / "lang2").iterdir()) == sorted(FILES)
 
 
@@ -117,32 +125,32 @@ def test_up_to_date_graph_runs_no_builder(lang: Path, tmp_path: Path, monkeypatc
             return real[name](*args, **kwargs)
         return run
 
-    real = {n: getattr(graph_module, n) for n in ("_train_phone_lm", "arpa_to_g", "build_hg")}
+    real = {n: getattr(graph_module, n) for n in ("_train_phone_lm", "arpa_to_g", "build_graph")}
     for name in real:
         monkeypatch.setattr(graph_module, name, builder(name))
-    make_decoding_graph(tmp_path / "lang3", list(PHONES48), lang / "text")
+    make_decoding_graph(tmp_path / "lang3", CI, lang / "text")
     assert calls == []
-    (tmp_path / "lang3" / "HG.fst").unlink()
-    make_decoding_graph(tmp_path / "lang3", list(PHONES48), lang / "text")
-    assert calls == ["build_hg"]
-    assert (tmp_path / "lang3" / "HG.fst").read_bytes() == (lang / "lang" / "HG.fst").read_bytes()
+    (tmp_path / "lang3" / "HCG.fst").unlink()
+    make_decoding_graph(tmp_path / "lang3", CI, lang / "text")
+    assert calls == ["build_graph"]
+    assert (tmp_path / "lang3" / "HCG.fst").read_bytes() == (lang / "lang" / "HCG.fst").read_bytes()
 
 
 def test_bad_phone_text(tmp_path: Path) -> None:
     text = tmp_path / "text"
     text.write_text("u1 sil aa sil\nu2 sil qq sil\n")
     with pytest.raises(GraphError, match=r"text:2: utterance u2: phone 'qq'"):
-        make_decoding_graph(tmp_path / "lang", list(PHONES48), text)
+        make_decoding_graph(tmp_path / "lang", CI, text)
     with pytest.raises(GraphError, match="missing.txt"):
-        make_decoding_graph(tmp_path / "lang", list(PHONES48), tmp_path / "missing.txt")
+        make_decoding_graph(tmp_path / "lang", CI, tmp_path / "missing.txt")
     text.write_text("u1\nu2\n")
     with pytest.raises(GraphError, match="no utterance with phones"):
-        make_decoding_graph(tmp_path / "lang", list(PHONES48), text)
+        make_decoding_graph(tmp_path / "lang", CI, text)
 
 
 def test_phone_list_mismatch(lang: Path) -> None:
     with pytest.raises(GraphError, match="different phone list"):
-        make_decoding_graph(lang / "lang", list(PHONES48)[:-1], lang / "text")
+        make_decoding_graph(lang / "lang", ContextDependency.ci(list(PHONES48)[:-1]), lang / "text")
 
 
 def test_load_graph_errors(tmp_path: Path) -> None:
@@ -155,8 +163,9 @@ def test_load_graph_errors(tmp_path: Path) -> None:
         load_graph(tmp_path / "junk.fst")
 
 
-def test_non_functional_hg_is_a_graph_error() -> None:
-    """Two phones sharing their pdfs make H∘G non-functional: a GraphError, not a RuntimeError."""
+def test_non_functional_graph_is_a_graph_error() -> None:
+    """Two phones sharing their input labels make H∘G non-functional: a GraphError, not a
+    RuntimeError. (Transition ids name the phone, so H∘C∘G never is.)"""
     h = kaldifst.StdVectorFst()
     for _ in range(3):
         h.add_state()
@@ -167,13 +176,13 @@ def test_non_functional_hg_is_a_graph_error() -> None:
         h.add_arc(state, kaldifst.StdArc(0, 0, 0.0, 0))
     g = kaldifst.compile("0 0 1 1\n0 0 2 2\n0\n", acceptor=False)
     with pytest.raises(GraphError, match="not functional"):
-        graph_module.compose_hg(h, g, disambig=99)
+        graph_module.determinize(graph_module.compose(h, g, "H∘G"), "H∘G")
 
 
 def test_graph_is_rebuilt_when_its_settings_change(lang: Path, tmp_path: Path) -> None:
     copy = tmp_path / "lang"
     shutil.copytree(lang / "lang", copy)
-    before = (copy / "HG.fst").read_bytes()
-    make_decoding_graph(copy, list(PHONES48), lang / "text", self_loop_scale=1.0)
-    assert (copy / "HG.fst").read_bytes() != before
-    assert "self_loop_scale: 1.0" in (copy / "HG.yaml").read_text()
+    before = (copy / "HCG.fst").read_bytes()
+    make_decoding_graph(copy, CI, lang / "text", self_loop_scale=1.0)
+    assert (copy / "HCG.fst").read_bytes() != before
+    assert "self_loop_scale: 1.0" in (copy / "HCG.yaml").read_text()

@@ -13,6 +13,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+#: The tree size of the tiny recipe's CD model.
+TINY_LEAVES = "300"
 
 
 def venv_env() -> dict[str, str]:
@@ -21,9 +23,10 @@ def venv_env() -> dict[str, str]:
 
 
 def run_recipe(out: Path, size: str = "tiny", conf: str = "recipes/synth/conf/ci_lstm_tiny.yaml",
-               timeout: int = 1200) -> subprocess.CompletedProcess:
+               cd_conf: str = "recipes/synth/conf/cd_lstm_tiny.yaml", cd_leaves: str = TINY_LEAVES,
+               timeout: int = 1200, *extra: str) -> subprocess.CompletedProcess:
     cmd = ["bash", str(ROOT / "recipes/synth/run.sh"), "--size", size, "--out", str(out),
-           "--device", "cpu", "--conf", conf]
+           "--device", "cpu", "--conf", conf, "--cd-conf", cd_conf, "--cd-leaves", cd_leaves, *extra]
     return subprocess.run(cmd, cwd=ROOT, env=venv_env(), capture_output=True, text=True, timeout=timeout)
 
 
@@ -58,6 +61,45 @@ def test_recipe_reaches_a_per_no_broken_model_could(recipe):
     assert test["failed_utterances"] == 0 and dev["failed_utterances"] == 0
 
 
+def test_realignment_tree_and_cd_model(recipe):
+    """Stages 5-7: the realignment scores higher than the uniform split under the model that
+    made it, the tree keeps silence CI and stays within its leaf budget, and the CD model
+    decodes the test set about as well as the CI one on this tiny corpus (64 utterances)."""
+    out, proc = recipe
+    exp = out / "exp/synth_tiny"
+    for name in ("train", "dev"):
+        ali = yaml.safe_load((exp / f"ci_lstm/ali_{name}/ali.yaml").read_text())
+        assert ali["failed_utterances"] == 0
+        # measured: train 3.528 vs 3.300, dev 2.871 vs 2.466 (log-likelihood per frame)
+        assert ali["loglike_per_frame"] > ali["uniform_loglike_per_frame"] + 0.15, ali
+    tree = yaml.safe_load((exp / f"tree_{TINY_LEAVES}/tree.yaml").read_text())
+    assert 144 < tree["num_pdfs"] <= int(TINY_LEAVES) and tree["loglike_gain_per_frame"] > 1.0
+    shown = asr("show-tree", str(exp / f"tree_{TINY_LEAVES}"))
+    assert shown.returncode == 0 and "sil state 0: pdf " in shown.stdout  # silence is not split
+    cd = exp / f"cd_lstm_{TINY_LEAVES}"
+    test = yaml.safe_load((cd / "decode_test/scores.yaml").read_text())
+    dev = yaml.safe_load((cd / "decode_dev/scores.yaml").read_text())
+    assert test["num_pdfs"] == tree["num_pdfs"] and test["context_width"] == 3
+    # measured (seed 0, CPU): dev CD_DEV, test CD_TEST
+    assert dev["per"] < 60.0 and test["per"] < 60.0, (dev, test)
+    assert f"| cd_lstm_{TINY_LEAVES} | {tree['num_pdfs']} | realigned |" in proc.stdout
+    manifest = yaml.safe_load((cd / "bundle.yaml").read_text())["components"]
+    assert manifest["context"]["context_width"] == 3 and manifest["context"]["num_pdfs"] == tree["num_pdfs"]
+
+
+def test_show_alignment_views(recipe, tmp_path):
+    out, _ = recipe
+    ali = out / "exp/synth_tiny/ci_lstm/ali_dev"
+    text = asr("show-alignment", str(ali))
+    assert text.returncode == 0 and " frames, " in text.stdout and "states: 0×" in text.stdout
+    ctm = asr("show-alignment", str(ali), "--ctm").stdout.splitlines()
+    assert len({line.split()[0] for line in ctm}) == 16  # every dev utterance
+    assert asr("show-alignment", str(ali), "--textgrid", str(tmp_path / "tg")).returncode == 0
+    assert len(list((tmp_path / "tg").glob("*.TextGrid"))) == 16
+    bad = asr("show-alignment", str(ali), "nosuchutt")
+    assert bad.returncode == 1 and "no alignment for utterance nosuchutt" in bad.stderr
+
+
 def test_test_set_is_decoded_with_the_scale_dev_chose(recipe):
     """The acoustic scale is chosen on dev alone; the test set only reads it."""
     out, _ = recipe
@@ -83,7 +125,11 @@ def test_second_run_reuses_everything(recipe):
     proc = run_recipe(out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "training finished already" in (out / "exp/synth_tiny/log/train_ci.log").read_text()
-    assert "dev decode is up to date, skipping" in proc.stderr
+    assert "training finished already" in (out / f"exp/synth_tiny/log/train_cd_{TINY_LEAVES}.log").read_text()
+    assert "alignment of train is up to date, skipping" in proc.stderr
+    assert f"tree {out}/exp/synth_tiny/tree_{TINY_LEAVES} is up to date, skipping" in proc.stderr
+    assert "ci_lstm: dev decode is up to date, skipping" in proc.stderr
+    assert f"cd_lstm_{TINY_LEAVES}: dev decode is up to date, skipping" in proc.stderr
     assert "features exist with the same config" in (out / "exp/synth_tiny/log/feats.log").read_text()
 
 
@@ -103,6 +149,8 @@ def test_transcribe_files(recipe, tmp_path):
     ctm = asr("transcribe", "--model", str(model), "--format", "ctm", str(wav))
     first = ctm.stdout.splitlines()[0].split()
     assert first[:3] == [wav.stem, "1", "0.00"] and first[4] == "sil"
+    cd = asr("transcribe", "--model", str(out / f"exp/synth_tiny/cd_lstm_{TINY_LEAVES}"), str(wav))
+    assert cd.returncode == 0 and cd.stdout.startswith(f"{wav}: sil ") and len(cd.stdout.split()) > 10
 
 
 def test_transcribe_bad_files_exit_nonzero(recipe, tmp_path):

@@ -3,7 +3,7 @@ import yaml
 
 from asr.errors import ModelError
 from asr.steps.results import results_table
-from asr.steps.train_ci import check_config
+from asr.steps.train_am import check_config
 
 
 def test_check_config_refuses_a_different_config(tmp_path):
@@ -15,21 +15,29 @@ def test_check_config_refuses_a_different_config(tmp_path):
 
 
 def test_results_table(tmp_path):
-    exp = tmp_path / "ci_lstm"
-    for name, per in (("decode_dev", 20.5), ("decode_test", 21.25)):
-        (exp / name).mkdir(parents=True)
-        (exp / name / "scores.yaml").write_text(yaml.safe_dump(
-            {"per": per, "per_argmax": 30.0, "frame_acc": 70.0, "acwt": 0.2}))
+    systems = []
+    for name, pdfs, alignment, per in (("ci_lstm", 144, "uniform split", 20.5),
+                                       ("cd_lstm_500", 500, ["/ali_train", "/ali_dev"], 18.25)):
+        exp = tmp_path / name
+        for sub, p in (("decode_dev", per), ("decode_test", per + 1)):
+            (exp / sub).mkdir(parents=True)
+            (exp / sub / "scores.yaml").write_text(yaml.safe_dump(
+                {"per": p, "per_argmax": 30.0, "frame_acc": 70.0, "acwt": 0.2, "num_pdfs": pdfs}))
+        (exp / "targets.yaml").write_text(yaml.safe_dump({"alignment": alignment}))
+        (exp / "history.yaml").write_text(yaml.safe_dump([{"seconds": 100.4}, {"seconds": 50.2}]))
+        systems.append(exp)
     times = tmp_path / "times.tsv"
     times.write_text("0 corpus\t12\n4 train CI LSTM\t300\n")
-    table = results_table([exp], times)
-    assert "| ci_lstm | 20.50 | 21.25 | 30.00 | 70.00 | 0.2 |" in table
+    table = results_table(systems, times, out=tmp_path / "RESULTS.md")
+    assert "| ci_lstm | 144 | uniform | 20.50 | 21.50 | 30.00 | 70.00 | 0.2 | 151 |" in table
+    assert "| cd_lstm_500 | 500 | realigned | 18.25 | 19.25 | 30.00 | 70.00 | 0.2 | 151 |" in table
     assert "| 4 train CI LSTM | 300 |" in table
-    assert (exp / "RESULTS.md").read_text().startswith("# Results: ci_lstm")
+    assert (systems[0] / "RESULTS.md").read_text().startswith("# Results: ci_lstm")
+    assert table in (tmp_path / "RESULTS.md").read_text()
 
 
 def test_read_train_conf_errors_name_the_file(tmp_path):
-    from asr.steps.train_ci import read_train_conf
+    from asr.steps.train_am import read_train_conf
 
     conf = tmp_path / "c.yaml"
     conf.write_text("model:\n  hidden: 64\ntrain:\n  epochs: 3\n")

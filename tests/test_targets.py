@@ -4,13 +4,26 @@ import pytest
 
 from asr.errors import DataError
 from asr.features.extract import FeatureConfig
-from asr.hmm.targets import (TargetStats, TooShortError, fit_min_frames, pdf_segments,
-                             pdfs_to_phones, segments_to_pdfs)
+from asr.hmm.context import ContextDependency
+from asr.hmm.targets import TargetStats, TooShortError, fit_min_frames, segments_to_alignment
 from asr.hmm.topology import CI_TOPOLOGY, Topology
+from asr.hmm.transitions import check_alignment, ci_transitions
 from asr.lang.graph import make_h
 
 PHONES = ["sil", "aa", "b"]
 INDEX = {p: i for i, p in enumerate(PHONES)}
+CI = ci_transitions(PHONES, CI_TOPOLOGY)
+
+
+def segments_to_pdfs(segs, centres, index, utt, stats=None):
+    """CI pdfs of the uniform alignment (checked to be an HMM path)."""
+    ali = segments_to_alignment(segs, centres, index, utt, stats=stats)
+    check_alignment(ali, len(PHONES), CI_TOPOLOGY, len(centres), utt)
+    return CI.pdfs(ali), ali
+
+
+def run_phones(ali):
+    return [PHONES[r.phone] for r in CI.phone_runs(ali)]
 
 
 def test_state_path():
@@ -25,7 +38,7 @@ def test_segments_to_pdfs_by_frame_centre():
     # 0.0-0.1 sil, 0.1-0.16 b, 0.16-0.3 aa; 10 ms frames centred at 12.5, 22.5, ... ms
     segs = [(0.0, 0.1, "sil"), (0.1, 0.16, "b"), (0.16, 0.3, "aa")]
     centres = FeatureConfig().frame_centers(28)
-    pdfs = segments_to_pdfs(segs, centres, INDEX, "u1")
+    pdfs, _ = segments_to_pdfs(segs, centres, INDEX, "u1")
     # frames 0..8 (centres 12.5..92.5 ms) are sil: 9 frames → states 0,0,0,1,1,1,2,2,2
     assert pdfs[:9].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     # frames 9..14 (centres 102.5..152.5 ms) are b (index 2 → pdfs 6,7,8)
@@ -38,9 +51,9 @@ def test_short_segments_are_lengthened_not_lost():
     # sil 0-0.1 (9 frames), b 0.1-0.115 (1 frame), aa 0.115-0.118 (no frame centre), sil to the end
     segs = [(0.0, 0.1, "sil"), (0.1, 0.115, "b"), (0.115, 0.118, "aa"), (0.118, 0.3, "sil")]
     stats = TargetStats()
-    pdfs = segments_to_pdfs(segs, FeatureConfig().frame_centers(28), INDEX, "u1", stats=stats)
-    assert pdfs_to_phones(pdfs, PHONES) == ["sil", "b", "aa", "sil"]  # every phone kept
-    runs = [round((e - s) * 100) for s, e, _ in pdf_segments(pdfs, PHONES, 0.01)]
+    _, ali = segments_to_pdfs(segs, FeatureConfig().frame_centers(28), INDEX, "u1", stats=stats)
+    assert run_phones(ali) == ["sil", "b", "aa", "sil"]  # every phone kept
+    runs = [r.end - r.start for r in CI.phone_runs(ali)]
     assert min(runs) == 3 and sum(runs) == 28
     # boundaries move as little as possible: sil keeps most of its 9 frames
     assert runs[0] >= 7, runs
@@ -61,27 +74,27 @@ def test_fit_min_frames_least_squares():
 def test_targets_are_paths_of_h():
     """Every target sequence, short phones included, is accepted by the decoding graph's H."""
     rng = np.random.default_rng(0)
-    h = make_h(len(PHONES), with_disambig=False)
+    ctx = ContextDependency.ci(PHONES)
+    h = make_h(ctx, [[]] + [[i + 1] for i in range(len(PHONES))])
     kaldifst.arcsort(h, sort_type="ilabel")
     for _ in range(20):
         ends = np.cumsum(rng.uniform(0.002, 0.09, size=8))
         segs = [(s, e, PHONES[rng.integers(3)]) for s, e in zip(np.r_[0, ends[:-1]], ends)]
         centres = FeatureConfig().frame_centers(int(ends[-1] * 100))
-        pdfs = segments_to_pdfs(segs, centres, INDEX, "u")
-        acceptor = kaldifst.make_linear_acceptor((pdfs + 1).tolist())
+        _, ali = segments_to_pdfs(segs, centres, INDEX, "u")
+        acceptor = kaldifst.make_linear_acceptor(ali.tolist())  # transition ids: H's input labels
         kaldifst.arcsort(acceptor, sort_type="olabel")
-        assert kaldifst.compose(acceptor, h).num_states > 0, pdfs.tolist()
+        assert kaldifst.compose(acceptor, h).num_states > 0, ali.tolist()
 
 
 def test_unknown_phone_names_utterance():
     with pytest.raises(DataError, match="utterance u7: phone 'zz'"):
-        segments_to_pdfs([(0.0, 0.5, "zz")], FeatureConfig().frame_centers(10), INDEX, "u7")
+        segments_to_alignment([(0.0, 0.5, "zz")], FeatureConfig().frame_centers(10), INDEX, "u7")
 
 
-def test_pdf_segments_split_repeated_phone():
-    pdfs = np.array([0, 0, 1, 2, 0, 1, 2, 3, 4, 5])  # sil sil aa
-    assert pdfs_to_phones(pdfs, PHONES) == ["sil", "sil", "aa"]
-    assert pdfs_to_phones(pdfs, PHONES, split_on_state_reset=False) == ["sil", "aa"]
-    segs = pdf_segments(pdfs, PHONES, 0.01)
-    assert [(round(s, 2), round(e, 2), p) for s, e, p in segs] == [
-        (0.0, 0.04, "sil"), (0.04, 0.07, "sil"), (0.07, 0.1, "aa")]
+def test_phone_runs_split_repeated_phone():
+    """Transition ids mark where a phone starts, so 'sil sil' stays two phones."""
+    segs = [(0.0, 0.04, "sil"), (0.04, 0.07, "sil"), (0.07, 0.1, "aa")]
+    _, ali = segments_to_pdfs(segs, np.arange(10) * 0.01 + 0.005, INDEX, "u")
+    assert run_phones(ali) == ["sil", "sil", "aa"]
+    assert [(r.start, r.end) for r in CI.phone_runs(ali)] == [(0, 4), (4, 7), (7, 10)]

@@ -1,4 +1,4 @@
-"""WfstDecoder on real 48-phone bigram graphs with synthetic score matrices."""
+"""WfstDecoder on real 48-phone bigram graphs (CI H∘C∘G) with synthetic score matrices."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import pytest
 
 from asr.decode.wfst import DecodeResult, WfstDecoder
 from asr.errors import GraphError, ModelError
+from asr.hmm.context import ContextDependency
 from asr.hmm.topology import CI_TOPOLOGY
+from asr.hmm.transitions import ci_transitions
 from asr.lang.graph import load_graph, make_decoding_graph
 from asr.lang.phones import PHONES48
 
@@ -19,6 +21,8 @@ PHONES = list(PHONES48)
 STATES_PER_PHONE, pdf_id = CI_TOPOLOGY.states_per_phone, CI_TOPOLOGY.pdf_id
 N = len(PHONES)
 NUM_PDFS = STATES_PER_PHONE * N
+CI = ContextDependency.ci(PHONES)
+TRANSITIONS = ci_transitions(PHONES, CI_TOPOLOGY)
 #: Scaled log-likelihoods of the synthetic matrices (acwt 0.1 times log-probs).
 TRUE_SCORE, OTHER_SCORE, NOISE = 0.0, -3.0, 0.5
 
@@ -31,7 +35,7 @@ def random_sentences(rng: random.Random, num: int) -> list[str]:
 def build_graph(d: Path, sentences: list[str]) -> Path:
     text = d / "text"
     text.write_text("".join(f"utt{i:04d} {s}\n" for i, s in enumerate(sentences)))
-    return make_decoding_graph(d / "lang", PHONES, text)
+    return make_decoding_graph(d / "lang", CI, text)
 
 
 def synthetic_scores(phone_idx: list[int], rng: np.random.Generator,
@@ -47,7 +51,7 @@ def synthetic_scores(phone_idx: list[int], rng: np.random.Generator,
 @pytest.fixture(scope="module")
 def decoder(tmp_path_factory: pytest.TempPathFactory) -> WfstDecoder:
     graph = build_graph(tmp_path_factory.mktemp("wfst"), random_sentences(random.Random(0), 300))
-    return WfstDecoder(graph, NUM_PDFS)
+    return WfstDecoder(graph, TRANSITIONS)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -59,6 +63,10 @@ def test_recovers_known_sequence(decoder: WfstDecoder, seed: int) -> None:
     assert isinstance(result, DecodeResult)
     assert result.phone_ids == [p + 1 for p in truth]
     np.testing.assert_array_equal(result.pdfs, ali)
+    # the transition ids mark each phone's first frame: runs are the planted phones and times
+    starts = np.flatnonzero(np.diff(np.r_[-1, ali]) != 0)[::STATES_PER_PHONE]
+    assert [r.phone for r in result.runs] == truth
+    assert [r.start for r in result.runs] == starts.tolist()
     assert result.reached_final
     assert result.acoustic_cost == pytest.approx(-scores[np.arange(len(ali)), ali].sum(), abs=1e-3)
     assert 0 < result.graph_cost < 10 * len(truth)
@@ -102,17 +110,18 @@ def test_bad_scores(decoder: WfstDecoder) -> None:
 
 
 def test_graph_model_mismatch(decoder: WfstDecoder) -> None:
-    with pytest.raises(GraphError, match="input label 144 exceeds num_pdfs=141"):
-        WfstDecoder(decoder.graph, NUM_PDFS - 3)
+    fewer = ci_transitions(PHONES[:-1], CI_TOPOLOGY)
+    with pytest.raises(GraphError, match="input label 288 exceeds the model's 282 transition ids"):
+        WfstDecoder(decoder.graph, fewer)
     with pytest.raises(GraphError, match="missing.fst"):
-        WfstDecoder(Path("/nonexistent/missing.fst"), NUM_PDFS)
+        WfstDecoder(Path("/nonexistent/missing.fst"), TRANSITIONS)
 
 
 def test_float64_and_loaded_graph(decoder: WfstDecoder) -> None:
     rng = np.random.default_rng(5)
     truth = rng.integers(0, N, 10).tolist()
     scores, ali = synthetic_scores(truth, rng)
-    other = WfstDecoder(decoder.graph, NUM_PDFS)
+    other = WfstDecoder(decoder.graph, TRANSITIONS)
     result = other.decode(scores.astype(np.float64))
     assert result.phone_ids == [p + 1 for p in truth]
 
@@ -122,7 +131,7 @@ def test_bigram_breaks_acoustic_ties(tmp_path: Path, preferred: str, rare: str) 
     """Scores equally good for two phones: the one the bigram prefers after sil wins."""
     sentences = random_sentences(random.Random(1), 100)
     sentences += [f"sil {preferred} sil"] * 200 + [f"sil {rare} sil"] * 5
-    dec = WfstDecoder(load_graph(build_graph(tmp_path, sentences)), NUM_PDFS)
+    dec = WfstDecoder(load_graph(build_graph(tmp_path, sentences)), TRANSITIONS)
     rng = np.random.default_rng(0)
     sil, a, b = PHONES.index("sil"), PHONES.index(preferred), PHONES.index(rare)
     scores, ali = synthetic_scores([sil, a, sil], rng)
@@ -139,8 +148,8 @@ def test_no_surviving_path_is_a_graph_error_naming_the_utterance() -> None:
     decode step counts per utterance (tests/test_bundle.py)."""
     import kaldifst
 
-    linear = kaldifst.compile("0 1 1 1\n1 2 2 0\n2 3 3 0\n3\n", acceptor=False)
-    dec = WfstDecoder(linear, num_pdfs=3)
+    linear = kaldifst.compile("0 1 1 1\n1 2 3 0\n2 3 5 0\n3\n", acceptor=False)  # enter pdfs 0, 1, 2
+    dec = WfstDecoder(linear, ci_transitions(["aa"], CI_TOPOLOGY))
     assert dec.decode(np.zeros((3, 3), np.float32)).pdfs.tolist() == [0, 1, 2]
     with pytest.raises(GraphError, match="utterance long: no path survived decoding 5 frames"):
         dec.decode(np.zeros((5, 3), np.float32), utt="long")

@@ -112,9 +112,9 @@ class HybridModel:
         network = load_model(model_dir, device)
         feat_cfg = FeatureConfig.load(model_dir / "feats.yaml")
         phones = read_phone_list(model_dir / PHONES_TXT)
-        ctx = _load_context(model_dir, comps, phones)
         expect_equal(model_dir, "the front end (feats.yaml)", feat_c.get("config"), asdict(feat_cfg))
         expect_equal(model_dir, "the number of phones (phones.txt)", phone_c.get("num_phones"), len(phones))
+        ctx = _load_context(model_dir, comps, phones)
         expect_equal(model_dir, "the network's input dimension", net_c.get("input_dim"), network.cfg.input_dim)
         expect_equal(model_dir, "the network's output count", net_c.get("num_pdfs"), network.cfg.num_pdfs)
         if feat_cfg.dim != network.cfg.input_dim:

@@ -193,7 +193,7 @@ class ContextDependency:
             "topology": self.topology.to_dict(), "context_width": self.width,
             "central_position": self.central, "ci_phones": self.ci_phones,
             "questions": [sorted(q) for q in self.questions],
-            "roots": self.roots,
+            "roots": [list(r) for r in self.roots],
             "nodes": [n if isinstance(n, int) else [n.position, n.question, n.yes, n.no]
                       for n in self.nodes],
         }
@@ -211,7 +211,7 @@ class ContextDependency:
         atomic_write_text(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "context dependency") -> "ContextDependency":
+    def from_dict(cls, d: dict, where: str = "") -> "ContextDependency":
         try:
             if d.get("format_version") != FORMAT_VERSION:
                 raise ValueError(f"format version {d.get('format_version')!r}, expected {FORMAT_VERSION}")
@@ -219,9 +219,9 @@ class ContextDependency:
             return cls(d["phones"], Topology(**d["topology"]), d["context_width"],
                        d["central_position"], d["questions"], nodes, d["roots"], d.get("ci_phones", ()))
         except ModelError as exc:
-            raise ModelError(f"{where}: {exc}") from None
+            raise (ModelError(f"{where}: {exc}") if where else exc) from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ModelError(f"{where}: not a valid context dependency ({exc!r})") from None
+            raise ModelError(f"{where or 'context dependency'}: not valid ({exc!r})") from None
 
     @classmethod
     def load(cls, path: Path) -> "ContextDependency":

@@ -186,13 +186,26 @@ def _disambig_to_epsilon(fst: kaldifst.StdVectorFst, first_disambig: int) -> int
     return changed
 
 
-def _compose(h: kaldifst.StdVectorFst, cg: kaldifst.StdVectorFst, what: str) -> kaldifst.StdVectorFst:
+def compose(h: kaldifst.StdVectorFst, cg: kaldifst.StdVectorFst, what: str) -> kaldifst.StdVectorFst:
+    """``h`` ∘ ``cg`` (arcsorted here); GraphError naming ``what`` when empty."""
     kaldifst.arcsort(h, sort_type="olabel")
     kaldifst.arcsort(cg, sort_type="ilabel")
     out = kaldifst.compose(h, cg)
     if out.num_states == 0:
         raise GraphError(f"{what} is empty: H's output and C∘G's input labels do not match")
     return out if isinstance(out, kaldifst.StdVectorFst) else kaldifst.StdVectorFst(out)
+
+
+def determinize(fst: kaldifst.StdVectorFst, what: str) -> kaldifst.StdVectorFst:
+    """``determinize_star`` in place; GraphError when ``fst`` is not functional or too big."""
+    try:
+        hit_limit = kaldifst.determinize_star(fst, max_states=MAX_DET_STATES)
+    except RuntimeError as exc:  # OpenFst's error on a non-functional transducer
+        raise GraphError(f"{what} cannot be determinized: it is not functional (one input "
+                         f"sequence reads as two output sequences, e.g. H has skip arcs) ({exc})") from None
+    if hit_limit:
+        raise GraphError(f"determinizing {what} stopped at {MAX_DET_STATES} states")
+    return fst
 
 
 def compose_hcg(g: kaldifst.StdVectorFst, ctx: ContextDependency, g_disambig: Sequence[int],
@@ -212,14 +225,7 @@ def compose_hcg(g: kaldifst.StdVectorFst, ctx: ContextDependency, g_disambig: Se
     if cg.num_states == 0:
         raise GraphError("C∘G is empty")
     h = make_h(ctx, windows, self_loop_scale=self_loop_scale, transition_scale=transition_scale)
-    hcg = _compose(h, cg, "H∘C∘G")
-    try:
-        hit_limit = kaldifst.determinize_star(hcg, max_states=MAX_DET_STATES)
-    except RuntimeError as exc:  # OpenFst's error on a non-functional transducer
-        raise GraphError(f"H∘C∘G cannot be determinized: it is not functional (one transition-id "
-                         f"sequence reads as two phone sequences, e.g. H has skip arcs) ({exc})") from None
-    if hit_limit:
-        raise GraphError(f"determinizing H∘C∘G stopped at {MAX_DET_STATES} states")
+    hcg = determinize(compose(h, cg, "H∘C∘G"), "H∘C∘G")
     n = _disambig_to_epsilon(hcg, 2 * ctx.num_pdfs + 1)
     if hcg.num_states == 0 or hcg.start < 0:
         raise GraphError("H∘C∘G is empty after determinization")
@@ -241,7 +247,7 @@ def alignment_graph(ctx: ContextDependency, phone_ids: Sequence[int],
     cg, windows = kaldifst.compose_context([], ctx.width, ctx.central, line)
     h = make_h(ctx, windows, disambig_to_epsilon=True, self_loop_scale=self_loop_scale,
                transition_scale=transition_scale)
-    return _compose(h, cg, "the alignment graph")
+    return compose(h, cg, "the alignment graph")
 
 
 def load_graph(path: Union[str, Path]) -> kaldifst.StdFst:

@@ -80,7 +80,11 @@ class LstmAcousticModel(nn.Module):
         self.output = nn.Linear(layer_out * directions, cfg.num_pdfs)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """feats (N, T, D), lengths (N,) → logits (N, T, num_pdfs).
+        """feats (N, T, D), lengths (N,) → logits (N, T, num_pdfs)."""
+        return self.output(self.dropout(self.encode(feats, lengths)))
+
+    def encode(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """feats (N, T, D), lengths (N,) → the last LSTM layer's outputs (N, T, H · directions).
 
         Outputs at padding frames are meaningless. With ``output_delay`` d,
         the logits at frame t are for the target of frame t; the network has
@@ -101,7 +105,7 @@ class LstmAcousticModel(nn.Module):
             x = torch.cat(outs, dim=-1)  # (N, T + d, H * directions)
         if d:
             x = x[:, d:]
-        return self.output(self.dropout(x))
+        return x
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,7 +1,8 @@
 """Stage 6: the phonetic decision tree (CD states) from a realignment.
 
 Statistics per (left, centre, right, state) are single diagonal Gaussians
-on the normalised features, as Kaldi's ``acc-tree-stats``; questions come
+on the normalised features, as Kaldi's ``acc-tree-stats`` (or, with
+``hidden_from``, on a trained network's last LSTM layer); questions come
 from clustering the phones on the same statistics (Kaldi's
 ``cluster-phones``); the tree grows greedily by likelihood gain
 (:mod:`asr.hmm.tree`). Silence stays context-independent. The tree is
@@ -14,7 +15,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Mapping
 
+import numpy as np
+import torch
 import yaml
 
 from asr.errors import ModelError
@@ -24,20 +28,35 @@ from asr.hmm.context import TREE_JSON, ContextDependency
 from asr.hmm.tree import accumulate_stats, build_tree, cluster_phones, tree_loglike, tree_summary
 from asr.io import atomic_write_text
 from asr.lang.phones import SIL
+from asr.nn.train import load_model
 
 log = logging.getLogger(__name__)
 
 TREE_YAML = "tree.yaml"
 
 
+@torch.no_grad()
+def hidden_activations(model_dir: Path, feats: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The last LSTM layer's outputs of the network in ``model_dir``: {utt: (T, H · dirs)} (CPU)."""
+    network = load_model(Path(model_dir), torch.device("cpu"))
+    out = {}
+    for utt, x in feats.items():
+        t = torch.from_numpy(np.ascontiguousarray(x)).unsqueeze(0)
+        out[utt] = network.encode(t, torch.tensor([len(x)]))[0].numpy()
+    return out
+
+
 def build_tree_stage(data_dir: Path, ali_dir: Path, out_dir: Path, num_leaves: int = 1000,
-                     min_occupancy: float = 50.0, ci_phones: tuple[str, ...] = (SIL,)) -> ContextDependency:
+                     min_occupancy: float = 50.0, ci_phones: tuple[str, ...] = (SIL,),
+                     hidden_from: Path | None = None) -> ContextDependency:
     """Build ``out_dir/tree.json`` from the alignments of ``data_dir``; return the tree.
 
     Args:
         num_leaves: target number of pdfs (leaves), chosen on dev.
         min_occupancy: frames each leaf must hold at least.
         ci_phones: phones kept context-independent (silence).
+        hidden_from: a model dir whose network's last-layer activations are
+            the statistics' vectors instead of the features.
 
     Raises:
         DataError / ModelError: alignments that do not match the features or
@@ -51,7 +70,8 @@ def build_tree_stage(data_dir: Path, ali_dir: Path, out_dir: Path, num_leaves: i
     feats = load_features(data_dir)
     check_against_features(aset, feats, f"{ali_dir} against {data_dir}")
     alignments = {u: a for u, a in aset.alignments.items() if u in feats}
-    stats = accumulate_stats(alignments, feats, aset.phones, aset.topology)
+    vectors = hidden_activations(hidden_from, {u: feats[u] for u in alignments}) if hidden_from else feats
+    stats = accumulate_stats(alignments, vectors, aset.phones, aset.topology)
     questions = cluster_phones(stats, aset.phones, exclude=ci_phones)
     ci = ContextDependency.ci(aset.phones, aset.topology)
     ctx = build_tree(stats, aset.phones, aset.topology, questions, num_leaves, min_occupancy,
@@ -59,6 +79,8 @@ def build_tree_stage(data_dir: Path, ali_dir: Path, out_dir: Path, num_leaves: i
     gain = tree_loglike(ctx, stats) - tree_loglike(ci, stats)
     ctx.save(out_dir / TREE_JSON)
     info = {"data": str(Path(data_dir).resolve()), "alignment": str(Path(ali_dir).resolve()),
+            "statistics": f"hidden activations of {Path(hidden_from).resolve()}" if hidden_from
+            else "features",
             "num_leaves_asked": num_leaves, "min_occupancy": min_occupancy,
             "ci_phones": list(ci_phones), "num_questions": len(questions),
             "frames": int(stats.num_frames), "events": int(len(stats.count)),
