@@ -85,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     ali = (args.ali_train, args.ali_dev) if args.ali_train else None
     model_opts, train_cfg = read_train_conf(args.conf)
     train_am(args.train_dir, args.dev_dir, args.exp_dir, model_opts, train_cfg,
-             resolve_device(args.device), _context(args.tree), ali)
+             resolve_device(args.device), _context(args.tree), ali, init_from=args.init_from)
     return 0
 
 
@@ -234,6 +234,8 @@ def get_parser() -> argparse.ArgumentParser:
                    "outputs; default: CI states")
     s.add_argument("--ali-train", type=Path, help="alignment dir of train_dir (default: uniform split)")
     s.add_argument("--ali-dev", type=Path, help="alignment dir of dev_dir")
+    s.add_argument("--init-from", type=Path, help="a trained model dir whose LSTM layers start "
+                   "this model (same layer sizes; the output layer starts random)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_train)
 

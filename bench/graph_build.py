@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Wall-clock time of building the phone decoding graph (phone bigram with
-kaldingram → G with kaldilm → H∘G with kaldifst) from random 48-phone text,
+kaldingram → G with kaldilm → H∘C∘G with kaldifst) from random 48-phone text,
 and of the up-to-date rerun that skips every step.
 
     python bench/graph_build.py [--utts 300] [--order 2] [--repeat 3]

@@ -182,3 +182,23 @@ def test_output_delay_reads_zeros_past_the_end_not_padding():
     batch = model(x, torch.tensor([20, 12]))
     alone = model(x[1:, :12], torch.tensor([12]))
     torch.testing.assert_close(batch[1, :12], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_init_from_a_trained_model_copies_its_lstm_layers(tmp_path):
+    """A CD model can start from a CI model's LSTM layers: they are copied, the output
+    layer (another size) starts random, and another layer size is refused by name."""
+    from asr.steps.train_am import lstm_weights
+
+    torch.set_num_threads(1)
+    _train(tmp_path / "ci", epochs=1)
+    bigger = ModelConfig(input_dim=DIM, num_pdfs=2 * PDFS, num_layers=1, hidden=32, dropout=0.1)
+    weights = lstm_weights(tmp_path / "ci", bigger)
+    assert weights and not any(k.startswith("output.") for k in weights)
+    tcfg = TrainConfig(epochs=1, lr=0.0, batch_frames=600, chunk_frames=100)  # lr 0: weights stay put
+    train(tmp_path / "cd1", toy_data(4, 1), toy_data(2, 2), bigger, tcfg, torch.device("cpu"), weights)
+    got = load_model(tmp_path / "cd1", torch.device("cpu")).state_dict()
+    for k, v in weights.items():
+        torch.testing.assert_close(got[k], v)
+    assert got["output.weight"].shape == (2 * PDFS, 64)  # bidirectional: 2 x 32
+    with pytest.raises(ModelError, match="LSTM layers .* differ"):
+        lstm_weights(tmp_path / "ci", ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=1, hidden=16))

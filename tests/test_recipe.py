@@ -87,6 +87,23 @@ def test_realignment_tree_and_cd_model(recipe):
     assert manifest["context"]["context_width"] == 3 and manifest["context"]["num_pdfs"] == tree["num_pdfs"]
 
 
+def test_tree_on_hidden_activations_and_refusals(recipe, tmp_path):
+    """build-tree on the CI network's last layer instead of the features; too few leaves,
+    or alignments of the wrong data set, are refused by name."""
+    out, _ = recipe
+    exp, data = out / "exp/synth_tiny", out / "data/synth_tiny"
+    proc = asr("build-tree", str(data / "train"), str(exp / "ci_lstm/ali_train"), str(tmp_path / "t"),
+               "--num-leaves", "200", "--hidden-from", str(exp / "ci_lstm"))
+    assert proc.returncode == 0, proc.stderr
+    info = yaml.safe_load((tmp_path / "t/tree.yaml").read_text())
+    assert info["statistics"].startswith("hidden activations of") and 144 < info["num_pdfs"] <= 200
+    proc = asr("build-tree", str(data / "train"), str(exp / "ci_lstm/ali_train"), str(tmp_path / "u"),
+               "--num-leaves", "100")
+    assert proc.returncode == 1 and "--num-leaves 100 is below the 48 phones x 3 states" in proc.stderr
+    proc = asr("build-tree", str(data / "dev"), str(exp / "ci_lstm/ali_train"), str(tmp_path / "v"))
+    assert proc.returncode == 1 and "ali_train" in proc.stderr, proc.stderr
+
+
 def test_show_alignment_views(recipe, tmp_path):
     out, _ = recipe
     ali = out / "exp/synth_tiny/ci_lstm/ali_dev"

@@ -161,7 +161,7 @@ class HybridModel:
     def decoder(self, beam: float = 13.0) -> WfstDecoder:
         """A decoder over the bundle's graph, whose file is checked against the manifest."""
         graph_c = component(self.components, "graph", self.model_dir,
-                            "install one with 'asr decode MODEL DEV OUT --graph HG.fst --tune-acwt'")
+                            "install one with 'asr decode MODEL DEV OUT --graph HCG.fst --tune-acwt'")
         expect_equal(self.model_dir, "the graph file's SHA-256", graph_c.get("sha256"),
                      file_sha256(self.graph_path))
         return WfstDecoder(self.graph_path, self.transitions, beam=beam)

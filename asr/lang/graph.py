@@ -113,7 +113,7 @@ def make_h(ctx: ContextDependency, windows: Sequence[Sequence[int]], disambig_to
     """
     loop_cost, forward_cost = transition_costs(ctx.topology.self_loop_prob, self_loop_scale,
                                                 transition_scale)
-    num_tids, s = 2 * ctx.num_pdfs, ctx.topology.states_per_phone
+    num_tids = 2 * ctx.num_pdfs
     h = kaldifst.StdVectorFst()
     h.add_state()
     h.start = HUB

@@ -193,10 +193,14 @@ def train(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
     device: torch.device,
+    init_weights: dict[str, torch.Tensor] | None = None,
 ) -> dict:
     """Train (or resume training) a model in ``exp_dir``; return its history.
 
     ``train_data`` and ``dev_data`` are ({utt: feats (T, D)}, {utt: pdfs (T,)}).
+    ``init_weights`` (a subset of the model's parameters, e.g. the LSTM
+    layers of a trained CI model) replace the random initialisation of a
+    fresh run; a resumed run reads its checkpoint instead.
     Writes ``model.yaml``, ``train.yaml``, ``epoch-N.pt`` (the last two) and
     ``final.pt``. Raises ModelError when the run diverges, or when checkpoints
     exist but none can be read or none fits the model.
@@ -209,6 +213,10 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "history": [], "best_loss": float("inf"), "lr": cfg.lr}
     ckpt = _load_checkpoint(exp_dir)
+    if ckpt is None and init_weights is not None:
+        missing = model.load_state_dict(init_weights, strict=False).missing_keys
+        log.info("initialised %d parameter tensors from a trained model; %s start random",
+                 len(init_weights), ", ".join(missing) or "none")
     if ckpt is not None:
         state = _restore(*ckpt, model, optimizer)
         log.info("resuming after epoch %d (%s)", state["epoch"], ckpt[0].name)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import yaml
 
-from asr.errors import ModelError
+from asr.errors import DataError, ModelError
 from asr.features.storage import load_features
 from asr.hmm.alignment import check_against_features, read_alignments
 from asr.hmm.context import TREE_JSON, ContextDependency
@@ -70,6 +70,9 @@ def build_tree_stage(data_dir: Path, ali_dir: Path, out_dir: Path, num_leaves: i
     feats = load_features(data_dir)
     check_against_features(aset, feats, f"{ali_dir} against {data_dir}")
     alignments = {u: a for u, a in aset.alignments.items() if u in feats}
+    if not alignments:
+        raise DataError(f"{ali_dir} holds no alignment of any utterance of {data_dir} "
+                        f"(alignments of another data set?)")
     vectors = hidden_activations(hidden_from, {u: feats[u] for u in alignments}) if hidden_from else feats
     stats = accumulate_stats(alignments, vectors, aset.phones, aset.topology)
     questions = cluster_phones(stats, aset.phones, exclude=ci_phones)

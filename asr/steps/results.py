@@ -31,9 +31,13 @@ def _train_seconds(exp: Path) -> float | None:
 
 
 def _targets(exp: Path) -> str:
-    """What the model's targets came from (targets.yaml): uniform or realigned."""
-    info = _scores(exp / "targets.yaml").get("alignment")
-    return "—" if info is None else ("uniform" if isinstance(info, str) else "realigned")
+    """What the model's targets came from (targets.yaml): uniform or realigned, and
+    whether its LSTM layers started from another model's."""
+    info = _scores(exp / "targets.yaml")
+    if info.get("alignment") is None:
+        return "—"
+    kind = "uniform" if isinstance(info["alignment"], str) else "realigned"
+    return kind + (f", init {Path(info['init_from']).name}" if info.get("init_from") else "")
 
 
 def results_table(exp_dirs: list[Path], stage_times: Path | None = None,

@@ -32,7 +32,7 @@ from asr.io import atomic_write_text
 from asr.lang.symbols import write_symbol_table
 from asr.nn.model import ModelConfig
 from asr.nn.priors import estimate_log_priors, save_log_priors
-from asr.nn.train import TrainConfig, train
+from asr.nn.train import TrainConfig, load_model, train
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +120,29 @@ def check_context(exp_dir: Path, ctx: ContextDependency) -> None:
                          f"use a new experiment dir or delete it")
 
 
+def lstm_weights(model_dir: Path, model_cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """The LSTM layers of the trained model in ``model_dir`` (not its output layer), checked
+    to fit ``model_cfg``; ModelError naming the model when the layers differ."""
+    source = load_model(Path(model_dir), torch.device("cpu"))
+    src_cfg = {k: v for k, v in asdict(source.cfg).items() if k not in ("num_pdfs", "dropout")}
+    new_cfg = {k: v for k, v in asdict(model_cfg).items() if k not in ("num_pdfs", "dropout")}
+    if src_cfg != new_cfg:
+        raise ModelError(f"{model_dir}: cannot initialise from this model: its LSTM layers "
+                         f"({src_cfg}) differ from the new model's ({new_cfg})")
+    return {k: v for k, v in source.state_dict().items() if not k.startswith("output.")}
+
+
 def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
              train_cfg: TrainConfig, device: torch.device, ctx: ContextDependency,
-             ali_dirs: tuple[Path, Path] | None = None) -> dict:
+             ali_dirs: tuple[Path, Path] | None = None, init_from: Path | None = None) -> dict:
     """Train an LSTM on ``train_dir`` (dev loss on ``dev_dir``); write the bundle to ``exp_dir``.
 
     Args:
         model_opts: ModelConfig fields other than input_dim / num_pdfs.
         ctx: the context dependency (CI, or a CD tree) that numbers the outputs.
         ali_dirs: (train, dev) alignment dirs; None trains on the uniform split.
+        init_from: a trained model dir whose LSTM layers start this model
+            (its output layer starts random).
     """
     exp_dir = Path(exp_dir)
     feat_cfg = FeatureConfig.load(Path(train_dir) / "feats.yaml")
@@ -138,7 +152,8 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
     check_config(exp_dir, "model.yaml", asdict(model_cfg))
     check_config(exp_dir, "train.yaml", asdict(train_cfg))
     check_context(exp_dir, ctx)
-    targets_info = {"alignment": UNIFORM if ali_dirs is None else [str(Path(d).resolve()) for d in ali_dirs]}
+    targets_info = {"alignment": UNIFORM if ali_dirs is None else [str(Path(d).resolve()) for d in ali_dirs],
+                    "init_from": None if init_from is None else str(Path(init_from).resolve())}
     check_config(exp_dir, "targets.yaml", targets_info)
     # training batches hold every utterance anyway: read each matrix once
     train_feats, dev_feats = dict(load_features(train_dir)), dict(load_features(dev_dir))
@@ -156,6 +171,8 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
     log.info("training %d pdfs (context width %d) on %d utterances (%d frames), dev %d utterances, "
              "device %s", ctx.num_pdfs, ctx.width, len(train_feats),
              sum(len(y) for y in train_tgt.values()), len(dev_feats), device)
-    state = train(exp_dir, (train_feats, train_tgt), (dev_feats, dev_tgt), model_cfg, train_cfg, device)
+    init = lstm_weights(init_from, model_cfg) if init_from is not None else None
+    state = train(exp_dir, (train_feats, train_tgt), (dev_feats, dev_tgt), model_cfg, train_cfg,
+                  device, init)
     write_training_manifest(exp_dir, feat_cfg, ctx, model_cfg.input_dim, targets_info)
     return state

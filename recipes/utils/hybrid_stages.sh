@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages 2-10 of the hybrid LSTM-HMM recipe, shared by every corpus.
 # Sourced by recipes/<corpus>/run.sh after stages 0-1, with these set:
-#   stage stop_stage data exp conf cd_conf cd_leaves ci_realigned device feat_kind times
+#   stage stop_stage data exp conf cd_conf cd_leaves cd_init ci_realigned device feat_kind times
 # where $data holds train/ dev/ test/ data dirs with phone segmentations.
 #
 # Experiment directories (each named for what it holds):
@@ -74,10 +74,12 @@ fi
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
   log "Stage 7: CD LSTM training on the realigned targets"
   SECONDS=0
+  init=()
+  if [ "$cd_init" = true ]; then init=(--init-from "$ci"); fi
   for n in $cd_leaves; do
     asr --log-file "$exp/log/train_cd_$n.log" train "$data/train" "$data/dev" "$exp/cd_lstm_$n" \
       --conf "$cd_conf" --tree "$exp/tree_$n/tree.json" \
-      --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" --device "$device"
+      --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" "${init[@]}" --device "$device"
   done
   record_time "$times" "7 train CD LSTM" "$SECONDS"
 fi
