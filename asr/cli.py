@@ -165,18 +165,26 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     from asr.errors import DataError
 
-    refs, hyps = read_transcripts(args.ref), read_transcripts(args.hyp)
-    try:
-        if args.unit == "phone":
-            result = score_phones(refs, hyps)
-        else:
-            result = score_words({u: " ".join(w) for u, w in refs.items()},
-                                 {u: " ".join(w) for u, w in hyps.items()})
-    except DataError as exc:
-        raise DataError(f"{args.hyp} against {args.ref}: {exc}") from None
+    def score(hyp_path: Path):
+        refs, hyps = read_transcripts(args.ref), read_transcripts(hyp_path)
+        try:
+            if args.unit == "phone":
+                return score_phones(refs, hyps)
+            return score_words({u: " ".join(w) for u, w in refs.items()},
+                               {u: " ".join(w) for u, w in hyps.items()})
+        except DataError as exc:
+            raise DataError(f"{hyp_path} against {args.ref}: {exc}") from None
+
+    result = score(args.hyp)
     if args.report:
         write_report(result, args.report, f"{args.hyp} against {args.ref}")
     print(score_summary(result, str(args.hyp)))
+    if args.compare:
+        from asr.score.significance import paired_bootstrap
+
+        other = score(args.compare)
+        print(score_summary(other, str(args.compare)))
+        print(paired_bootstrap(result, other).summary(str(args.hyp), str(args.compare)))
     return 0
 
 
@@ -292,6 +300,8 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("hyp", type=Path, help="hypothesis in the same format (e.g. decode_test/hyp.txt)")
     s.add_argument("--unit", default="phone", choices=["phone", "word"])
     s.add_argument("--report", type=Path, help="write an sclite-style report here")
+    s.add_argument("--compare", type=Path, help="a second hypothesis file: paired bootstrap of "
+                   "the difference (95%% interval, how often it is better)")
     s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("results", help="print the results table of experiments")

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import jiwer
+import numpy as np
 import pytest
 from rapidfuzz.distance import Levenshtein
 
@@ -178,3 +179,24 @@ def test_all_48_phones_score() -> None:
     refs = {"u": list(PHONES48)}
     res = score_phones(refs, refs)
     assert res.counts.errors == 0 and res.counts.ref_len == 48
+
+
+def test_paired_bootstrap_separates_a_real_difference_from_none():
+    from asr.score.significance import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    refs = {f"u{i}": " ".join(rng.choice(list("abcdefgh"), size=30)) for i in range(60)}
+
+    def corrupt(p):  # substitute each token with probability p
+        return {u: " ".join(t if rng.random() > p else "z" for t in r.split()) for u, r in refs.items()}
+
+    worse, better = score_words(refs, corrupt(0.30)), score_words(refs, corrupt(0.15))
+    cmp = paired_bootstrap(worse, better)
+    assert cmp.rate_b < cmp.rate_a and cmp.p_b_better > 0.99
+    lo, hi = cmp.interval
+    assert lo < cmp.rate_b - cmp.rate_a < hi < 0  # the interval holds the difference, all below 0
+    same = paired_bootstrap(worse, worse)
+    assert same.interval == (0.0, 0.0) and same.p_b_better == 0.0
+    fewer = score_words(dict(list(refs.items())[:10]), dict(list(corrupt(0.1).items())[:10]))
+    with pytest.raises(DataError, match="different utterances"):
+        paired_bootstrap(worse, fewer)

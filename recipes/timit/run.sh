@@ -15,8 +15,8 @@ feat_kind=fbank     # fbank | mfcc
 root=$(CDPATH='' cd -- "$(dirname -- "$0")/../.." && pwd)
 conf=$root/recipes/timit/conf/ci_lstm.yaml        # CI model (stages 4, 5)
 cd_conf=$root/recipes/timit/conf/cd_lstm.yaml     # CD models (stage 7)
-cd_leaves="2000"    # decision-tree sizes to train CD models for, e.g. "1000 2000 3000"
-cd_init=false       # start the CD models' LSTM layers from the CI model's (stage 7)
+cd_leaves="2500"    # decision-tree sizes to train CD models for, e.g. "1000 2500 4000"
+cd_init=true        # start the CD models' LSTM layers from the CI model's (stage 7)
 ci_realigned=true   # also retrain the CI model on the realignment (stage 5)
 out=$root           # data/ and exp/ are made under this directory
 option_names="stage stop_stage timit device feat_kind conf cd_conf cd_leaves cd_init ci_realigned out"
