@@ -243,7 +243,7 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--ali-train", type=Path, help="alignment dir of train_dir (default: uniform split)")
     s.add_argument("--ali-dev", type=Path, help="alignment dir of dev_dir")
     s.add_argument("--init-from", type=Path, help="a trained model dir whose LSTM layers start "
-                   "this model (same layer sizes; the output layer starts random)")
+                   "this model (same layer sizes; its output layer too when of the same size)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_train)
 

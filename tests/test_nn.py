@@ -200,5 +200,7 @@ def test_init_from_a_trained_model_copies_its_lstm_layers(tmp_path):
     for k, v in weights.items():
         torch.testing.assert_close(got[k], v)
     assert got["output.weight"].shape == (2 * PDFS, 64)  # bidirectional: 2 x 32
+    same = ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=1, hidden=32, dropout=0.0)
+    assert "output.weight" in lstm_weights(tmp_path / "ci", same)  # same outputs: copied too
     with pytest.raises(ModelError, match="LSTM layers .* differ"):
         lstm_weights(tmp_path / "ci", ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=1, hidden=16))

@@ -64,7 +64,7 @@ def test_recipe_reaches_a_per_no_broken_model_could(recipe):
 def test_realignment_tree_and_cd_model(recipe):
     """Stages 5-7: the realignment scores higher than the uniform split under the model that
     made it, the tree keeps silence CI and stays within its leaf budget, and the CD model
-    decodes the test set about as well as the CI one on this tiny corpus (64 utterances)."""
+    reads dev better than the CI model it started from, even on this tiny corpus."""
     out, proc = recipe
     exp = out / "exp/synth_tiny"
     for name in ("train", "dev"):
@@ -80,9 +80,12 @@ def test_realignment_tree_and_cd_model(recipe):
     test = yaml.safe_load((cd / "decode_test/scores.yaml").read_text())
     dev = yaml.safe_load((cd / "decode_dev/scores.yaml").read_text())
     assert test["num_pdfs"] == tree["num_pdfs"] and test["context_width"] == 3
-    # measured (seed 0, CPU): dev CD_DEV, test CD_TEST
-    assert dev["per"] < 60.0 and test["per"] < 60.0, (dev, test)
-    assert f"| cd_lstm_{TINY_LEAVES} | {tree['num_pdfs']} | realigned |" in proc.stdout
+    # measured (seed 0, CPU; started from the CI model): dev 44.44%, test 49.50% PER, against
+    # the CI model's 47.96% and 50.00%
+    assert dev["per"] < 46.5 and test["per"] < 52.0, (dev, test)
+    ci_dev = yaml.safe_load((exp / "ci_lstm/decode_dev/scores.yaml").read_text())
+    assert dev["per"] < ci_dev["per"] - 1.5, (dev, ci_dev)
+    assert f"| cd_lstm_{TINY_LEAVES} | {tree['num_pdfs']} | realigned, init ci_lstm |" in proc.stdout
     manifest = yaml.safe_load((cd / "bundle.yaml").read_text())["components"]
     assert manifest["context"]["context_width"] == 3 and manifest["context"]["num_pdfs"] == tree["num_pdfs"]
 

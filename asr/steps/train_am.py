@@ -121,15 +121,17 @@ def check_context(exp_dir: Path, ctx: ContextDependency) -> None:
 
 
 def lstm_weights(model_dir: Path, model_cfg: ModelConfig) -> dict[str, torch.Tensor]:
-    """The LSTM layers of the trained model in ``model_dir`` (not its output layer), checked
-    to fit ``model_cfg``; ModelError naming the model when the layers differ."""
+    """The LSTM layers of the trained model in ``model_dir``, and its output layer too when
+    it has as many outputs as ``model_cfg``'s (a CI model continued on new targets),
+    checked to fit ``model_cfg``; ModelError naming the model when the layers differ."""
     source = load_model(Path(model_dir), torch.device("cpu"))
     src_cfg = {k: v for k, v in asdict(source.cfg).items() if k not in ("num_pdfs", "dropout")}
     new_cfg = {k: v for k, v in asdict(model_cfg).items() if k not in ("num_pdfs", "dropout")}
     if src_cfg != new_cfg:
         raise ModelError(f"{model_dir}: cannot initialise from this model: its LSTM layers "
                          f"({src_cfg}) differ from the new model's ({new_cfg})")
-    return {k: v for k, v in source.state_dict().items() if not k.startswith("output.")}
+    same_outputs = source.cfg.num_pdfs == model_cfg.num_pdfs
+    return {k: v for k, v in source.state_dict().items() if same_outputs or not k.startswith("output.")}
 
 
 def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,

@@ -17,7 +17,7 @@ feat_kind=fbank     # fbank | mfcc
 root=$(CDPATH='' cd -- "$(dirname -- "$0")/../.." && pwd)
 conf=$root/recipes/synth/conf/ci_lstm.yaml        # CI model (stages 4, 5)
 cd_conf=$root/recipes/synth/conf/cd_lstm.yaml     # CD models (stage 7)
-cd_leaves="500"     # decision-tree sizes to train CD models for, e.g. "300 500 1000" (500: chosen on dev)
+cd_leaves="1000"    # decision-tree sizes to train CD models for, e.g. "300 500 1000" (1000: chosen on dev)
 cd_init=true        # start the CD models' LSTM layers from the CI model's (stage 7)
 ci_realigned=false  # also retrain the CI model on the realignment (stage 5)
 out=$root           # data/ and exp/ are made under this directory
