@@ -112,9 +112,9 @@ def cmd_show_alignment(args: argparse.Namespace) -> int:
         write_textgrids(aset, args.textgrid, utts)
         log.info("wrote %d TextGrid files to %s", len(utts), args.textgrid)
     elif args.ctm:
-        print(format_ctm(aset, utts))
+        print(format_ctm(aset, utts).rstrip("\n"))
     else:
-        print("\n\n".join(format_alignment(aset, u, frames=args.frames) for u in utts))
+        print("\n\n".join(format_alignment(aset, u, frames=args.frames).rstrip("\n") for u in utts))
     return 0
 
 

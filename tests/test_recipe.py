@@ -211,13 +211,16 @@ def test_timit_recipe_needs_an_existing_path(tmp_path):
 @pytest.mark.slow
 def test_small_recipe_per(tmp_path):
     """The demo recipe on the small corpus (about 10 minutes on 2 CPU cores)."""
-    proc = run_recipe(tmp_path, size="small", conf="recipes/synth/conf/ci_lstm.yaml", timeout=3600)
+    proc = run_recipe(tmp_path, "small", "recipes/synth/conf/ci_lstm.yaml", "recipes/synth/conf/cd_lstm.yaml",
+                      "1000", 3600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    model = tmp_path / "exp/synth_small/ci_lstm"
-    dev = yaml.safe_load((model / "decode_dev/scores.yaml").read_text())
-    test = yaml.safe_load((model / "decode_test/scores.yaml").read_text())
-    # Measured with seed 0 on CPU (make demo): dev 17.77%, test 23.12% PER, frame
-    # acc 65.63%; pocketsphinx's phone decoder reads 61% on this test set.
-    assert dev["per"] < 19.5, dev
-    assert test["per"] < 25.0, test
-    assert test["frame_acc"] > 64.0, test
+    exp = tmp_path / "exp/synth_small"
+    ci, cd = ({s: yaml.safe_load((exp / m / f"decode_{s}/scores.yaml").read_text()) for s in ("dev", "test")}
+              for m in ("ci_lstm", "cd_lstm_1000"))
+    # Measured with seed 0 on CPU (make demo): CI dev 18.09%, test 23.59% PER, frame acc
+    # 65.76%; CD (1000 leaves, started from the CI model) dev 15.84%, test 20.78%.
+    # pocketsphinx's phone decoder reads 61% on this test set.
+    assert ci["dev"]["per"] < 19.5 and ci["test"]["per"] < 25.0, ci
+    assert ci["test"]["frame_acc"] > 64.0, ci
+    assert cd["dev"]["per"] < 17.0 and cd["test"]["per"] < 22.0, cd
+    assert cd["dev"]["per"] < ci["dev"]["per"] - 1.0
