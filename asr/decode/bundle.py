@@ -33,8 +33,6 @@ from asr.io import atomic_write_text
 
 BUNDLE_YAML = "bundle.yaml"
 FORMAT_VERSION = 1
-#: Components every bundle has once training has finished.
-REQUIRED = ("network", "features", "phones", "topology", "priors")
 #: All components, in the order they are written.
 COMPONENTS = ("network", "features", "phones", "topology", "context", "priors", "graph", "decode")
 
