@@ -47,7 +47,7 @@ def _aset(specs=SPECS, info=None):
 
 
 def _pdf(phone, state):
-    return CI_TOPOLOGY.pdf_id(PHONES.index(phone), state)
+    return ContextDependency.ci(PHONES).pdf((PHONES.index(phone) + 1,), state)
 
 
 # ---------------------------------------------------------------- storage

@@ -18,10 +18,15 @@ from asr.lang.graph import load_graph, make_decoding_graph
 from asr.lang.phones import PHONES48
 
 PHONES = list(PHONES48)
-STATES_PER_PHONE, pdf_id = CI_TOPOLOGY.states_per_phone, CI_TOPOLOGY.pdf_id
+STATES_PER_PHONE = CI_TOPOLOGY.states_per_phone
 N = len(PHONES)
 NUM_PDFS = STATES_PER_PHONE * N
 CI = ContextDependency.ci(PHONES)
+
+
+def pdf_id(phone_index: int, state: int) -> int:
+    return CI.pdf((phone_index + 1,), state)
+
 TRANSITIONS = ci_transitions(PHONES, CI_TOPOLOGY)
 #: Scaled log-likelihoods of the synthetic matrices (acwt 0.1 times log-probs).
 TRUE_SCORE, OTHER_SCORE, NOISE = 0.0, -3.0, 0.5

@@ -1,12 +1,12 @@
-"""HMM topology for context-independent phone models: one object that the
-frame targets (:mod:`asr.hmm.targets`), the decoding graph's H
-(:mod:`asr.lang.graph`) and the model bundle all ask.
+"""HMM topology of every phone: one object that the frame targets
+(:mod:`asr.hmm.targets`), the decoding graph's H (:mod:`asr.lang.graph`) and
+the model bundle all ask.
 
 Every phone has ``states_per_phone`` left-to-right emitting states, each with
 a self-loop and one forward transition, and no skips: a phone lasts at least
-``states_per_phone`` frames, in the targets as in H. Each state has its own
-pdf (output of the acoustic network): for the phone at 0-based index ``i`` of
-the phone list, state ``s`` uses pdf id ``i * states_per_phone + s``.
+``states_per_phone`` frames, in the targets as in H. Which pdf (network
+output) scores each state is the context dependency's to say
+(:mod:`asr.hmm.context`).
 """
 
 from __future__ import annotations
@@ -42,19 +42,6 @@ class Topology:
     def min_frames(self) -> int:
         """The fewest frames a phone can occupy (no skip transitions)."""
         return self.states_per_phone
-
-    def pdf_id(self, phone_index: int, state: int) -> int:
-        """The pdf id of ``state`` (0-based) of the phone at ``phone_index``."""
-        assert 0 <= state < self.states_per_phone, state
-        return phone_index * self.states_per_phone + state
-
-    def num_pdfs(self, num_phones: int) -> int:
-        """Number of network outputs for ``num_phones`` phones."""
-        return num_phones * self.states_per_phone
-
-    def split_pdf(self, pdf: int) -> tuple[int, int]:
-        """(phone index, state) of a pdf id."""
-        return divmod(int(pdf), self.states_per_phone)
 
     def state_path(self, num_frames: int) -> np.ndarray:
         """States of a phone lasting ``num_frames`` frames, split uniformly.
