@@ -20,6 +20,7 @@ indexed ``label - 1``.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -89,7 +90,20 @@ class Transitions:
 
 
 def ci_transitions(phones: Sequence[str], topology: Topology) -> Transitions:
-    return Transitions(ContextDependency.ci(phones, topology))
+    """The transition-id tables of the CI model of ``phones`` (the stored alignment form).
+
+    Built once per phone list and topology: alignment code asks for them per
+    utterance. The tables are read-only.
+    """
+    return _ci_transitions(tuple(phones), topology)
+
+
+@lru_cache(maxsize=8)
+def _ci_transitions(phones: tuple[str, ...], topology: Topology) -> Transitions:
+    tables = Transitions(ContextDependency.ci(phones, topology))
+    for array in (tables.tid_pdf, tables.tid_is_loop, tables.tid_phone, tables.tid_state):
+        array.setflags(write=False)
+    return tables
 
 
 def alignment_from_runs(runs: Sequence[PhoneRun], topology: Topology) -> np.ndarray:

@@ -107,6 +107,7 @@ def align_set(model: HybridModel, data_dir: Path, ali_dir: Path, acwt: float = 1
     feats = set_features(model, data_dir)
     post = set_posteriors(model, feats)
     uniform = uniform_alignments(Path(data_dir), post, model.phones, model.topology)
+    ci = ci_transitions(model.phones, model.topology)
     alignments, failed = {}, {}
     new_score = old_score = 0.0
     moved = frames = 0
@@ -121,7 +122,7 @@ def align_set(model: HybridModel, data_dir: Path, ali_dir: Path, acwt: float = 1
         scores = scaled_loglikes(post[utt], model.log_priors, 1.0)
         new_score += path_score(scores, ali, model.context).total
         old_score += path_score(scores, uniform[utt], model.context).total
-        moved += int((_ci_states(ali) != _ci_states(uniform[utt])).sum())
+        moved += int((ci.pdfs(ali) != ci.pdfs(uniform[utt])).sum())  # (phone, state) changed
         frames += len(ali)
     if not alignments:
         raise ModelError(f"{data_dir}: no utterance could be aligned with {model.model_dir}")
@@ -143,7 +144,3 @@ def align_set(model: HybridModel, data_dir: Path, ali_dir: Path, acwt: float = 1
         raise ModelError(f"{data_dir}: alignment scores are not finite")
     return info
 
-
-def _ci_states(ci_tids: np.ndarray) -> np.ndarray:
-    """CI pdf (phone·S + state) of each frame of a stored alignment."""
-    return (np.asarray(ci_tids, dtype=np.int64) - 1) // 2
