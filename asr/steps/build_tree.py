@@ -67,7 +67,7 @@ def build_tree_stage(data_dir: Path, ali_dir: Path, out_dir: Path, num_leaves: i
     if num_leaves < len(aset.phones) * aset.topology.states_per_phone:
         raise ModelError(f"--num-leaves {num_leaves} is below the {len(aset.phones)} phones x "
                          f"{aset.topology.states_per_phone} states of the CI model")
-    feats = load_features(data_dir)
+    feats = dict(load_features(data_dir))  # read each matrix once: checked, then accumulated
     check_against_features(aset, feats, f"{ali_dir} against {data_dir}")
     alignments = {u: a for u, a in aset.alignments.items() if u in feats}
     if not alignments:
