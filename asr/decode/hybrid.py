@@ -159,12 +159,16 @@ class HybridModel:
         return self.model_dir / GRAPH_FST
 
     def decoder(self, beam: float = 13.0) -> WfstDecoder:
-        """A decoder over the bundle's graph, whose file is checked against the manifest."""
+        """A decoder over the bundle's graph, whose file is checked against the manifest.
+
+        Its labels are not walked again: :func:`install_graph` checked them
+        (:func:`check_graph_for_model`) for the file with this SHA-256.
+        """
         graph_c = component(self.components, "graph", self.model_dir,
                             "install one with 'asr decode MODEL DEV OUT --graph HCG.fst --tune-acwt'")
         expect_equal(self.model_dir, "the graph file's SHA-256", graph_c.get("sha256"),
                      file_sha256(self.graph_path))
-        return WfstDecoder(self.graph_path, self.transitions, beam=beam)
+        return WfstDecoder(self.graph_path, self.transitions, beam=beam, check=False)
 
     @property
     def acwt(self) -> float:
