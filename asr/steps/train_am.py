@@ -144,7 +144,7 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
         ctx: the context dependency (CI, or a CD tree) that numbers the outputs.
         ali_dirs: (train, dev) alignment dirs; None trains on the uniform split.
         init_from: a trained model dir whose LSTM layers start this model
-            (its output layer starts random).
+            (its output layer too when it has as many outputs; else that starts random).
     """
     exp_dir = Path(exp_dir)
     feat_cfg = FeatureConfig.load(Path(train_dir) / "feats.yaml")
