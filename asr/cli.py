@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from asr.errors import AsrError
+from asr.io import atomic_write_text
 
 
 class UsageError(AsrError):
@@ -153,7 +154,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.nn.train import resolve_device
 
     model = HybridModel.load(args.model, resolve_device(args.device))
-    failed = transcribe_files(model, args.files, fmt=args.format)
+    failed = transcribe_files(model, args.files, fmt=args.format, output=args.output)
     if failed:
         log.error("%d of %d files could not be decoded", failed, len(args.files))
     return 1 if failed else 0
@@ -195,6 +196,52 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare_lang(args: argparse.Namespace) -> int:
+    from asr.lang.lang_dir import prepare_lang
+    from asr.lang.phones import PHONES48
+    from asr.lang.word_lm import format_lm_report, lm_report, make_word_lm
+
+    if args.lm is not None:
+        arpa = args.lm
+    else:
+        arpa = make_word_lm(args.lang_dir, args.train_dir / "text", args.exclude,
+                            num_sentences=args.lm_sentences, vocab_size=args.vocab_size,
+                            order=args.order, prune=args.prune, seed=args.seed, num_jobs=args.num_jobs)
+    prepare_lang(args.lang_dir, arpa, list(PHONES48), source=args.lexicon_source,
+                 user_lexicon=args.lexicon, sil_prob=args.sil_prob)
+    if args.report:
+        report = format_lm_report(lm_report(arpa, {Path(t).parent.name or str(t): Path(t) for t in args.report}))
+        atomic_write_text(args.lang_dir / "lm_report.txt", report + "\n")
+        print(report)
+    return 0
+
+
+def cmd_make_word_graph(args: argparse.Namespace) -> int:
+    from asr.lang.word_graph import make_word_graph
+
+    make_word_graph(args.lang_dir, _context(args.tree), args.graph_dir)
+    return 0
+
+
+def cmd_decode_words(args: argparse.Namespace) -> int:
+    from asr.decode.hybrid import HybridModel
+    from asr.nn.train import resolve_device
+    from asr.steps.decode_words import decode_words_and_score, tune_word_decoding
+
+    model = HybridModel.load(args.model_dir, resolve_device(args.device))
+    if args.tune:
+        if args.graph_dir is None:
+            raise UsageError("--tune needs --graph-dir (the word graph to install and tune)")
+        tune_word_decoding(model, args.data_dir, args.graph_dir, args.out_dir / "tune", nj=args.nj,
+                           beam=args.beam, lattice_beam=args.lattice_beam)
+    elif args.graph_dir is not None:
+        raise UsageError("--graph-dir installs a new word graph, whose settings must be tuned: "
+                         "give --tune (on a dev set)")
+    decode_words_and_score(model, args.data_dir, args.out_dir, nj=args.nj, beam=args.beam,
+                           lattice_beam=args.lattice_beam)
+    return 0
+
+
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asr", description="Hybrid LSTM-HMM speech recognition toolkit")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -231,6 +278,31 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--tree", type=Path, help="tree.json (or a model dir) of a CD model; default CI")
     s.add_argument("--graph-dir", type=Path, help="where HCG.fst goes (default: lang_dir)")
     s.set_defaults(func=cmd_make_graph)
+
+    s = sub.add_parser("prepare-lang", help="word LM, lexicon, L and G (the word lang dir)")
+    s.add_argument("train_dir", type=Path, help="data dir whose text joins the LM training text")
+    s.add_argument("lang_dir", type=Path)
+    s.add_argument("--lm", type=Path, help="use this ARPA LM instead of training one")
+    s.add_argument("--exclude", type=Path, nargs="*", default=[],
+                   help="Kaldi text files (dev, test) whose sentences never enter the LM text")
+    s.add_argument("--report", type=Path, nargs="*", default=[],
+                   help="Kaldi text files to report OOV rate and perplexity on")
+    s.add_argument("--vocab-size", type=int, default=20000)
+    s.add_argument("--lm-sentences", type=int, default=20000, help="sentences sampled for the LM text")
+    s.add_argument("--order", type=int, default=3)
+    s.add_argument("--prune", type=float, default=None, help="pruning threshold (default: the module's)")
+    s.add_argument("--lexicon", type=Path, help="your pronunciations, CMUdict format (they come first)")
+    s.add_argument("--lexicon-source", default="cmudict", choices=["cmudict", "flite"])
+    s.add_argument("--sil-prob", type=float, default=0.5, help="optional silence between words")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--num-jobs", type=int, default=1)
+    s.set_defaults(func=cmd_prepare_lang)
+
+    s = sub.add_parser("make-word-graph", help="the word decoding graph HCLG for a model's tree")
+    s.add_argument("lang_dir", type=Path, help="a dir made by prepare-lang")
+    s.add_argument("graph_dir", type=Path, help="where HCLG.fst and its tables go")
+    s.add_argument("--tree", type=Path, help="tree.json (or a model dir) of a CD model; default CI")
+    s.set_defaults(func=cmd_make_word_graph)
 
     s = sub.add_parser("train", aliases=["train-ci"],
                        help="train an LSTM acoustic model (CI, or CD with --tree)")
@@ -288,9 +360,24 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_decode)
 
-    s = sub.add_parser("transcribe", help="print the recognised phones of audio files")
+    s = sub.add_parser("decode-words", help="decode and score a data set over a word graph (WER)")
+    s.add_argument("model_dir", type=Path)
+    s.add_argument("data_dir", type=Path)
+    s.add_argument("out_dir", type=Path)
+    s.add_argument("--graph-dir", type=Path, help="install this word graph dir (make-word-graph) first")
+    s.add_argument("--tune", action="store_true",
+                   help="sweep acoustic scale and word insertion penalty here (dev only)")
+    s.add_argument("--nj", type=int, default=1, help="decoding processes (each loads the graph once)")
+    s.add_argument("--beam", type=float, default=13.0)
+    s.add_argument("--lattice-beam", type=float, default=6.0)
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.set_defaults(func=cmd_decode_words)
+
+    s = sub.add_parser("transcribe", help="print the recognised words (or phones) of audio files")
     s.add_argument("files", type=Path, nargs="+")
     s.add_argument("--model", type=Path, required=True, help="model directory (exp/<sys>)")
+    s.add_argument("--output", default="words", choices=["words", "phones"],
+                   help="words (the bundle's word graph) or phones (its phone graph)")
     s.add_argument("--format", default="text", choices=["text", "json", "ctm"])
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_transcribe)

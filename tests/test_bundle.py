@@ -241,10 +241,29 @@ def tuned_bundle(bundle, langs) -> Path:
 
 
 def noise_wav(path: Path, seconds: float) -> Path:
+    """Noise whose loudness swells 30 dB in the middle, so the speech detector keeps the file."""
     import soundfile as sf
 
-    sf.write(path, np.random.default_rng(0).normal(0, 0.1, int(16000 * seconds)), 16000)
+    n = int(16000 * seconds)
+    envelope = 0.003 + 0.1 * np.exp(-0.5 * ((np.arange(n) - n / 2) / (0.1 * n)) ** 2)
+    sf.write(path, np.random.default_rng(0).normal(0, 1.0, n) * envelope, 16000)
     return path
+
+
+def test_a_silent_file_gives_an_empty_transcript(tuned_bundle, tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+
+    from asr.cli import main
+
+    sf.write(tmp_path / "quiet.wav", np.zeros(16000 * 2), 16000)
+    sf.write(tmp_path / "hiss.wav", np.random.default_rng(1).normal(0, 0.01, 16000 * 2), 16000)
+    assert main(["transcribe", "--model", str(tuned_bundle), "--output", "phones", "--format", "json",
+                 str(tmp_path / "quiet.wav"), str(tmp_path / "hiss.wav")]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        record = json.loads(line)
+        assert record["text"] == "" and record["phones"] == [] and "no speech found" in record["notes"]
 
 
 def test_transcribe_json_and_ctm_times(tuned_bundle, tmp_path, capsys):
@@ -255,14 +274,16 @@ def test_transcribe_json_and_ctm_times(tuned_bundle, tmp_path, capsys):
 
     wav = noise_wav(tmp_path / "a.wav", 1.234)
     num_frames = FeatureConfig().num_frames(int(16000 * 1.234))  # 121
-    assert main(["transcribe", "--model", str(tuned_bundle), "--format", "json", str(wav)]) == 0
+    assert main(["transcribe", "--model", str(tuned_bundle), "--output", "phones", "--format", "json",
+                 str(wav)]) == 0
     record = json.loads(capsys.readouterr().out)
-    segs = record["segments"]
+    segs = record["phones"]
     assert segs[0]["start"] == 0.0 and segs[-1]["end"] == pytest.approx(num_frames * 0.01)
     assert all(a["end"] == b["start"] for a, b in zip(segs, segs[1:]))
     assert all(s["end"] - s["start"] >= 0.03 - 1e-9 for s in segs)  # 3-state HMM: >= 3 frames
-    assert [s["phone"] for s in segs] == record["phones"]
-    assert main(["transcribe", "--model", str(tuned_bundle), "--format", "ctm", str(wav)]) == 0
+    assert " ".join(s["phone"] for s in segs) == record["text"]
+    assert main(["transcribe", "--model", str(tuned_bundle), "--output", "phones", "--format", "ctm",
+                 str(wav)]) == 0
     ctm = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert [(c[0], c[1], c[4]) for c in ctm] == [("a", "1", s["phone"]) for s in segs]
     assert [(float(c[2]), float(c[3])) for c in ctm] == [
@@ -279,7 +300,8 @@ def test_transcribe_logs_the_traceback_of_an_unexpected_failure(tuned_bundle, tm
     monkeypatch.setattr(transcribe, "compute_features", broken)
     log_file = tmp_path / "log.txt"
     wav = noise_wav(tmp_path / "b.wav", 0.5)
-    assert main(["--log-file", str(log_file), "transcribe", "--model", str(tuned_bundle), str(wav)]) == 1
+    assert main(["--log-file", str(log_file), "transcribe", "--model", str(tuned_bundle), "--output", "phones",
+                 str(wav)]) == 1
     err = capsys.readouterr().err
     assert "b.wav: decoding failed (ZeroDivisionError: a bug in the front end)" in err
     assert "Traceback" not in err  # the console gets the message only

@@ -25,18 +25,19 @@ ID = {p: i + 1 for i, p in enumerate(PHONES)}
 S = 3
 
 
-def toy_tree() -> ContextDependency:
-    """Triphone tree on PHONES: every state of a, b, c, d asks "left in {a, b}?", then
-    (yes branch) "right in {c, d}?"; sil stays CI. 3 + 4 * 3 * 3 = 39 pdfs."""
-    questions = [[ID["a"], ID["b"]], [ID["c"], ID["d"]]]
+def toy_tree(phones: list[str] = PHONES) -> ContextDependency:
+    """Triphone tree on ``phones`` (silence first, then four phones p1..p4): every state of
+    p1..p4 asks "left in {p1, p2}?", then (yes branch) "right in {p3, p4}?"; silence
+    stays CI. 3 + 4 * 3 * 3 = 39 pdfs."""
+    questions = [[2, 3], [4, 5]]
     nodes: list = []
     roots = []
     pdf = 0
-    for phone in PHONES:
+    for k, phone in enumerate(phones):
         states = []
         for _ in range(S):
             base = len(nodes)
-            if phone == "sil":
+            if k == 0:
                 nodes.append(pdf)
                 pdf += 1
             else:
@@ -45,7 +46,7 @@ def toy_tree() -> ContextDependency:
                 pdf += 3
             states.append(base)
         roots.append(states)
-    return ContextDependency(PHONES, CI_TOPOLOGY, 3, 1, questions, nodes, roots, ["sil"])
+    return ContextDependency(list(phones), CI_TOPOLOGY, 3, 1, questions, nodes, roots, [phones[0]])
 
 
 def test_ci_numbering_is_the_classic_one():
@@ -144,7 +145,7 @@ def test_hcg_recovers_a_planted_triphone_state_sequence(cd_graph: Path, seed: in
     phones = [ID["sil"], *rng.integers(2, 6, 25).tolist(), ID["sil"]]
     scores, pdfs = planted(ctx, phones, rng, ctx.num_pdfs)
     result = decoder.decode(scores)
-    assert result.phone_ids == phones
+    assert result.olabels == phones
     np.testing.assert_array_equal(result.pdfs, pdfs)
     assert [r.phone + 1 for r in result.runs] == phones
 
@@ -157,8 +158,8 @@ def test_hcg_paths_are_consistent_triphone_paths(cd_graph: Path):
     rng = np.random.default_rng(7)
     for _ in range(5):
         result = decoder.decode((0.5 * rng.standard_normal((120, ctx.num_pdfs))).astype(np.float32))
-        assert [r.phone + 1 for r in result.runs] == result.phone_ids
-        for run, window in zip(result.runs, ctx.windows(result.phone_ids)):
+        assert [r.phone + 1 for r in result.runs] == result.olabels
+        for run, window in zip(result.runs, ctx.windows(result.olabels)):
             allowed = set(ctx.pdfs(window))
             assert set(result.pdfs[run.start:run.end].tolist()) == allowed, (window, run)
 

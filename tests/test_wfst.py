@@ -66,7 +66,7 @@ def test_recovers_known_sequence(decoder: WfstDecoder, seed: int) -> None:
     scores, ali = synthetic_scores(truth, rng)
     result = decoder.decode(scores)
     assert isinstance(result, DecodeResult)
-    assert result.phone_ids == [p + 1 for p in truth]
+    assert result.olabels == [p + 1 for p in truth]
     np.testing.assert_array_equal(result.pdfs, ali)
     # the transition ids mark each phone's first frame: runs are the planted phones and times
     starts = np.flatnonzero(np.diff(np.r_[-1, ali]) != 0)[::STATES_PER_PHONE]
@@ -83,9 +83,9 @@ def test_ambiguous_scores_still_give_a_path(decoder: WfstDecoder) -> None:
                    (0.01 * rng.standard_normal((200, NUM_PDFS))).astype(np.float32)):
         result = decoder.decode(scores)
         assert result.reached_final
-        assert len(result.pdfs) == 200 and len(result.phone_ids) >= 1
+        assert len(result.pdfs) == 200 and len(result.olabels) >= 1
         assert result.pdfs.min() >= 0 and result.pdfs.max() < NUM_PDFS
-        assert all(1 <= p <= N for p in result.phone_ids)
+        assert all(1 <= p <= N for p in result.olabels)
 
 
 def test_partial_path_when_no_final_state(decoder: WfstDecoder,
@@ -94,7 +94,7 @@ def test_partial_path_when_no_final_state(decoder: WfstDecoder,
     with caplog.at_level(logging.WARNING):
         result = decoder.decode(np.zeros((1, NUM_PDFS), np.float32), utt="u1")
     assert not result.reached_final
-    assert len(result.pdfs) == 1 and len(result.phone_ids) == 1
+    assert len(result.pdfs) == 1 and len(result.olabels) == 1
     assert "u1: no final state reached" in caplog.text
 
 
@@ -128,7 +128,7 @@ def test_float64_and_loaded_graph(decoder: WfstDecoder) -> None:
     scores, ali = synthetic_scores(truth, rng)
     other = WfstDecoder(decoder.graph, TRANSITIONS)
     result = other.decode(scores.astype(np.float64))
-    assert result.phone_ids == [p + 1 for p in truth]
+    assert result.olabels == [p + 1 for p in truth]
 
 
 @pytest.mark.parametrize("preferred,rare", [("aa", "ae"), ("ae", "aa")])

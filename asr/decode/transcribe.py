@@ -1,4 +1,15 @@
-"""Recognise the phones of arbitrary audio files with a trained model bundle."""
+"""Recognise the words (or phones) of arbitrary audio files with a trained model bundle.
+
+The model, its graph and its decoder are loaded once for all the files of a
+call. Each file is read at the model's rate (resampled, down-mixed), its
+features normalised per file, and cut at pauses into segments of at most
+``MAX_SEGMENT_S`` (:mod:`asr.decode.segment`), which are decoded one by one
+so that memory stays bounded; segments with no speech are not decoded.
+
+Words: the bundle's word graph (``graph_words/HCLG.fst``) with the acoustic
+scale and word insertion penalty tuned on dev; word times come from the
+phone alignment of the best path. Phones: the phone graph, as before.
+"""
 
 from __future__ import annotations
 
@@ -7,60 +18,105 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 
 from asr.audio import read_audio
 from asr.decode.hybrid import HybridModel, scaled_loglikes
-from asr.decode.wfst import WfstDecoder
+from asr.decode.lattice import LatticeDecoder, best_path
+from asr.decode.segment import MAX_SEGMENT_S, frame_energy_db, segment_frames
+from asr.decode.words import load_word_graph, word_decode_params, word_spans
 from asr.errors import AsrError
 from asr.features.cmvn import accumulate_stats, apply_cmvn
 from asr.features.extract import compute_features
 
 log = logging.getLogger(__name__)
 
+OUTPUTS = ("words", "phones")
+FORMATS = ("text", "json", "ctm")
+
 
 @dataclass
 class Transcript:
-    """Recognised phones of one file, with (start_s, end_s, phone) segments."""
+    """What was recognised in one file: tokens (words or phones) with (start_s, end_s, token)."""
 
     path: str
-    phones: list[str]
+    unit: str
+    tokens: list[str]
     segments: list[tuple[float, float, str]]
     notes: list[str] = field(default_factory=list)
 
 
-def transcribe_file(model: HybridModel, decoder: WfstDecoder, path: Path, acwt: float) -> Transcript:
-    """Decode one audio file (any rate or channel count; resampled, down-mixed)."""
-    audio = read_audio(path, rate=model.feat_cfg.sample_rate, resample=True)
-    feats = compute_features(audio.samples, model.feat_cfg, name=str(path))
-    feats = apply_cmvn(feats, accumulate_stats([feats]))  # per-utterance CMVN
-    result = decoder.decode(scaled_loglikes(model.posteriors(feats), model.log_priors, acwt), utt=str(path))
-    shift = model.feat_cfg.frame_shift_ms / 1000
-    segments = [(r.start * shift, r.end * shift, model.phones[r.phone]) for r in result.runs]
-    phones = model.phone_symbols(result.phone_ids)
-    return Transcript(str(path), phones, segments, audio.notes)
+class Recogniser:
+    """A model bundle with its decoder, loaded once for many files."""
+
+    def __init__(self, model: HybridModel, output: str = "words", max_segment_s: float = MAX_SEGMENT_S) -> None:
+        if output not in OUTPUTS:
+            raise ValueError(f"unknown output {output!r}")
+        self.model, self.output, self.max_segment_s = model, output, max_segment_s
+        self.shift_s = model.feat_cfg.frame_shift_ms / 1000
+        if output == "words":
+            self.graph = load_word_graph(model)
+            self.acwt, self.penalty = word_decode_params(model)
+            self.decoder = LatticeDecoder(self.graph.fst, model.transitions, name=str(self.graph.path))
+        else:
+            self.decoder, self.acwt = model.decoder(), model.acwt
+
+    def _decode_segment(self, feats: np.ndarray, offset: int, name: str) -> list[tuple[int, int, str]]:
+        """Tokens of one segment with their frames (offset into the file)."""
+        model = self.model
+        scores = scaled_loglikes(model.posteriors(feats), model.log_priors, self.acwt)
+        if self.output == "phones":
+            result = self.decoder.decode(scores, utt=name)
+            return [(offset + r.start, offset + r.end, model.phones[r.phone]) for r in result.runs]
+        path = best_path(self.decoder.lattice(scores, name), 1.0, self.penalty)
+        words = self.graph.symbols(path.word_ids)
+        spans = word_spans(model.transitions.phone_runs(path.tids), model.phones, words, self.graph.lexicon)
+        return [(offset + s.start, offset + s.end, s.word) for s in spans]
+
+    def transcribe(self, path: Path) -> Transcript:
+        """Recognise one audio file (any rate or channel count)."""
+        model = self.model
+        audio = read_audio(path, rate=model.feat_cfg.sample_rate, resample=True)
+        feats = compute_features(audio.samples, model.feat_cfg, name=str(path))
+        feats = apply_cmvn(feats, accumulate_stats([feats]))  # per-file CMVN
+        segments = segment_frames(frame_energy_db(audio.samples, model.feat_cfg.sample_rate), len(feats),
+                                  self.max_segment_s)
+        spans: list[tuple[int, int, str]] = []
+        for seg in segments:
+            if seg.has_speech:
+                spans += self._decode_segment(feats[seg.start:seg.end], seg.start, f"{path}@{seg.start}")
+        notes = list(audio.notes)
+        if len(segments) > 1:
+            notes.append(f"cut at pauses into {len(segments)} segments "
+                         f"({sum(s.has_speech for s in segments)} with speech)")
+        if not any(s.has_speech for s in segments):
+            notes.append("no speech found")
+        return Transcript(str(path), self.output[:-1], [t for _, _, t in spans],
+                          [(a * self.shift_s, b * self.shift_s, t) for a, b, t in spans], notes)
 
 
 def format_transcript(tr: Transcript, fmt: str) -> str:
-    """Render as ``text`` (path: phones), ``json`` (one object per line) or ``ctm``."""
+    """Render as ``text`` (path: tokens), ``json`` (one object per line) or ``ctm``."""
     if fmt == "text":
-        return f"{tr.path}: {' '.join(tr.phones)}"
+        return f"{tr.path}: {' '.join(tr.tokens)}"
     if fmt == "json":
-        return json.dumps({"path": tr.path, "phones": tr.phones, "notes": tr.notes,
-                           "segments": [{"start": round(s, 3), "end": round(e, 3), "phone": p}
-                                        for s, e, p in tr.segments]})
+        key = f"{tr.unit}s"
+        return json.dumps({"path": tr.path, "text": " ".join(tr.tokens), "notes": tr.notes,
+                           key: [{tr.unit: t, "start": round(s, 3), "end": round(e, 3)}
+                                 for s, e, t in tr.segments]})
     if fmt == "ctm":
         name = Path(tr.path).stem
-        return "\n".join(f"{name} 1 {s:.2f} {e - s:.2f} {p}" for s, e, p in tr.segments)
+        return "\n".join(f"{name} 1 {s:.2f} {e - s:.2f} {t}" for s, e, t in tr.segments)
     raise ValueError(f"unknown output format {fmt!r}")
 
 
-def transcribe_files(model: HybridModel, paths: list[Path], fmt: str = "text") -> int:
+def transcribe_files(model: HybridModel, paths: list[Path], fmt: str = "text", output: str = "words") -> int:
     """Print the transcript of each file; return the number of files that failed."""
-    decoder, acwt = model.decoder(), model.acwt
+    recogniser = Recogniser(model, output)
     failed = 0
     for path in paths:
         try:
-            tr = transcribe_file(model, decoder, Path(path), acwt)
+            tr = recogniser.transcribe(Path(path))
         except AsrError as exc:
             log.error("%s", exc)
             failed += 1

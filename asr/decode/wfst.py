@@ -37,7 +37,8 @@ class DecodeResult:
     """The best path of one utterance.
 
     Attributes:
-        phone_ids: output labels along the path (phone ids of phones.txt).
+        olabels: the non-epsilon output labels along the path: phone ids of
+            phones.txt for a phone graph, word ids of words.txt for a word graph.
         tids: (T,) int64, the transition id of each frame (the alignment).
         pdfs: (T,) int64, the pdf of each frame.
         runs: the phones of the path with their frames (from ``tids``).
@@ -47,7 +48,7 @@ class DecodeResult:
             partial path was returned.
     """
 
-    phone_ids: list[int]
+    olabels: list[int]
     tids: np.ndarray
     pdfs: np.ndarray
     runs: list[PhoneRun]
@@ -82,6 +83,21 @@ def check_labels(graph: kaldifst.StdFst, num_ilabels: int, num_olabels: int | No
                          f"(a disambiguation symbol left in the graph?)")
 
 
+def check_scores(scores: np.ndarray, num_pdfs: int, where: str) -> np.ndarray:
+    """Return ``scores`` as C-contiguous float32 (T, num_pdfs); ModelError naming ``where`` if unusable."""
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or scores.shape[1] != num_pdfs:
+        raise ModelError(f"{where}: score matrix has shape {scores.shape}, expected "
+                         f"(T, {num_pdfs}) (acoustic model and graph do not match?)")
+    if scores.shape[0] == 0:
+        raise ModelError(f"{where}: score matrix has no frames (T=0)")
+    scores = np.ascontiguousarray(scores, dtype=np.float32)
+    if not np.isfinite(scores).all():
+        bad = int(np.argwhere(~np.isfinite(scores))[0, 0])
+        raise ModelError(f"{where}: score matrix has NaN or inf (first at frame {bad})")
+    return scores
+
+
 class WfstDecoder:
     """FasterDecoder over one graph, loaded once; reuse it for many utterances
     (one instance per worker: it is not thread-safe)."""
@@ -109,21 +125,6 @@ class WfstDecoder:
                                                   min_active=min_active)
         self._decoder = kaldi_decoder.FasterDecoder(self.graph, opts)
 
-    def _check_scores(self, scores: np.ndarray, utt: str) -> np.ndarray:
-        """Return ``scores`` as C-contiguous float32 (T, num_pdfs); ModelError if unusable."""
-        where = f"{self.name}: utterance {utt}" if utt else self.name
-        scores = np.asarray(scores)
-        if scores.ndim != 2 or scores.shape[1] != self.num_pdfs:
-            raise ModelError(f"{where}: score matrix has shape {scores.shape}, expected "
-                             f"(T, {self.num_pdfs}) (acoustic model and graph do not match?)")
-        if scores.shape[0] == 0:
-            raise ModelError(f"{where}: score matrix has no frames (T=0)")
-        scores = np.ascontiguousarray(scores, dtype=np.float32)
-        if not np.isfinite(scores).all():
-            bad = int(np.argwhere(~np.isfinite(scores))[0, 0])
-            raise ModelError(f"{where}: score matrix has NaN or inf (first at frame {bad})")
-        return scores
-
     def decode(self, scores: np.ndarray, utt: str = "") -> DecodeResult:
         """Decode one utterance.
 
@@ -135,7 +136,7 @@ class WfstDecoder:
             ModelError: wrong shape, T == 0, NaN or inf.
             GraphError: no path survived (the graph cannot produce T frames).
         """
-        scores = self._check_scores(scores, utt)
+        scores = check_scores(scores, self.num_pdfs, f"{self.name}: utterance {utt}" if utt else self.name)
         num_frames = scores.shape[0]
         self._decoder.decode(kaldi_decoder.DecodableCtc(self.transitions.label_scores(scores)))
         reached_final = self._decoder.reached_final()
@@ -151,7 +152,7 @@ class WfstDecoder:
             logger.warning("%s: utterance %s: no final state reached; using the best "
                            "partial path", self.name, utt)
         tids = np.asarray(ilabels, dtype=np.int64)
-        return DecodeResult(phone_ids=[o for o in olabels if o],
+        return DecodeResult(olabels=[o for o in olabels if o],
                             tids=tids, pdfs=self.transitions.pdfs(tids),
                             runs=self.transitions.phone_runs(tids),
                             graph_cost=float(weight.value1),

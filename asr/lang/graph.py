@@ -88,7 +88,8 @@ def _is_phone_window(window: Sequence[int], ctx: ContextDependency) -> bool:
 
 def make_h(ctx: ContextDependency, windows: Sequence[Sequence[int]], disambig_to_epsilon: bool = False,
            self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
-           transition_scale: float = DEFAULT_TRANSITION_SCALE) -> kaldifst.StdVectorFst:
+           transition_scale: float = DEFAULT_TRANSITION_SCALE,
+           self_loops: bool = True) -> kaldifst.StdVectorFst:
     """Build H: transition ids → window labels (indices into ``windows``).
 
     Args:
@@ -99,6 +100,11 @@ def make_h(ctx: ContextDependency, windows: Sequence[Sequence[int]], disambig_to
         disambig_to_epsilon: give disambiguation windows an epsilon input
             (for graphs that are not determinized, e.g. alignment graphs);
             otherwise input label ``num_tids + 1 + j`` for the j-th one.
+        self_loops: give each state its self-loop. Without them (Kaldi's
+            way for big graphs: :func:`asr.lang.word_graph.add_hmm_self_loops`
+            adds them after determinization) every arc entering a state
+            costs the forward cost instead of the arc leaving it, which gives
+            every path the same total.
 
     State 0 is the hub (start and final). Every distinct (phone, pdf
     sequence) gets a chain of ``S`` states: the hub enters state 0 (input:
@@ -134,8 +140,9 @@ def make_h(ctx: ContextDependency, windows: Sequence[Sequence[int]], disambig_to
         pdfs = ctx.pdfs(window)
         key = (window[ctx.central], *pdfs)
         if key not in chains:
-            chains[key] = _add_chain(h, pdfs, loop_cost, forward_cost)
-        h.add_arc(HUB, kaldifst.StdArc(enter_tid(pdfs[0]), label, 0.0, chains[key]))
+            chains[key] = _add_chain(h, pdfs, loop_cost if self_loops else None, forward_cost)
+        enter_cost = 0.0 if self_loops else forward_cost
+        h.add_arc(HUB, kaldifst.StdArc(enter_tid(pdfs[0]), label, enter_cost, chains[key]))
     if not chains:
         raise GraphError("H has no phone: the context windows hold no phone")
     kaldifst.arcsort(h, sort_type="olabel")
@@ -143,17 +150,24 @@ def make_h(ctx: ContextDependency, windows: Sequence[Sequence[int]], disambig_to
     return h
 
 
-def _add_chain(h: kaldifst.StdVectorFst, pdfs: Sequence[int], loop_cost: float,
+def _add_chain(h: kaldifst.StdVectorFst, pdfs: Sequence[int], loop_cost: float | None,
                forward_cost: float) -> int:
-    """Add one phone HMM (states for ``pdfs``, exit to the hub); return its first state."""
+    """Add one phone HMM (states for ``pdfs``, exit to the hub); return its first state.
+
+    With ``loop_cost`` None the states get no self-loops, and the forward
+    cost moves from the arcs leaving a state to the arcs entering it (the
+    caller puts it on the arc from the hub).
+    """
     first = h.num_states
     for _ in pdfs:
         h.add_state()
     for k, pdf in enumerate(pdfs):
-        h.add_arc(first + k, kaldifst.StdArc(loop_tid(pdf), 0, loop_cost, first + k))
+        if loop_cost is not None:
+            h.add_arc(first + k, kaldifst.StdArc(loop_tid(pdf), 0, loop_cost, first + k))
         if k + 1 < len(pdfs):
             h.add_arc(first + k, kaldifst.StdArc(enter_tid(pdfs[k + 1]), 0, forward_cost, first + k + 1))
-    h.add_arc(first + len(pdfs) - 1, kaldifst.StdArc(0, 0, forward_cost, HUB))
+    exit_cost = forward_cost if loop_cost is not None else 0.0
+    h.add_arc(first + len(pdfs) - 1, kaldifst.StdArc(0, 0, exit_cost, HUB))
     return first
 
 

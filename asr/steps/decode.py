@@ -78,7 +78,7 @@ def decode_with(model: HybridModel, decoder: WfstDecoder, post: dict[str, np.nda
             log.warning("acwt %g: %s", acwt, exc)
             out.failed[utt] = str(exc)
             continue
-        out.hyps[utt] = model.phone_symbols(result.phone_ids)
+        out.hyps[utt] = model.phone_symbols(result.olabels)
         if not result.reached_final:
             out.partial.append(utt)
     if out.failed:

@@ -11,7 +11,8 @@ from asr.io import atomic_write_text
 SCORING_NOTE = ("PER on 39 phones after Kaldi's 60-48-39 folding; silence is scored "
                 "(as in Kaldi's TIMIT recipe since 2014); acoustic scale chosen on dev. "
                 "Frame accuracy is against the uniform split of the reference segmentation, "
-                "mapped to each model's pdfs.")
+                "mapped to each model's pdfs. WER over the word graph HCLG (lexicon + word "
+                "trigram); its acoustic scale and word insertion penalty chosen on dev.")
 
 
 def _scores(path: Path) -> dict:
@@ -44,16 +45,19 @@ def results_table(exp_dirs: list[Path], stage_times: Path | None = None,
                   out: Path | None = None) -> str:
     """A Markdown table, one row per system: pdfs, targets, PER on dev and
     test (HMM and framewise argmax), test frame accuracy, acoustic scale,
-    training seconds; then seconds per recipe stage. Written to each
+    WER on dev and test, training seconds; then seconds per recipe stage. Written to each
     experiment's ``RESULTS.md`` and to ``out``."""
     lines = ["| system | pdfs | targets | dev PER | test PER | test PER argmax | test frame acc "
-             "| acwt | train s |", "|---|---|---|---|---|---|---|---|---|"]
+             "| acwt | dev WER | test WER | train s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for exp in map(Path, exp_dirs):
         dev, test = _scores(exp / "decode_dev" / "scores.yaml"), _scores(exp / "decode_test" / "scores.yaml")
+        wdev = _scores(exp / "decode_words_dev" / "scores.yaml")
+        wtest = _scores(exp / "decode_words_test" / "scores.yaml")
         lines.append(f"| {exp.name} | {_fmt(test.get('num_pdfs'), 'd')} | {_targets(exp)} | "
                      f"{_fmt(dev.get('per'))} | {_fmt(test.get('per'))} | "
                      f"{_fmt(test.get('per_argmax'))} | {_fmt(test.get('frame_acc'))} | "
-                     f"{_fmt(test.get('acwt'), 'g')} | {_fmt(_train_seconds(exp), '.0f')} |")
+                     f"{_fmt(test.get('acwt'), 'g')} | {_fmt(wdev.get('wer'))} | {_fmt(wtest.get('wer'))} | "
+                     f"{_fmt(_train_seconds(exp), '.0f')} |")
     lines += ["", SCORING_NOTE]
     if stage_times and Path(stage_times).is_file():
         lines += ["", "| stage | seconds |", "|---|---|"]

@@ -20,11 +20,14 @@ cd_conf=$root/recipes/synth/conf/cd_lstm.yaml     # CD models (stage 7)
 cd_leaves="1000"    # decision-tree sizes to train CD models for, e.g. "300 500 1000" (1000: chosen on dev)
 cd_init=true        # start the CD models' LSTM layers from the CI model's (stage 7)
 ci_realigned=false  # also retrain the CI model on the realignment (stage 5)
+vocab_size=""       # word LM vocabulary (default: 20000; 3000 for --size tiny)
+lm_sentences=""     # sentences sampled for the word LM text (default: 20000; 3000 for tiny)
+lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexicon my.dict"
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage size seed nj device feat_kind conf cd_conf cd_leaves cd_init ci_realigned out"
+option_names="stage stop_stage size seed nj device feat_kind conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
 usage="Usage: $0 [--stage N] [--stop-stage M] [--size tiny|small|timit] [--device auto|cpu|cuda]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"500 1000\"] [--cd-init true]
-  [--ci-realigned true]
+  [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 20000] [--lm-opts \"--lm my.arpa\"]
   [--out dir]
   e.g.: $0 --size small --stage 0 --stop-stage 10"
 
@@ -34,6 +37,9 @@ if [ $# -ne 0 ]; then echo "$usage" >&2; exit 1; fi
 command -v asr >/dev/null || { echo "$0: the 'asr' command is not on PATH (run 'make setup' and activate .venv)" >&2; exit 1; }
 conf=$(abspath "$conf")
 cd_conf=$(abspath "$cd_conf")
+if [ "$size" = tiny ]; then lm_default=3000; else lm_default=20000; fi
+vocab_size=${vocab_size:-$lm_default}
+lm_sentences=${lm_sentences:-$lm_default}
 out=$(abspath "$out")
 cd "$root"
 

@@ -18,11 +18,15 @@ cd_conf=$root/recipes/timit/conf/cd_lstm.yaml     # CD models (stage 7)
 cd_leaves="2500"    # decision-tree sizes to train CD models for, e.g. "1000 2500 4000"
 cd_init=true        # start the CD models' LSTM layers from the CI model's (stage 7)
 ci_realigned=true   # also retrain the CI model on the realignment (stage 5)
+nj=2                # processes for LM text sampling and decoding
+vocab_size=""       # word LM vocabulary (default: 20000)
+lm_sentences=""     # sentences sampled for the word LM text (default: 20000)
+lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexicon my.dict"
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage timit device feat_kind conf cd_conf cd_leaves cd_init ci_realigned out"
+option_names="stage stop_stage timit nj device feat_kind conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
 usage="Usage: $0 --timit /path/to/TIMIT [--stage N] [--stop-stage M] [--device auto|cpu|cuda]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"1000 2000\"] [--cd-init true]
-  [--ci-realigned true]
+  [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 20000] [--lm-opts \"--lm my.arpa\"]
   [--out dir]"
 
 . "$root/recipes/utils/parse_options.sh"
@@ -32,6 +36,8 @@ command -v asr >/dev/null || { echo "$0: the 'asr' command is not on PATH (run '
 timit=$(abspath "$timit")
 conf=$(abspath "$conf")
 cd_conf=$(abspath "$cd_conf")
+vocab_size=${vocab_size:-20000}
+lm_sentences=${lm_sentences:-20000}
 out=$(abspath "$out")
 cd "$root"
 

@@ -2,6 +2,7 @@
 # Stages 2-10 of the hybrid LSTM-HMM recipe, shared by every corpus.
 # Sourced by recipes/<corpus>/run.sh after stages 0-1, with these set:
 #   stage stop_stage data exp conf cd_conf cd_leaves cd_init ci_realigned device feat_kind times
+#   nj lm_sentences vocab_size lm_opts (extra prepare-lang options, e.g. "--lm my.arpa")
 # where $data holds train/ dev/ test/ data dirs with phone segmentations.
 #
 # Experiment directories (each named for what it holds):
@@ -9,7 +10,10 @@
 #   $exp/ci_lstm/ali_{train,dev}  its Viterbi realignment of train and dev
 #   $exp/ci_lstm_realigned     CI LSTM retrained on that realignment (with --ci-realigned true)
 #   $exp/tree_<N>              decision tree of about N leaves + its graph H∘C∘G
+#                              and its word graph graph_words/HCLG.fst
 #   $exp/cd_lstm_<N>           CD LSTM on the tree's pdfs, targets from the realignment
+#   $data/lang_words           word trigram, lexicon, L and G; $data/graph_words_ci the CI HCLG
+#   <system>/decode_{dev,test}        PER;  <system>/decode_words_{dev,test}  WER
 
 ci=$exp/ci_lstm
 systems=("$ci")
@@ -20,6 +24,12 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log "Stage 2: phone bigram LM and the CI decoding graph"
   SECONDS=0
   asr --log-file "$exp/log/graph.log" make-graph "$data/train" "$data/lang" --order 2
+  log "Stage 2: word trigram ($vocab_size-word vocabulary), lexicon, L, G and the CI word graph"
+  # shellcheck disable=SC2086
+  asr --log-file "$exp/log/lang_words.log" prepare-lang "$data/train" "$data/lang_words" \
+    --exclude "$data/dev/text" "$data/test/text" --report "$data/dev/text" "$data/test/text" \
+    --vocab-size "$vocab_size" --lm-sentences "$lm_sentences" --num-jobs "$nj" $lm_opts
+  asr --log-file "$exp/log/graph_words_ci.log" make-word-graph "$data/lang_words" "$data/graph_words_ci"
   record_time "$times" "2 lang" "$SECONDS"
 fi
 
@@ -67,6 +77,8 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     fi
     asr --log-file "$exp/log/graph_$n.log" make-graph "$data/train" "$data/lang" --order 2 \
       --tree "$tree/tree.json" --graph-dir "$tree"
+    asr --log-file "$exp/log/graph_words_$n.log" make-word-graph "$data/lang_words" "$tree/graph_words" \
+      --tree "$tree/tree.json"
   done
   record_time "$times" "6 trees" "$SECONDS"
 fi
@@ -101,13 +113,32 @@ decode_system() {
   fi
 }
 
+decode_words_system() {
+  # decode_words_system <model dir> <word graph dir>: tune acwt and word penalty on dev, decode test.
+  local model=$1 graph=$2 name
+  name=$(basename "$model")
+  if [ ! -f "$model/decode_words_dev/scores.yaml" ] || ! cmp -s "$graph/HCLG.fst" "$model/graph_words/HCLG.fst" \
+     || [ "$model/final.pt" -nt "$model/word_decode.yaml" ] || [ "$model/decode.yaml" -nt "$model/word_decode.yaml" ]; then
+    asr --log-file "$exp/log/decode_words_dev_$name.log" decode-words "$model" "$data/dev" \
+      "$model/decode_words_dev" --graph-dir "$graph" --tune --nj "$nj" --device "$device"
+  else
+    log "$name: dev word decode is up to date, skipping"
+  fi
+  if [ ! -f "$model/decode_words_test/scores.yaml" ] || [ "$model/word_decode.yaml" -nt "$model/decode_words_test/scores.yaml" ]; then
+    asr --log-file "$exp/log/decode_words_test_$name.log" decode-words "$model" "$data/test" \
+      "$model/decode_words_test" --nj "$nj" --device "$device"
+  fi
+}
+
 if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
-  log "Stage 8: HMM decoding with the phone bigram (acoustic scale tuned on dev)"
+  log "Stage 8: HMM decoding with the phone bigram (PER) and the word trigram (WER); scales tuned on dev"
   SECONDS=0
   for model in "${systems[@]}"; do
     case $(basename "$model") in
-      cd_lstm_*) decode_system "$model" "$exp/tree_${model##*_}/HCG.fst" ;;
-      *) decode_system "$model" "$data/lang/HCG.fst" ;;
+      cd_lstm_*) decode_system "$model" "$exp/tree_${model##*_}/HCG.fst"
+                 decode_words_system "$model" "$exp/tree_${model##*_}/graph_words" ;;
+      *) decode_system "$model" "$data/lang/HCG.fst"
+         decode_words_system "$model" "$data/graph_words_ci" ;;
     esac
   done
   record_time "$times" "8 decode" "$SECONDS"
@@ -116,5 +147,5 @@ fi
 if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
   log "Stage 10: results"
   asr --log-file "$exp/log/results.log" results "${systems[@]}" --stage-times "$times" --out "$exp/RESULTS.md"
-  log "Reports: <system>/decode_test/per_report.txt; table: $exp/RESULTS.md"
+  log "Reports: <system>/decode_test/per_report.txt, <system>/decode_words_test/wer_report.txt; table: $exp/RESULTS.md"
 fi

@@ -1,0 +1,143 @@
+"""Lattice decoding over a word graph, and the best path at any acoustic scale
+and word insertion penalty (Kaldi's ``lattice-scale | lattice-add-penalty |
+lattice-best-path``).
+
+kaldi-decoder's ``LatticeSimpleDecoder`` gives the raw state-level lattice
+of an utterance: arcs labelled (transition id : word id) with a
+``LatticeWeight`` (graph cost, acoustic cost). The acoustic costs are those
+of the score matrix it decoded, i.e. at the acoustic scale ``acwt0`` the
+matrix was made with; the best path at another scale multiplies them by
+``acwt / acwt0`` (as Kaldi sweeps the LM weight over lattices made at 0.1).
+The word insertion penalty is added to the graph cost of every arc with a
+word on it. This module imports no torch, so decoding workers start fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import kaldi_decoder
+import kaldifst
+import numpy as np
+from kaldifst.lib._kaldifst import _ArcIteratorLattice
+
+from asr.decode.wfst import check_scores
+from asr.errors import GraphError
+from asr.hmm.transitions import Transitions
+
+logger = logging.getLogger(__name__)
+
+#: Default search beam and lattice beam (Kaldi's decode.sh uses 13 and 6-8).
+DEFAULT_BEAM = 13.0
+DEFAULT_LATTICE_BEAM = 6.0
+
+
+@dataclass
+class BestPath:
+    """One utterance's best path through its lattice.
+
+    Attributes:
+        word_ids: the words (ids of words.txt) along the path.
+        tids: (T,) int64, the transition id of each frame.
+        graph_cost: graph (LM, lexicon, transition) cost, -ln units, without the penalty.
+        acoustic_cost: acoustic cost at the scale asked for.
+    """
+
+    word_ids: list[int]
+    tids: np.ndarray
+    graph_cost: float
+    acoustic_cost: float
+
+
+class LatticeDecoder:
+    """LatticeSimpleDecoder over one graph, loaded once (one per worker)."""
+
+    def __init__(self, graph: kaldifst.StdFst, transitions: Transitions, beam: float = DEFAULT_BEAM,
+                 lattice_beam: float = DEFAULT_LATTICE_BEAM, name: str = "graph") -> None:
+        self.graph = graph  # the decoder does not keep the FST alive: this reference does
+        self.transitions = transitions
+        self.name = name
+        config = kaldi_decoder.LatticeSimpleDecoderConfig()
+        config.beam, config.lattice_beam = beam, lattice_beam
+        self._decoder = kaldi_decoder.LatticeSimpleDecoder(graph, config)
+
+    def lattice(self, scores: np.ndarray, utt: str = "") -> kaldifst.Lattice:
+        """The raw lattice of one utterance.
+
+        Args:
+            scores: (T, num_pdfs) float32, ``acwt0 * (log_post - log_prior)``.
+
+        Raises:
+            ModelError: unusable scores. GraphError: no path survived.
+        """
+        scores = check_scores(scores, self.transitions.num_pdfs, f"{self.name}: utterance {utt}")
+        self._decoder.decode(kaldi_decoder.DecodableCtc(self.transitions.label_scores(scores)))
+        ok, lat = self._decoder.get_raw_lattice(use_final_probs=True)
+        if not ok or lat.num_states == 0:
+            logger.warning("%s: utterance %s: no final state reached; using the partial lattice",
+                           self.name, utt)
+            ok, lat = self._decoder.get_raw_lattice(use_final_probs=False)
+        if not ok or lat.num_states == 0:
+            raise GraphError(f"{self.name}: utterance {utt}: no path survived decoding "
+                             f"{scores.shape[0]} frames (beam too small or graph too restrictive)")
+        return lat
+
+
+def lattice_arcs(lattice: kaldifst.Lattice, state: int) -> list[kaldifst.LatticeArc]:
+    """The arcs leaving ``state`` (kaldifst's public ArcIterator takes only Std FSTs)."""
+    it = _ArcIteratorLattice(lattice, state)
+    arcs = []
+    while not it.done:
+        arcs.append(it.value)
+        it.next()
+    return arcs
+
+
+def with_penalty(lattice: kaldifst.Lattice, penalty: float) -> kaldifst.Lattice:
+    """A copy of ``lattice`` with ``penalty`` added to the graph cost of every word arc."""
+    out = lattice.copy()
+    if penalty == 0.0:
+        return out
+    for s in range(out.num_states):
+        arcs = lattice_arcs(out, s)
+        if not any(a.olabel for a in arcs):
+            continue
+        new = [kaldifst.LatticeArc(a.ilabel, a.olabel,
+                                   kaldifst.LatticeWeight(a.weight.value1 + (penalty if a.olabel else 0.0),
+                                                          a.weight.value2), a.nextstate)
+               for a in arcs]
+        out.delete_arcs(s, len(arcs))
+        for a in new:
+            out.add_arc(s, a)
+    return out
+
+
+def best_path(lattice: kaldifst.Lattice, acoustic_ratio: float = 1.0, penalty: float = 0.0,
+              penalised: kaldifst.Lattice | None = None) -> BestPath:
+    """The best path with acoustic costs times ``acoustic_ratio`` (``acwt / acwt0``)
+    and ``penalty`` per word.
+
+    ``penalised`` may pass ``with_penalty(lattice, penalty)`` already made
+    (sweeps reuse it across acoustic scales).
+    """
+    lat = (penalised if penalised is not None else with_penalty(lattice, penalty)).copy()
+    kaldifst.scale_lattice(kaldifst.lattice_scale(1.0, acoustic_ratio), lat)
+    ok, ilabels, olabels, weight = kaldifst.get_linear_symbol_sequence(kaldifst.shortest_path(lat))
+    if not ok:
+        raise GraphError("the lattice's best path is not linear")
+    words = [o for o in olabels if o]
+    return BestPath(words, np.asarray([i for i in ilabels if i], dtype=np.int64),
+                    float(weight.value1) - penalty * len(words), float(weight.value2))
+
+
+def sweep(lattice: kaldifst.Lattice, ratios: Sequence[float], penalties: Sequence[float]
+          ) -> dict[tuple[float, float], list[int]]:
+    """The best word sequence for every (acoustic ratio, penalty) pair."""
+    out: dict[tuple[float, float], list[int]] = {}
+    for penalty in penalties:
+        penalised = with_penalty(lattice, penalty)
+        for ratio in ratios:
+            out[(ratio, penalty)] = best_path(lattice, ratio, penalty, penalised).word_ids
+    return out

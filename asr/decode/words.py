@@ -1,0 +1,211 @@
+"""The word graph in a model bundle, its tuned decoding settings, and word times.
+
+A bundle that recognises words holds ``graph_words/`` (:data:`WORD_GRAPH_FILES`):
+``HCLG.fst`` (transition ids → word ids), ``words.txt``, ``lexicon.txt``
+(the pronunciations the graph was built with, for word times),
+``phones.txt`` (the lang's phone table with its disambiguation symbols) and
+``HCLG.yaml`` (build settings and sizes). The manifest records them as the
+``word_graph`` component (with the graph's SHA-256) and the acoustic scale
+and word insertion penalty chosen on dev as ``word_decode``.
+
+Word times come from the best path's phone runs matched to the words'
+pronunciations, not from where the word labels sit on the graph's arcs (a
+determinized graph moves them).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from asr.decode.bundle import component, expect_equal, file_sha256, update_manifest
+from asr.errors import GraphError, ModelError
+from asr.hmm.transitions import PhoneRun
+from asr.io import atomic_path, atomic_write_text
+from asr.lang.graph import load_graph
+from asr.lang.lexicon import Lexicon
+from asr.lang.phones import SIL
+from asr.lang.symbols import read_symbol_table
+from asr.lang.word_graph import HCLG_FST, HCLG_YAML, LEXICON_TXT, OUTPUT_LABELS, PHONES_TXT, WORDS_TXT
+
+log = logging.getLogger(__name__)
+
+WORD_GRAPH_DIR = "graph_words"
+WORD_GRAPH_FILES = (HCLG_FST, HCLG_YAML, WORDS_TXT, LEXICON_TXT, PHONES_TXT)
+WORD_DECODE_YAML = "word_decode.yaml"
+
+
+@dataclass(frozen=True)
+class WordSpan:
+    """A recognised word and its frames [start, end)."""
+
+    word: str
+    start: int
+    end: int
+
+
+@dataclass
+class WordGraph:
+    """A loaded word graph with its symbols and pronunciations."""
+
+    path: Path
+    fst: object
+    words: list[str]  # words[i] is word id i (0 = <eps>)
+    lexicon: Lexicon
+    settings: dict
+
+    @classmethod
+    def load(cls, graph_dir: Path, phones: Sequence[str]) -> "WordGraph":
+        """Read ``graph_dir/{HCLG.fst, words.txt, lexicon.txt, HCLG.yaml}``.
+
+        Raises:
+            GraphError: a missing or malformed file, or a graph that is not a word graph.
+        """
+        graph_dir = Path(graph_dir)
+        settings = read_word_graph_settings(graph_dir)
+        table = read_symbol_table(graph_dir / WORDS_TXT)
+        words = [""] * (max(table.values()) + 1)
+        for sym, i in table.items():
+            words[i] = sym
+        lexicon = Lexicon.load(graph_dir / LEXICON_TXT, phones)
+        return cls(graph_dir / HCLG_FST, load_graph(graph_dir / HCLG_FST), words, lexicon, settings)
+
+    def symbols(self, word_ids: Sequence[int]) -> list[str]:
+        """The words of a path's output labels."""
+        return [self.words[i] for i in word_ids]
+
+
+def read_word_graph_settings(graph_dir: Path) -> dict:
+    """HCLG.yaml of a word graph dir; GraphError when absent or not a word graph's."""
+    path = Path(graph_dir) / HCLG_YAML
+    try:
+        settings = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise GraphError(f"{path}: missing or unreadable word graph settings ({exc}); "
+                         f"build the graph with 'asr make-word-graph'") from None
+    if not isinstance(settings, dict) or settings.get("output_labels") != OUTPUT_LABELS:
+        raise GraphError(f"{path}: not the settings of a word graph (HCLG)")
+    return settings
+
+
+def check_word_graph_dir(graph_dir: Path, context_summary: dict) -> dict:
+    """The settings of a word graph dir built for ``context_summary``; GraphError otherwise."""
+    graph_dir = Path(graph_dir)
+    for name in WORD_GRAPH_FILES:
+        if not (graph_dir / name).is_file():
+            raise GraphError(f"{graph_dir / name}: missing (a word graph dir holds "
+                             f"{', '.join(WORD_GRAPH_FILES)})")
+    settings = read_word_graph_settings(graph_dir)
+    if settings.get("context") != context_summary:
+        raise GraphError(f"{graph_dir}: the word graph was built for another context dependency "
+                         f"({settings.get('context')}); the model has {context_summary}")
+    return settings
+
+
+def install_word_graph(model, graph_dir: Path) -> None:
+    """Copy a word graph dir into ``model``'s bundle (atomically, file by file).
+
+    A different graph from the installed one drops the tuned ``word_decode`` settings.
+    """
+    settings = check_word_graph_dir(graph_dir, model.context.summary())
+    sha = file_sha256(Path(graph_dir) / HCLG_FST)
+    dest = model.model_dir / WORD_GRAPH_DIR
+    dest.mkdir(exist_ok=True)
+    for name in WORD_GRAPH_FILES:
+        with atomic_path(dest / name) as tmp:
+            shutil.copyfile(Path(graph_dir) / name, tmp)
+    stale = model.components.get("word_graph", {}).get("sha256") != sha
+    model.components = update_manifest(
+        model.model_dir,
+        word_graph={"files": [f"{WORD_GRAPH_DIR}/{n}" for n in WORD_GRAPH_FILES], "sha256": sha,
+                    "source": str(Path(graph_dir).resolve()),
+                    "context": settings["context"], "vocabulary": settings.get("vocabulary")},
+        **({"word_decode": None} if stale else {}))
+    if stale:
+        log.info("%s: word graph installed from %s", model.model_dir, graph_dir)
+
+
+def load_word_graph(model) -> WordGraph:
+    """The bundle's word graph, its file checked against the manifest."""
+    comp = component(model.components, "word_graph", model.model_dir,
+                     "install one with 'asr decode-words MODEL DEV OUT --graph-dir DIR --tune'")
+    path = model.model_dir / WORD_GRAPH_DIR / HCLG_FST
+    expect_equal(model.model_dir, "the word graph file's SHA-256", comp.get("sha256"), file_sha256(path))
+    expect_equal(model.model_dir, "the word graph's context dependency", comp.get("context"),
+                 model.context.summary())
+    return WordGraph.load(model.model_dir / WORD_GRAPH_DIR, model.phones)
+
+
+def save_word_decode(model, acwt: float, penalty: float, dev_dir: Path, dev_wer: float,
+                     sweep: dict[tuple[float, float], float]) -> None:
+    """Store the acoustic scale and word insertion penalty chosen on dev."""
+    atomic_write_text(model.model_dir / WORD_DECODE_YAML, yaml.safe_dump(
+        {"acwt": float(acwt), "word_penalty": float(penalty), "tuned_on": str(dev_dir),
+         "dev_wer": float(dev_wer),
+         "sweep": [{"acwt": float(a), "word_penalty": float(p), "wer": float(w)}
+                   for (a, p), w in sorted(sweep.items())]}, sort_keys=False))
+    model.components = update_manifest(model.model_dir, word_decode={
+        "files": [WORD_DECODE_YAML], "acwt": float(acwt), "word_penalty": float(penalty),
+        "tuned_on": str(dev_dir), "graph_sha256": model.components["word_graph"]["sha256"]})
+
+
+def word_decode_params(model) -> tuple[float, float]:
+    """(acoustic scale, word insertion penalty) tuned on dev for the installed word graph."""
+    comp = component(model.components, "word_decode", model.model_dir,
+                     "no word decoding settings were tuned: run 'asr decode-words MODEL DEV OUT "
+                     "--graph-dir DIR --tune' on a dev set first")
+    expect_equal(model.model_dir, "the word graph the settings were tuned on", comp.get("graph_sha256"),
+                 model.components.get("word_graph", {}).get("sha256"))
+    return float(comp["acwt"]), float(comp["word_penalty"])
+
+
+def word_spans(runs: Sequence[PhoneRun], phones: Sequence[str], words: Sequence[str],
+               lexicon: Lexicon) -> list[WordSpan]:
+    """The frames of each word of a best path.
+
+    Args:
+        runs: the path's phone runs (phone index into ``phones``, frames).
+        phones: the model's phone list.
+        words: the path's words, in order.
+        lexicon: their pronunciations.
+
+    The non-silence runs are split into the words' pronunciations by a
+    depth-first search over each word's variants. Raises ModelError when no
+    split exists (the graph and lexicon do not belong together).
+    """
+    spoken = [r for r in runs if phones[r.phone] != SIL]
+    symbols = [phones[r.phone] for r in spoken]
+    split = _split_from(symbols, 0, 0, list(words), lexicon, {})
+    if split is None:
+        raise ModelError(f"the decoded phones {' '.join(symbols)} are not a pronunciation of "
+                         f"'{' '.join(words)}' (word graph and lexicon do not match)")
+    spans, pos = [], 0
+    for word, n in zip(words, split):
+        spans.append(WordSpan(word, spoken[pos].start, spoken[pos + n - 1].end))
+        pos += n
+    return spans
+
+
+def _split_from(symbols: list[str], pos: int, w: int, words: list[str], lexicon: Lexicon,
+                memo: dict[tuple[int, int], list[int] | None]) -> list[int] | None:
+    """Phone counts of ``words[w:]`` that cover ``symbols[pos:]`` exactly, or None."""
+    if w == len(words):
+        return [] if pos == len(symbols) else None
+    key = (pos, w)
+    if key in memo:
+        return memo[key]
+    result = None
+    for pron in lexicon.prons.get(words[w], []):
+        n = len(pron)
+        if tuple(symbols[pos:pos + n]) == tuple(pron):
+            rest = _split_from(symbols, pos + n, w + 1, words, lexicon, memo)
+            if rest is not None:
+                result = [n, *rest]
+                break
+    memo[key] = result
+    return result

@@ -1,0 +1,307 @@
+"""The word decoding graph HCLG, built as Kaldi's ``mkgraph.sh`` builds it.
+
+    L  lexicon with optional silence and disambiguation symbols (``#1`` …,
+       ``#0`` looping for G's backoff arcs)          :mod:`asr.lang.lexicon`
+    G  word n-gram from an ARPA file (kaldilm)       :func:`asr.lang.ngram.arpa_to_g`
+    LG = minimize_encoded(determinize_star(L ∘ G))
+    CLG, windows = compose_context(phone disambiguation ids, width, central, LG)
+    H  from the tree and the windows, without HMM self-loops (:func:`make_h`)
+    HCLG = determinize_star(H ∘ CLG); disambiguation inputs → epsilon;
+           HMM self-loops added (:func:`add_hmm_self_loops`) with Kaldi's
+           transition scaling; written as a const FST.
+
+Input labels are transition ids (:mod:`asr.hmm.transitions`), output labels
+word ids of ``words.txt``. Adding the self-loops after determinization, as
+Kaldi does, keeps the determinized graph smaller; the self-loop of a state
+goes on the state its entering arcs reach ("non-reordered" self-loops), and
+a state entered by arcs of two different HMM states is split first.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import kaldifst
+import numpy as np
+import yaml
+
+from asr.errors import GraphError
+from asr.hmm.context import ContextDependency
+from asr.hmm.transitions import loop_tid
+from asr.io import atomic_path, atomic_write_text
+from asr.lang.graph import (DEFAULT_SELF_LOOP_SCALE, DEFAULT_TRANSITION_SCALE, INPUT_LABELS,
+                            _disambig_to_epsilon, compose, determinize, make_h, transition_costs,
+                            write_fst)
+from asr.lang.symbols import EPS, is_disambig, read_phone_table, read_symbol_table
+
+logger = logging.getLogger(__name__)
+
+#: Files of a word lang dir (Kaldi's data/lang_test) and of a word graph dir.
+PHONES_TXT, WORDS_TXT, LEXICON_TXT, L_FST, G_FST = (
+    "phones.txt", "words.txt", "lexicon.txt", "L_disambig.fst", "G.fst")
+HCLG_FST, HCLG_YAML = "HCLG.fst", "HCLG.yaml"
+#: The lang files whose contents a word graph depends on.
+LANG_GRAPH_INPUTS = (L_FST, G_FST, WORDS_TXT, LEXICON_TXT)
+#: What a word graph's output labels are (recorded in HCLG.yaml).
+OUTPUT_LABELS = "words"
+
+#: Class of a state entered by an epsilon arc (or the start state): no self-loop.
+NO_HMM_STATE = -1
+
+
+@dataclass
+class BuildStats:
+    """Sizes and costs of one HCLG build."""
+
+    lg_states: int
+    lg_arcs: int
+    hclg_states: int
+    hclg_arcs: int
+    split_states: int
+    seconds: float
+    peak_rss_mb: float
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 1) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def num_arcs(fst: kaldifst.StdFst) -> int:
+    """Total number of arcs of ``fst``."""
+    return sum(fst.num_arcs(s) for s in range(fst.num_states))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def compose_lg(lexicon_fst: kaldifst.StdVectorFst, g: kaldifst.StdVectorFst) -> kaldifst.StdVectorFst:
+    """L ∘ G, determinized (disambiguation symbols kept) and minimized.
+
+    Raises:
+        GraphError: empty composition (L's words and G's do not match) or a
+            non-determinizable L∘G (a homophone without a disambiguation symbol).
+    """
+    kaldifst.arcsort(lexicon_fst, sort_type="olabel")
+    kaldifst.arcsort(g, sort_type="ilabel")
+    lg = kaldifst.compose(lexicon_fst, g)
+    if lg.num_states == 0:
+        raise GraphError("L∘G is empty: the lexicon's words and G's words do not match")
+    lg = lg if isinstance(lg, kaldifst.StdVectorFst) else kaldifst.StdVectorFst(lg)
+    determinize(lg, "L∘G")
+    kaldifst.minimize_encoded(lg)
+    return lg
+
+
+def _entering_classes(fst: kaldifst.StdVectorFst, num_tids: int) -> tuple[np.ndarray, dict[int, set[int]]]:
+    """The HMM state (pdf) each state is entered in, from its incoming arcs.
+
+    Returns (cls, mixed): ``cls[s]`` the pdf of the enter transition id on
+    the arcs into ``s`` (NO_HMM_STATE for epsilon arcs and the start state;
+    -2 for a state no arc enters), and ``{s: classes}`` for states entered in
+    more than one class.
+
+    Raises:
+        GraphError: on a self-loop transition id (the graph has its loops) or
+            a label beyond ``num_tids``.
+    """
+    cls = np.full(fst.num_states, -2, dtype=np.int64)
+    mixed: dict[int, set[int]] = {}
+
+    def note(s: int, c: int) -> None:
+        if cls[s] == -2:
+            cls[s] = c
+        elif cls[s] != c:
+            mixed.setdefault(s, {int(cls[s])}).add(c)
+
+    note(fst.start, NO_HMM_STATE)
+    for s in range(fst.num_states):
+        for arc in kaldifst.ArcIterator(fst, s):
+            ilabel = arc.ilabel
+            if ilabel == 0:
+                note(arc.nextstate, NO_HMM_STATE)
+            elif ilabel % 2 == 0 or ilabel > num_tids:
+                raise GraphError(f"state {s}: input label {ilabel} is a self-loop or not a transition "
+                                 f"id (1..{num_tids}); self-loops are added only once")
+            else:
+                note(arc.nextstate, (ilabel - 1) // 2)
+    return cls, mixed
+
+
+def _split_mixed_states(fst: kaldifst.StdVectorFst, cls: np.ndarray,
+                        mixed: dict[int, set[int]]) -> np.ndarray:
+    """Give each extra class of a mixed state its own copy of the state (in place).
+
+    The copy has the state's final weight and outgoing arcs; arcs entering in
+    that class are redirected to it. Returns the class of every state (old
+    and new).
+    """
+    split: dict[tuple[int, int], int] = {}
+    classes = list(cls)
+    for s, cs in sorted(mixed.items()):
+        keep = NO_HMM_STATE if NO_HMM_STATE in cs else min(cs)
+        classes[s] = keep
+        for c in sorted(cs - {keep}):
+            split[(s, c)] = fst.add_state()
+            classes.append(c)
+
+    def target(arc: kaldifst.StdArc) -> int:
+        c = NO_HMM_STATE if arc.ilabel == 0 else (arc.ilabel - 1) // 2
+        return split.get((arc.nextstate, c), arc.nextstate)
+
+    num_old = len(cls)
+    for s in range(num_old):
+        arcs = list(kaldifst.ArcIterator(fst, s))
+        if not any(target(a) != a.nextstate for a in arcs):
+            continue
+        new = [kaldifst.StdArc(a.ilabel, a.olabel, a.weight.value, target(a)) for a in arcs]
+        fst.delete_arcs(s, len(arcs))
+        for a in new:
+            fst.add_arc(s, a)
+    for (s, _), copy in split.items():
+        fst.set_final(copy, fst.final(s))
+        for a in kaldifst.ArcIterator(fst, s):
+            fst.add_arc(copy, kaldifst.StdArc(a.ilabel, a.olabel, a.weight.value, a.nextstate))
+    return np.asarray(classes, dtype=np.int64)
+
+
+def add_hmm_self_loops(fst: kaldifst.StdVectorFst, num_pdfs: int, loop_cost: float) -> int:
+    """Add the HMM self-loops to a graph built without them (in place).
+
+    A state entered by the transition id entering pdf ``p`` gets the
+    self-loop of ``p`` (cost ``loop_cost``); a state entered in several HMM
+    states is split first. The forward costs are already on the entering
+    arcs (:func:`asr.lang.graph.make_h` with ``self_loops=False``). Returns
+    the number of states added by splitting.
+    """
+    cls, mixed = _entering_classes(fst, 2 * num_pdfs)
+    num_before = fst.num_states
+    if mixed:
+        cls = _split_mixed_states(fst, cls, mixed)
+    for s in np.flatnonzero(cls >= 0):
+        fst.add_arc(int(s), kaldifst.StdArc(loop_tid(int(cls[s])), 0, loop_cost, int(s)))
+    kaldifst.arcsort(fst, sort_type="ilabel")
+    return fst.num_states - num_before
+
+
+def compose_hclg(lg: kaldifst.StdVectorFst, ctx: ContextDependency, phone_disambig: Sequence[int],
+                 self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
+                 transition_scale: float = DEFAULT_TRANSITION_SCALE) -> tuple[kaldifst.StdVectorFst, int]:
+    """H∘C∘LG, determinized, disambiguation inputs removed, self-loops added.
+
+    Args:
+        lg: the determinized, minimized L∘G (phone inputs with ``#k``, word outputs).
+        ctx: the acoustic model's context dependency.
+        phone_disambig: the ids of ``#0`` … ``#K`` in the phone table.
+
+    Returns:
+        (HCLG, number of states split when adding self-loops).
+    """
+    clg, windows = kaldifst.compose_context(list(phone_disambig), ctx.width, ctx.central, lg)
+    if clg.num_states == 0:
+        raise GraphError("C∘LG is empty")
+    h = make_h(ctx, windows, self_loop_scale=self_loop_scale, transition_scale=transition_scale,
+               self_loops=False)
+    del windows
+    hclg = determinize(compose(h, clg, "H∘C∘LG"), "H∘C∘LG")
+    del clg
+    _disambig_to_epsilon(hclg, 2 * ctx.num_pdfs + 1)
+    loop_cost, _ = transition_costs(ctx.topology.self_loop_prob, self_loop_scale, transition_scale)
+    split = add_hmm_self_loops(hclg, ctx.num_pdfs, loop_cost)
+    if hclg.num_states == 0 or hclg.start < 0:
+        raise GraphError("HCLG is empty")
+    return hclg, split
+
+
+def build_hclg(lexicon_fst: kaldifst.StdVectorFst, g: kaldifst.StdVectorFst, ctx: ContextDependency,
+               phone_disambig: Sequence[int], self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
+               transition_scale: float = DEFAULT_TRANSITION_SCALE
+               ) -> tuple[kaldifst.StdVectorFst, BuildStats]:
+    """L and G → HCLG (see the module docstring), with its sizes, time and peak memory."""
+    start = time.time()
+    lg = compose_lg(lexicon_fst, g)
+    lg_states, lg_arcs = lg.num_states, num_arcs(lg)
+    logger.info("LG: %d states, %d arcs (%.1f s)", lg_states, lg_arcs, time.time() - start)
+    hclg, split = compose_hclg(lg, ctx, phone_disambig, self_loop_scale, transition_scale)
+    stats = BuildStats(lg_states, lg_arcs, hclg.num_states, num_arcs(hclg), split,
+                       time.time() - start, peak_rss_mb())
+    logger.info("HCLG: %d states, %d arcs, %d states split for self-loops (%.1f s, peak RSS %.0f MB)",
+                stats.hclg_states, stats.hclg_arcs, split, stats.seconds, stats.peak_rss_mb)
+    return hclg, stats
+
+
+def graph_inputs(lang_dir: Path) -> dict:
+    """SHA-256 of the lang files a word graph is built from (L, G, words, lexicon)."""
+    from asr.decode.bundle import file_sha256
+
+    return {name: file_sha256(Path(lang_dir) / name) for name in LANG_GRAPH_INPUTS}
+
+
+def word_graph_settings(lang_dir: Path, ctx: ContextDependency, self_loop_scale: float,
+                        transition_scale: float) -> dict:
+    """What a word graph is built from and with (HCLG.yaml, less the build figures)."""
+    return {"input_labels": INPUT_LABELS, "output_labels": OUTPUT_LABELS,
+            "topology": ctx.topology.to_dict(), "context": ctx.summary(),
+            "self_loop_scale": float(self_loop_scale), "transition_scale": float(transition_scale),
+            "inputs": graph_inputs(lang_dir)}
+
+
+def _read_settings(path: Path) -> dict | None:
+    try:
+        settings = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
+def phone_disambig_ids(phones_txt: Path) -> list[int]:
+    """The ids of ``#0`` … ``#K`` in a lang's phone table."""
+    ids = [i for sym, i in read_symbol_table(phones_txt).items() if is_disambig(sym)]
+    if not ids:
+        raise GraphError(f"{phones_txt}: no disambiguation symbols (#0 …)")
+    return sorted(ids)
+
+
+def make_word_graph(lang_dir: Path, ctx: ContextDependency, graph_dir: Path,
+                    self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
+                    transition_scale: float = DEFAULT_TRANSITION_SCALE) -> Path:
+    """Build ``graph_dir/{HCLG.fst, HCLG.yaml}`` from a word lang dir and copy its
+    words.txt, lexicon.txt and phones.txt beside it; return the graph dir.
+
+    The graph is rebuilt only when HCLG.yaml records other inputs (the
+    SHA-256 of L, G, words.txt and lexicon.txt), another context dependency
+    or other scales. Raises GraphError on bad input.
+    """
+    lang_dir, graph_dir = Path(lang_dir), Path(graph_dir)
+    for name in LANG_GRAPH_INPUTS + (PHONES_TXT,):
+        if not (lang_dir / name).is_file():
+            raise GraphError(f"{lang_dir / name}: missing; prepare the lang dir with 'asr prepare-lang'")
+    phones = read_phone_table(lang_dir / PHONES_TXT)
+    ctx.check_phones(phones, str(lang_dir / PHONES_TXT))
+    settings = word_graph_settings(lang_dir, ctx, self_loop_scale, transition_scale)
+    old = _read_settings(graph_dir / HCLG_YAML)
+    if old is not None and {k: old.get(k) for k in settings} == settings and (graph_dir / HCLG_FST).is_file():
+        logger.info("%s is up to date", graph_dir / HCLG_FST)
+        return graph_dir
+    lexicon_fst = kaldifst.StdVectorFst.read(str(lang_dir / L_FST))
+    g = kaldifst.StdVectorFst.read(str(lang_dir / G_FST))
+    if lexicon_fst is None or g is None or lexicon_fst.num_states == 0 or g.num_states == 0:
+        raise GraphError(f"{lang_dir}: {L_FST} or {G_FST} is unreadable or empty")
+    hclg, stats = build_hclg(lexicon_fst, g, ctx, phone_disambig_ids(lang_dir / PHONES_TXT),
+                             self_loop_scale, transition_scale)
+    del lexicon_fst, g
+    graph_dir.mkdir(parents=True, exist_ok=True)
+    write_fst(hclg, graph_dir / HCLG_FST, const=True)
+    for name in (WORDS_TXT, LEXICON_TXT, PHONES_TXT):
+        with atomic_path(graph_dir / name) as tmp:
+            shutil.copyfile(lang_dir / name, tmp)
+    vocabulary = sum(1 for s in read_symbol_table(lang_dir / WORDS_TXT) if s != EPS and not is_disambig(s))
+    atomic_write_text(graph_dir / HCLG_YAML, yaml.safe_dump(
+        {**settings, "vocabulary": vocabulary, "build": stats.to_dict()}, sort_keys=False))
+    return graph_dir

@@ -1,0 +1,184 @@
+"""L, G and HCLG on a toy lexicon and LM where the best word path is known (real kaldifst,
+kaldilm and kaldi-decoder), Kaldi-style self-loop addition, lattices and word times."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kaldifst
+import numpy as np
+import pytest
+
+from asr.decode.lattice import LatticeDecoder, best_path, sweep
+from asr.decode.wfst import WfstDecoder
+from asr.decode.words import WordGraph, word_spans
+from asr.errors import GraphError
+from asr.hmm.transitions import Transitions
+from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE, make_h, compose, determinize, _disambig_to_epsilon
+from asr.lang.lang_dir import prepare_lang
+from asr.lang.lexicon import Lexicon
+from asr.lang.word_graph import (compose_lg, make_word_graph, phone_disambig_ids, HCLG_YAML)
+from test_context import planted
+from test_context import toy_tree as _toy_tree
+
+#: Five phones of the 48-phone set (no stops, so no closures): silence, then p1..p4.
+PHONES = ["sil", "aa", "iy", "m", "n"]
+ID = {p: i + 1 for i, p in enumerate(PHONES)}
+#: word -> pronunciation over PHONES.
+PRONS = {"ab": ["aa", "iy"], "abc": ["aa", "iy", "m"], "ba": ["iy", "aa"], "cd": ["m", "n"],
+         "cee": ["m"], "sea": ["m"], "dad": ["n", "aa", "n"]}
+
+
+def toy_tree():
+    return _toy_tree(PHONES)
+# Hand-written bigram: "sea" is far likelier than its homophone "cee" after "ab".
+ARPA = """\\data\\
+ngram 1=9
+ngram 2=5
+
+\\1-grams:
+-1.0 <s> -0.3
+-99 </s>
+-1.0 ab -0.3
+-1.2 abc -0.3
+-1.0 ba -0.3
+-1.0 cd -0.3
+-1.5 cee -0.3
+-1.5 sea -0.3
+-1.3 dad -0.3
+
+\\2-grams:
+-0.2 <s> ab
+-0.3 ab sea
+-3.0 ab cee
+-0.3 sea cd
+-0.2 cd </s>
+
+\\end\\
+"""
+
+
+def phone_ids(words: list[str]) -> list[int]:
+    """The phone ids of ``words`` said with silence at both ends and none between."""
+    return [ID["sil"], *(ID[p] for w in words for p in PRONS[w]), ID["sil"]]
+
+
+@pytest.fixture(scope="module")
+def lang(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("lang")
+    (d / "user.dict").write_text("".join(f"{w.upper()} {' '.join(p)}\n" for w, p in PRONS.items()))
+    (d / "lm.arpa").write_text(ARPA)
+    prepare_lang(d / "lang", d / "lm.arpa", PHONES, user_lexicon=d / "user.dict", sil_prob=0.5)
+    return d / "lang"
+
+
+@pytest.fixture(scope="module")
+def graph_dir(lang: Path, tmp_path_factory) -> Path:
+    return make_word_graph(lang, toy_tree(), tmp_path_factory.mktemp("graph"))
+
+
+def test_lexicon_disambiguates_prefixes_and_homophones(lang: Path):
+    entries = (lang / "lexicon_disambig.txt").read_text().split("\n")
+    by_word = {line.split()[0]: line.split()[1:] for line in entries if line}
+    assert by_word["ab"] == ["aa", "iy", "#1"]        # a prefix of "abc"
+    assert {by_word["cee"][-1], by_word["sea"][-1]} == {"#1", "#2"}  # homophones
+    assert by_word["abc"] == ["aa", "iy", "m"]
+    assert phone_disambig_ids(lang / "phones.txt") == [6, 7, 8]  # #0, #1, #2 after 5 phones
+
+
+def test_lg_is_deterministic(lang: Path):
+    lg = compose_lg(kaldifst.StdVectorFst.read(str(lang / "L_disambig.fst")),
+                    kaldifst.StdVectorFst.read(str(lang / "G.fst")))
+    assert lg.num_states > 0
+    for s in range(lg.num_states):
+        labels = [arc.ilabel for arc in kaldifst.ArcIterator(lg, s)]
+        assert len(labels) == len(set(labels)) and 0 not in labels, s
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hclg_recovers_planted_words(graph_dir: Path, seed: int):
+    ctx = toy_tree()
+    graph = WordGraph.load(graph_dir, PHONES)
+    decoder = WfstDecoder(graph.fst, Transitions(ctx))
+    rng = np.random.default_rng(seed)
+    sentence = ["ab", "sea", "cd"]
+    scores, pdfs = planted(ctx, phone_ids(sentence), rng, ctx.num_pdfs)
+    result = decoder.decode(scores)
+    assert graph.symbols(result.olabels) == sentence
+    np.testing.assert_array_equal(result.pdfs, pdfs)
+
+
+def test_lm_breaks_the_homophone_tie(graph_dir: Path):
+    """'cee' and 'sea' sound the same; after 'ab' the LM makes 'sea' 500 times likelier."""
+    ctx = toy_tree()
+    graph = WordGraph.load(graph_dir, PHONES)
+    decoder = WfstDecoder(graph.fst, Transitions(ctx))
+    scores, _ = planted(ctx, phone_ids(["ab", "cee", "cd"]), np.random.default_rng(3), ctx.num_pdfs)
+    assert graph.symbols(decoder.decode(scores).olabels) == ["ab", "sea", "cd"]
+
+
+def test_self_loops_added_after_determinization_match_loops_in_h(lang: Path, graph_dir: Path):
+    """HCLG built Kaldi's way (self-loops added last) gives the same best paths and costs
+    as H∘C∘LG built with the self-loops inside H."""
+    ctx = toy_tree()
+    lg = compose_lg(kaldifst.StdVectorFst.read(str(lang / "L_disambig.fst")),
+                    kaldifst.StdVectorFst.read(str(lang / "G.fst")))
+    clg, windows = kaldifst.compose_context(phone_disambig_ids(lang / "phones.txt"), ctx.width,
+                                            ctx.central, lg)
+    reference = determinize(compose(make_h(ctx, windows), clg, "HCLG"), "HCLG")
+    _disambig_to_epsilon(reference, 2 * ctx.num_pdfs + 1)
+    kaldi_way = WordGraph.load(graph_dir, PHONES).fst
+    a, b = WfstDecoder(reference, Transitions(ctx)), WfstDecoder(kaldi_way, Transitions(ctx))
+    rng = np.random.default_rng(5)
+    for _ in range(8):
+        scores = (0.7 * rng.standard_normal((60, ctx.num_pdfs))).astype(np.float32)
+        ra, rb = a.decode(scores), b.decode(scores)
+        assert ra.olabels == rb.olabels
+        np.testing.assert_array_equal(ra.tids, rb.tids)
+        assert ra.graph_cost + ra.acoustic_cost == pytest.approx(rb.graph_cost + rb.acoustic_cost, abs=1e-3)
+
+
+def test_lattice_best_path_equals_the_viterbi_path_and_penalty_removes_words(graph_dir: Path):
+    ctx = toy_tree()
+    graph = WordGraph.load(graph_dir, PHONES)
+    faster = WfstDecoder(graph.fst, Transitions(ctx))
+    lattices = LatticeDecoder(graph.fst, Transitions(ctx))
+    rng = np.random.default_rng(11)
+    scores = (0.7 * rng.standard_normal((80, ctx.num_pdfs))).astype(np.float32)
+    viterbi, lat = faster.decode(scores), lattices.lattice(scores)
+    path = best_path(lat)
+    assert path.word_ids == viterbi.olabels
+    np.testing.assert_array_equal(path.tids, viterbi.tids)
+    assert path.graph_cost == pytest.approx(viterbi.graph_cost, abs=1e-3)
+    counts = {k: len(v) for k, v in sweep(lat, [1.0, 4.0], [0.0, 50.0]).items()}
+    assert counts[(1.0, 50.0)] <= counts[(1.0, 0.0)] <= counts[(4.0, 0.0)]
+
+
+def test_word_spans_follow_the_planted_boundaries(graph_dir: Path):
+    ctx = toy_tree()
+    graph = WordGraph.load(graph_dir, PHONES)
+    decoder = WfstDecoder(graph.fst, Transitions(ctx))
+    sentence = ["ab", "sea", "cd"]
+    scores, _ = planted(ctx, phone_ids(sentence), np.random.default_rng(2), ctx.num_pdfs)
+    result = decoder.decode(scores)
+    spans = word_spans(result.runs, PHONES, graph.symbols(result.olabels), graph.lexicon)
+    runs = [r for r in result.runs if PHONES[r.phone] != "sil"]
+    assert [s.word for s in spans] == sentence
+    assert (spans[0].start, spans[0].end) == (runs[0].start, runs[1].end)
+    assert (spans[2].start, spans[2].end) == (runs[3].start, runs[4].end)
+
+
+def test_graph_is_cached_and_rebuilt_when_the_lm_changes(lang: Path, graph_dir: Path, tmp_path: Path):
+    before = (graph_dir / "HCLG.fst").stat().st_mtime_ns
+    make_word_graph(lang, toy_tree(), graph_dir)
+    assert (graph_dir / "HCLG.fst").stat().st_mtime_ns == before
+    settings = (graph_dir / HCLG_YAML).read_text()
+    assert "hclg_states" in settings and "peak_rss_mb" in settings
+
+
+@pytest.mark.parametrize("text, what", [("", "empty"), ("\\data\\\nngram 1=0\n\\end\\\n", "no n-gram"),
+                                        ("hello\n", "not an ARPA")])
+def test_bad_arpa_is_a_named_error(tmp_path: Path, text: str, what: str):
+    (tmp_path / "bad.arpa").write_text(text)
+    with pytest.raises(GraphError, match="bad.arpa"):
+        prepare_lang(tmp_path / "lang", tmp_path / "bad.arpa", PHONES)
