@@ -37,7 +37,7 @@ def _stderr_tail(text: str) -> str:
     return "\n".join(lines)[-STDERR_TAIL_CHARS:]
 
 
-def _run_child(args: list[str], what: str, path: Path) -> None:
+def run_child(args: list[str], what: str, path: Path) -> None:
     """Run ``python args...``; raise GraphError naming ``path`` if it fails or crashes."""
     try:
         proc = subprocess.run([sys.executable, *args], capture_output=True, text=True,
@@ -50,7 +50,7 @@ def _run_child(args: list[str], what: str, path: Path) -> None:
         raise GraphError(f"{path}: {what} {how}:\n{_stderr_tail(proc.stderr)}")
 
 
-def _check_training_text(text_path: Path) -> int:
+def check_training_text(text_path: Path) -> int:
     """Return the number of tokens in ``text_path``; GraphError if missing, empty
     or using a reserved symbol."""
     if not text_path.is_file():
@@ -140,9 +140,9 @@ def train_ngram(text_path: Path, arpa_path: Path, order: int) -> None:
     text_path, arpa_path = Path(text_path), Path(arpa_path)
     if not 1 <= order <= 5:
         raise GraphError(f"{arpa_path}: n-gram order must be 1..5, got {order}")
-    num_tokens = _check_training_text(text_path)
+    num_tokens = check_training_text(text_path)
     with atomic_path(arpa_path) as tmp:
-        _run_child(["-m", "kaldingram.cli", "train", "--ngram-order", str(order),
+        run_child(["-m", "kaldingram.cli", "train", "--ngram-order", str(order),
                     "--text", str(text_path), "--lm", str(tmp)],
                    f"kaldingram training on {text_path}", arpa_path)
         try:
@@ -185,7 +185,7 @@ def arpa_to_g(arpa_path: Path, symbols_path: Path, g_path: Path) -> None:
         raise GraphError(f"{arpa_path}: {len(unknown)} token(s) not in {symbols_path} "
                          f"(kaldilm would drop them), e.g. {unknown[:5]}")
     with atomic_path(g_path) as tmp:
-        _run_child(["-c", _ARPA2FST_CHILD, str(arpa_path), str(symbols_path), str(tmp)],
+        run_child(["-c", _ARPA2FST_CHILD, str(arpa_path), str(symbols_path), str(tmp)],
                    f"kaldilm conversion of {arpa_path} with {symbols_path}", g_path)
         g = kaldifst.StdVectorFst.read(str(tmp))
         if g is None or g.num_states == 0:
