@@ -290,7 +290,7 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--vocab-size", type=int, default=20000)
     s.add_argument("--lm-sentences", type=int, default=20000, help="sentences sampled for the LM text")
     s.add_argument("--order", type=int, default=3)
-    s.add_argument("--prune", type=float, default=None, help="pruning threshold (default: the module's)")
+    s.add_argument("--prune", type=float, default=1e-7, help="kaldingram pruning threshold (0: none)")
     s.add_argument("--lexicon", type=Path, help="your pronunciations, CMUdict format (they come first)")
     s.add_argument("--lexicon-source", default="cmudict", choices=["cmudict", "flite"])
     s.add_argument("--sil-prob", type=float, default=0.5, help="optional silence between words")

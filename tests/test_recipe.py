@@ -160,17 +160,70 @@ def test_transcribe_files(recipe, tmp_path):
     audio, rate = sf.read(wav)
     stereo8k = tmp_path / "stereo8k.wav"
     sf.write(stereo8k, np.stack([audio[::2], audio[::2]], axis=1), rate // 2)
-    proc = asr("transcribe", "--model", str(model), str(wav), str(stereo8k))
+    proc = asr("transcribe", "--model", str(model), "--output", "phones", str(wav), str(stereo8k))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith(f"{wav}: sil ")
     assert len(lines[0].split()) > 10
     assert "resampled 8000 Hz to 16000 Hz" in proc.stderr and "down-mixed 2 channels" in proc.stderr
-    ctm = asr("transcribe", "--model", str(model), "--format", "ctm", str(wav))
+    ctm = asr("transcribe", "--model", str(model), "--output", "phones", "--format", "ctm", str(wav))
     first = ctm.stdout.splitlines()[0].split()
     assert first[:3] == [wav.stem, "1", "0.00"] and first[4] == "sil"
-    cd = asr("transcribe", "--model", str(out / f"exp/synth_tiny/cd_lstm_{TINY_LEAVES}"), str(wav))
+    cd = asr("transcribe", "--model", str(out / f"exp/synth_tiny/cd_lstm_{TINY_LEAVES}"), "--output", "phones",
+             str(wav))
     assert cd.returncode == 0 and cd.stdout.startswith(f"{wav}: sil ") and len(cd.stdout.split()) > 10
+
+
+def test_word_decoding_of_dev_and_test(recipe):
+    """Stage 8 (words): acoustic scale and word penalty chosen on dev, test decoded once with them."""
+    out, proc = recipe
+    exp = out / "exp/synth_tiny"
+    lm = (out / "data/synth_tiny/lang_words/lm_report.txt").read_text()
+    assert "dev" in lm and "ppl" in lm
+    results = {}
+    for name in ("ci_lstm", f"cd_lstm_{TINY_LEAVES}"):
+        model = exp / name
+        tuned = yaml.safe_load((model / "word_decode.yaml").read_text())
+        dev = yaml.safe_load((model / "decode_words_dev/scores.yaml").read_text())
+        test = yaml.safe_load((model / "decode_words_test/scores.yaml").read_text())
+        assert tuned["dev_wer"] == min(r["wer"] for r in tuned["sweep"]) == pytest.approx(dev["wer"], abs=0.01)
+        assert (test["acwt"], test["word_penalty"]) == (tuned["acwt"], tuned["word_penalty"])
+        assert test["failed_utterances"] == 0 and test["vocabulary"] >= 3000 and test["nj"] == 2
+        report = (model / "decode_words_test/wer_report.txt").read_text()
+        assert "SPKR" in report and "Sentence error rate" in report
+        ctm = (model / "decode_words_test/hyp.ctm").read_text().splitlines()
+        assert len(ctm) >= 0.8 * sum(len(line.split()) - 1 for line in
+                                     (model / "decode_words_test/hyp.txt").read_text().splitlines())
+        results[name] = (dev["wer"], test["wer"])
+    # measured on the tiny corpus (seed 0, CPU): CI dev DEVCI / test TESTCI, CD dev DEVCD / test TESTCD
+    assert results["ci_lstm"][1] < BOUND_CI and results[f"cd_lstm_{TINY_LEAVES}"][1] < BOUND_CD, results
+    assert "| dev WER | test WER |" in proc.stdout
+
+
+def test_transcribe_prints_words_of_a_flite_sentence(recipe, tmp_path):
+    """Round trip: flite reads an in-vocabulary sentence, the tiny CD model prints words
+    with times and confidences."""
+    import json
+
+    from asr.corpus.tts import synthesize
+    from asr.score.per import score_words
+
+    out, _ = recipe
+    sentence = "i think that is the way you want to do it"
+    audio, rate, _ = synthesize(sentence, "kal16", {}, where="round trip")
+    wav = tmp_path / "sentence.wav"
+    sf.write(wav, audio, rate)
+    model = out / f"exp/synth_tiny/cd_lstm_{TINY_LEAVES}"
+    proc = asr("transcribe", "--model", str(model), "--format", "json", str(wav))
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    words = [w["word"] for w in record["words"]]
+    assert record["text"] == " ".join(words)
+    assert all(0.0 <= w["start"] < w["end"] <= len(audio) / rate + 0.02 for w in record["words"])
+    assert all(0.0 <= w["confidence"] <= 1.0 for w in record["words"])
+    wer = score_words({"u": sentence}, {"u": record["text"]}).counts.rate
+    # measured: WER_RT ("HYP_RT")
+    assert wer <= BOUND_RT, record["text"]
 
 
 def test_transcribe_bad_files_exit_nonzero(recipe, tmp_path):

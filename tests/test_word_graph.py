@@ -182,3 +182,43 @@ def test_bad_arpa_is_a_named_error(tmp_path: Path, text: str, what: str):
     (tmp_path / "bad.arpa").write_text(text)
     with pytest.raises(GraphError, match="bad.arpa"):
         prepare_lang(tmp_path / "lang", tmp_path / "bad.arpa", PHONES)
+
+
+def test_nbest_and_confidences(graph_dir: Path):
+    """A clearly spoken sentence is sure of its words; 'cee' / 'sea' after 'ab' is an LM call
+    the n-best list shares between the homophones in proportion to the LM."""
+    from asr.decode.lattice import nbest_words, word_confidences
+
+    ctx = toy_tree()
+    graph = WordGraph.load(graph_dir, PHONES)
+    lattices = LatticeDecoder(graph.fst, Transitions(ctx))
+    scores, _ = planted(ctx, phone_ids(["ab", "sea", "cd"]), np.random.default_rng(4), ctx.num_pdfs)
+    lat = lattices.lattice(scores)
+    nbest = nbest_words(lat)
+    best = best_path(lat).word_ids
+    assert nbest[0][0] == best and len({tuple(w) for w, _ in nbest}) == len(nbest) > 1
+    conf = word_confidences(best, nbest)
+    assert graph.symbols(best) == ["ab", "sea", "cd"]
+    # P(cee | ab) / P(sea | ab) = 10^-2.7 in the LM: 'sea' keeps nearly all the mass
+    assert conf[0] > 0.95 and conf[2] > 0.95 and 0.95 < conf[1] <= 1.0, conf
+    assert word_confidences(best, [(best, 3.0)]) == [1.0, 1.0, 1.0]
+
+
+def test_parallel_jobs_give_the_same_paths_and_name_failures(graph_dir: Path):
+    """Two spawned workers (each loading the graph once) give what one process gives; an
+    utterance with NaN scores comes back as its error, the others go on."""
+    from asr.decode.jobs import best_utt, run_jobs
+    from asr.errors import ModelError
+
+    ctx = toy_tree()
+    rng = np.random.default_rng(9)
+    items = [(f"u{i}", (0.7 * rng.standard_normal((50, ctx.num_pdfs))).astype(np.float32), 1.0)
+             for i in range(6)]
+    items[3][1][10, 2] = np.nan
+    init = (str(graph_dir / "HCLG.fst"), ctx, 13.0, 6.0)
+    one, two = run_jobs(best_utt, items, 1, init), run_jobs(best_utt, items, 2, init)
+    assert isinstance(one["u3"], ModelError) and isinstance(two["u3"], ModelError)
+    assert "u3" in str(two["u3"]) and "NaN" in str(two["u3"])
+    for u in ("u0", "u1", "u2", "u4", "u5"):
+        assert one[u].word_ids == two[u].word_ids
+        np.testing.assert_array_equal(one[u].tids, two[u].tids)

@@ -141,3 +141,56 @@ def sweep(lattice: kaldifst.Lattice, ratios: Sequence[float], penalties: Sequenc
         for ratio in ratios:
             out[(ratio, penalty)] = best_path(lattice, ratio, penalty, penalised).word_ids
     return out
+
+
+#: Distinct word sequences read off a lattice for word confidences.
+NBEST_FOR_CONFIDENCE = 20
+
+
+def word_acceptor(lattice: kaldifst.Lattice, acoustic_ratio: float, penalty: float) -> kaldifst.StdVectorFst:
+    """The lattice as a tropical acceptor over words: cost = graph + penalty per word + ratio * acoustic."""
+    out = kaldifst.StdVectorFst()
+    for _ in range(lattice.num_states):
+        out.add_state()
+    out.start = lattice.start
+    for s in range(lattice.num_states):
+        final = lattice.final(s)
+        if np.isfinite(final.value1) and np.isfinite(final.value2):
+            out.set_final(s, final.value1 + acoustic_ratio * final.value2)
+        for a in lattice_arcs(lattice, s):
+            cost = a.weight.value1 + acoustic_ratio * a.weight.value2 + (penalty if a.olabel else 0.0)
+            out.add_arc(s, kaldifst.StdArc(a.olabel, a.olabel, cost, a.nextstate))
+    return out
+
+
+def nbest_words(lattice: kaldifst.Lattice, acoustic_ratio: float = 1.0, penalty: float = 0.0,
+                n: int = NBEST_FOR_CONFIDENCE) -> list[tuple[list[int], float]]:
+    """The ``n`` best distinct word sequences of a lattice with their costs, best first."""
+    words = word_acceptor(lattice, acoustic_ratio, penalty)
+    kaldifst.rmepsilon(words)
+    best = kaldifst.shortest_path(kaldifst.determinize(words), n=n)
+    out = []
+    for path in kaldifst.convert_nbest_to_vector(best):
+        ok, _, olabels, weight = kaldifst.get_linear_symbol_sequence(path)
+        if ok:
+            out.append(([o for o in olabels if o], float(weight.value)))
+    return sorted(out, key=lambda p: p[1])
+
+
+def word_confidences(best: Sequence[int], nbest: Sequence[tuple[list[int], float]]) -> list[float]:
+    """Confidence of each word of ``best``: the posterior mass of the n-best sequences
+    (weights ``exp(-cost)``, normalised over the list) that have the same word at the
+    aligned position. 1.0 for every word when the list has only ``best``."""
+    from asr.score.align import align_indices
+
+    if not nbest:
+        return [1.0] * len(best)
+    costs = np.array([c for _, c in nbest])
+    post = np.exp(-(costs - costs.min()))
+    post /= post.sum()
+    conf = np.zeros(len(best))
+    for (hyp, _), p in zip(nbest, post):
+        for i, k in align_indices(list(best), hyp):
+            if i is not None and k is not None and best[i] == hyp[k]:
+                conf[i] += p
+    return [round(float(c), 3) for c in conf]

@@ -8,7 +8,9 @@ so that memory stays bounded; segments with no speech are not decoded.
 
 Words: the bundle's word graph (``graph_words/HCLG.fst``) with the acoustic
 scale and word insertion penalty tuned on dev; word times come from the
-phone alignment of the best path. Phones: the phone graph, as before.
+phone alignment of the best path, and each word's confidence is the share of
+the lattice's 20 best word sequences (weighted by their posteriors) that
+agree with it at its position. Phones: the phone graph.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from asr.audio import read_audio
 from asr.decode.hybrid import HybridModel, scaled_loglikes
-from asr.decode.lattice import LatticeDecoder, best_path
+from asr.decode.lattice import LatticeDecoder, best_path, nbest_words, word_confidences
 from asr.decode.segment import MAX_SEGMENT_S, frame_energy_db, segment_frames
 from asr.decode.words import load_word_graph, word_decode_params, word_spans
 from asr.errors import AsrError
@@ -37,12 +39,13 @@ FORMATS = ("text", "json", "ctm")
 
 @dataclass
 class Transcript:
-    """What was recognised in one file: tokens (words or phones) with (start_s, end_s, token)."""
+    """What was recognised in one file: tokens (words or phones) with
+    (start_s, end_s, token, confidence); the confidence is None for phones."""
 
     path: str
     unit: str
     tokens: list[str]
-    segments: list[tuple[float, float, str]]
+    segments: list[tuple[float, float, str, float | None]]
     notes: list[str] = field(default_factory=list)
 
 
@@ -61,17 +64,19 @@ class Recogniser:
         else:
             self.decoder, self.acwt = model.decoder(), model.acwt
 
-    def _decode_segment(self, feats: np.ndarray, offset: int, name: str) -> list[tuple[int, int, str]]:
-        """Tokens of one segment with their frames (offset into the file)."""
+    def _decode_segment(self, feats: np.ndarray, offset: int, name: str) -> list[tuple]:
+        """(start frame, end frame, token, confidence) of one segment's tokens (frames offset into the file)."""
         model = self.model
         scores = scaled_loglikes(model.posteriors(feats), model.log_priors, self.acwt)
         if self.output == "phones":
             result = self.decoder.decode(scores, utt=name)
-            return [(offset + r.start, offset + r.end, model.phones[r.phone]) for r in result.runs]
-        path = best_path(self.decoder.lattice(scores, name), 1.0, self.penalty)
+            return [(offset + r.start, offset + r.end, model.phones[r.phone], None) for r in result.runs]
+        lattice = self.decoder.lattice(scores, name)
+        path = best_path(lattice, 1.0, self.penalty)
         words = self.graph.symbols(path.word_ids)
         spans = word_spans(model.transitions.phone_runs(path.tids), model.phones, words, self.graph.lexicon)
-        return [(offset + s.start, offset + s.end, s.word) for s in spans]
+        conf = word_confidences(path.word_ids, nbest_words(lattice, 1.0, self.penalty))
+        return [(offset + s.start, offset + s.end, s.word, c) for s, c in zip(spans, conf)]
 
     def transcribe(self, path: Path) -> Transcript:
         """Recognise one audio file (any rate or channel count)."""
@@ -81,7 +86,7 @@ class Recogniser:
         feats = apply_cmvn(feats, accumulate_stats([feats]))  # per-file CMVN
         segments = segment_frames(frame_energy_db(audio.samples, model.feat_cfg.sample_rate), len(feats),
                                   self.max_segment_s)
-        spans: list[tuple[int, int, str]] = []
+        spans: list[tuple] = []
         for seg in segments:
             if seg.has_speech:
                 spans += self._decode_segment(feats[seg.start:seg.end], seg.start, f"{path}@{seg.start}")
@@ -91,8 +96,8 @@ class Recogniser:
                          f"({sum(s.has_speech for s in segments)} with speech)")
         if not any(s.has_speech for s in segments):
             notes.append("no speech found")
-        return Transcript(str(path), self.output[:-1], [t for _, _, t in spans],
-                          [(a * self.shift_s, b * self.shift_s, t) for a, b, t in spans], notes)
+        return Transcript(str(path), self.output[:-1], [t for _, _, t, _ in spans],
+                          [(a * self.shift_s, b * self.shift_s, t, c) for a, b, t, c in spans], notes)
 
 
 def format_transcript(tr: Transcript, fmt: str) -> str:
@@ -102,11 +107,13 @@ def format_transcript(tr: Transcript, fmt: str) -> str:
     if fmt == "json":
         key = f"{tr.unit}s"
         return json.dumps({"path": tr.path, "text": " ".join(tr.tokens), "notes": tr.notes,
-                           key: [{tr.unit: t, "start": round(s, 3), "end": round(e, 3)}
-                                 for s, e, t in tr.segments]})
+                           key: [{tr.unit: t, "start": round(s, 3), "end": round(e, 3),
+                                  **({} if c is None else {"confidence": c})}
+                                 for s, e, t, c in tr.segments]})
     if fmt == "ctm":
         name = Path(tr.path).stem
-        return "\n".join(f"{name} 1 {s:.2f} {e - s:.2f} {t}" for s, e, t in tr.segments)
+        return "\n".join(f"{name} 1 {s:.2f} {e - s:.2f} {t}" + ("" if c is None else f" {c:.3f}")
+                         for s, e, t, c in tr.segments)
     raise ValueError(f"unknown output format {fmt!r}")
 
 

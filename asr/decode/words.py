@@ -133,7 +133,8 @@ def install_word_graph(model, graph_dir: Path) -> None:
 def load_word_graph(model) -> WordGraph:
     """The bundle's word graph, its file checked against the manifest."""
     comp = component(model.components, "word_graph", model.model_dir,
-                     "install one with 'asr decode-words MODEL DEV OUT --graph-dir DIR --tune'")
+                     "install one with 'asr decode-words MODEL DEV OUT --graph-dir DIR --tune', "
+                     "or ask for phones (asr transcribe --output phones)")
     path = model.model_dir / WORD_GRAPH_DIR / HCLG_FST
     expect_equal(model.model_dir, "the word graph file's SHA-256", comp.get("sha256"), file_sha256(path))
     expect_equal(model.model_dir, "the word graph's context dependency", comp.get("context"),

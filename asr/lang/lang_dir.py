@@ -86,8 +86,8 @@ def prepare_lang(lang_dir: Path, arpa: Path, phones: Sequence[str], source: str 
     write_fst(make_lexicon_fst(lexicon, phone_ids, word_ids, sil_prob=sil_prob), lang_dir / L_FST)
     arpa_to_g(lang_dir / LM_ARPA, lang_dir / WORDS_TXT, lang_dir / G_FST)
     record = {**settings, "vocabulary": len(vocab), "pronunciations": lexicon.num_prons,
-              "disambig_symbols": num_disambig}
+              "disambig_symbols": num_disambig}  # #0 .. #(num_disambig - 1)
     atomic_write_text(lang_dir / LANG_YAML, yaml.safe_dump(record, sort_keys=False))
-    logger.info("lang %s: %d words, %d pronunciations, #0..#%d", lang_dir, len(vocab),
-                lexicon.num_prons, num_disambig)
+    logger.info("lang %s: %d words, %d pronunciations, disambiguation symbols #0..#%d", lang_dir,
+                len(vocab), lexicon.num_prons, num_disambig - 1)
     return record

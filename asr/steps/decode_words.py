@@ -13,24 +13,19 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import yaml
 
 from asr.corpus.datadir import read_datadir
 from asr.decode.hybrid import HybridModel, scaled_loglikes
-from asr.decode.lattice import DEFAULT_BEAM, DEFAULT_LATTICE_BEAM, BestPath, LatticeDecoder, best_path, sweep
+from asr.decode.jobs import best_utt, run_jobs, sweep_utt
+from asr.decode.lattice import DEFAULT_BEAM, DEFAULT_LATTICE_BEAM, BestPath
 from asr.decode.words import (WordGraph, install_word_graph, load_word_graph, save_word_decode,
                               word_decode_params, word_spans)
 from asr.errors import AsrError
-from asr.hmm.context import ContextDependency
-from asr.hmm.transitions import Transitions
 from asr.io import atomic_write_text
-from asr.lang.graph import load_graph
 from asr.score.per import score_words
 from asr.score.report import write_report
 from asr.steps.decode import set_features, set_posteriors, write_hyps
@@ -43,43 +38,6 @@ ACWT_RATIOS = (0.5, 0.6, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0)
 WORD_PENALTIES = (-2.0, -1.0, 0.0, 1.0, 2.0, 4.0)
 #: Base acoustic scale when the model has no tuned phone-decoding scale.
 DEFAULT_ACWT = 0.1
-
-_worker: dict = {}
-
-
-def _init_worker(graph_path: str, ctx: ContextDependency, beam: float, lattice_beam: float) -> None:
-    """Load the graph once per worker process."""
-    graph = load_graph(graph_path)
-    _worker["decoder"] = LatticeDecoder(graph, Transitions(ctx), beam, lattice_beam, name=graph_path)
-
-
-def _sweep_utt(utt: str, scores: np.ndarray, ratios, penalties) -> tuple[str, object]:
-    try:
-        return utt, sweep(_worker["decoder"].lattice(scores, utt), ratios, penalties)
-    except AsrError as exc:
-        return utt, exc
-
-
-def _best_utt(utt: str, scores: np.ndarray, penalty: float) -> tuple[str, object]:
-    try:
-        return utt, best_path(_worker["decoder"].lattice(scores, utt), 1.0, penalty)
-    except AsrError as exc:
-        return utt, exc
-
-
-def run_jobs(task: Callable, items: Iterable[tuple], nj: int, init_args: tuple) -> dict[str, object]:
-    """``task(*item)`` for every item, in ``nj`` processes (in this one when nj == 1).
-
-    Each process calls ``_init_worker(*init_args)`` first; results are {utt: value or AsrError}.
-    """
-    items = list(items)
-    if nj <= 1 or len(items) <= 1:
-        _init_worker(*init_args)
-        return dict(task(*item) for item in items)
-    with ProcessPoolExecutor(max_workers=nj, mp_context=get_context("spawn"),
-                             initializer=_init_worker, initargs=init_args) as pool:
-        return dict(pool.map(task, *zip(*items), chunksize=max(1, len(items) // (4 * nj))))
-
 
 def _set_scores(model: HybridModel, data_dir: Path, acwt: float) -> tuple[dict[str, np.ndarray], float, int]:
     """Scaled log-likelihoods of a data set, the network's seconds and the frame count."""
@@ -112,24 +70,26 @@ def tune_word_decoding(model: HybridModel, dev_dir: Path, graph_dir: Path, out_d
     scores, _, _ = _set_scores(model, dev_dir, base)
     init = (str(graph.path), model.context, beam, lattice_beam)
     results, failed = _split_failures(run_jobs(
-        _sweep_utt, ((u, s, ACWT_RATIOS, WORD_PENALTIES) for u, s in sorted(scores.items())), nj, init))
-    table = {}
+        sweep_utt, ((u, s, ACWT_RATIOS, WORD_PENALTIES) for u, s in sorted(scores.items())), nj, init))
+    table = {}  # (ratio, penalty) -> dev WER
     for key in ((r, p) for p in WORD_PENALTIES for r in ACWT_RATIOS):
         hyps = {u: graph.symbols(res[key]) for u, res in results.items()}
-        table[(base * key[0], key[1])] = score_words(dd.text, hyps).counts.rate
-    (acwt, penalty) = min(table, key=lambda k: (table[k], abs(k[1]), abs(np.log(k[0] / base))))
-    hyps = {u: graph.symbols(res[(acwt / base, penalty)]) for u, res in results.items()}
+        table[key] = score_words(dd.text, hyps).counts.rate
+    ratio, penalty = min(table, key=lambda k: (table[k], abs(k[1]), abs(np.log(k[0]))))
+    acwt = base * ratio
+    hyps = {u: graph.symbols(res[(ratio, penalty)]) for u, res in results.items()}
     result = score_words(dd.text, hyps)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_hyps(out_dir / "hyp.txt", hyps)
     write_report(result, out_dir / "wer_report.txt", f"{dev_dir} words, acwt {acwt:g}, penalty {penalty:g}",
                  utt2spk=dd.utt2spk, vocab=set(graph.words[1:]))
+    swept = {(base * r, p): w for (r, p), w in table.items()}
     atomic_write_text(out_dir / "wer_sweep.txt", "acwt\tword_penalty\twer\n" + "".join(
-        f"{a:.4g}\t{p:g}\t{w:.2f}\n" for (a, p), w in sorted(table.items())))
-    save_word_decode(model, acwt, penalty, dev_dir, table[(acwt, penalty)], table)
+        f"{a:.4g}\t{p:g}\t{w:.2f}\n" for (a, p), w in sorted(swept.items())))
+    save_word_decode(model, acwt, penalty, dev_dir, table[(ratio, penalty)], swept)
     log.info("chosen on dev: acwt %.4g, word penalty %g (WER %.2f%%); %d utterances failed",
-             acwt, penalty, table[(acwt, penalty)], len(failed))
-    return {"acwt": acwt, "word_penalty": penalty, "wer": round(table[(acwt, penalty)], 2),
+             acwt, penalty, table[(ratio, penalty)], len(failed))
+    return {"acwt": acwt, "word_penalty": penalty, "wer": round(table[(ratio, penalty)], 2),
             "failed_utterances": len(failed)}
 
 
@@ -149,7 +109,7 @@ def decode_words_and_score(model: HybridModel, data_dir: Path, out_dir: Path, nj
     start = time.time()
     init = (str(graph.path), model.context, beam, lattice_beam)
     results, failed = _split_failures(run_jobs(
-        _best_utt, ((u, s, penalty) for u, s in sorted(scores.items())), nj, init))
+        best_utt, ((u, s, penalty) for u, s in sorted(scores.items())), nj, init))
     search_seconds = time.time() - start
     hyps = {u: graph.symbols(r.word_ids) for u, r in results.items()}
     result = score_words(dd.text, hyps)
