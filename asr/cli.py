@@ -228,17 +228,18 @@ def cmd_decode_words(args: argparse.Namespace) -> int:
     from asr.nn.train import resolve_device
     from asr.steps.decode_words import decode_words_and_score, tune_word_decoding
 
+    from asr.decode.jobs import SearchOptions
+
     model = HybridModel.load(args.model_dir, resolve_device(args.device))
+    opts = SearchOptions(args.beam, args.max_active, args.lattice_search_beam, args.lattice_beam)
     if args.tune:
         if args.graph_dir is None:
             raise UsageError("--tune needs --graph-dir (the word graph to install and tune)")
-        tune_word_decoding(model, args.data_dir, args.graph_dir, args.out_dir / "tune", nj=args.nj,
-                           beam=args.beam, lattice_beam=args.lattice_beam)
+        tune_word_decoding(model, args.data_dir, args.graph_dir, args.out_dir / "tune", nj=args.nj, opts=opts)
     elif args.graph_dir is not None:
         raise UsageError("--graph-dir installs a new word graph, whose settings must be tuned: "
                          "give --tune (on a dev set)")
-    decode_words_and_score(model, args.data_dir, args.out_dir, nj=args.nj, beam=args.beam,
-                           lattice_beam=args.lattice_beam)
+    decode_words_and_score(model, args.data_dir, args.out_dir, nj=args.nj, opts=opts)
     return 0
 
 
@@ -368,7 +369,9 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--tune", action="store_true",
                    help="sweep acoustic scale and word insertion penalty here (dev only)")
     s.add_argument("--nj", type=int, default=1, help="decoding processes (each loads the graph once)")
-    s.add_argument("--beam", type=float, default=13.0)
+    s.add_argument("--beam", type=float, default=13.0, help="FasterDecoder beam")
+    s.add_argument("--max-active", type=int, default=2000, help="FasterDecoder max active states")
+    s.add_argument("--lattice-search-beam", type=float, default=10.0, help="LatticeSimpleDecoder beam")
     s.add_argument("--lattice-beam", type=float, default=6.0)
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_decode_words)

@@ -207,7 +207,7 @@ def test_nbest_and_confidences(graph_dir: Path):
 def test_parallel_jobs_give_the_same_paths_and_name_failures(graph_dir: Path):
     """Two spawned workers (each loading the graph once) give what one process gives; an
     utterance with NaN scores comes back as its error, the others go on."""
-    from asr.decode.jobs import best_utt, run_jobs
+    from asr.decode.jobs import SearchOptions, best_utt, run_jobs
     from asr.errors import ModelError
 
     ctx = toy_tree()
@@ -215,7 +215,7 @@ def test_parallel_jobs_give_the_same_paths_and_name_failures(graph_dir: Path):
     items = [(f"u{i}", (0.7 * rng.standard_normal((50, ctx.num_pdfs))).astype(np.float32), 1.0)
              for i in range(6)]
     items[3][1][10, 2] = np.nan
-    init = (str(graph_dir / "HCLG.fst"), ctx, 13.0, 6.0)
+    init = (str(graph_dir / "HCLG.fst"), ctx, SearchOptions())
     one, two = run_jobs(best_utt, items, 1, init), run_jobs(best_utt, items, 2, init)
     assert isinstance(one["u3"], ModelError) and isinstance(two["u3"], ModelError)
     assert "u3" in str(two["u3"]) and "NaN" in str(two["u3"])

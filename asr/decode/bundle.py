@@ -11,11 +11,14 @@ and the settings each part was made with.
       priors:   {files: [log_priors.txt], num_pdfs: 144}
       graph:    {files: [graph/HCG.fst, graph/phones.txt], sha256: …, lm_order: 2, context: …}
       decode:   {files: [decode.yaml], acwt: 1.0, tuned_on: …, graph_sha256: …}
+      word_graph:  {files: [graph_words/HCLG.fst, …], sha256: …, context: …, vocabulary: 20000}
+      word_decode: {files: [word_decode.yaml], acwt: …, word_penalty: …, tuned_on: …, graph_sha256: …}
 
 Training writes the first six (a bundle without ``context`` was written
 before the context dependency was stored, and is read as CI); installing a decoding graph adds ``graph``
 (and drops a ``decode`` tuned on another graph); tuning the acoustic scale on
-dev adds ``decode``. :func:`check_manifest` is what ``HybridModel.load``
+dev adds ``decode``; the word graph and its tuned settings are the same pair
+for words (:mod:`asr.decode.words`). :func:`check_manifest` is what ``HybridModel.load``
 runs: a missing or inconsistent component is a :class:`ModelError` that
 names it.
 """
@@ -34,7 +37,8 @@ from asr.io import atomic_write_text
 BUNDLE_YAML = "bundle.yaml"
 FORMAT_VERSION = 1
 #: All components, in the order they are written.
-COMPONENTS = ("network", "features", "phones", "topology", "context", "priors", "graph", "decode")
+COMPONENTS = ("network", "features", "phones", "topology", "context", "priors", "graph", "decode",
+              "word_graph", "word_decode")
 
 
 def file_sha256(path: Path) -> str:

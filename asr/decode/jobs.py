@@ -1,4 +1,5 @@
-"""Lattice decoding in worker processes, each loading the graph once.
+"""Word decoding in worker processes, each loading the graph once: best paths
+(FasterDecoder, with max-active pruning) and lattices (LatticeSimpleDecoder).
 
 This module imports no torch (the workers are spawned, and start in about
 a second): the parent computes the score matrices and sends them over.
@@ -8,11 +9,14 @@ from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from asr.decode.lattice import LatticeDecoder, best_path, sweep
+from asr.decode.lattice import BestPath, LatticeDecoder, best_path, sweep
+from asr.decode.wfst import WfstDecoder
 from asr.errors import AsrError
 from asr.hmm.context import ContextDependency
 from asr.hmm.transitions import Transitions
@@ -21,38 +25,73 @@ from asr.lang.graph import load_graph
 _worker: dict = {}
 
 
-def init_worker(graph_path: str, ctx: ContextDependency, beam: float, lattice_beam: float) -> None:
-    """Load the graph and make the decoder, once per process."""
+@dataclass(frozen=True)
+class SearchOptions:
+    """Beams of the two decoders (the lattice decoder has no max-active pruning,
+    so it gets a narrower beam)."""
+
+    beam: float = 13.0
+    max_active: int = 2000
+    lattice_search_beam: float = 10.0
+    lattice_beam: float = 6.0
+
+
+def init_worker(graph_path: str, ctx: ContextDependency, opts: SearchOptions) -> None:
+    """Load the graph and make both decoders over it, once per process."""
     graph = load_graph(graph_path)
-    _worker["decoder"] = LatticeDecoder(graph, Transitions(ctx), beam, lattice_beam, name=graph_path)
+    transitions = Transitions(ctx)
+    _worker["faster"] = WfstDecoder(graph, transitions, beam=opts.beam, max_active=opts.max_active, check=False)
+    _worker["lattice"] = LatticeDecoder(graph, transitions, opts.lattice_search_beam, opts.lattice_beam,
+                                        name=graph_path)
+
+
+def faster_utt(utt: str, scores: np.ndarray) -> tuple[str, object]:
+    """(utt, BestPath of the Viterbi beam search) or (utt, the AsrError that stopped it)."""
+    try:
+        r = _worker["faster"].decode(scores, utt)
+        return utt, BestPath(r.olabels, r.tids, r.graph_cost, r.acoustic_cost)
+    except AsrError as exc:
+        return utt, exc
 
 
 def sweep_utt(utt: str, scores: np.ndarray, ratios, penalties) -> tuple[str, object]:
     """(utt, {(ratio, penalty): word ids}) or (utt, the AsrError that stopped it)."""
     try:
-        return utt, sweep(_worker["decoder"].lattice(scores, utt), ratios, penalties)
+        return utt, sweep(_worker["lattice"].lattice(scores, utt), ratios, penalties)
     except AsrError as exc:
         return utt, exc
 
 
 def best_utt(utt: str, scores: np.ndarray, penalty: float) -> tuple[str, object]:
-    """(utt, BestPath at ``penalty``) or (utt, the AsrError that stopped it)."""
+    """(utt, the lattice's BestPath at ``penalty``) or (utt, the AsrError that stopped it)."""
     try:
-        return utt, best_path(_worker["decoder"].lattice(scores, utt), 1.0, penalty)
+        return utt, best_path(_worker["lattice"].lattice(scores, utt), 1.0, penalty)
     except AsrError as exc:
         return utt, exc
 
 
-def run_jobs(task: Callable, items: Iterable[tuple], nj: int, init_args: tuple) -> dict[str, object]:
-    """``task(*item)`` for every item, in ``nj`` processes (in this one when nj == 1).
-
-    Each process calls ``init_worker(*init_args)`` first; the result is
-    {utt: value or AsrError}.
-    """
-    items = list(items)
-    if nj <= 1 or len(items) <= 1:
+@contextmanager
+def decoding_pool(nj: int, init_args: tuple) -> Iterator[Callable[[Callable, Iterable[tuple]], dict]]:
+    """A ``run(task, items)`` that calls ``task(*item)`` for every item in ``nj``
+    processes (in this one when nj == 1), each of which called
+    ``init_worker(*init_args)`` once; ``run`` returns {utt: value or AsrError}."""
+    if nj <= 1:
         init_worker(*init_args)
-        return dict(task(*item) for item in items)
+        yield lambda task, items: dict(task(*item) for item in items)
+        return
     with ProcessPoolExecutor(max_workers=nj, mp_context=get_context("spawn"),
                              initializer=init_worker, initargs=init_args) as pool:
-        return dict(pool.map(task, *zip(*items), chunksize=max(1, len(items) // (4 * nj))))
+        def run(task: Callable, items: Iterable[tuple]) -> dict:
+            items = list(items)
+            if not items:
+                return {}
+            return dict(pool.map(task, *zip(*items), chunksize=max(1, len(items) // (4 * nj))))
+
+        yield run
+
+
+def run_jobs(task: Callable, items: Iterable[tuple], nj: int, init_args: tuple) -> dict[str, object]:
+    """One ``task`` over ``items`` in a :func:`decoding_pool` of ``nj`` processes."""
+    items = list(items)
+    with decoding_pool(min(nj, max(1, len(items))), init_args) as run:
+        return run(task, items)
