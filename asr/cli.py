@@ -225,13 +225,13 @@ def cmd_make_word_graph(args: argparse.Namespace) -> int:
 
 def cmd_decode_words(args: argparse.Namespace) -> int:
     from asr.decode.hybrid import HybridModel
+    from asr.decode.jobs import SearchOptions
     from asr.nn.train import resolve_device
     from asr.steps.decode_words import decode_words_and_score, tune_word_decoding
 
-    from asr.decode.jobs import SearchOptions
-
     model = HybridModel.load(args.model_dir, resolve_device(args.device))
-    opts = SearchOptions(args.beam, args.max_active, args.lattice_search_beam, args.lattice_beam)
+    given = {k: getattr(args, k) for k in ("beam", "max_active", "lattice_search_beam", "lattice_beam")}
+    opts = SearchOptions(**{k: v for k, v in given.items() if v is not None})
     if args.tune:
         if args.graph_dir is None:
             raise UsageError("--tune needs --graph-dir (the word graph to install and tune)")
@@ -369,10 +369,11 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--tune", action="store_true",
                    help="sweep acoustic scale and word insertion penalty here (dev only)")
     s.add_argument("--nj", type=int, default=1, help="decoding processes (each loads the graph once)")
-    s.add_argument("--beam", type=float, default=13.0, help="FasterDecoder beam")
-    s.add_argument("--max-active", type=int, default=2000, help="FasterDecoder max active states")
-    s.add_argument("--lattice-search-beam", type=float, default=10.0, help="LatticeSimpleDecoder beam")
-    s.add_argument("--lattice-beam", type=float, default=6.0)
+    s.add_argument("--beam", type=float, help="FasterDecoder beam (default 13)")
+    s.add_argument("--max-active", type=int, help="FasterDecoder max active states (default 2000)")
+    s.add_argument("--lattice-search-beam", type=float,
+                   help="LatticeSimpleDecoder beam (default 11; word penalty sweep, and test when the penalty is not 0)")
+    s.add_argument("--lattice-beam", type=float, help="lattice beam (default 6)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_decode_words)
 

@@ -195,8 +195,10 @@ def test_word_decoding_of_dev_and_test(recipe):
         assert len(ctm) >= 0.8 * sum(len(line.split()) - 1 for line in
                                      (model / "decode_words_test/hyp.txt").read_text().splitlines())
         results[name] = (dev["wer"], test["wer"])
-    # measured on the tiny corpus (seed 0, CPU): CI dev DEVCI / test TESTCI, CD dev DEVCD / test TESTCD
-    assert results["ci_lstm"][1] < BOUND_CI and results[f"cd_lstm_{TINY_LEAVES}"][1] < BOUND_CD, results
+    # measured on the tiny corpus (seed 0, CPU; 135 test words, 6.7% of them OOV): CI dev 72.46 /
+    # test 78.52, CD dev 59.42 / test 68.15; a model that learnt nothing reads about 100%
+    assert results["ci_lstm"][1] < 84.0 and results[f"cd_lstm_{TINY_LEAVES}"][1] < 74.0, results
+    assert results[f"cd_lstm_{TINY_LEAVES}"][0] < 65.0, results
     assert "| dev WER | test WER |" in proc.stdout
 
 
@@ -222,8 +224,10 @@ def test_transcribe_prints_words_of_a_flite_sentence(recipe, tmp_path):
     assert all(0.0 <= w["start"] < w["end"] <= len(audio) / rate + 0.02 for w in record["words"])
     assert all(0.0 <= w["confidence"] <= 1.0 for w in record["words"])
     wer = score_words({"u": sentence}, {"u": record["text"]}).counts.rate
-    # measured: WER_RT ("HYP_RT")
-    assert wer <= BOUND_RT, record["text"]
+    # measured with the tiny model: 81.8% ("finding that is limited in a": "that is" right);
+    # the small demo model reads the sentence without an error
+    assert wer <= 90.0, record["text"]
+    assert {"that", "is"} <= set(words), record["text"]
 
 
 def test_transcribe_bad_files_exit_nonzero(recipe, tmp_path):
@@ -277,3 +281,8 @@ def test_small_recipe_per(tmp_path):
     assert ci["test"]["frame_acc"] > 64.0, ci
     assert cd["dev"]["per"] < 17.0 and cd["test"]["per"] < 22.0, cd
     assert cd["dev"]["per"] < ci["dev"]["per"] - 1.0
+    words = {m: {s: yaml.safe_load((exp / m / f"decode_words_{s}/scores.yaml").read_text()) for s in ("dev", "test")}
+             for m in ("ci_lstm", "cd_lstm_1000")}
+    # Measured (make demo, seed 0, CPU): WER CI dev 18.80 / test 27.72, CD dev 14.06 / test 25.05
+    assert words["cd_lstm_1000"]["dev"]["wer"] < 16.0 and words["cd_lstm_1000"]["test"]["wer"] < 28.0, words
+    assert words["ci_lstm"]["test"]["wer"] < 31.0, words

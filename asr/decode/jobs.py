@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from asr.decode.lattice import BestPath, LatticeDecoder, best_path, sweep
+from asr.decode.lattice import DEFAULT_BEAM, DEFAULT_LATTICE_BEAM, BestPath, LatticeDecoder, best_path, sweep
 from asr.decode.wfst import WfstDecoder
 from asr.errors import AsrError
 from asr.hmm.context import ContextDependency
@@ -32,8 +32,8 @@ class SearchOptions:
 
     beam: float = 13.0
     max_active: int = 2000
-    lattice_search_beam: float = 10.0
-    lattice_beam: float = 6.0
+    lattice_search_beam: float = DEFAULT_BEAM
+    lattice_beam: float = DEFAULT_LATTICE_BEAM
 
 
 def init_worker(graph_path: str, ctx: ContextDependency, opts: SearchOptions) -> None:
