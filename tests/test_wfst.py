@@ -143,9 +143,9 @@ def test_bigram_breaks_acoustic_ties(tmp_path: Path, preferred: str, rare: str) 
     tie = np.isin(ali, [pdf_id(a, k) for k in range(STATES_PER_PHONE)])
     scores[tie, pdf_id(b, 0):pdf_id(b, 0) + STATES_PER_PHONE] = \
         scores[tie, pdf_id(a, 0):pdf_id(a, 0) + STATES_PER_PHONE]
-    assert dec.decode(scores).phone_ids == [sil + 1, a + 1, sil + 1]
+    assert dec.decode(scores).olabels == [sil + 1, a + 1, sil + 1]
     scores[tie, pdf_id(b, 0):pdf_id(b, 0) + STATES_PER_PHONE] += 2.0  # rare phone clearly better
-    assert dec.decode(scores).phone_ids == [sil + 1, b + 1, sil + 1]
+    assert dec.decode(scores).olabels == [sil + 1, b + 1, sil + 1]
 
 
 def test_no_surviving_path_is_a_graph_error_naming_the_utterance() -> None:
