@@ -207,18 +207,49 @@ def test_nbest_and_confidences(graph_dir: Path):
 def test_parallel_jobs_give_the_same_paths_and_name_failures(graph_dir: Path):
     """Two spawned workers (each loading the graph once) give what one process gives; an
     utterance with NaN scores comes back as its error, the others go on."""
-    from asr.decode.jobs import SearchOptions, best_utt, run_jobs
+    from asr.decode.jobs import SearchOptions, faster_utt, run_jobs
     from asr.errors import ModelError
 
     ctx = toy_tree()
     rng = np.random.default_rng(9)
-    items = [(f"u{i}", (0.7 * rng.standard_normal((50, ctx.num_pdfs))).astype(np.float32), 1.0)
-             for i in range(6)]
+    items = [(f"u{i}", (0.7 * rng.standard_normal((50, ctx.num_pdfs))).astype(np.float32)) for i in range(6)]
     items[3][1][10, 2] = np.nan
-    init = (str(graph_dir / "HCLG.fst"), ctx, SearchOptions())
-    one, two = run_jobs(best_utt, items, 1, init), run_jobs(best_utt, items, 2, init)
+    init = (str(graph_dir / "HCLG.fst"), ctx, SearchOptions(), 1.0)
+    one, two = run_jobs(faster_utt, items, 1, init), run_jobs(faster_utt, items, 2, init)
     assert isinstance(one["u3"], ModelError) and isinstance(two["u3"], ModelError)
     assert "u3" in str(two["u3"]) and "NaN" in str(two["u3"])
     for u in ("u0", "u1", "u2", "u4", "u5"):
         assert one[u].word_ids == two[u].word_ids
         np.testing.assert_array_equal(one[u].tids, two[u].tids)
+
+
+def test_word_penalty_in_the_graph_equals_the_lattice_penalty(graph_dir: Path):
+    """FasterDecoder over HCLG with the penalty on its word arcs finds the path that the
+    lattice's best path finds at that penalty (Kaldi's lattice-add-penalty), with the same
+    costs; and a large penalty changes the words (fewer of them), so the test can fail."""
+    from asr.decode.jobs import load_word_graph_fst
+    from asr.lang.word_graph import with_word_penalty
+
+    ctx = toy_tree()
+    transitions = Transitions(ctx)
+    plain = WordGraph.load(graph_dir, PHONES)
+    lattices = LatticeDecoder(plain.fst, transitions, beam=30.0, lattice_beam=30.0)
+    rng = np.random.default_rng(3)
+    counts = {}
+    for penalty in (-4.0, -1.0, 0.0, 2.0, 6.0):
+        fst = load_word_graph_fst(str(graph_dir / "HCLG.fst"), penalty)
+        assert fst.num_states == plain.fst.num_states
+        decoder = WfstDecoder(fst, transitions, beam=30.0, max_active=100000)
+        counts[penalty] = 0
+        for k in range(8):
+            scores = (0.8 * rng.standard_normal((40, ctx.num_pdfs))).astype(np.float32)
+            got = decoder.decode(scores)
+            want = best_path(lattices.lattice(scores), 1.0, penalty)
+            assert got.olabels == want.word_ids, (penalty, k)
+            assert got.graph_cost - penalty * len(got.olabels) == pytest.approx(want.graph_cost, abs=1e-3)
+            assert got.acoustic_cost == pytest.approx(want.acoustic_cost, abs=1e-3)
+            counts[penalty] += len(got.olabels)
+    assert counts[-4.0] > counts[0.0] > counts[6.0], counts
+    assert with_word_penalty(plain.fst, 0.0, 10) is plain.fst
+    with pytest.raises(GraphError, match="output label above 2"):
+        with_word_penalty(plain.fst, 1.0, 2)

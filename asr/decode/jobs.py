@@ -1,5 +1,7 @@
 """Word decoding in worker processes, each loading the graph once: best paths
 (FasterDecoder, with max-active pruning) and lattices (LatticeSimpleDecoder).
+A worker made with a word insertion penalty decodes over the graph with the
+penalty on its word arcs (:func:`asr.lang.word_graph.with_word_penalty`).
 
 This module imports no torch (the workers are spawned, and start in about
 a second): the parent computes the score matrices and sends them over.
@@ -11,16 +13,19 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from asr.decode.lattice import DEFAULT_BEAM, DEFAULT_LATTICE_BEAM, BestPath, LatticeDecoder, best_path, sweep
+from asr.decode.lattice import DEFAULT_BEAM, DEFAULT_LATTICE_BEAM, BestPath, LatticeDecoder, sweep
 from asr.decode.wfst import WfstDecoder
 from asr.errors import AsrError
 from asr.hmm.context import ContextDependency
 from asr.hmm.transitions import Transitions
 from asr.lang.graph import load_graph
+from asr.lang.symbols import read_symbol_table
+from asr.lang.word_graph import WORDS_TXT, with_word_penalty
 
 _worker: dict = {}
 
@@ -36,10 +41,20 @@ class SearchOptions:
     lattice_beam: float = DEFAULT_LATTICE_BEAM
 
 
-def init_worker(graph_path: str, ctx: ContextDependency, opts: SearchOptions) -> None:
-    """Load the graph and make both decoders over it, once per process."""
+def load_word_graph_fst(graph_path: str, penalty: float = 0.0):
+    """HCLG.fst of a word graph dir, with ``penalty`` on its word arcs (words.txt beside it)."""
     graph = load_graph(graph_path)
+    if penalty == 0.0:
+        return graph
+    num_words = max(read_symbol_table(Path(graph_path).parent / WORDS_TXT).values())
+    return with_word_penalty(graph, penalty, num_words)
+
+
+def init_worker(graph_path: str, ctx: ContextDependency, opts: SearchOptions, penalty: float = 0.0) -> None:
+    """Load the graph (with the word ``penalty`` on it) and make both decoders over it, once per process."""
+    graph = load_word_graph_fst(graph_path, penalty)
     transitions = Transitions(ctx)
+    _worker["penalty"] = penalty
     _worker["faster"] = WfstDecoder(graph, transitions, beam=opts.beam, max_active=opts.max_active, check=False)
     _worker["lattice"] = LatticeDecoder(graph, transitions, opts.lattice_search_beam, opts.lattice_beam,
                                         name=graph_path)
@@ -49,23 +64,17 @@ def faster_utt(utt: str, scores: np.ndarray) -> tuple[str, object]:
     """(utt, BestPath of the Viterbi beam search) or (utt, the AsrError that stopped it)."""
     try:
         r = _worker["faster"].decode(scores, utt)
-        return utt, BestPath(r.olabels, r.tids, r.graph_cost, r.acoustic_cost)
+        graph_cost = r.graph_cost - _worker["penalty"] * len(r.olabels)
+        return utt, BestPath(r.olabels, r.tids, graph_cost, r.acoustic_cost)
     except AsrError as exc:
         return utt, exc
 
 
 def sweep_utt(utt: str, scores: np.ndarray, ratios, penalties) -> tuple[str, object]:
-    """(utt, {(ratio, penalty): word ids}) or (utt, the AsrError that stopped it)."""
+    """(utt, {(ratio, penalty): word ids}) or (utt, the AsrError that stopped it);
+    the penalties add to the worker's own."""
     try:
         return utt, sweep(_worker["lattice"].lattice(scores, utt), ratios, penalties)
-    except AsrError as exc:
-        return utt, exc
-
-
-def best_utt(utt: str, scores: np.ndarray, penalty: float) -> tuple[str, object]:
-    """(utt, the lattice's BestPath at ``penalty``) or (utt, the AsrError that stopped it)."""
-    try:
-        return utt, best_path(_worker["lattice"].lattice(scores, utt), 1.0, penalty)
     except AsrError as exc:
         return utt, exc
 

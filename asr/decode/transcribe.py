@@ -7,10 +7,12 @@ features normalised per file, and cut at pauses into segments of at most
 so that memory stays bounded; segments with no speech are not decoded.
 
 Words: the bundle's word graph (``graph_words/HCLG.fst``) with the acoustic
-scale and word insertion penalty tuned on dev; word times come from the
-phone alignment of the best path, and each word's confidence is the share of
-the lattice's 20 best word sequences (weighted by their posteriors) that
-agree with it at its position. Phones: the phone graph.
+scale and word insertion penalty tuned on dev (the penalty put on the graph's
+word arcs once, at load); the words and their times come from FasterDecoder's
+best path (its phone alignment matched to the lexicon), and, for JSON and CTM,
+each word's confidence is the share of the lattice's 20 best word sequences
+(weighted by their posteriors) that agree with it at its position. Phones:
+the phone graph.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ import numpy as np
 
 from asr.audio import read_audio
 from asr.decode.hybrid import HybridModel, scaled_loglikes
-from asr.decode.lattice import LatticeDecoder, best_path, nbest_words, word_confidences
+from asr.decode.jobs import SearchOptions
+from asr.decode.lattice import LatticeDecoder, nbest_words, word_confidences
 from asr.decode.segment import MAX_SEGMENT_S, frame_energy_db, segment_frames
 from asr.decode.words import load_word_graph, word_decode_params, word_spans
+from asr.decode.wfst import WfstDecoder
 from asr.errors import AsrError
 from asr.features.cmvn import accumulate_stats, apply_cmvn
 from asr.features.extract import compute_features
+from asr.lang.word_graph import with_word_penalty
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +57,21 @@ class Transcript:
 class Recogniser:
     """A model bundle with its decoder, loaded once for many files."""
 
-    def __init__(self, model: HybridModel, output: str = "words", max_segment_s: float = MAX_SEGMENT_S) -> None:
+    def __init__(self, model: HybridModel, output: str = "words", max_segment_s: float = MAX_SEGMENT_S,
+                 confidences: bool = True) -> None:
+        """``confidences``: also decode a lattice per segment for the words' confidences."""
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}")
         self.model, self.output, self.max_segment_s = model, output, max_segment_s
         self.shift_s = model.feat_cfg.frame_shift_ms / 1000
         if output == "words":
             self.graph = load_word_graph(model)
-            self.acwt, self.penalty = word_decode_params(model)
-            self.decoder = LatticeDecoder(self.graph.fst, model.transitions, name=str(self.graph.path))
+            self.acwt, penalty = word_decode_params(model)
+            fst = with_word_penalty(self.graph.fst, penalty, len(self.graph.words) - 1)
+            opts = SearchOptions()
+            self.decoder = WfstDecoder(fst, model.transitions, opts.beam, opts.max_active, check=False)
+            self.lattices = (LatticeDecoder(fst, model.transitions, opts.lattice_search_beam, opts.lattice_beam,
+                                            name=str(self.graph.path)) if confidences else None)
         else:
             self.decoder, self.acwt = model.decoder(), model.acwt
 
@@ -71,11 +82,13 @@ class Recogniser:
         if self.output == "phones":
             result = self.decoder.decode(scores, utt=name)
             return [(offset + r.start, offset + r.end, model.phones[r.phone], None) for r in result.runs]
-        lattice = self.decoder.lattice(scores, name)
-        path = best_path(lattice, 1.0, self.penalty)
-        words = self.graph.symbols(path.word_ids)
-        spans = word_spans(model.transitions.phone_runs(path.tids), model.phones, words, self.graph.lexicon)
-        conf = word_confidences(path.word_ids, nbest_words(lattice, 1.0, self.penalty))
+        path = self.decoder.decode(scores, utt=name)
+        words = self.graph.symbols(path.olabels)
+        spans = word_spans(path.runs, model.phones, words, self.graph.lexicon)
+        if self.lattices is None:
+            conf = [None] * len(spans)
+        else:
+            conf = word_confidences(path.olabels, nbest_words(self.lattices.lattice(scores, name)))
         return [(offset + s.start, offset + s.end, s.word, c) for s, c in zip(spans, conf)]
 
     def transcribe(self, path: Path) -> Transcript:
@@ -119,7 +132,7 @@ def format_transcript(tr: Transcript, fmt: str) -> str:
 
 def transcribe_files(model: HybridModel, paths: list[Path], fmt: str = "text", output: str = "words") -> int:
     """Print the transcript of each file; return the number of files that failed."""
-    recogniser = Recogniser(model, output)
+    recogniser = Recogniser(model, output, confidences=fmt != "text")
     failed = 0
     for path in paths:
         try:
