@@ -44,7 +44,8 @@ def hybrid_row(model_dir: Path, data_dir: Path, refs: dict) -> tuple[str, dict, 
     the filterbank from the audio, the network, and the search
     (FasterDecoder over the graph with the word penalty on it) with the
     acoustic scale and word penalty chosen on dev (the WER uses the recipe's
-    per-speaker-normalised features of the same files).
+    per-speaker-normalised features of the same files). ``scores`` also holds
+    the seconds of each part (fbank, network, search).
     """
     model = HybridModel.load(model_dir, torch.device("cpu"))
     graph = load_word_graph(model)
@@ -52,19 +53,25 @@ def hybrid_row(model_dir: Path, data_dir: Path, refs: dict) -> tuple[str, dict, 
     init_worker(str(graph.path), model.context, SearchOptions(), penalty)
     feats = set_features(model, data_dir)
     dd = read_datadir(data_dir)
+    parts = {"fbank": 0.0, "network": 0.0, "search": 0.0}
     start = time.process_time()
     for utt in dd.utts:
         audio = read_audio(dd.wav[utt], rate=model.feat_cfg.sample_rate, resample=True)
         compute_features(audio.samples, model.feat_cfg, name=utt)
+    parts["fbank"] = time.process_time() - start
     hyps = {}
     for utt in dd.utts:
+        t0 = time.process_time()
         scores = scaled_loglikes(model.posteriors(feats[utt]), model.log_priors, acwt)
+        t1 = time.process_time()
         _, path = faster_utt(utt, scores)
+        parts["network"] += t1 - t0
+        parts["search"] += time.process_time() - t1
         hyps[utt] = " ".join(graph.symbols(path.word_ids))
     cpu = time.process_time() - start
     c = score_words(refs, hyps).counts
     name = f"{model_dir.name} ({model.context.num_pdfs} pdfs) + HCLG trigram"
-    return name, {"wer": c.rate, "sub": c.sub, "del": c.dels, "ins": c.ins, "words": c.ref_len}, cpu
+    return name, {"wer": c.rate, "sub": c.sub, "del": c.dels, "ins": c.ins, "words": c.ref_len, **parts}, cpu
 
 
 def pocketsphinx_row(name: str, data_dir: Path, refs: dict, **kwargs) -> tuple[str, dict, float]:
@@ -107,9 +114,15 @@ def main() -> int:
     print(f"{data_dir}: {len(dd.utts)} utterances, {audio_s:.1f} s of audio; vocabulary "
           f"{len(words)} words (pocketsphinx dictionary: {sources.cmudict} from its cmudict, "
           f"{sources.flite} from flite, {sources.skipped} skipped)")
-    print(f"{'system':<62} {'WER':>6} {'sub':>5} {'del':>5} {'ins':>5} {'RTF':>7}")
+    print(f"{'system':<62} {'WER':>6} {'sub':>5} {'del':>5} {'ins':>5} {'RTF':>7}  (fbank / network / search)")
     for name, s, cpu in rows:
-        print(f"{name:<62} {s['wer']:6.2f} {s['sub']:5d} {s['del']:5d} {s['ins']:5d} {cpu / audio_s:7.3f}")
+        split = " / ".join(f"{s[k] / audio_s:.3f}" for k in ("fbank", "network", "search") if k in s)
+        print(f"{name:<62} {s['wer']:6.2f} {s['sub']:5d} {s['del']:5d} {s['ins']:5d} {cpu / audio_s:7.3f}"
+              + (f"  ({split})" if split else ""))
+    peer_name, peer, peer_cpu = rows[-2]  # pocketsphinx with the same trigram and words
+    for name, s, cpu in rows[:-2]:
+        print(f"{name}: {s['wer'] / peer['wer']:.2f} of pocketsphinx's WER with the same LM "
+              f"(aim: at most 0.5), {cpu / peer_cpu:.2f} of its real-time factor")
     return 0
 
 
