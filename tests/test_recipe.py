@@ -294,6 +294,7 @@ def test_small_recipe_per(tmp_path):
     assert cd["dev"]["per"] < ci["dev"]["per"] - 1.0
     words = {m: {s: yaml.safe_load((exp / m / f"decode_words_{s}/scores.yaml").read_text()) for s in ("dev", "test")}
              for m in ("ci_lstm", "cd_lstm_1000")}
-    # Measured (make demo, seed 0, CPU): WER CI dev 18.80 / test 27.72, CD dev 14.06 / test 25.05
-    assert words["cd_lstm_1000"]["dev"]["wer"] < 16.0 and words["cd_lstm_1000"]["test"]["wer"] < 28.0, words
+    # Measured (make demo, seed 0, CPU): WER CI dev 19.33 / test 26.58, CD dev 15.64 / test 25.81
+    # (another CPU type, with the penalty applied to lattices: CD dev 14.06 / test 25.05)
+    assert words["cd_lstm_1000"]["dev"]["wer"] < 17.0 and words["cd_lstm_1000"]["test"]["wer"] < 28.0, words
     assert words["ci_lstm"]["test"]["wer"] < 31.0, words
