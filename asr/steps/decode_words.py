@@ -92,7 +92,7 @@ def tune_word_decoding(model: HybridModel, dev_dir: Path, graph_dir: Path, out_d
     graph = load_word_graph(model)
     dd = read_datadir(dev_dir)
     post = set_posteriors(model, set_features(model, dev_dir))
-    scaled = lambda acwt: [(u, scaled_loglikes(lp, model.log_priors, acwt)) for u, lp in sorted(post.items())]
+    scaled = lambda acwt: ((u, scaled_loglikes(lp, model.log_priors, acwt)) for u, lp in sorted(post.items()))
     acwt_table, failures = {}, 0
     with decoding_pool(nj, (str(graph.path), model.context, opts)) as run:
         for acwt in acwt_grid:
@@ -110,6 +110,7 @@ def tune_word_decoding(model: HybridModel, dev_dir: Path, graph_dir: Path, out_d
     if candidate != 0.0 and lattice_table[candidate] < lattice_table.get(0.0, float("inf")):
         with decoding_pool(nj, (str(graph.path), model.context, opts, candidate)) as run:
             faster_table[(acwt, candidate)], failed = _faster_wer(run, scaled(acwt), dd.text, graph)
+        failures = max(failures, failed)
         log.info("dev acwt %g, word penalty %g: WER %.2f%%", acwt, candidate, faster_table[(acwt, candidate)])
     penalty = min((p for a, p in faster_table if a == acwt), key=lambda p: (faster_table[(acwt, p)], abs(p)))
     dev_wer = faster_table[(acwt, penalty)]
