@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from asr.errors import AsrError
+from asr.errors import AsrError, DataError
 from asr.io import atomic_write_text
 
 
@@ -37,15 +37,22 @@ def _setup_logging(verbose: bool, log_file: Path | None) -> None:
 def cmd_synth_corpus(args: argparse.Namespace) -> int:
     from asr.corpus.synth import generate_corpus
 
-    generate_corpus(args.out_dir, size=args.size, seed=args.seed, num_jobs=args.num_jobs)
+    unseen = [v for v in args.unseen_voices.replace(",", " ").split() if v]
+    generate_corpus(args.out_dir, size=args.size, seed=args.seed, num_jobs=args.num_jobs, unseen_voices=unseen)
     return 0
 
 
 def cmd_prepare_timit(args: argparse.Namespace) -> int:
     from asr.corpus.timit import prepare_timit
 
+    extra = {}
+    for item in args.extra_test:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise DataError(f"--extra-test {item!r}: expected NAME=SPEAKER_LIST")
+        extra[name] = Path(path)
     prepare_timit(args.timit_dir, args.out_dir, args.dev_spk, args.test_spk,
-                  expect_standard_counts=args.standard_counts)
+                  expect_standard_counts=args.standard_counts, extra_test=extra)
     return 0
 
 
@@ -53,7 +60,7 @@ def cmd_make_feats(args: argparse.Namespace) -> int:
     from asr.features.extract import FeatureConfig
     from asr.features.storage import make_features
 
-    cfg = FeatureConfig(kind=args.kind, num_mel_bins=args.num_mel_bins, num_ceps=args.num_ceps)
+    cfg = FeatureConfig(kind=args.kind, num_mel_bins=args.num_mel_bins, num_ceps=args.num_ceps, cmvn=args.cmvn)
     for data_dir in args.data_dirs:
         make_features(data_dir, args.feat_dir, cfg)
     return 0
@@ -164,8 +171,6 @@ def cmd_score(args: argparse.Namespace) -> int:
     from asr.score.per import read_transcripts, score_phones, score_summary, score_words
     from asr.score.report import write_report
 
-    from asr.errors import DataError
-
     def score(hyp_path: Path):
         refs, hyps = read_transcripts(args.ref), read_transcripts(hyp_path)
         try:
@@ -254,6 +259,9 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", default="small", choices=["tiny", "small", "timit"])
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--num-jobs", type=int, default=2)
+    s.add_argument("--unseen-voices", default="awb",
+                   help="flite voices held out of train/dev/test, speaking only the test_unseen "
+                        "set (comma-separated; '' for none)")
     s.set_defaults(func=cmd_synth_corpus)
 
     s = sub.add_parser("prepare-timit", help="TIMIT tree → Kaldi data dirs train/dev/test")
@@ -262,14 +270,19 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--dev-spk", type=Path, required=True, help="dev speaker list")
     s.add_argument("--test-spk", type=Path, required=True, help="core test speaker list")
     s.add_argument("--standard-counts", action="store_true", help="require 3696/400/192 utterances")
+    s.add_argument("--extra-test", action="append", default=[], metavar="NAME=LIST",
+                   help="another test set of TEST speakers, e.g. test_unseen=corpus/test_unseen_spk.list")
     s.set_defaults(func=cmd_prepare_timit)
 
-    s = sub.add_parser("make-feats", help="features + per-speaker CMVN for data dirs")
+    s = sub.add_parser("make-feats", help="features + CMVN statistics for data dirs")
     s.add_argument("feat_dir", type=Path, help="where the ark files go")
     s.add_argument("data_dirs", type=Path, nargs="+")
     s.add_argument("--kind", default="fbank", choices=["fbank", "mfcc"])
     s.add_argument("--num-mel-bins", type=int, default=40)
     s.add_argument("--num-ceps", type=int, default=13)
+    s.add_argument("--cmvn", default="speech", choices=["speech", "speaker"],
+                   help="CMVN statistics per utterance over its speech frames (Silero VAD), "
+                        "or per speaker over all frames")
     s.set_defaults(func=cmd_make_feats)
 
     s = sub.add_parser("make-graph", help="phone n-gram LM and the decoding graph H∘C∘G")

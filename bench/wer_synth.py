@@ -31,7 +31,7 @@ from asr.corpus.datadir import read_datadir  # noqa: E402
 from asr.decode.hybrid import HybridModel, scaled_loglikes  # noqa: E402
 from asr.decode.jobs import SearchOptions, faster_utt, init_worker  # noqa: E402
 from asr.decode.words import load_word_graph, word_decode_params  # noqa: E402
-from asr.features.extract import compute_features  # noqa: E402
+from asr.features.extract import features_and_speech  # noqa: E402
 from asr.score.per import score_words  # noqa: E402
 from asr.steps.decode import set_features  # noqa: E402
 
@@ -57,7 +57,7 @@ def hybrid_row(model_dir: Path, data_dir: Path, refs: dict) -> tuple[str, dict, 
     start = time.process_time()
     for utt in dd.utts:
         audio = read_audio(dd.wav[utt], rate=model.feat_cfg.sample_rate, resample=True)
-        compute_features(audio.samples, model.feat_cfg, name=utt)
+        features_and_speech(audio.samples, model.feat_cfg, name=utt)  # features + VAD, as transcribe does
     parts["fbank"] = time.process_time() - start
     hyps = {}
     for utt in dd.utts:

@@ -297,7 +297,7 @@ def test_transcribe_logs_the_traceback_of_an_unexpected_failure(tuned_bundle, tm
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug in the front end")
 
-    monkeypatch.setattr(transcribe, "compute_features", broken)
+    monkeypatch.setattr(transcribe, "features_and_speech", broken)
     log_file = tmp_path / "log.txt"
     wav = noise_wav(tmp_path / "b.wav", 0.5)
     assert main(["--log-file", str(log_file), "transcribe", "--model", str(tuned_bundle), "--output", "phones",

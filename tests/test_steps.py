@@ -23,8 +23,10 @@ def test_results_table(tmp_path):
             (exp / sub).mkdir(parents=True)
             (exp / sub / "scores.yaml").write_text(yaml.safe_dump(
                 {"per": p, "per_argmax": 30.0, "frame_acc": 70.0, "acwt": 0.2, "num_pdfs": pdfs}))
-        if name == "cd_lstm_500":  # only this system decoded words
-            for sub, w in (("decode_words_dev", 14.5), ("decode_words_test", 25.125)):
+        if name == "cd_lstm_500":  # only this system decoded words and the held-out voices
+            (exp / "decode_test_unseen").mkdir()
+            (exp / "decode_test_unseen/scores.yaml").write_text(yaml.safe_dump({"per": 33.0}))
+            for sub, w in (("decode_words_dev", 14.5), ("decode_words_test", 25.125), ("decode_words_test_unseen", 40.0)):
                 (exp / sub).mkdir()
                 (exp / sub / "scores.yaml").write_text(yaml.safe_dump({"wer": w}))
         (exp / "targets.yaml").write_text(yaml.safe_dump({"alignment": alignment}))
@@ -33,8 +35,9 @@ def test_results_table(tmp_path):
     times = tmp_path / "times.tsv"
     times.write_text("0 corpus\t12\n4 train CI LSTM\t300\n")
     table = results_table(systems, times, out=tmp_path / "RESULTS.md")
-    assert "| ci_lstm | 144 | uniform | 20.50 | 21.50 | 30.00 | 70.00 | 0.2 | — | — | 151 |" in table
-    assert "| cd_lstm_500 | 500 | realigned | 18.25 | 19.25 | 30.00 | 70.00 | 0.2 | 14.50 | 25.12 | 151 |" in table
+    assert "| ci_lstm | 144 | uniform | 20.50 | 21.50 | — | 30.00 | 70.00 | 0.2 | — | — | — | 151 |" in table
+    assert ("| cd_lstm_500 | 500 | realigned | 18.25 | 19.25 | 33.00 | 30.00 | 70.00 | 0.2 | 14.50 | 25.12 | 40.00 "
+            "| 151 |") in table
     assert "| 4 train CI LSTM | 300 |" in table
     assert (systems[0] / "RESULTS.md").read_text().startswith("# Results: ci_lstm")
     assert table in (tmp_path / "RESULTS.md").read_text()

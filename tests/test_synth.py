@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -51,7 +52,7 @@ def _spk_lists(root: Path) -> tuple[list[str], list[str]]:
 def test_layout_and_counts(corpus):
     train = sorted(p.name for p in corpus.glob("TRAIN/DR*/*"))
     test = sorted(p.name for p in corpus.glob("TEST/DR*/*"))
-    assert len(train) == SPEC.train and len(test) == SPEC.dev + SPEC.test
+    assert len(train) == SPEC.train and len(test) == SPEC.dev + SPEC.test + SPEC.test_unseen
     assert len(set(train) | set(test)) == len(train) + len(test)
     for spk_dir in corpus.glob("*/DR*/*"):
         assert SPK_RE.match(spk_dir.name), spk_dir
@@ -62,10 +63,11 @@ def test_layout_and_counts(corpus):
         assert sum(s.startswith("SX") for s in stems) == SPEC.sx_per_speaker
         assert names == sorted(f"{s}.{e}" for s in stems for e in synth.UTT_EXTS)
     dev, tst = _spk_lists(corpus)
-    assert len(dev) == SPEC.dev and len(tst) == SPEC.test
-    assert sorted(dev + tst) == sorted(s.lower() for s in test)
+    unseen = (corpus / synth.SPK_LISTS["test_unseen"]).read_text().split()
+    assert len(dev) == SPEC.dev and len(tst) == SPEC.test and len(unseen) == SPEC.test_unseen
+    assert sorted(dev + tst + unseen) == sorted(s.lower() for s in test)
     marker = json.loads((corpus / synth.COMPLETE_FILE).read_text())
-    assert marker == {"size": "tiny", "seed": 0, "flite_version": flite_version()}
+    assert marker == {"size": "tiny", "seed": 0, "unseen_voices": ["awb"], "flite_version": flite_version()}
     assert not (corpus / synth.IN_PROGRESS_FILE).exists()
 
 
@@ -116,19 +118,19 @@ def test_wrd_files(corpus):
 
 
 def test_partitions_and_prompts(corpus):
-    dev, tst = _spk_lists(corpus)
+    lists = {p: set((corpus / name).read_text().split()) for p, name in synth.SPK_LISTS.items()}
     part_of = {}
     for key, stem in _utts(corpus).items():
         spk = stem.parent.name.lower()
-        part_of[key] = "train" if key.startswith("TRAIN") else ("dev" if spk in dev else "test")
-        assert part_of[key] != "test" or spk in tst
-    texts: dict[str, set[str]] = {"train": set(), "dev": set(), "test": set()}
+        part_of[key] = "train" if key.startswith("TRAIN") else next(p for p in lists if spk in lists[p])
+    texts: dict[str, set[str]] = {p: set() for p in synth.PARTITIONS}
     readers: dict[str, set[str]] = {}
     for key, stem in _utts(corpus).items():
         text = " ".join(stem.with_suffix(".TXT").read_text().split()[2:])
         texts[part_of[key]].add(text)
         readers.setdefault(f"{stem.name}:{text}", set()).add(stem.parent.name)
-    assert not (texts["train"] & texts["dev"] or texts["train"] & texts["test"] or texts["dev"] & texts["test"])
+    for a, b in itertools.combinations(synth.PARTITIONS, 2):
+        assert not texts[a] & texts[b], (a, b)
     ids_by_text: dict[str, set[str]] = {}
     for key, spks in readers.items():
         utt, text = key.split(":", 1)
@@ -185,10 +187,25 @@ def test_foreign_directory_refused(tmp_path):
         synth.generate_corpus(tmp_path, "tiny")
 
 
+def test_held_out_voices_speak_only_test_unseen():
+    spks = synth.make_speakers(synth.SIZES["small"], seed=0, unseen_voices=["awb", "slt"])
+    by_part = {p: {s.voice.voice for s in spks if s.partition == p} for p in synth.PARTITIONS}
+    assert by_part["test_unseen"] == {"awb", "slt"}
+    assert all(by_part[p] == {"kal", "kal16", "rms"} for p in ("train", "dev", "test")), by_part
+    assert sum(s.partition == "test_unseen" for s in spks) == synth.SIZES["small"].test_unseen == 8
+    none_held = synth.make_speakers(synth.SIZES["small"], seed=0, unseen_voices=[])
+    assert {s.voice.voice for s in none_held if s.partition == "train"} == set(synth.VOICES)
+    assert not any(s.partition == "test_unseen" for s in none_held)
+    with pytest.raises(DataError, match="unknown flite voice 'bob'"):
+        synth.make_speakers(synth.SIZES["tiny"], seed=0, unseen_voices=["bob"])
+    with pytest.raises(DataError, match="none would be left"):
+        synth.make_speakers(synth.SIZES["tiny"], seed=0, unseen_voices=list(synth.VOICES))
+
+
 def test_speakers_and_sizes():
     assert (synth.SIZES["timit"].train, synth.SIZES["timit"].dev, synth.SIZES["timit"].test) == (462, 50, 24)
     spks = synth.make_speakers(synth.SIZES["timit"], seed=5)
-    assert len({s.spk_id for s in spks}) == 536
+    assert len({s.spk_id for s in spks}) == 536 + 24
     assert all(SPK_RE.match(s.spk_id) for s in spks)
     assert {s.spk_id[0] for s in spks} == {"M", "F"}
     assert {s.region for s in spks} == set(range(1, 9))
@@ -200,7 +217,7 @@ def test_sx_prompt_sharing_for_timit_size():
     spec = synth.SIZES["timit"]
     prompts = {p: [[f"{p}{i}"] for i in range(n)] for p, n in _prompt_counts(spec).items()}
     jobs = synth.make_jobs(spec, 0, Path("/x"), synth.make_speakers(spec, 0), prompts)
-    assert len(jobs) == 536 * 8
+    assert len(jobs) == (536 + 24) * 8
     readers: dict[str, int] = {}
     for j in jobs:
         readers[j.utt_id] = readers.get(j.utt_id, 0) + 1

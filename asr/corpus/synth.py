@@ -7,10 +7,14 @@ Layout written under ``out_dir`` (exactly TIMIT's, upper-case names)::
                           <UTT>.WRD   <start> <end> <word>
                           <UTT>.TXT   0 <num_samples> <Prompt.>
     dev_spk.list, test_spk.list       lower-case TEST speaker ids (dev set, core test set)
+    test_unseen_spk.list              lower-case TEST speaker ids of the held-out-voice test set
     .complete                         JSON: size, seed, flite version (written last)
 
 Speakers are flite voices (kal, kal16, awb, rms male; slt female) with
-per-speaker perturbations (:mod:`asr.corpus.perturb`). Each reads
+per-speaker perturbations (:mod:`asr.corpus.perturb`). The voices named in
+``unseen_voices`` (default ``awb``) speak only the ``test_unseen`` partition:
+train, dev and the in-domain test set never hear them, so that set measures
+how a model does on a voice it was not trained on. Each reads
 ``sx_per_speaker`` prompts shared with other speakers of its partition (SX)
 and ``si_per_speaker`` prompts of its own (SI); no prompt text occurs twice
 across partitions. Every random draw is seeded from (seed, speaker,
@@ -24,7 +28,7 @@ import logging
 import math
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -46,8 +50,12 @@ IN_PROGRESS_FILE = ".in_progress.json"
 DEV_LIST = "dev_spk.list"
 TEST_LIST = "test_spk.list"
 UTT_EXTS = ("PHN", "WRD", "TXT", "WAV")
-PARTITIONS = ("train", "dev", "test")
-PARTITION_DIR = {"train": "TRAIN", "dev": "TEST", "test": "TEST"}
+PARTITIONS = ("train", "dev", "test", "test_unseen")
+PARTITION_DIR = {"train": "TRAIN", "dev": "TEST", "test": "TEST", "test_unseen": "TEST"}
+#: Speaker lists written beside the corpus, for the TEST partitions.
+SPK_LISTS = {"dev": DEV_LIST, "test": TEST_LIST, "test_unseen": "test_unseen_spk.list"}
+#: Voices held out of train / dev / test by default: they speak only test_unseen.
+DEFAULT_UNSEEN_VOICES = ("awb",)
 NUM_REGIONS = 8
 SPK_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 #: Letter triples never used in speaker ids.
@@ -65,6 +73,7 @@ class SizeSpec:
     train: int
     dev: int
     test: int
+    test_unseen: int = 0  # speakers of the held-out voices (none when no voice is held out)
     sx_per_speaker: int = 5
     si_per_speaker: int = 3
     sx_readers: int = 7  # speakers reading each SX prompt (at most)
@@ -74,13 +83,14 @@ class SizeSpec:
         return self.sx_per_speaker + self.si_per_speaker
 
     def speakers(self, partition: str) -> int:
-        return {"train": self.train, "dev": self.dev, "test": self.test}[partition]
+        return {"train": self.train, "dev": self.dev, "test": self.test,
+                "test_unseen": self.test_unseen}[partition]
 
 
 SIZES: dict[str, SizeSpec] = {
-    "tiny": SizeSpec(train=8, dev=2, test=2),
-    "small": SizeSpec(train=48, dev=8, test=8),
-    "timit": SizeSpec(train=462, dev=50, test=24),
+    "tiny": SizeSpec(train=8, dev=2, test=2, test_unseen=2),
+    "small": SizeSpec(train=48, dev=8, test=8, test_unseen=8),
+    "timit": SizeSpec(train=462, dev=50, test=24, test_unseen=24),
 }
 
 
@@ -135,13 +145,28 @@ def _speaker_id(sex: str, rng: np.random.Generator, used: set[str]) -> str:
                 return spk
 
 
-def make_speakers(spec: SizeSpec, seed: int) -> list[Speaker]:
-    """All speakers, train then dev then test; voices cycle in a seeded order per partition."""
+def check_unseen_voices(unseen_voices: Sequence[str]) -> tuple[str, ...]:
+    """The held-out voices, sorted; DataError for an unknown voice or when none would be left to train on."""
+    unseen = tuple(sorted(set(unseen_voices)))
+    unknown = [v for v in unseen if v not in VOICES]
+    if unknown:
+        raise DataError(f"unknown flite voice {unknown[0]!r} to hold out; choose from {sorted(VOICES)}")
+    if len(unseen) >= len(VOICES):
+        raise DataError(f"cannot hold out every voice ({', '.join(unseen)}): none would be left for training")
+    return unseen
+
+
+def make_speakers(spec: SizeSpec, seed: int, unseen_voices: Sequence[str] = DEFAULT_UNSEEN_VOICES) -> list[Speaker]:
+    """All speakers, train, dev, test, then test_unseen; voices cycle in a seeded order per
+    partition. The ``unseen_voices`` speak test_unseen only (which has no speakers without them)."""
     rng = np.random.default_rng([seed, _TAG_SPEAKERS])
-    names = sorted(VOICES)
+    unseen = check_unseen_voices(unseen_voices)
     used: set[str] = set()
     speakers: list[Speaker] = []
     for part in PARTITIONS:
+        names = list(unseen) if part == "test_unseen" else sorted(set(VOICES) - set(unseen))
+        if not names:
+            continue
         order = [names[i] for i in rng.permutation(len(names))]
         for i in range(spec.speakers(part)):
             voice_name = order[i % len(order)]
@@ -305,8 +330,8 @@ def _utt_number(utt_id: str) -> int:
 # ---------------------------------------------------------------- corpus
 
 
-def _settings(size: str, seed: int) -> dict:
-    return {"size": size, "seed": seed, "flite_version": flite_version()}
+def _settings(size: str, seed: int, unseen_voices: Sequence[str]) -> dict:
+    return {"size": size, "seed": seed, "unseen_voices": list(unseen_voices), "flite_version": flite_version()}
 
 
 def _read_json(path: Path) -> dict:
@@ -343,32 +368,37 @@ def _check_existing(out_dir: Path, settings: dict) -> bool:
 
 
 def _write_speaker_lists(out_dir: Path, speakers: Sequence[Speaker]) -> None:
-    for part, name in (("dev", DEV_LIST), ("test", TEST_LIST)):
+    for part, name in SPK_LISTS.items():
         ids = sorted(s.spk_id.lower() for s in speakers if s.partition == part)
-        atomic_write_text(out_dir / name, "".join(f"{i}\n" for i in ids))
+        if ids or part != "test_unseen":
+            atomic_write_text(out_dir / name, "".join(f"{i}\n" for i in ids))
 
 
-def generate_corpus(out_dir: Path, size: str = "small", seed: int = 0, num_jobs: int = 2) -> Path:
+def generate_corpus(out_dir: Path, size: str = "small", seed: int = 0, num_jobs: int = 2,
+                    unseen_voices: Sequence[str] = DEFAULT_UNSEEN_VOICES) -> Path:
     """Write a synthetic TIMIT-style corpus under ``out_dir`` and return ``out_dir``.
 
-    Resumable: utterances whose four files exist are kept. A finished corpus
-    (``.complete``) with the same size, seed and flite version returns at once.
+    ``unseen_voices`` (possibly none) speak only the held-out ``test_unseen``
+    partition. Resumable: utterances whose four files exist are kept. A
+    finished corpus (``.complete``) with the same size, seed, held-out voices
+    and flite version returns at once.
 
     Raises:
-        DataError: unknown size, ``out_dir`` made with other settings, flite or
-            pocketsphinx missing, or a flite output that cannot be labelled.
+        DataError: unknown size or voice, ``out_dir`` made with other settings,
+            flite or pocketsphinx missing, or a flite output that cannot be labelled.
     """
     out_dir = Path(out_dir)
     if size not in SIZES:
         raise DataError(f"unknown synthetic corpus size {size!r}; choose one of {sorted(SIZES)}")
-    settings = _settings(size, seed)
+    unseen = check_unseen_voices(unseen_voices)
+    spec = SIZES[size] if unseen else replace(SIZES[size], test_unseen=0)
+    settings = _settings(size, seed, unseen)
     if _check_existing(out_dir, settings):
         log.info("%s: synthetic corpus %s already complete", out_dir, settings)
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / IN_PROGRESS_FILE, json.dumps(settings, indent=1) + "\n")
-    spec = SIZES[size]
-    speakers = make_speakers(spec, seed)
+    speakers = make_speakers(spec, seed, unseen)
     prompts = sample_prompts(spec, seed, num_jobs)
     jobs = make_jobs(spec, seed, out_dir, speakers, prompts)
     todo = [j for j in jobs if not j.done()]

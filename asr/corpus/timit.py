@@ -260,6 +260,7 @@ def prepare_timit(
     dev_spk_list: Path,
     test_spk_list: Path,
     expect_standard_counts: bool = False,
+    extra_test: dict[str, Path] | None = None,
 ) -> dict[str, DataDir]:
     """Write ``out_dir/train``, ``out_dir/dev`` and ``out_dir/test`` from a TIMIT tree.
 
@@ -267,9 +268,11 @@ def prepare_timit(
         timit_dir: the dir holding TRAIN/TEST, or its parent.
         dev_spk_list, test_spk_list: lower-case TEST speaker ids, one a line.
         expect_standard_counts: check 3696 / 400 / 192 utterances.
+        extra_test: more test sets, {name: speaker list} (e.g. the synthetic
+            corpus's ``test_unseen``); each speaker in at most one set.
 
     Returns:
-        {"train": DataDir, "dev": DataDir, "test": DataDir}.
+        {"train": DataDir, "dev": DataDir, "test": DataDir, **extra_test sets}.
 
     Raises:
         DataError: naming the file and the problem.
@@ -278,19 +281,22 @@ def prepare_timit(
     train_dir, test_dir = _child_ci(root, "train"), _child_ci(root, "test")
     assert train_dir is not None and test_dir is not None, root
     train_spk, test_spk = _scan_split(train_dir), _scan_split(test_dir)
-    dev_ids, test_ids = _read_spk_list(dev_spk_list), _read_spk_list(test_spk_list)
-    both = sorted(set(dev_ids) & set(test_ids))
-    if both:
-        raise DataError(f"{dev_spk_list}: speaker {both[0]!r} is also in {test_spk_list}")
-    selections = {
-        "train": [train_spk[s] for s in sorted(train_spk)],
-        "dev": _select(test_spk, sorted(dev_ids), dev_spk_list, test_dir),
-        "test": _select(test_spk, sorted(test_ids), test_spk_list, test_dir),
-    }
+    lists = {"dev": Path(dev_spk_list), "test": Path(test_spk_list), **(extra_test or {})}
+    if {"train", "dev", "test"} & set(extra_test or {}):
+        raise DataError(f"extra test set names {sorted(extra_test or {})} must not be train, dev or test")
+    ids = {name: _read_spk_list(path) for name, path in lists.items()}
+    seen: dict[str, str] = {}
+    for name, spks in ids.items():
+        for spk in spks:
+            if spk in seen:
+                raise DataError(f"{lists[name]}: speaker {spk!r} is also in {lists[seen[spk]]}")
+            seen[spk] = name
+    selections = {"train": [train_spk[s] for s in sorted(train_spk)]}
+    selections |= {name: _select(test_spk, sorted(spks), lists[name], test_dir) for name, spks in ids.items()}
     data = {name: _collect_split(name, dirs) for name, dirs in selections.items()}
     counts = {name: len(d[2]) for name, d in data.items()}
     log.info("TIMIT %s: utterances %s, speakers %s", root, counts, {n: len(d[3]) for n, d in data.items()})
-    if expect_standard_counts and counts != STANDARD_COUNTS:
+    if expect_standard_counts and {n: counts[n] for n in STANDARD_COUNTS} != STANDARD_COUNTS:
         raise DataError(f"{root}: utterance counts {counts} differ from the standard TIMIT counts {STANDARD_COUNTS}")
     out = {name: write_datadir(Path(out_dir) / name, *d) for name, d in data.items()}
     return out

@@ -211,6 +211,14 @@ def _load_context(model_dir: Path, comps: dict[str, Any], phones: list[str]) -> 
     return ctx
 
 
+#: What the bundle's features component says about CMVN, per ``FeatureConfig.cmvn``.
+CMVN_DESCRIPTION = {
+    "speech": {"training": "per utterance, speech frames (Silero VAD)",
+               "transcribe": "per file, speech frames (Silero VAD)"},
+    "speaker": {"training": "per speaker, all frames", "transcribe": "per file, all frames"},
+}
+
+
 def write_training_manifest(model_dir: Path, feat_cfg: FeatureConfig, ctx: ContextDependency,
                             input_dim: int, targets: dict) -> None:
     """Record the components training made (network, features, phones, topology,
@@ -221,7 +229,7 @@ def write_training_manifest(model_dir: Path, feat_cfg: FeatureConfig, ctx: Conte
         network={"files": ["model.yaml", "final.pt"], "input_dim": input_dim, "num_pdfs": num_pdfs,
                  "targets": targets},
         features={"files": ["feats.yaml"], "config": asdict(feat_cfg),
-                  "cmvn": {"training": "per speaker", "transcribe": "per file"}},
+                  "cmvn": CMVN_DESCRIPTION[feat_cfg.cmvn]},
         phones={"files": [PHONES_TXT], "num_phones": len(ctx.phones)},
         topology=ctx.topology.to_dict(),
         context={"files": [TREE_JSON], **ctx.summary()},

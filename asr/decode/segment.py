@@ -72,16 +72,19 @@ def _cut(mask: np.ndarray, energy_db: np.ndarray, lo: int, hi: int) -> int:
     return lo + int(np.argmin(energy_db[lo:hi]))
 
 
-def segment_frames(energy_db: np.ndarray, num_frames: int, max_seconds: float = MAX_SEGMENT_S) -> list[Segment]:
+def segment_frames(energy_db: np.ndarray, num_frames: int, max_seconds: float = MAX_SEGMENT_S,
+                   speech: np.ndarray | None = None) -> list[Segment]:
     """Split ``num_frames`` feature frames into segments of at most ``max_seconds``.
 
     Args:
         energy_db: (F,) frame energies (:func:`frame_energy_db`); F may differ
             from ``num_frames`` by a frame or two (padded / cut here).
+        speech: (num_frames,) bool speech frames from a voice activity
+            detector; None uses the energy detector (:func:`speech_mask`).
     """
     max_frames = max(2, int(max_seconds / SHIFT_S))
     energy = np.resize(energy_db, num_frames) if len(energy_db) else np.full(num_frames, -np.inf)
-    mask = speech_mask(energy)
+    mask = speech_mask(energy) if speech is None else np.asarray(speech, dtype=bool)
     segments, start = [], 0
     while start < num_frames:
         end = num_frames if num_frames - start <= max_frames else \

@@ -2,9 +2,13 @@
 
 The model, its graph and its decoder are loaded once for all the files of a
 call. Each file is read at the model's rate (resampled, down-mixed), its
-features normalised per file, and cut at pauses into segments of at most
-``MAX_SEGMENT_S`` (:mod:`asr.decode.segment`), which are decoded one by one
-so that memory stays bounded; segments with no speech are not decoded.
+features normalised per file as the model was trained (bundles with
+``cmvn: speech``: statistics of the frames Silero VAD calls speech, so
+leading or trailing silence does not shift them; older bundles: all frames),
+and cut at pauses into segments of at most ``MAX_SEGMENT_S``
+(:mod:`asr.decode.segment`), which are decoded one by one so that memory
+stays bounded; segments with no speech are not decoded, and a file with
+fewer than ``MIN_SPEECH_FRAMES`` speech frames gives an empty transcript.
 
 Words: the bundle's word graph (``graph_words/HCLG.fst``) with the acoustic
 scale and word insertion penalty tuned on dev (the penalty put on the graph's
@@ -32,8 +36,8 @@ from asr.decode.segment import MAX_SEGMENT_S, frame_energy_db, segment_frames
 from asr.decode.words import load_word_graph, word_decode_params, word_spans
 from asr.decode.wfst import WfstDecoder
 from asr.errors import AsrError
-from asr.features.cmvn import accumulate_stats, apply_cmvn
-from asr.features.extract import compute_features
+from asr.features.cmvn import MIN_SPEECH_FRAMES, apply_cmvn, speech_stats
+from asr.features.extract import features_and_speech
 from asr.lang.word_graph import with_word_penalty
 
 log = logging.getLogger(__name__)
@@ -95,10 +99,12 @@ class Recogniser:
         """Recognise one audio file (any rate or channel count)."""
         model = self.model
         audio = read_audio(path, rate=model.feat_cfg.sample_rate, resample=True)
-        feats = compute_features(audio.samples, model.feat_cfg, name=str(path))
-        feats = apply_cmvn(feats, accumulate_stats([feats]))  # per-file CMVN
+        feats, speech = features_and_speech(audio.samples, model.feat_cfg, name=str(path))
+        if speech is not None and speech.sum() < MIN_SPEECH_FRAMES:
+            speech = np.zeros_like(speech)  # too little to be speech: nothing is decoded
+        feats = apply_cmvn(feats, speech_stats(feats, speech))  # per-file CMVN
         segments = segment_frames(frame_energy_db(audio.samples, model.feat_cfg.sample_rate), len(feats),
-                                  self.max_segment_s)
+                                  self.max_segment_s, speech)
         spans: list[tuple] = []
         for seg in segments:
             if seg.has_speech:

@@ -13,6 +13,9 @@ import numpy as np
 
 #: Variance floor, in feature units squared.
 VAR_FLOOR = 1e-10
+#: Fewest speech frames (0.1 s) that speech-only statistics are taken from;
+#: with fewer, an utterance's statistics come from all its frames.
+MIN_SPEECH_FRAMES = 10
 
 
 def accumulate_stats(feats: Iterable[np.ndarray]) -> np.ndarray:
@@ -28,6 +31,15 @@ def accumulate_stats(feats: Iterable[np.ndarray]) -> np.ndarray:
     if stats is None or stats[0, -1] <= 0:
         raise ValueError("no frames to accumulate CMVN statistics from")
     return stats
+
+
+def speech_stats(feats: np.ndarray, speech: np.ndarray | None) -> np.ndarray:
+    """CMVN stats (2, D + 1) of one utterance's (T, D) features over its speech frames
+    (``speech``: (T,) bool), or over all frames when ``speech`` is None or marks
+    fewer than ``MIN_SPEECH_FRAMES``."""
+    if speech is not None and int(speech.sum()) >= MIN_SPEECH_FRAMES:
+        feats = feats[speech]
+    return accumulate_stats([feats])
 
 
 def check_stats(stats: np.ndarray) -> None:

@@ -1,4 +1,5 @@
-"""Kaldi-compatible filterbank and MFCC features (torchaudio.compliance.kaldi)."""
+"""Kaldi-compatible filterbank and MFCC features (torchaudio.compliance.kaldi),
+with the speech frames their CMVN statistics are taken from."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from asr.io import atomic_write_text, load_yaml_config
 
 #: Kaldi's features are computed on 16-bit integer sample values.
 INT16_SCALE = 32768.0
+#: CMVN statistics: per utterance over speech frames, or per speaker over all frames.
+CMVN_MODES = ("speech", "speaker")
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,16 @@ class FeatureConfig:
     frame_shift_ms: float = 10.0
     sample_rate: int = 16000
     dither: float = 0.0            # 0 keeps features deterministic
+    # CMVN: "speech" = per utterance (per file when transcribing), over the frames
+    # Silero VAD calls speech; "speaker" = per speaker over all frames (per file,
+    # all frames, when transcribing: the only mode of bundles made before "speech")
+    cmvn: str = "speaker"
 
     def __post_init__(self) -> None:
         if self.kind not in ("fbank", "mfcc"):
             raise ValueError(f"feature kind must be 'fbank' or 'mfcc', got {self.kind!r}")
+        if self.cmvn not in CMVN_MODES:
+            raise ValueError(f"cmvn must be one of {CMVN_MODES}, got {self.cmvn!r}")
 
     @property
     def dim(self) -> int:
@@ -64,12 +73,14 @@ class FeatureConfig:
         return load_yaml_config(cls, path, "feature config")
 
 
-def compute_features(samples: np.ndarray, cfg: FeatureConfig, name: str = "") -> np.ndarray:
+def compute_features(samples: np.ndarray, cfg: FeatureConfig, name: str = "", warp: float = 1.0) -> np.ndarray:
     """Features of mono float32 audio in [-1, 1].
 
     Args:
         samples: shape (num_samples,), at ``cfg.sample_rate``.
         name: the utterance or file, for error messages.
+        warp: vocal-tract-length warp factor of the mel filters (Kaldi's VTLN
+            piecewise-linear warp; 1.0 = none), for VTLP augmentation.
 
     Returns:
         float32 array of shape (num_frames, cfg.dim).
@@ -87,6 +98,7 @@ def compute_features(samples: np.ndarray, cfg: FeatureConfig, name: str = "") ->
         num_mel_bins=cfg.num_mel_bins,
         dither=cfg.dither,
         energy_floor=0.0,
+        vtln_warp=float(warp),
     )
     with torch.no_grad():
         if cfg.kind == "fbank":
@@ -94,3 +106,16 @@ def compute_features(samples: np.ndarray, cfg: FeatureConfig, name: str = "") ->
         else:
             feats = K.mfcc(wav, num_ceps=cfg.num_ceps, **common)
     return feats.numpy().astype(np.float32)  # (T, D)
+
+
+def features_and_speech(samples: np.ndarray, cfg: FeatureConfig, name: str = "",
+                        warp: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """Features (T, D) of ``samples`` and, when ``cfg.cmvn`` is "speech", the (T,) bool
+    mask of the frames Silero VAD calls speech (None otherwise): what training and
+    ``asr transcribe`` both take their CMVN statistics from."""
+    feats = compute_features(samples, cfg, name, warp)
+    if cfg.cmvn != "speech":
+        return feats, None
+    from asr.features.vad import speech_frames
+
+    return feats, speech_frames(samples, cfg.sample_rate, len(feats), cfg.window_samples, cfg.shift_samples)

@@ -1,8 +1,10 @@
 """Features for a whole data dir, stored as Kaldi ark/scp with kaldiio.
 
 ``make_features`` writes ``<feat_dir>/raw_<name>.ark`` and ``cmvn_<name>.ark``
-and adds ``feats.scp``, ``cmvn.scp`` (per speaker) and ``feats.yaml`` (the
-front-end config) to the data dir.
+and adds ``feats.scp``, ``cmvn.scp`` and ``feats.yaml`` (the front-end
+config) to the data dir. ``cmvn.scp`` is keyed by utterance when the config's
+``cmvn`` is "speech" (statistics of each utterance's speech frames), by
+speaker when it is "speaker".
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from tqdm import tqdm
 from asr.audio import read_audio
 from asr.corpus.datadir import DataDir, read_datadir, read_scp
 from asr.errors import AsrError, DataError
-from asr.features.cmvn import accumulate_stats, apply_cmvn, check_stats
-from asr.features.extract import FeatureConfig, compute_features
+from asr.features.cmvn import accumulate_stats, apply_cmvn, check_stats, speech_stats
+from asr.features.extract import FeatureConfig, features_and_speech
 from asr.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -50,21 +52,32 @@ def feature_config_matches(data_dir: Path, cfg: FeatureConfig) -> bool:
     return set(read_scp(data_dir / "feats.scp")) == set(read_scp(data_dir / "utt2spk"))
 
 
-def extract_datadir(dd: DataDir, cfg: FeatureConfig) -> dict[str, np.ndarray]:
-    """Raw features of every utterance of a data dir → {utt: (T, D) float32}.
+def extract_datadir(dd: DataDir, cfg: FeatureConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Raw features and CMVN stats of every utterance of a data dir →
+    ({utt: (T, D) float32}, {utt or speaker: (2, D + 1) stats}); see :func:`cmvn_stats`.
 
     Raises:
         AsrError: an audio file is unreadable, empty, too short or not at
             ``cfg.sample_rate`` (the message names the utterance and file).
     """
     feats: dict[str, np.ndarray] = {}
+    speech: dict[str, np.ndarray | None] = {}
     for utt in tqdm(dd.utts, desc=f"features {dd.path.name}", unit="utt", leave=False, disable=None):
         try:
             audio = read_audio(dd.wav[utt], rate=cfg.sample_rate)
-            feats[utt] = compute_features(audio.samples, cfg, name=dd.wav[utt])
+            feats[utt], speech[utt] = features_and_speech(audio.samples, cfg, name=dd.wav[utt])
         except AsrError as exc:
             raise type(exc)(f"utterance {utt}: {exc}") from None
-    return feats
+    return feats, cmvn_stats(dd.spk2utt, feats, speech, cfg)
+
+
+def cmvn_stats(spk2utt: Mapping[str, list[str]], feats: Mapping[str, np.ndarray],
+               speech: Mapping[str, np.ndarray | None], cfg: FeatureConfig) -> dict[str, np.ndarray]:
+    """CMVN stats as ``cfg.cmvn`` asks: {utt: stats of its speech frames} for "speech"
+    (``speech``: {utt: (T,) bool}), {speaker: stats of all its frames} for "speaker"."""
+    if cfg.cmvn == "speech":
+        return {utt: speech_stats(x, speech[utt]) for utt, x in feats.items()}
+    return {spk: accumulate_stats(feats[u] for u in utts) for spk, utts in spk2utt.items()}
 
 
 def make_features(data_dir: Path, feat_dir: Path, cfg: FeatureConfig) -> None:
@@ -80,8 +93,7 @@ def make_features(data_dir: Path, feat_dir: Path, cfg: FeatureConfig) -> None:
         return
     name = data_dir.name
     dd = read_datadir(data_dir)
-    feats = extract_datadir(dd, cfg)
-    stats = {spk: accumulate_stats(feats[u] for u in utts) for spk, utts in dd.spk2utt.items()}
+    feats, stats = extract_datadir(dd, cfg)
     for stale in ("feats.yaml", "feats.scp", "cmvn.scp"):  # invalid until all are rewritten
         (data_dir / stale).unlink(missing_ok=True)
     write_matrices(feat_dir / f"raw_{name}.ark", data_dir / "feats.scp", feats)
@@ -96,7 +108,8 @@ def load_features(data_dir: Path, norm_vars: bool = True) -> FeatureSet:
 
     The result is a lazy :class:`FeatureSet`: each matrix is read from its ark
     and normalised when accessed, so a corpus need not fit in memory. The scp
-    files, utt2spk and every speaker's CMVN stats are read and checked now.
+    files, utt2spk and all CMVN stats (per utterance or per speaker, as
+    ``feats.yaml`` says) are read and checked now.
 
     Raises:
         DataError: a file is missing or malformed, an utterance has no speaker
@@ -122,7 +135,11 @@ class FeatureSet(Mapping[str, np.ndarray]):
                 raise DataError(f"{data_dir / f}: missing; run the feature stage first")
         self.data_dir, self.norm_vars = data_dir, norm_vars
         self._feats_scp, self._cmvn_scp = data_dir / "feats.scp", data_dir / "cmvn.scp"
+        per_utt = FeatureConfig.load(data_dir / "feats.yaml").cmvn == "speech"
+        # the CMVN stats' key of each utterance: itself, or its speaker
         utt2spk = read_scp(data_dir / "utt2spk")
+        if per_utt:
+            utt2spk = {u: u for u in utt2spk}
         self._stats: dict[str, np.ndarray] = {}
         for spk, rx in read_scp(self._cmvn_scp).items():
             stats = _load_mat(self._cmvn_scp, spk, rx)
@@ -139,7 +156,8 @@ class FeatureSet(Mapping[str, np.ndarray]):
             if utt not in utt2spk:
                 raise DataError(f"{self._feats_scp}: utterance {utt} is not in {data_dir / 'utt2spk'}")
             if utt2spk[utt] not in self._stats:
-                raise DataError(f"{self._cmvn_scp}: no CMVN stats for speaker {utt2spk[utt]!r} of utterance {utt}")
+                whose = "" if per_utt else f"speaker {utt2spk[utt]!r} of "
+                raise DataError(f"{self._cmvn_scp}: no CMVN stats for {whose}utterance {utt}")
             self._spk[utt] = utt2spk[utt]
         self._utts = sorted(self._rx)
 

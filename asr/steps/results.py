@@ -15,6 +15,10 @@ SCORING_NOTE = ("PER on 39 phones after Kaldi's 60-48-39 folding; silence is sco
                 "trigram); its acoustic scale and word insertion penalty chosen on dev.")
 
 
+UNSEEN_NOTE = ("unseen: the test_unseen set, spoken only by voices held out of training and dev "
+               "(synthetic corpus: flite's awb by default); scored with the settings tuned on dev.")
+
+
 def _scores(path: Path) -> dict:
     return yaml.safe_load(path.read_text()) if path.is_file() else {}
 
@@ -43,22 +47,23 @@ def _targets(exp: Path) -> str:
 
 def results_table(exp_dirs: list[Path], stage_times: Path | None = None,
                   out: Path | None = None) -> str:
-    """A Markdown table, one row per system: pdfs, targets, PER on dev and
-    test (HMM and framewise argmax), test frame accuracy, acoustic scale,
-    WER on dev and test, training seconds; then seconds per recipe stage. Written to each
+    """A Markdown table, one row per system: pdfs, targets, PER on dev, test
+    and the held-out-voice set test_unseen (HMM), test PER of the framewise
+    argmax, test frame accuracy, acoustic scale, WER on dev, test and
+    test_unseen, training seconds; then seconds per recipe stage. Written to each
     experiment's ``RESULTS.md`` and to ``out``."""
-    lines = ["| system | pdfs | targets | dev PER | test PER | test PER argmax | test frame acc "
-             "| acwt | dev WER | test WER | train s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| system | pdfs | targets | dev PER | test PER | unseen PER | test PER argmax | test frame acc "
+             "| acwt | dev WER | test WER | unseen WER | train s |", "|---" * 13 + "|"]
     for exp in map(Path, exp_dirs):
-        dev, test = _scores(exp / "decode_dev" / "scores.yaml"), _scores(exp / "decode_test" / "scores.yaml")
-        wdev = _scores(exp / "decode_words_dev" / "scores.yaml")
-        wtest = _scores(exp / "decode_words_test" / "scores.yaml")
+        per = {s: _scores(exp / f"decode_{s}" / "scores.yaml") for s in ("dev", "test", "test_unseen")}
+        wer = {s: _scores(exp / f"decode_words_{s}" / "scores.yaml").get("wer") for s in ("dev", "test", "test_unseen")}
+        test = per["test"]
         lines.append(f"| {exp.name} | {_fmt(test.get('num_pdfs'), 'd')} | {_targets(exp)} | "
-                     f"{_fmt(dev.get('per'))} | {_fmt(test.get('per'))} | "
+                     f"{_fmt(per['dev'].get('per'))} | {_fmt(test.get('per'))} | {_fmt(per['test_unseen'].get('per'))} | "
                      f"{_fmt(test.get('per_argmax'))} | {_fmt(test.get('frame_acc'))} | "
-                     f"{_fmt(test.get('acwt'), 'g')} | {_fmt(wdev.get('wer'))} | {_fmt(wtest.get('wer'))} | "
-                     f"{_fmt(_train_seconds(exp), '.0f')} |")
-    lines += ["", SCORING_NOTE]
+                     f"{_fmt(test.get('acwt'), 'g')} | {_fmt(wer['dev'])} | {_fmt(wer['test'])} | "
+                     f"{_fmt(wer['test_unseen'])} | {_fmt(_train_seconds(exp), '.0f')} |")
+    lines += ["", SCORING_NOTE, "", UNSEEN_NOTE]
     if stage_times and Path(stage_times).is_file():
         lines += ["", "| stage | seconds |", "|---|---|"]
         for row in Path(stage_times).read_text().splitlines():

@@ -12,6 +12,7 @@ seed=0
 nj=2
 device=auto         # auto | cpu | cuda
 feat_kind=fbank     # fbank | mfcc
+unseen_voices=awb   # flite voices held out of train/dev/test: they speak only test_unseen ("" for none)
 # Defaults are relative to the repository root; --conf and --out given on the
 # command line are relative to the directory the script is run from.
 root=$(CDPATH='' cd -- "$(dirname -- "$0")/../.." && pwd)
@@ -24,8 +25,8 @@ vocab_size=""       # word LM vocabulary (default: 20000; 3000 for --size tiny)
 lm_sentences=""     # sentences sampled for the word LM text (default: 20000; 3000 for tiny)
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexicon my.dict"
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage size seed nj device feat_kind conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
-usage="Usage: $0 [--stage N] [--stop-stage M] [--size tiny|small|timit] [--device auto|cpu|cuda]
+option_names="stage stop_stage size seed nj device feat_kind unseen_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
+usage="Usage: $0 [--stage N] [--stop-stage M] [--size tiny|small|timit] [--device auto|cpu|cuda] [--unseen-voices awb]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"500 1000\"] [--cd-init true]
   [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 20000] [--lm-opts \"--lm my.arpa\"]
   [--out dir]
@@ -51,18 +52,23 @@ mkdir -p "$exp/log"
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "Stage 0: generate the synthetic corpus ($size, seed $seed)"
   SECONDS=0
-  asr --log-file "$exp/log/corpus.log" synth-corpus "$data/corpus" --size "$size" --seed "$seed" --num-jobs "$nj"
+  asr --log-file "$exp/log/corpus.log" synth-corpus "$data/corpus" --size "$size" --seed "$seed" --num-jobs "$nj" \
+    --unseen-voices "$unseen_voices"
   record_time "$times" "0 corpus" "$SECONDS"
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  log "Stage 1: data dirs train, dev, test"
+  log "Stage 1: data dirs train, dev, test (and test_unseen: the held-out voices)"
   SECONDS=0
-  if [ -f "$data/test/phone_text" ] && [ -f "$data/dev/phone_text" ] && [ -f "$data/train/phone_text" ]; then
+  unseen_list=$data/corpus/test_unseen_spk.list
+  extra=()
+  if [ -s "$unseen_list" ]; then extra=(--extra-test "test_unseen=$unseen_list"); fi
+  if [ -f "$data/test/phone_text" ] && [ -f "$data/dev/phone_text" ] && [ -f "$data/train/phone_text" ] \
+     && { [ ! -s "$unseen_list" ] || [ -f "$data/test_unseen/phone_text" ]; }; then
     log "data dirs exist, skipping"
   else
     asr --log-file "$exp/log/prepare.log" prepare-timit "$data/corpus" "$data" \
-      --dev-spk "$data/corpus/dev_spk.list" --test-spk "$data/corpus/test_spk.list"
+      --dev-spk "$data/corpus/dev_spk.list" --test-spk "$data/corpus/test_spk.list" "${extra[@]}"
   fi
   record_time "$times" "1 data dirs" "$SECONDS"
 fi

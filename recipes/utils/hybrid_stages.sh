@@ -3,7 +3,9 @@
 # Sourced by recipes/<corpus>/run.sh after stages 0-1, with these set:
 #   stage stop_stage data exp conf cd_conf cd_leaves cd_init ci_realigned device feat_kind times
 #   nj lm_sentences vocab_size lm_opts (extra prepare-lang options, e.g. "--lm my.arpa")
-# where $data holds train/ dev/ test/ data dirs with phone segmentations.
+# where $data holds train/ dev/ test/ data dirs with phone segmentations, and
+# optionally more test sets (test_unseen/: voices never heard in training),
+# which are scored with the settings tuned on dev, like test.
 #
 # Experiment directories (each named for what it holds):
 #   $exp/ci_lstm               CI LSTM on the uniform split of the phone segmentation
@@ -17,6 +19,10 @@
 
 ci=$exp/ci_lstm
 systems=("$ci")
+eval_sets=(test)
+if [ -d "$data/test_unseen" ]; then eval_sets+=(test_unseen); fi
+eval_dirs=() eval_texts=()
+for set in "${eval_sets[@]}"; do eval_dirs+=("$data/$set"); eval_texts+=("$data/$set/text"); done
 if [ "$ci_realigned" = true ]; then systems+=("${ci}_realigned"); fi
 for n in $cd_leaves; do systems+=("$exp/cd_lstm_$n"); done
 
@@ -27,7 +33,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log "Stage 2: word trigram ($vocab_size-word vocabulary), lexicon, L, G and the CI word graph"
   # shellcheck disable=SC2086
   asr --log-file "$exp/log/lang_words.log" prepare-lang "$data/train" "$data/lang_words" \
-    --exclude "$data/dev/text" "$data/test/text" --report "$data/dev/text" "$data/test/text" \
+    --exclude "$data/dev/text" "${eval_texts[@]}" --report "$data/dev/text" "${eval_texts[@]}" \
     --vocab-size "$vocab_size" --lm-sentences "$lm_sentences" --num-jobs "$nj" $lm_opts
   asr --log-file "$exp/log/graph_words_ci.log" make-word-graph "$data/lang_words" "$data/graph_words_ci"
   record_time "$times" "2 lang" "$SECONDS"
@@ -36,7 +42,7 @@ fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "Stage 3: $feat_kind features and per-speaker CMVN"
   SECONDS=0
-  asr --log-file "$exp/log/feats.log" make-feats --kind "$feat_kind" "$data/feats" "$data/train" "$data/dev" "$data/test"
+  asr --log-file "$exp/log/feats.log" make-feats --kind "$feat_kind" "$data/feats" "$data/train" "$data/dev" "${eval_dirs[@]}"
   record_time "$times" "3 features" "$SECONDS"
 fi
 
@@ -108,9 +114,11 @@ decode_system() {
   else
     log "$name: dev decode is up to date, skipping"
   fi
-  if [ ! -f "$model/decode_test/scores.yaml" ] || [ "$model/decode.yaml" -nt "$model/decode_test/scores.yaml" ]; then
-    asr --log-file "$exp/log/decode_test_$name.log" decode "$model" "$data/test" "$model/decode_test" --device "$device"
-  fi
+  for set in "${eval_sets[@]}"; do
+    if [ ! -f "$model/decode_$set/scores.yaml" ] || [ "$model/decode.yaml" -nt "$model/decode_$set/scores.yaml" ]; then
+      asr --log-file "$exp/log/decode_${set}_$name.log" decode "$model" "$data/$set" "$model/decode_$set" --device "$device"
+    fi
+  done
 }
 
 decode_words_system() {
@@ -124,10 +132,12 @@ decode_words_system() {
   else
     log "$name: dev word decode is up to date, skipping"
   fi
-  if [ ! -f "$model/decode_words_test/scores.yaml" ] || [ "$model/word_decode.yaml" -nt "$model/decode_words_test/scores.yaml" ]; then
-    asr --log-file "$exp/log/decode_words_test_$name.log" decode-words "$model" "$data/test" \
-      "$model/decode_words_test" --nj "$nj" --device "$device"
-  fi
+  for set in "${eval_sets[@]}"; do
+    if [ ! -f "$model/decode_words_$set/scores.yaml" ] || [ "$model/word_decode.yaml" -nt "$model/decode_words_$set/scores.yaml" ]; then
+      asr --log-file "$exp/log/decode_words_${set}_$name.log" decode-words "$model" "$data/$set" \
+        "$model/decode_words_$set" --nj "$nj" --device "$device"
+    fi
+  done
 }
 
 if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
