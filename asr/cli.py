@@ -91,9 +91,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if (args.ali_train is None) != (args.ali_dev is None):
         raise UsageError("--ali-train and --ali-dev go together")
     ali = (args.ali_train, args.ali_dev) if args.ali_train else None
-    model_opts, train_cfg = read_train_conf(args.conf)
+    model_opts, train_cfg, aug = read_train_conf(args.conf)
     train_am(args.train_dir, args.dev_dir, args.exp_dir, model_opts, train_cfg,
-             resolve_device(args.device), _context(args.tree), ali, init_from=args.init_from)
+             resolve_device(args.device), _context(args.tree), ali, init_from=args.init_from, aug=aug)
     return 0
 
 

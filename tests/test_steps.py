@@ -47,12 +47,16 @@ def test_read_train_conf_errors_name_the_file(tmp_path):
     from asr.steps.train_am import read_train_conf
 
     conf = tmp_path / "c.yaml"
-    conf.write_text("model:\n  hidden: 64\ntrain:\n  epochs: 3\n")
-    opts, tcfg = read_train_conf(conf)
+    conf.write_text("model:\n  hidden: 64\ntrain:\n  epochs: 3\naugment:\n  speed: [0.9, 1.1]\n  time_masks: 2\n")
+    opts, tcfg, aug = read_train_conf(conf)
     assert opts == {"hidden": 64} and tcfg.epochs == 3
+    assert aug.copies == ["speed0.9", "speed1.1"] and aug.masks and aug.time_masks == 2
     for text, pattern in [("train:\n  epoch: 3\n", "unexpected keyword"),
                           ("model:\n  hidden: 8\n  proj: 8\n", "proj"),
                           ("modle: {}\n", "unknown sections"),
+                          ("augment:\n  speed: [1.0]\n", "speed factors"),
+                          ("augment:\n  vtlp: 0.7\n", "vtlp must lie"),
+                          ("augment:\n  mask: 2\n", "unexpected keyword"),
                           ("model: [1, 2\n", "bad training config")]:
         conf.write_text(text)
         with pytest.raises(ModelError, match=pattern):

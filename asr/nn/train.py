@@ -23,6 +23,7 @@ import yaml
 from torch import nn
 
 from asr.errors import ModelError
+from asr.features.augment import AugmentConfig, spec_augment
 from asr.io import atomic_path, atomic_write_text
 from asr.nn.data import IGNORE, Batch, make_batches, make_chunks
 from asr.nn.model import LstmAcousticModel, ModelConfig
@@ -35,6 +36,7 @@ KEEP_CHECKPOINTS = 2
 CHECKPOINT_KEYS = ("model", "optimizer", "torch_rng", "state")
 STATE_KEYS = ("epoch", "history", "best_loss", "lr")
 _EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
+_TAG_COPIES = 17  # keeps the copy draws' RNG stream apart from the batch shuffle's
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,15 @@ def compute_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, int
     return loss, correct, int(mask.sum())
 
 
-def train_one_epoch(model, optimizer, batches: list[Batch], cfg: TrainConfig, device) -> dict:
+def train_one_epoch(model, optimizer, batches: list[Batch], cfg: TrainConfig, device,
+                    aug: AugmentConfig | None = None) -> dict:
+    """One pass over ``batches``; SpecAugment masks on each batch when ``aug`` asks for them."""
     model.train()
     tot_loss = tot_correct = tot_frames = 0.0
     for batch in batches:
         batch = batch.to(device)
+        if aug is not None and aug.masks:
+            batch = Batch(spec_augment(batch.feats, batch.lengths, aug), batch.targets, batch.lengths)
         loss, correct, frames = compute_loss(model, batch)
         optimizer.zero_grad()
         (loss / frames).backward()
@@ -99,6 +105,24 @@ def evaluate(model, batches: list[Batch], device) -> dict:
         tot_correct += correct
         tot_frames += frames
     return {"loss": tot_loss / tot_frames, "frame_acc": tot_correct / tot_frames}
+
+
+Data = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
+
+
+def epoch_data(train_data: Data, copies: list[Data], seed: int, epoch: int) -> Data:
+    """The utterances one epoch reads: for each, the original or one of its augmented
+    copies, drawn uniformly with an RNG seeded by (seed, epoch) (so a resumed run
+    draws the same)."""
+    if not copies:
+        return train_data
+    rng = np.random.default_rng([seed, epoch, _TAG_COPIES])
+    feats, targets = {}, {}
+    for utt in sorted(train_data[0]):
+        options = [train_data] + [c for c in copies if utt in c[0]]
+        pick = options[int(rng.integers(len(options)))]
+        feats[utt], targets[utt] = pick[0][utt], pick[1][utt]
+    return feats, targets
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -194,10 +218,15 @@ def train(
     cfg: TrainConfig,
     device: torch.device,
     init_weights: dict[str, torch.Tensor] | None = None,
+    copies: list[Data] | None = None,
+    aug: AugmentConfig | None = None,
 ) -> dict:
     """Train (or resume training) a model in ``exp_dir``; return its history.
 
-    ``train_data`` and ``dev_data`` are ({utt: feats (T, D)}, {utt: pdfs (T,)}).
+    ``train_data`` and ``dev_data`` are ({utt: feats (T, D)}, {utt: pdfs (T,)});
+    ``copies`` are augmented copies of ``train_data`` in the same form (each epoch
+    reads one version of every utterance, :func:`epoch_data`); ``aug`` switches
+    SpecAugment on (:func:`asr.features.augment.spec_augment`).
     ``init_weights`` (a subset of the model's parameters, e.g. the LSTM
     layers of a trained CI model) replace the random initialisation of a
     fresh run; a resumed run reads its checkpoint instead.
@@ -221,7 +250,8 @@ def train(
         state = _restore(*ckpt, model, optimizer)
         log.info("resuming after epoch %d (%s)", state["epoch"], ckpt[0].name)
     start_epoch = state["epoch"]
-    train_chunks = make_chunks(*train_data, cfg.chunk_frames)
+    copies = copies or []
+    train_chunks = make_chunks(*train_data, cfg.chunk_frames) if not copies else None
     dev_batches = make_batches(make_chunks(*dev_data, cfg.chunk_frames), cfg.batch_frames, rng=None)
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         if state["lr"] < cfg.min_lr:
@@ -231,7 +261,8 @@ def train(
             group["lr"] = state["lr"]
         rng = np.random.default_rng([cfg.seed, epoch])
         start = time.time()
-        tr = train_one_epoch(model, optimizer, make_batches(train_chunks, cfg.batch_frames, rng), cfg, device)
+        chunks = train_chunks or make_chunks(*epoch_data(train_data, copies, cfg.seed, epoch), cfg.chunk_frames)
+        tr = train_one_epoch(model, optimizer, make_batches(chunks, cfg.batch_frames, rng), cfg, device, aug)
         dev = evaluate(model, dev_batches, device)
         if not (np.isfinite(tr["loss"]) and np.isfinite(dev["loss"])):
             raise ModelError(f"{exp_dir}: epoch {epoch} diverged (train loss {tr['loss']}, "

@@ -21,6 +21,7 @@ import yaml
 from asr.corpus.datadir import read_datadir
 from asr.decode.hybrid import write_training_manifest
 from asr.errors import DataError, ModelError
+from asr.features.augment import AugmentConfig, copy_dir, copy_factor, make_copy, warp_targets
 from asr.features.extract import FeatureConfig
 from asr.features.storage import load_features
 from asr.hmm.alignment import check_against_features, read_alignments
@@ -94,22 +95,43 @@ def check_config(exp_dir: Path, name: str, cfg_dict: dict) -> None:
                          f"use a new experiment dir or delete it")
 
 
-def read_train_conf(path: Path | None) -> tuple[dict, TrainConfig]:
-    """The ``model:`` options and the TrainConfig of a training YAML file."""
+def read_train_conf(path: Path | None) -> tuple[dict, TrainConfig, AugmentConfig]:
+    """The ``model:`` options, the TrainConfig and the AugmentConfig (``augment:``) of a training YAML file."""
     if path is None:
-        return {}, TrainConfig()
+        return {}, TrainConfig(), AugmentConfig()
     if not Path(path).is_file():
         raise ModelError(f"{path}: training config not found")
     try:
         conf = yaml.safe_load(Path(path).read_text()) or {}
-        unknown = set(conf) - {"model", "train"}
+        unknown = set(conf) - {"model", "train", "augment"}
         if unknown:
             raise ValueError(f"unknown sections {sorted(unknown)}")
         model_opts = dict(conf.get("model") or {})
         ModelConfig(input_dim=1, num_pdfs=1, **model_opts)  # check the options now
-        return model_opts, TrainConfig(**(conf.get("train") or {}))
+        return model_opts, TrainConfig(**(conf.get("train") or {})), AugmentConfig.from_dict(conf.get("augment"))
     except (yaml.YAMLError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"{path}: bad training config ({exc})") from None
+
+
+def load_copies(train_dir: Path, aug: AugmentConfig, targets: Mapping[str, np.ndarray],
+                feat_cfg: FeatureConfig) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """The augmented copies of ``train_dir`` that ``aug`` asks for (made when missing), as
+    (features, targets) pairs over the utterances of ``targets``; a speed copy's targets
+    are the original's read at the copy's frame times."""
+    copies = []
+    for name in aug.copies:
+        feats = load_features(make_copy(train_dir, name, aug))
+        factor = copy_factor(name)
+        x, y = {}, {}
+        for utt, tgt in targets.items():
+            x[utt] = feats[utt]
+            y[utt] = warp_targets(tgt, len(x[utt]), factor, feat_cfg) if factor != 1.0 else tgt
+            if len(x[utt]) != len(y[utt]):
+                raise DataError(f"{copy_dir(train_dir, name)}: utterance {utt} has {len(x[utt])} frames, "
+                                f"its targets {len(y[utt])}; delete the copy to remake it")
+        copies.append((x, y))
+        log.info("augmentation: copy %s of %d utterances", name, len(x))
+    return copies
 
 
 def check_context(exp_dir: Path, ctx: ContextDependency) -> None:
@@ -136,7 +158,8 @@ def lstm_weights(model_dir: Path, model_cfg: ModelConfig) -> dict[str, torch.Ten
 
 def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
              train_cfg: TrainConfig, device: torch.device, ctx: ContextDependency,
-             ali_dirs: tuple[Path, Path] | None = None, init_from: Path | None = None) -> dict:
+             ali_dirs: tuple[Path, Path] | None = None, init_from: Path | None = None,
+             aug: AugmentConfig | None = None) -> dict:
     """Train an LSTM on ``train_dir`` (dev loss on ``dev_dir``); write the bundle to ``exp_dir``.
 
     Args:
@@ -145,7 +168,9 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
         ali_dirs: (train, dev) alignment dirs; None trains on the uniform split.
         init_from: a trained model dir whose LSTM layers start this model
             (its output layer too when it has as many outputs; else that starts random).
+        aug: data augmentation (copies of the training data, SpecAugment); None for none.
     """
+    aug = aug or AugmentConfig()
     exp_dir = Path(exp_dir)
     feat_cfg = FeatureConfig.load(Path(train_dir) / "feats.yaml")
     if FeatureConfig.load(Path(dev_dir) / "feats.yaml") != feat_cfg:
@@ -153,6 +178,8 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
     model_cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=ctx.num_pdfs, **model_opts)
     check_config(exp_dir, "model.yaml", asdict(model_cfg))
     check_config(exp_dir, "train.yaml", asdict(train_cfg))
+    if aug != AugmentConfig() or (exp_dir / "augment.yaml").is_file():
+        check_config(exp_dir, "augment.yaml", aug.to_dict())
     check_context(exp_dir, ctx)
     targets_info = {"alignment": UNIFORM if ali_dirs is None else [str(Path(d).resolve()) for d in ali_dirs],
                     "init_from": None if init_from is None else str(Path(init_from).resolve())}
@@ -164,7 +191,9 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
     dev_tgt = load_targets(dev_dir, dev_feats, ctx, dev_ali)
     train_feats = {u: train_feats[u] for u in train_tgt}  # without utterances that have no targets
     dev_feats = {u: dev_feats[u] for u in dev_tgt}
+    copies = load_copies(Path(train_dir), aug, train_tgt, feat_cfg)
     exp_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(exp_dir / "augment.yaml", yaml.safe_dump(aug.to_dict(), sort_keys=True))
     write_symbol_table(ctx.phones, exp_dir / "phones.txt")
     ctx.save(exp_dir / TREE_JSON)
     atomic_write_text(exp_dir / "targets.yaml", yaml.safe_dump(targets_info, sort_keys=True))
@@ -175,6 +204,6 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
              sum(len(y) for y in train_tgt.values()), len(dev_feats), device)
     init = lstm_weights(init_from, model_cfg) if init_from is not None else None
     state = train(exp_dir, (train_feats, train_tgt), (dev_feats, dev_tgt), model_cfg, train_cfg,
-                  device, init)
+                  device, init, copies=copies, aug=aug)
     write_training_manifest(exp_dir, feat_cfg, ctx, model_cfg.input_dim, targets_info)
     return state
