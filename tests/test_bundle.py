@@ -70,7 +70,7 @@ def langs(tmp_path_factory) -> dict[str, Path]:
 
 def make_bundle(model_dir: Path, ctx: ContextDependency = CI) -> Path:
     """A bundle as training writes it, with an untrained 1-layer network."""
-    feat_cfg = FeatureConfig()
+    feat_cfg = FeatureConfig(cmvn="speech")
     cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=ctx.num_pdfs,
                       num_layers=1, hidden=16, bidirectional=False, dropout=0.0)
     model_dir.mkdir(parents=True)

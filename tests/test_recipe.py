@@ -174,6 +174,34 @@ def test_transcribe_files(recipe, tmp_path):
     assert cd.returncode == 0 and cd.stdout.startswith(f"{wav}: sil ") and len(cd.stdout.split()) > 10
 
 
+def _phone_edits(a: list[str], b: list[str]) -> int:
+    from asr.score.align import align
+
+    return sum(r != h for r, h in align(a, b))
+
+
+def test_leading_silence_does_not_change_the_phones(recipe, tmp_path):
+    """Five seconds of near-silence (-80 dBFS noise) before each of four test utterances:
+    with CMVN over Silero's speech frames, the phones barely move."""
+    out, _ = recipe
+    model = out / "exp/synth_tiny/ci_lstm"
+    wavs = sorted((out / "data/synth_tiny/corpus/TEST").rglob("*.WAV"))[:4]
+    rng = np.random.default_rng(0)
+    padded = []
+    for wav in wavs:
+        audio, rate = sf.read(wav)
+        padded.append(tmp_path / f"{wav.parent.name}_{wav.stem}.wav")
+        sf.write(padded[-1], np.concatenate([1e-4 * rng.standard_normal(5 * rate), audio]), rate)
+    proc = asr("transcribe", "--model", str(model), "--output", "phones", *map(str, wavs + padded))
+    assert proc.returncode == 0, proc.stderr
+    phones = [line.split(": ", 1)[1].split() for line in proc.stdout.strip().splitlines()]
+    plain, pad = phones[:4], phones[4:]
+    edits = sum(_phone_edits(a, b) for a, b in zip(plain, pad))
+    total = sum(len(a) for a in plain)
+    # measured: EDITS_MEASURED of N phones differ
+    assert edits <= 0.1 * total, (edits, total, plain, pad)
+
+
 def test_word_decoding_of_dev_and_test(recipe):
     """Stage 8 (words): acoustic scale and word penalty chosen on dev, test decoded once with them."""
     out, proc = recipe

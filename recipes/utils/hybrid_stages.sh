@@ -40,7 +40,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log "Stage 3: $feat_kind features and per-speaker CMVN"
+  log "Stage 3: $feat_kind features and CMVN statistics (per utterance, speech frames by Silero VAD)"
   SECONDS=0
   asr --log-file "$exp/log/feats.log" make-feats --kind "$feat_kind" "$data/feats" "$data/train" "$data/dev" "${eval_dirs[@]}"
   record_time "$times" "3 features" "$SECONDS"

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""In-domain against unseen-voice PER, one row per augmentation setting.
+
+Each row trains the recipe's acoustic model (CI by default; ``--cd`` for the
+CD model on the recipe's tree and realignment, started from the same row's
+CI model) with one ``augment:`` setting added to its training YAML, tunes
+the acoustic scale on dev, and decodes the in-domain test set and
+``test_unseen`` (voices held out of training and dev) with the phone bigram.
+The row ``speaker-cmvn`` is the model as it was before speech-frame CMVN:
+per-speaker statistics over all frames, no augmentation.
+
+Run the recipe's stages 0-3 first (stages 0-6 for ``--cd``), e.g.
+``recipes/synth/run.sh --size small --stop-stage 3``, then:
+    python bench/generalisation.py [--size small] [--rows none,speed,...] [--cd]
+Models go to ``exp/synth_<size>/generalisation/<ci|cd>_<row>`` (a finished
+row is reused); the table is printed and written beside them as RESULTS.md.
+Training runs one model at a time: two trainings sharing 2 cores each run
+at a fraction of their speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+#: The augment: section of each row (speaker-cmvn also switches the features' CMVN).
+ROWS: dict[str, dict] = {
+    "speaker-cmvn": {},
+    "none": {},
+    "speed": {"speed": [0.9, 1.1]},
+    "vtlp": {"vtlp": 0.1},
+    "reverb_noise": {"reverb_noise": True, "snr_db": [5, 25]},
+    "specaugment": {"freq_masks": 2, "freq_width": 8, "time_masks": 2, "time_width": 20},
+}
+ROWS["all"] = {k: v for row in ROWS.values() for k, v in row.items()}
+EVAL_SETS = ("dev", "test", "test_unseen")
+
+
+def asr(log: Path, *args: str) -> None:
+    """Run one ``asr`` command, its log in ``log``; exit with its log's tail when it fails."""
+    proc = subprocess.run([str(BIN / "asr"), "--log-file", str(log), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"asr {' '.join(args[:2])} failed:\n{proc.stderr[-3000:]}")
+
+
+def speaker_cmvn_data(data: Path) -> Path:
+    """Copies of the data dirs with per-speaker, all-frame CMVN features (made once)."""
+    out = data / "speaker_cmvn"
+    for name in ("train",) + EVAL_SETS:
+        dst = out / name
+        if not (dst / "feats.yaml").is_file():
+            dst.mkdir(parents=True, exist_ok=True)
+            for f in (data / name).iterdir():
+                if f.is_file() and f.name not in ("feats.scp", "cmvn.scp", "feats.yaml"):
+                    shutil.copy(f, dst / f.name)
+            asr(out / "feats.log", "make-feats", "--cmvn", "speaker", str(out / "feats"), str(dst))
+    return out
+
+
+def write_conf(base: Path, augment: dict, path: Path) -> Path:
+    conf = yaml.safe_load(base.read_text())
+    if augment:
+        conf["augment"] = augment
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(conf, sort_keys=False))
+    return path
+
+
+def train_and_decode(row: str, args, out: Path, data: Path, exp: Path) -> dict:
+    """Train one row's model (or reuse it), decode dev (tuning acwt), test and test_unseen."""
+    kind = "cd" if args.cd else "ci"
+    model = out / f"{kind}_{row}"
+    rdata = speaker_cmvn_data(data) if row == "speaker-cmvn" else data
+    base = ROOT / f"recipes/synth/conf/{kind}_lstm.yaml"
+    conf = write_conf(base, ROWS[row], out / "conf" / f"{kind}_{row}.yaml")
+    extra: list[str] = []
+    if args.cd:
+        tree = exp / f"tree_{args.leaves}"
+        extra = ["--tree", str(tree / "tree.json"), "--ali-train", str(exp / "ci_lstm/ali_train"),
+                 "--ali-dev", str(exp / "ci_lstm/ali_dev"), "--init-from", str(out / f"ci_{row}")]
+        graph = tree / "HCG.fst"
+    else:
+        graph = data / "lang/HCG.fst"
+    start = time.time()
+    asr(out / f"{kind}_{row}.train.log", "train", str(rdata / "train"), str(rdata / "dev"), str(model),
+        "--conf", str(conf), "--device", args.device, *extra)
+    wall = time.time() - start
+    for name in EVAL_SETS:
+        if not (model / f"decode_{name}/scores.yaml").is_file():
+            tune = ["--graph", str(graph), "--tune-acwt"] if name == "dev" else []
+            asr(out / f"{kind}_{row}.decode_{name}.log", "decode", str(model), str(rdata / name),
+                str(model / f"decode_{name}"), "--device", args.device, *tune)
+    per = {n: yaml.safe_load((model / f"decode_{n}/scores.yaml").read_text())["per"] for n in EVAL_SETS}
+    history = yaml.safe_load((model / "history.yaml").read_text())
+    copies = sum(float((data / "train_aug" / c / "seconds").read_text()) for c in _copies(ROWS[row])
+                 if (data / "train_aug" / c / "seconds").is_file())
+    return {"row": row, **per, "epochs": len(history), "train_s": sum(r["seconds"] for r in history),
+            "copies_s": copies, "wall_s": wall}
+
+
+def _copies(augment: dict) -> list[str]:
+    from asr.features.augment import AugmentConfig
+
+    return AugmentConfig.from_dict(augment).copies
+
+
+def table(results: list[dict], kind: str) -> str:
+    lines = [f"| {kind} model, augmentation | dev PER | test PER | unseen PER | gap | epochs | train s | copies s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['row']} | {r['dev']:.2f} | {r['test']:.2f} | {r['test_unseen']:.2f} | "
+                     f"{r['test_unseen'] - r['test']:.2f} | {r['epochs']} | {r['train_s']:.0f} | {r['copies_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", default="small")
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, from {', '.join(ROWS)}")
+    p.add_argument("--cd", action="store_true", help="CD models (needs the recipe's stages 0-6)")
+    p.add_argument("--leaves", default="1000", help="the recipe's tree size (with --cd)")
+    p.add_argument("--device", default="auto")
+    args = p.parse_args()
+    rows = [r for r in args.rows.split(",") if r]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        p.error(f"unknown rows {unknown}; choose from {list(ROWS)}")
+    data, exp = ROOT / f"data/synth_{args.size}", ROOT / f"exp/synth_{args.size}"
+    if not (data / "test_unseen/feats.scp").is_file():
+        sys.exit(f"{data}/test_unseen has no features: run recipes/synth/run.sh --size {args.size} --stop-stage 3")
+    out = exp / "generalisation"
+    os.environ["PATH"] = f"{BIN}:{os.environ['PATH']}"
+    results = []
+    for row in rows:
+        results.append(train_and_decode(row, args, out, data, exp))
+        print(f"{row}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                     for k, v in results[-1].items() if k != "row"), flush=True)
+    text = table(results, "CD" if args.cd else "CI")
+    print(text)
+    (out / f"RESULTS_{'cd' if args.cd else 'ci'}.md").write_text(
+        f"# Generalisation to unseen voices ({args.size} corpus)\n\n{text}\n\n"
+        "PER on 39 phones (silence scored), phone bigram HMM, acoustic scale tuned on dev. "
+        "unseen: test_unseen, voices held out of training and dev. gap: unseen - test. "
+        "train s: the epochs' seconds; copies s: making the row's augmented copies (made once, shared).\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
