@@ -4,7 +4,8 @@ pocketsphinx's phone decoder (allphone mode) on the same audio, side by side.
 
 Run the recipe first (``make demo``), then:
     python bench/per_synth.py [--size small]
-Prints PER (39 phones, silence scored) and the real-time factor of each.
+Prints PER (39 phones, silence scored) and the real-time factor of each, on
+the in-domain test set and on test_unseen (voices held out of training).
 """
 
 from __future__ import annotations
@@ -51,16 +52,26 @@ def main() -> int:
     p.add_argument("--size", default="small")
     p.add_argument("--exp", type=Path, action="append",
                    help="model dir, repeatable (default exp/synth_<size>/ci_lstm and every cd_lstm_*)")
-    p.add_argument("--data", type=Path, help="test data dir (default data/synth_<size>/test)")
+    p.add_argument("--data", type=Path, action="append",
+                   help="test data dir, repeatable (default data/synth_<size>/test and test_unseen)")
     args = p.parse_args()
     exp = Path(f"exp/synth_{args.size}")
     model_dirs = args.exp or [exp / "ci_lstm", *sorted(exp.glob("ci_lstm_realigned")),
                               *sorted(exp.glob("cd_lstm_*"))]
-    data_dir = args.data or Path(f"data/synth_{args.size}/test")
+    data_dirs = args.data or [d for d in (Path(f"data/synth_{args.size}/{n}") for n in ("test", "test_unseen"))
+                              if d.is_dir()]
     missing = [d for d in model_dirs if not (d / "bundle.yaml").is_file()]
-    if missing or not (data_dir / "feats.scp").is_file():
-        sys.exit(f"{missing or data_dir} missing: run the recipe first (make demo SIZE={args.size})")
+    missing += [d for d in data_dirs if not (d / "feats.scp").is_file()]
+    if missing or not data_dirs:
+        sys.exit(f"{missing or 'no test set'} missing: run the recipe first (make demo SIZE={args.size})")
     torch.set_num_threads(2)
+    for data_dir in data_dirs:
+        print_table(data_dir, model_dirs)
+    return 0
+
+
+def print_table(data_dir: Path, model_dirs: list[Path]) -> None:
+    """PER and RTF of every model (HMM and argmax) and of pocketsphinx on one test set."""
     dd = read_datadir(data_dir, require_phones=True)
     refs = {u: dd.phone_text(u) for u in dd.utts}
     audio = {u: read_audio(dd.wav[u]) for u in dd.utts}
@@ -79,7 +90,7 @@ def main() -> int:
     peer_per = rows[-1][1].counts.rate
     for name, result, _ in rows[:-1:2]:
         print(f"PER ratio {name} / pocketsphinx: {result.counts.rate / peer_per:.2f}")
-    return 0
+    print()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ Run the recipe first (``make demo``), then:
     python bench/wer_synth.py [--size small]
 Prints WER (with sub / del / ins) and the real-time factor of each system:
 CPU seconds per second of audio, once models and graphs are loaded (our
-filterbank + network + search, one thread by default; pocketsphinx's whole
+front end (filterbank + VAD) + network + search, one thread by default; pocketsphinx's whole
 decode, one thread). The hybrid systems use the acoustic scale and word
 penalty they chose on dev.
 """
@@ -86,7 +86,8 @@ def main() -> int:
     p.add_argument("--size", default="small")
     p.add_argument("--exp", type=Path, action="append",
                    help="model dir, repeatable (default: exp/synth_<size>/ci_lstm and every cd_lstm_*)")
-    p.add_argument("--data", type=Path, help="test data dir (default data/synth_<size>/test)")
+    p.add_argument("--data", type=Path, action="append",
+                   help="test data dir, repeatable (default data/synth_<size>/test and test_unseen)")
     p.add_argument("--lang", type=Path, help="word lang dir (default data/synth_<size>/lang_words)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the network (pocketsphinx uses 1)")
     p.add_argument("--out", type=Path, default=Path("exp/bench_wer"), help="where hypotheses go")
@@ -94,27 +95,35 @@ def main() -> int:
     exp = Path(f"exp/synth_{args.size}")
     model_dirs = args.exp or [d for d in [exp / "ci_lstm", *sorted(exp.glob("cd_lstm_*"))]
                               if (d / "word_decode.yaml").is_file()]
-    data_dir = args.data or Path(f"data/synth_{args.size}/test")
+    data_dirs = args.data or [d for d in (Path(f"data/synth_{args.size}/{n}") for n in ("test", "test_unseen"))
+                              if d.is_dir()]
     lang = args.lang or Path(f"data/synth_{args.size}/lang_words")
-    if not model_dirs or not (lang / "lm.arpa").is_file():
-        print(f"no tuned word systems under {exp} or no {lang}/lm.arpa: run the recipe first "
+    if not model_dirs or not data_dirs or not (lang / "lm.arpa").is_file():
+        print(f"no tuned word systems under {exp}, no test set or no {lang}/lm.arpa: run the recipe first "
               f"(make demo)", file=sys.stderr)
         return 1
-    dd = read_datadir(data_dir)
-    audio_s = sum(sf.info(dd.wav[u]).duration for u in dd.utts)
     torch.set_num_threads(args.threads)
-    rows = [hybrid_row(m, data_dir, dd.text) for m in model_dirs]
     args.out.mkdir(parents=True, exist_ok=True)
     words = [w.split()[0] for w in (lang / "words.txt").read_text().splitlines()
              if w and not w.startswith(("<eps>", "#"))]
     sources = pocketsphinx_dict(words, args.out / "pocketsphinx.dict")
-    rows.append(pocketsphinx_row("pocketsphinx en-us AM + our trigram + same words", data_dir, dd.text,
-                                 lm_path=lang / "lm.arpa", dict_path=args.out / "pocketsphinx.dict"))
-    rows.append(pocketsphinx_row("pocketsphinx en-us AM + its own en-us LM (72k words)", data_dir, dd.text))
-    print(f"{data_dir}: {len(dd.utts)} utterances, {audio_s:.1f} s of audio; vocabulary "
-          f"{len(words)} words (pocketsphinx dictionary: {sources.cmudict} from its cmudict, "
+    print(f"vocabulary {len(words)} words (pocketsphinx dictionary: {sources.cmudict} from its cmudict, "
           f"{sources.flite} from flite, {sources.skipped} skipped)")
-    print(f"{'system':<62} {'WER':>6} {'sub':>5} {'del':>5} {'ins':>5} {'RTF':>7}  (fbank / network / search)")
+    for data_dir in data_dirs:
+        print_table(data_dir, model_dirs, lang, args.out / "pocketsphinx.dict")
+    return 0
+
+
+def print_table(data_dir: Path, model_dirs: list[Path], lang: Path, ps_dict: Path) -> None:
+    """WER and RTF of every word system and of pocketsphinx (two LMs) on one test set."""
+    dd = read_datadir(data_dir)
+    audio_s = sum(sf.info(dd.wav[u]).duration for u in dd.utts)
+    rows = [hybrid_row(m, data_dir, dd.text) for m in model_dirs]
+    rows.append(pocketsphinx_row("pocketsphinx en-us AM + our trigram + same words", data_dir, dd.text,
+                                 lm_path=lang / "lm.arpa", dict_path=ps_dict))
+    rows.append(pocketsphinx_row("pocketsphinx en-us AM + its own en-us LM (72k words)", data_dir, dd.text))
+    print(f"{data_dir}: {len(dd.utts)} utterances, {audio_s:.1f} s of audio")
+    print(f"{'system':<62} {'WER':>6} {'sub':>5} {'del':>5} {'ins':>5} {'RTF':>7}  (front end / network / search)")
     for name, s, cpu in rows:
         split = " / ".join(f"{s[k] / audio_s:.3f}" for k in ("fbank", "network", "search") if k in s)
         print(f"{name:<62} {s['wer']:6.2f} {s['sub']:5d} {s['del']:5d} {s['ins']:5d} {cpu / audio_s:7.3f}"
@@ -123,7 +132,7 @@ def main() -> int:
     for name, s, cpu in rows[:-2]:
         print(f"{name}: {s['wer'] / peer['wer']:.2f} of pocketsphinx's WER with the same LM "
               f"(aim: at most 0.5), {cpu / peer_cpu:.2f} of its real-time factor")
-    return 0
+    print()
 
 
 if __name__ == "__main__":

@@ -241,12 +241,25 @@ def tuned_bundle(bundle, langs) -> Path:
 
 
 def noise_wav(path: Path, seconds: float) -> Path:
-    """Noise whose loudness swells 30 dB in the middle, so the speech detector keeps the file."""
+    """Noise whose loudness swells 30 dB in the middle (the energy detector keeps it as speech)."""
     import soundfile as sf
 
     n = int(16000 * seconds)
     envelope = 0.003 + 0.1 * np.exp(-0.5 * ((np.arange(n) - n / 2) / (0.1 * n)) ** 2)
     sf.write(path, np.random.default_rng(0).normal(0, 1.0, n) * envelope, 16000)
+    return path
+
+
+def speech_wav(path: Path, seconds: float) -> Path:
+    """A flite sentence (slt, 16 kHz) cut or zero-padded to ``seconds``: speech to Silero VAD."""
+    import soundfile as sf
+
+    from asr.corpus.tts import synthesize
+
+    audio, rate, _ = synthesize("The quick brown fox jumps over the lazy dog.", "slt", {}, str(path))
+    assert rate == 16000
+    n = int(rate * seconds)
+    sf.write(path, np.resize(np.concatenate([audio, np.zeros(max(0, n - len(audio)))]), n), rate)
     return path
 
 
@@ -272,7 +285,7 @@ def test_transcribe_json_and_ctm_times(tuned_bundle, tmp_path, capsys):
 
     from asr.cli import main
 
-    wav = noise_wav(tmp_path / "a.wav", 1.234)
+    wav = speech_wav(tmp_path / "a.wav", 1.234)
     num_frames = FeatureConfig().num_frames(int(16000 * 1.234))  # 121
     assert main(["transcribe", "--model", str(tuned_bundle), "--output", "phones", "--format", "json",
                  str(wav)]) == 0
