@@ -138,3 +138,33 @@ def test_checkpoint_of_a_gpu_run_resumes_on_cpu(tmp_path):
     state = tiny_train(exp, epochs=2)
     assert [r["epoch"] for r in state["history"]] == [1, 2]
     assert_same_weights(epoch_weights(exp / "epoch-2.pt"), epoch_weights(tmp_path / "clean" / "epoch-2.pt"))
+
+
+def test_augmented_training_resumes_to_the_same_weights(tmp_path):
+    """With augmented copies and SpecAugment, an interrupted run resumed from its
+    checkpoint ends with the weights of an uninterrupted one (the copy draws are
+    seeded by the epoch, the masks come from the checkpointed torch RNG), and the
+    epochs read the copies as well as the originals."""
+    from asr.features.augment import AugmentConfig
+    from asr.nn.train import epoch_data
+
+    cfg = ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=1, hidden=8, bidirectional=False, dropout=0.0)
+    aug = AugmentConfig(freq_masks=1, freq_width=2, time_masks=1, time_width=5)
+    data = tiny_data(8, 1)
+    copies = [({u: x + 1.0 for u, x in data[0].items()}, data[1])]
+    picks = [sum(epoch_data(data, copies, 0, e)[0][u] is not data[0][u] for u in data[0]) for e in (1, 2, 3)]
+    assert all(0 < p < 8 for p in picks) and len(set(picks)) > 1, picks
+    args = (data, tiny_data(3, 2), cfg)
+    train(tmp_path / "straight", *args, TrainConfig(epochs=3, lr=0.01, batch_frames=200, chunk_frames=50), CPU,
+          copies=copies, aug=aug)
+    train(tmp_path / "resumed", *args, TrainConfig(epochs=3, lr=0.01, batch_frames=200, chunk_frames=50), CPU,
+          copies=copies, aug=aug)
+    (tmp_path / "resumed/epoch-3.pt").unlink()  # as if killed after epoch 2
+    (tmp_path / "resumed/final.pt").unlink()
+    train(tmp_path / "resumed", *args, TrainConfig(epochs=3, lr=0.01, batch_frames=200, chunk_frames=50), CPU,
+          copies=copies, aug=aug)
+    assert_same_weights(epoch_weights(tmp_path / "straight/epoch-3.pt"), epoch_weights(tmp_path / "resumed/epoch-3.pt"))
+    plain = tmp_path / "plain"
+    train(plain, *args, TrainConfig(epochs=3, lr=0.01, batch_frames=200, chunk_frames=50), CPU)
+    a, b = epoch_weights(tmp_path / "straight/epoch-3.pt"), epoch_weights(plain / "epoch-3.pt")
+    assert any(not torch.allclose(a[k], b[k]) for k in a)  # the augmentation did change the training
