@@ -30,8 +30,10 @@ THRESHOLD = 0.5
 
 @functools.lru_cache(maxsize=1)
 def _model() -> torch.jit.ScriptModule:
-    from silero_vad import load_silero_vad
+    threads = torch.get_num_threads()
+    from silero_vad import load_silero_vad  # its import sets torch.set_num_threads(1) for the process
 
+    torch.set_num_threads(threads)
     with warnings.catch_warnings():  # torch.jit.load's deprecation notice
         warnings.simplefilter("ignore", FutureWarning)
         return load_silero_vad()
