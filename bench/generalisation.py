@@ -68,6 +68,7 @@ def speaker_cmvn_data(data: Path) -> Path:
 
 def write_conf(base: Path, augment: dict, path: Path) -> Path:
     conf = yaml.safe_load(base.read_text())
+    conf.pop("augment", None)  # the row's setting replaces the recipe's
     if augment:
         conf["augment"] = augment
     path.parent.mkdir(parents=True, exist_ok=True)
