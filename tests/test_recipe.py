@@ -47,14 +47,16 @@ def test_recipe_reaches_a_per_no_broken_model_could(recipe):
     model = out / "exp/synth_tiny/ci_lstm"
     test = yaml.safe_load((model / "decode_test/scores.yaml").read_text())
     dev = yaml.safe_load((model / "decode_dev/scores.yaml").read_text())
-    # Measured on the tiny corpus (seed 0, 64 training utterances, CPU, deterministic):
-    # dev 47.96%, test 50.00% PER, test frame accuracy 43.59%, argmax 81.5%. The
-    # margins (2-2.5 points) are crossed by a real regression; a model that
-    # learnt nothing gives ~100% PER.
-    assert test["per"] < 52.5, test
-    assert dev["per"] < 50.5, dev
-    assert test["frame_acc"] > 41.5, test
-    # the HMM beats the framewise argmax reading by far (31.5 points measured)
+    # Measured on the tiny corpus (seed 0, 64 training utterances of four voices, speed
+    # perturbation, CPU, deterministic): dev 47.16%, test 55.23% PER, test frame accuracy
+    # 38.77%, argmax 96.05%. The margins (2-2.5 points) are crossed by a real regression;
+    # a model that learnt nothing gives ~100% PER.
+    assert test["per"] < 57.5, test
+    assert dev["per"] < 49.5, dev
+    assert test["frame_acc"] > 36.5, test
+    unseen = yaml.safe_load((model / "decode_test_unseen/scores.yaml").read_text())
+    assert unseen["per"] < 57.0 and unseen["acwt"] == dev["acwt"], unseen  # 54.69% measured
+    # the HMM beats the framewise argmax reading by far (40.8 points measured)
     assert test["per"] < test["per_argmax"] - 25.0, test
     assert "| ci_lstm |" in proc.stdout and "silence is scored" in proc.stdout
     assert (model / "decode_test/per_report.txt").is_file()
@@ -80,11 +82,11 @@ def test_realignment_tree_and_cd_model(recipe):
     test = yaml.safe_load((cd / "decode_test/scores.yaml").read_text())
     dev = yaml.safe_load((cd / "decode_dev/scores.yaml").read_text())
     assert test["num_pdfs"] == tree["num_pdfs"] and test["context_width"] == 3
-    # measured (seed 0, CPU; started from the CI model): dev 44.44%, test 49.50% PER, against
-    # the CI model's 47.96% and 50.00%
-    assert dev["per"] < 46.5 and test["per"] < 52.0, (dev, test)
+    # measured (seed 0, CPU; started from the CI model): dev 45.50%, test 53.52% PER, against
+    # the CI model's 47.16% and 55.23%
+    assert dev["per"] < 47.5 and test["per"] < 55.5, (dev, test)
     ci_dev = yaml.safe_load((exp / "ci_lstm/decode_dev/scores.yaml").read_text())
-    assert dev["per"] < ci_dev["per"] - 1.5, (dev, ci_dev)
+    assert dev["per"] < ci_dev["per"] - 1.0, (dev, ci_dev)
     assert f"| cd_lstm_{TINY_LEAVES} | {tree['num_pdfs']} | realigned, init ci_lstm |" in proc.stdout
     manifest = yaml.safe_load((cd / "bundle.yaml").read_text())["components"]
     assert manifest["context"]["context_width"] == 3 and manifest["context"]["num_pdfs"] == tree["num_pdfs"]
@@ -198,8 +200,8 @@ def test_leading_silence_does_not_change_the_phones(recipe, tmp_path):
     plain, pad = phones[:4], phones[4:]
     edits = sum(_phone_edits(a, b) for a, b in zip(plain, pad))
     total = sum(len(a) for a in plain)
-    # measured: EDITS_MEASURED of N phones differ
-    assert edits <= 0.1 * total, (edits, total, plain, pad)
+    # measured: 3 of 138 phones differ (0, 2, 1 and 0 in the four files)
+    assert edits <= 0.06 * total, (edits, total, plain, pad)
 
 
 def test_word_decoding_of_dev_and_test(recipe):
@@ -223,9 +225,9 @@ def test_word_decoding_of_dev_and_test(recipe):
         assert len(ctm) >= 0.8 * sum(len(line.split()) - 1 for line in
                                      (model / "decode_words_test/hyp.txt").read_text().splitlines())
         results[name] = (dev["wer"], test["wer"])
-    # measured on the tiny corpus (seed 0, CPU; 135 test words, 6.7% of them OOV): CI dev 72.46 /
-    # test 78.52, CD dev 62.32 / test 74.07 (on another CPU type: CD 59.42 / 68.15; one word is
-    # 0.74 points of test); a model that learnt nothing reads about 100%
+    # measured on the tiny corpus (seed 0, CPU; 135 test words, 6.7% of them OOV): CI dev 63.04 /
+    # test 76.30, CD dev 58.70 / test 77.04 (one word is 0.74 points of test); a model that
+    # learnt nothing reads about 100%
     assert results["ci_lstm"][1] < 84.0 and results[f"cd_lstm_{TINY_LEAVES}"][1] < 80.0, results
     assert results[f"cd_lstm_{TINY_LEAVES}"][0] < 68.0, results
     assert "| dev WER | test WER |" in proc.stdout
@@ -264,9 +266,10 @@ def test_transcribe_prints_words_of_a_flite_sentence(recipe, tmp_path):
         wers[name] = score_words({"u": sentence}, {"u": record["text"]}).counts.rate
         text = _transcribe_flite(model, sentence, tmp_path / f"{name}.wav", "text")
         assert text.stdout.strip() == f"{tmp_path / name}.wav: {record['text']}"  # the same words as JSON
-    # measured with the tiny model: the training prompt 0.0% (8 words), the new sentence 81.8%
-    # ("and then there is a you were did in a"); a broken front end or graph reads ~100% on both
-    assert wers["known"] <= 25.0 and wers["novel"] <= 91.0, wers
+    # measured with the tiny model: the training prompt 35.7% (14 words: "i to think of the game
+    # it loan to have all the history"), the new sentence 54.5% ("i think that is lane wanting
+    # to"); two more wrong words cross each bound; a broken front end or graph reads ~100%
+    assert wers["known"] <= 50.0 and wers["novel"] <= 73.0, wers
 
 
 def test_transcribe_bad_files_exit_nonzero(recipe, tmp_path):
@@ -306,23 +309,25 @@ def test_timit_recipe_needs_an_existing_path(tmp_path):
 
 @pytest.mark.slow
 def test_small_recipe_per(tmp_path):
-    """The demo recipe on the small corpus (about 10 minutes on 2 CPU cores)."""
+    """The demo recipe on the small corpus (about 25 minutes on 2 CPU cores)."""
     proc = run_recipe(tmp_path, "small", "recipes/synth/conf/ci_lstm.yaml", "recipes/synth/conf/cd_lstm.yaml",
                       "1000", 3600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     exp = tmp_path / "exp/synth_small"
     ci, cd = ({s: yaml.safe_load((exp / m / f"decode_{s}/scores.yaml").read_text()) for s in ("dev", "test")}
               for m in ("ci_lstm", "cd_lstm_1000"))
-    # Measured with seed 0 on CPU (make demo): CI dev 18.09%, test 23.59% PER, frame acc
-    # 65.76%; CD (1000 leaves, started from the CI model) dev 15.84%, test 20.78%.
-    # pocketsphinx's phone decoder reads 61% on this test set.
-    assert ci["dev"]["per"] < 19.5 and ci["test"]["per"] < 25.0, ci
+    # Measured with seed 0 on CPU (make demo: four training voices, speed perturbation): CI dev
+    # 19.20%, test 21.59%, unseen voice 38.07% PER, frame acc 65.55%; CD (1000 leaves, started
+    # from the CI model) dev 14.08%, test 19.68%, unseen 35.59%. pocketsphinx's phone decoder
+    # reads about 60% on this test set.
+    assert ci["dev"]["per"] < 20.5 and ci["test"]["per"] < 23.0, ci
     assert ci["test"]["frame_acc"] > 64.0, ci
-    assert cd["dev"]["per"] < 17.0 and cd["test"]["per"] < 22.0, cd
+    assert cd["dev"]["per"] < 15.5 and cd["test"]["per"] < 21.0, cd
     assert cd["dev"]["per"] < ci["dev"]["per"] - 1.0
+    unseen = yaml.safe_load((exp / "cd_lstm_1000/decode_test_unseen/scores.yaml").read_text())
+    assert unseen["per"] < 37.5, unseen
     words = {m: {s: yaml.safe_load((exp / m / f"decode_words_{s}/scores.yaml").read_text()) for s in ("dev", "test")}
              for m in ("ci_lstm", "cd_lstm_1000")}
-    # Measured (make demo, seed 0, CPU): WER CI dev 19.33 / test 26.58, CD dev 15.64 / test 25.81
-    # (another CPU type, with the penalty applied to lattices: CD dev 14.06 / test 25.05)
-    assert words["cd_lstm_1000"]["dev"]["wer"] < 17.0 and words["cd_lstm_1000"]["test"]["wer"] < 28.0, words
-    assert words["ci_lstm"]["test"]["wer"] < 31.0, words
+    # Measured (make demo, seed 0, CPU): WER CI dev 22.14 / test 34.23, CD dev 14.24 / test 29.64
+    assert words["cd_lstm_1000"]["dev"]["wer"] < 16.0 and words["cd_lstm_1000"]["test"]["wer"] < 32.0, words
+    assert words["ci_lstm"]["test"]["wer"] < 37.0, words
