@@ -7,7 +7,7 @@ import soundfile as sf
 import torch
 
 from asr.corpus.datadir import write_datadir
-from asr.features.augment import (AugmentConfig, make_copy, reverb_noise, spec_augment, speed_perturb,
+from asr.features.augment import (AugmentConfig, copy_dir, make_copy, reverb_noise, spec_augment, speed_perturb,
                                   warp_targets)
 from asr.features.extract import FeatureConfig, compute_features
 from asr.features.storage import load_features, make_features
@@ -110,3 +110,8 @@ def test_copies_are_written_once_and_line_up_with_the_original(tmp_path):
             assert len(copy[utt]) == expect
             assert not np.allclose(copy[utt][: len(orig[utt])], orig[utt][: len(copy[utt])])
     assert out.parent.name == "train_aug"
+    # other settings (SpecAugment, another copy) leave a copy valid: it is not remade
+    speed_scp = copy_dir(train, "speed1.1") / "feats.scp"
+    mtime = speed_scp.stat().st_mtime_ns
+    make_copy(train, "speed1.1", AugmentConfig(speed=(1.1,), time_masks=2))
+    assert speed_scp.stat().st_mtime_ns == mtime

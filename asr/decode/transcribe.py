@@ -36,7 +36,7 @@ from asr.decode.segment import MAX_SEGMENT_S, frame_energy_db, segment_frames
 from asr.decode.words import load_word_graph, word_decode_params, word_spans
 from asr.decode.wfst import WfstDecoder
 from asr.errors import AsrError
-from asr.features.cmvn import MIN_SPEECH_FRAMES, apply_cmvn, speech_stats
+from asr.features.cmvn import apply_cmvn, enough_speech, speech_stats
 from asr.features.extract import features_and_speech
 from asr.lang.word_graph import with_word_penalty
 
@@ -100,7 +100,7 @@ class Recogniser:
         model = self.model
         audio = read_audio(path, rate=model.feat_cfg.sample_rate, resample=True)
         feats, speech = features_and_speech(audio.samples, model.feat_cfg, name=str(path))
-        if speech is not None and speech.sum() < MIN_SPEECH_FRAMES:
+        if speech is not None and not enough_speech(speech):
             speech = np.zeros_like(speech)  # too little to be speech: nothing is decoded
         feats = apply_cmvn(feats, speech_stats(feats, speech))  # per-file CMVN
         segments = segment_frames(frame_energy_db(audio.samples, model.feat_cfg.sample_rate), len(feats),

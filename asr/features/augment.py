@@ -176,6 +176,12 @@ def _perturbed_features(name: str, samples: np.ndarray, cfg: FeatureConfig, aug:
     raise ValueError(f"unknown copy {name!r}")
 
 
+def copy_settings(name: str, aug: AugmentConfig) -> dict:
+    """The settings that shape copy ``name`` (its name holds the speed factor or VTLP range);
+    a change to any other setting (SpecAugment, the other copies) leaves the copy valid."""
+    return {"seed": aug.seed, **({"snr_db": list(aug.snr_db)} if name.startswith("reverb_noise") else {})}
+
+
 def copy_dir(train_dir: Path, name: str) -> Path:
     """Where the copy ``name`` of ``train_dir``'s features lives."""
     train_dir = Path(train_dir)
@@ -194,7 +200,7 @@ def make_copy(train_dir: Path, name: str, aug: AugmentConfig) -> Path:
     out = copy_dir(train_dir, name)
     cfg = FeatureConfig.load(train_dir / "feats.yaml")
     dd = read_datadir(train_dir)
-    settings = {"copy": name, "source": str(train_dir.resolve()), "augment": aug.to_dict(),
+    settings = {"copy": name, "source": str(train_dir.resolve()), "augment": copy_settings(name, aug),
                 "features": asdict(cfg), "utterances": len(dd.utts)}
     marker = out / AUGMENT_YAML
     if marker.is_file() and yaml.safe_load(marker.read_text()) == settings:

@@ -33,11 +33,16 @@ def accumulate_stats(feats: Iterable[np.ndarray]) -> np.ndarray:
     return stats
 
 
+def enough_speech(speech: np.ndarray) -> bool:
+    """Whether a (T,) bool speech mask marks at least ``MIN_SPEECH_FRAMES`` frames."""
+    return int(speech.sum()) >= MIN_SPEECH_FRAMES
+
+
 def speech_stats(feats: np.ndarray, speech: np.ndarray | None) -> np.ndarray:
     """CMVN stats (2, D + 1) of one utterance's (T, D) features over its speech frames
     (``speech``: (T,) bool), or over all frames when ``speech`` is None or marks
     fewer than ``MIN_SPEECH_FRAMES``."""
-    if speech is not None and int(speech.sum()) >= MIN_SPEECH_FRAMES:
+    if speech is not None and enough_speech(speech):
         feats = feats[speech]
     return accumulate_stats([feats])
 

@@ -151,23 +151,24 @@ class FeatureSet(Mapping[str, np.ndarray]):
         # utt -> "ark:offset"; read_scp gives file:line errors and rejects
         # duplicate keys (kaldiio.load_scp keeps the last one silently)
         self._rx = read_scp(self._feats_scp)
-        self._spk: dict[str, str] = {}
+        self._stats_key: dict[str, str] = {}  # utt -> the key of its CMVN stats
         for utt in self._rx:
             if utt not in utt2spk:
                 raise DataError(f"{self._feats_scp}: utterance {utt} is not in {data_dir / 'utt2spk'}")
             if utt2spk[utt] not in self._stats:
                 whose = "" if per_utt else f"speaker {utt2spk[utt]!r} of "
                 raise DataError(f"{self._cmvn_scp}: no CMVN stats for {whose}utterance {utt}")
-            self._spk[utt] = utt2spk[utt]
+            self._stats_key[utt] = utt2spk[utt]
         self._utts = sorted(self._rx)
 
     def __getitem__(self, utt: str) -> np.ndarray:
-        spk = self._spk[utt]  # KeyError for an unknown utterance, as a dict
+        key = self._stats_key[utt]  # KeyError for an unknown utterance, as a dict
         feats = _load_mat(self._feats_scp, utt, self._rx[utt])  # the one read from disk
         try:
-            return apply_cmvn(feats, self._stats[spk], norm_vars=self.norm_vars)
+            return apply_cmvn(feats, self._stats[key], norm_vars=self.norm_vars)
         except ValueError as exc:
-            raise DataError(f"{self._cmvn_scp}: utterance {utt} (speaker {spk}): {exc}") from None
+            whose = "" if key == utt else f" (speaker {key})"
+            raise DataError(f"{self._cmvn_scp}: utterance {utt}{whose}: {exc}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._utts)
@@ -176,7 +177,7 @@ class FeatureSet(Mapping[str, np.ndarray]):
         return len(self._utts)
 
     def __contains__(self, utt: object) -> bool:
-        return utt in self._spk
+        return utt in self._stats_key
 
     def __repr__(self) -> str:
         return f"FeatureSet({str(self.data_dir)!r}, {len(self)} utterances, norm_vars={self.norm_vars})"
