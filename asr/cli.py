@@ -56,11 +56,27 @@ def cmd_prepare_timit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_subset_data(args: argparse.Namespace) -> int:
+    from asr.corpus.datadir import read_speaker_list, subset_datadir
+
+    speakers = read_speaker_list(args.speakers)
+    if args.first is not None:
+        if args.first < 1:
+            raise UsageError("--first must be at least 1")
+        speakers = speakers[: args.first]
+    subset_datadir(args.src_dir, args.dst_dir, speakers)
+    return 0
+
+
 def cmd_make_feats(args: argparse.Namespace) -> int:
     from asr.features.extract import FeatureConfig
     from asr.features.storage import make_features
 
-    cfg = FeatureConfig(kind=args.kind, num_mel_bins=args.num_mel_bins, num_ceps=args.num_ceps, cmvn=args.cmvn)
+    try:
+        cfg = FeatureConfig(kind=args.kind, num_mel_bins=args.num_mel_bins, num_ceps=args.num_ceps,
+                            cmvn=args.cmvn, energy=args.energy, pitch=args.pitch)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     for data_dir in args.data_dirs:
         make_features(data_dir, args.feat_dir, cfg)
     return 0
@@ -274,10 +290,20 @@ def get_parser() -> argparse.ArgumentParser:
                    help="another test set of TEST speakers, e.g. test_unseen=corpus/test_unseen_spk.list")
     s.set_defaults(func=cmd_prepare_timit)
 
+    s = sub.add_parser("subset-data", help="a data dir of some of another's speakers (features included)")
+    s.add_argument("src_dir", type=Path)
+    s.add_argument("dst_dir", type=Path)
+    s.add_argument("--speakers", type=Path, required=True, help="speaker list, one id a line")
+    s.add_argument("--first", type=int, help="only the list's first N speakers")
+    s.set_defaults(func=cmd_subset_data)
+
     s = sub.add_parser("make-feats", help="features + CMVN statistics for data dirs")
     s.add_argument("feat_dir", type=Path, help="where the ark files go")
     s.add_argument("data_dirs", type=Path, nargs="+")
     s.add_argument("--kind", default="fbank", choices=["fbank", "mfcc"])
+    s.add_argument("--energy", action="store_true", help="fbank: add the log frame energy")
+    s.add_argument("--pitch", action="store_true", help="add pitch: voicing strength, log F0 and "
+                   "its delta (Praat's tracker)")
     s.add_argument("--num-mel-bins", type=int, default=40)
     s.add_argument("--num-ceps", type=int, default=13)
     s.add_argument("--cmvn", default="speech", choices=["speech", "speaker"],

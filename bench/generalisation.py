@@ -21,17 +21,15 @@ at a fraction of their speed.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runs import ROOT, asr, decode_eval_sets, feature_variant, write_conf  # noqa: E402
+
 #: The augment: section of each row (speaker-cmvn also switches the features' CMVN).
 ROWS: dict[str, dict] = {
     "speaker-cmvn": {},
@@ -42,47 +40,15 @@ ROWS: dict[str, dict] = {
     "specaugment": {"freq_masks": 2, "freq_width": 8, "time_masks": 2, "time_width": 20},
 }
 ROWS["all"] = {k: v for row in ROWS.values() for k, v in row.items()}
-EVAL_SETS = ("dev", "test", "test_unseen")
-
-
-def asr(log: Path, *args: str) -> None:
-    """Run one ``asr`` command, its log in ``log``; exit with its log's tail when it fails."""
-    proc = subprocess.run([str(BIN / "asr"), "--log-file", str(log), *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"asr {' '.join(args[:2])} failed:\n{proc.stderr[-3000:]}")
-
-
-def speaker_cmvn_data(data: Path) -> Path:
-    """Copies of the data dirs with per-speaker, all-frame CMVN features (made once)."""
-    out = data / "speaker_cmvn"
-    for name in ("train",) + EVAL_SETS:
-        dst = out / name
-        if not (dst / "feats.yaml").is_file():
-            dst.mkdir(parents=True, exist_ok=True)
-            for f in (data / name).iterdir():
-                if f.is_file() and f.name not in ("feats.scp", "cmvn.scp", "feats.yaml"):
-                    shutil.copy(f, dst / f.name)
-            asr(out / "feats.log", "make-feats", "--cmvn", "speaker", str(out / "feats"), str(dst))
-    return out
-
-
-def write_conf(base: Path, augment: dict, path: Path) -> Path:
-    conf = yaml.safe_load(base.read_text())
-    conf.pop("augment", None)  # the row's setting replaces the recipe's
-    if augment:
-        conf["augment"] = augment
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(conf, sort_keys=False))
-    return path
 
 
 def train_and_decode(row: str, args, out: Path, data: Path, exp: Path) -> dict:
     """Train one row's model (or reuse it), decode dev (tuning acwt), test and test_unseen."""
     kind = "cd" if args.cd else "ci"
     model = out / f"{kind}_{row}"
-    rdata = speaker_cmvn_data(data) if row == "speaker-cmvn" else data
+    rdata = feature_variant(data, "speaker_cmvn", ["--cmvn", "speaker"]) if row == "speaker-cmvn" else data
     base = ROOT / f"recipes/synth/conf/{kind}_lstm.yaml"
-    conf = write_conf(base, ROWS[row], out / "conf" / f"{kind}_{row}.yaml")
+    conf = write_conf(base, out / "conf" / f"{kind}_{row}.yaml", augment=ROWS[row])  # replaces the recipe's
     extra: list[str] = []
     if args.cd:
         tree = exp / f"tree_{args.leaves}"
@@ -95,12 +61,7 @@ def train_and_decode(row: str, args, out: Path, data: Path, exp: Path) -> dict:
     asr(out / f"{kind}_{row}.train.log", "train", str(rdata / "train"), str(rdata / "dev"), str(model),
         "--conf", str(conf), "--device", args.device, *extra)
     wall = time.time() - start
-    for name in EVAL_SETS:
-        if not (model / f"decode_{name}/scores.yaml").is_file():
-            tune = ["--graph", str(graph), "--tune-acwt"] if name == "dev" else []
-            asr(out / f"{kind}_{row}.decode_{name}.log", "decode", str(model), str(rdata / name),
-                str(model / f"decode_{name}"), "--device", args.device, *tune)
-    per = {n: yaml.safe_load((model / f"decode_{n}/scores.yaml").read_text())["per"] for n in EVAL_SETS}
+    per = decode_eval_sets(model, rdata, graph, out / f"{kind}_{row}", args.device)
     history = yaml.safe_load((model / "history.yaml").read_text())
     copies = sum(float((data / "train_aug" / c / "seconds").read_text()) for c in _copies(ROWS[row])
                  if (data / "train_aug" / c / "seconds").is_file())
@@ -139,7 +100,6 @@ def main() -> int:
     if not (data / "test_unseen/feats.scp").is_file():
         sys.exit(f"{data}/test_unseen has no features: run recipes/synth/run.sh --size {args.size} --stop-stage 3")
     out = exp / "generalisation"
-    os.environ["PATH"] = f"{BIN}:{os.environ['PATH']}"
     results = []
     for row in rows:
         results.append(train_and_decode(row, args, out, data, exp))

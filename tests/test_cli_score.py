@@ -27,3 +27,15 @@ def test_score_errors_name_the_files(tmp_path, capsys):
     assert f"{hyp}:2: duplicate utterance 'u1'" in capsys.readouterr().err
     assert main(["score", str(ref), str(tmp_path / "nope")]) == 1
     assert "nope: transcript file does not exist" in capsys.readouterr().err
+
+
+def test_cli_argument_errors_are_one_line(tmp_path, capsys):
+    """A malformed --extra-test, a bad subset speaker list, and energy on MFCC: exit 1, one clear line."""
+    assert main(["prepare-timit", str(tmp_path), str(tmp_path / "out"), "--dev-spk", "d", "--test-spk", "t",
+                 "--extra-test", "test_unseen"]) == 1
+    assert "--extra-test 'test_unseen': expected NAME=SPEAKER_LIST" in capsys.readouterr().err
+    assert main(["subset-data", str(tmp_path), str(tmp_path / "sub"), "--speakers", str(tmp_path / "none")]) == 1
+    assert "none: speaker list does not exist" in capsys.readouterr().err
+    assert main(["make-feats", str(tmp_path / "f"), str(tmp_path), "--kind", "mfcc", "--energy"]) == 1
+    assert "energy is an fbank option" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "sub").exists()

@@ -10,6 +10,8 @@ from asr.corpus.datadir import (
     DataDir,
     read_datadir,
     read_scp,
+    read_speaker_list,
+    subset_datadir,
     validate_datadir,
     write_datadir,
     write_scp,
@@ -170,3 +172,33 @@ def test_write_rejects_bad_segments(tmp_path: Path, contents: dict) -> None:
     contents["phone_segments"]["spka_u2"] = [(0.0, 0.5, "q")]
     with pytest.raises(DataError, match="unknown phone 'q'"):
         _write(tmp_path, contents)
+
+
+def test_subset_keeps_the_speakers_utterances_and_features(tmp_path: Path, contents: dict) -> None:
+    d = _write(tmp_path, contents)
+    write_scp(d.path / "feats.scp", {u: f"/ark/raw.ark:{i}" for i, u in enumerate(d.utts)})
+    write_scp(d.path / "cmvn.scp", {"spka": "/ark/cmvn.ark:1", "spkb": "/ark/cmvn.ark:2"})  # per speaker
+    (d.path / "feats.yaml").write_text("kind: fbank\n")
+    sub = subset_datadir(d.path, tmp_path / "sub", ["spka"])
+    assert sub.utts == ["spka_u1", "spka_u2"] and sub.spk2gender == {"spka": "f"}
+    assert sub.phone_text("spka_u1") == ["sil", "hh", "ah"]
+    assert read_scp(tmp_path / "sub/feats.scp") == {"spka_u1": "/ark/raw.ark:0", "spka_u2": "/ark/raw.ark:1"}
+    assert read_scp(tmp_path / "sub/cmvn.scp") == {"spka": "/ark/cmvn.ark:1"}
+    assert (tmp_path / "sub/feats.yaml").read_text() == "kind: fbank\n"
+    validate_datadir(tmp_path / "sub", require_phones=True)
+    with pytest.raises(DataError, match="no speaker spkc .*1 of 2 missing"):
+        subset_datadir(d.path, tmp_path / "bad", ["spka", "spkc"])
+    assert not (tmp_path / "bad").exists()
+
+
+def test_speaker_list_errors(tmp_path: Path) -> None:
+    (tmp_path / "ok").write_text("# first\nSPKB\n\nspka  # comment\n")
+    assert read_speaker_list(tmp_path / "ok") == ["spkb", "spka"]
+    (tmp_path / "dup").write_text("spka\nSPKA\n")
+    with pytest.raises(DataError, match="duplicate"):
+        read_speaker_list(tmp_path / "dup")
+    with pytest.raises(DataError, match="empty"):
+        (tmp_path / "empty").write_text("# nothing\n")
+        read_speaker_list(tmp_path / "empty")
+    with pytest.raises(DataError, match="does not exist"):
+        read_speaker_list(tmp_path / "absent")

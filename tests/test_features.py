@@ -50,6 +50,46 @@ def test_bad_kind():
         FeatureConfig(kind="plp")
 
 
+
+def _glide(seconds: float = 1.0, f_start: float = 120.0, f_end: float = 240.0, voiced_from: float = 0.3):
+    """A harmonic tone gliding from f_start to f_end Hz (silent before ``voiced_from`` s), at 16 kHz."""
+    t = np.arange(int(16000 * seconds)) / 16000
+    f0 = f_start + (f_end - f_start) * t / seconds
+    phase = 2 * np.pi * np.cumsum(f0) / 16000
+    tone = sum(np.sin(k * phase) / k for k in range(1, 6)) * (t >= voiced_from)
+    return (0.2 * tone + 1e-4 * np.random.default_rng(0).standard_normal(len(t))).astype(np.float32), f0
+
+
+def test_pitch_columns_follow_f0_and_bridge_unvoiced_frames():
+    cfg = FeatureConfig(pitch=True)
+    audio, f0 = _glide()
+    feats = compute_features(audio, cfg)
+    assert feats.shape == (98, 43) and cfg.dim == 43
+    np.testing.assert_array_equal(feats[:, :40], compute_features(audio, FeatureConfig()))
+    prob, log_f0, delta = feats[:, 40], feats[:, 41], feats[:, 42]
+    centres = cfg.frame_centers(len(feats))
+    voiced = centres > 0.36
+    truth = np.log(f0[(centres * 16000).astype(int)])
+    assert np.abs(log_f0[voiced] - truth[voiced]).max() < 0.03  # within 3% of the true F0
+    assert prob[voiced].min() > 0.8 and prob[centres < 0.25].max() == 0.0
+    np.testing.assert_allclose(log_f0[centres < 0.25], np.log(156.0), atol=0.03)  # F0 at the onset, held
+    assert 0 < np.median(delta[voiced]) < 0.02  # rising, about log(2) over 100 frames
+
+
+def test_pitch_of_silence_or_a_very_short_file_is_unvoiced():
+    for n in (16000, 420):  # 420 samples: one frame, shorter than the tracker's window
+        feats = compute_features(_noise(n) * 1e-3, FeatureConfig(pitch=True))
+        np.testing.assert_allclose(feats[:, 40:], [[0.0, np.log(100.0), 0.0]] * len(feats), atol=1e-6)
+
+
+def test_energy_column_is_log_frame_energy():
+    cfg = FeatureConfig(energy=True)
+    a = compute_features(_noise(4000), cfg)
+    assert a.shape == (23, 41)
+    np.testing.assert_allclose(compute_features(2 * _noise(4000), cfg)[:, 0] - a[:, 0], np.log(4.0), atol=1e-3)
+    with pytest.raises(ValueError, match="energy is an fbank option"):
+        FeatureConfig(kind="mfcc", energy=True)
+
 def test_cmvn_normalises_per_dimension():
     rng = np.random.default_rng(1)
     feats = [rng.normal(5.0, 3.0, size=(200, 4)), rng.normal(5.0, 3.0, size=(300, 4))]

@@ -14,6 +14,18 @@ def test_check_config_refuses_a_different_config(tmp_path):
         check_config(tmp_path, "model.yaml", {"hidden": 128})
 
 
+def test_check_config_lets_epochs_grow_but_not_shrink(tmp_path):
+    """A run may be continued to more epochs (the trainer resumes from its last
+    checkpoint); fewer epochs, or any other change with them, is refused."""
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump({"epochs": 4, "lr": 0.002}))
+    check_config(tmp_path, "train.yaml", {"epochs": 8, "lr": 0.002}, may_grow=("epochs",))
+    with pytest.raises(ModelError, match="continued to more, not fewer"):
+        check_config(tmp_path, "train.yaml", {"epochs": 2, "lr": 0.002}, may_grow=("epochs",))
+    with pytest.raises(ModelError, match="trained with a different config"):
+        check_config(tmp_path, "train.yaml", {"epochs": 8, "lr": 0.001}, may_grow=("epochs",))
+    with pytest.raises(ModelError, match="trained with a different config"):
+        check_config(tmp_path, "train.yaml", {"epochs": 8, "lr": 0.002})
+
 def test_results_table(tmp_path):
     systems = []
     for name, pdfs, alignment, per in (("ci_lstm", 144, "uniform split", 20.5),

@@ -436,3 +436,61 @@ def validate_datadir(path: Path, require_phones: bool = False) -> None:
     positive length; audio files exist; at least one utterance.
     """
     read_datadir(path, require_phones=require_phones)
+
+
+# --------------------------------------------------------------------------
+# Speaker lists and subsets
+
+
+def read_speaker_list(path: Path) -> list[str]:
+    """Lower-case speaker ids, one a line (blank lines and # comments ignored), in file order."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: speaker list does not exist")
+    spks = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            spks.append(line.lower())
+    if not spks:
+        raise DataError(f"{path}: speaker list is empty")
+    if len(set(spks)) != len(spks):
+        raise DataError(f"{path}: speaker list has duplicate speakers")
+    return spks
+
+
+#: Per-utterance (or per-speaker) files a subset filters besides the data dir's own.
+_FEATURE_SCPS = ("feats.scp", "cmvn.scp")
+#: Files a subset copies as they are (the features' settings).
+_COPIED = ("feats.yaml",)
+
+
+def subset_datadir(src: Path, dst: Path, speakers: Iterable[str]) -> DataDir:
+    """Write the data dir ``dst`` holding the utterances of ``speakers`` in ``src``
+    (Kaldi's ``subset_data_dir.sh --spk-list``): its files filtered, and its
+    features (``feats.scp``, ``cmvn.scp``, ``feats.yaml``) when ``src`` has them.
+
+    Raises:
+        DataError: a speaker ``src`` does not have (named), or no speaker at all.
+    """
+    src, dst = Path(src), Path(dst)
+    dd = read_datadir(src)
+    keep = list(dict.fromkeys(speakers))
+    if not keep:
+        raise DataError(f"{src}: subset of no speakers")
+    missing = [s for s in keep if s not in dd.spk2utt]
+    if missing:
+        raise DataError(f"{src}: no speaker {', '.join(missing[:5])}"
+                        f"{' ...' if len(missing) > 5 else ''} ({len(missing)} of {len(keep)} missing)")
+    utts = {u for s in keep for u in dd.spk2utt[s]}
+    keys = utts | set(keep)
+    out = write_datadir(
+        dst, {u: dd.wav[u] for u in utts}, {u: dd.text[u] for u in utts}, {u: dd.utt2spk[u] for u in utts},
+        {s: g for s, g in dd.spk2gender.items() if s in keep},
+        {u: dd.phone_segments[u] for u in utts if u in dd.phone_segments})
+    for name in _FEATURE_SCPS:
+        if (src / name).is_file():
+            write_scp(dst / name, {k: v for k, v in read_scp(src / name).items() if k in keys})
+    for name in _COPIED:
+        if (src / name).is_file():
+            atomic_write_text(dst / name, (src / name).read_text())
+    return out

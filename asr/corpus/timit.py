@@ -30,7 +30,7 @@ from typing import Optional
 
 import soundfile as sf
 
-from asr.corpus.datadir import DataDir, Segment, write_datadir
+from asr.corpus.datadir import DataDir, Segment, read_speaker_list, write_datadir
 from asr.errors import DataError
 from asr.lang.phones import MAP_61_48, fold_61_to_48
 
@@ -84,22 +84,6 @@ def find_timit_root(path: Path) -> Path:
     if len(candidates) > 1:
         raise DataError(f"{path}: several TIMIT trees below it: {[c.name for c in candidates]}")
     raise DataError(f"{path}: no TRAIN and TEST directories (upper or lower case) in it or its subdirectories")
-
-
-def _read_spk_list(path: Path) -> list[str]:
-    """Lower-case speaker ids, one a line (blank lines and # comments ignored)."""
-    if not Path(path).is_file():
-        raise DataError(f"{path}: speaker list does not exist")
-    spks = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            spks.append(line.lower())
-    if not spks:
-        raise DataError(f"{path}: speaker list is empty")
-    if len(set(spks)) != len(spks):
-        raise DataError(f"{path}: speaker list has duplicate speakers")
-    return spks
 
 
 def _speaker_utts(spk_dir: Path) -> list[_Utt]:
@@ -284,7 +268,7 @@ def prepare_timit(
     lists = {"dev": Path(dev_spk_list), "test": Path(test_spk_list), **(extra_test or {})}
     if {"train", "dev", "test"} & set(extra_test or {}):
         raise DataError(f"extra test set names {sorted(extra_test or {})} must not be train, dev or test")
-    ids = {name: _read_spk_list(path) for name, path in lists.items()}
+    ids = {name: read_speaker_list(path) for name, path in lists.items()}
     seen: dict[str, str] = {}
     for name, spks in ids.items():
         for spk in spks:

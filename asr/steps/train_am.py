@@ -87,12 +87,27 @@ def load_targets(data_dir: Path, feats: Mapping[str, np.ndarray], ctx: ContextDe
     return {u: alignment_pdfs(a, ctx) for u, a in alignments.items()}
 
 
-def check_config(exp_dir: Path, name: str, cfg_dict: dict) -> None:
-    """Refuse to reuse an experiment dir trained with another config."""
+def check_config(exp_dir: Path, name: str, cfg_dict: dict, may_grow: tuple[str, ...] = ()) -> None:
+    """Refuse to reuse an experiment dir trained with another config.
+
+    The settings named in ``may_grow`` (e.g. ``epochs``) may be raised: a run
+    continued to more epochs is the run that had asked for them from the start.
+    """
     path = exp_dir / name
-    if path.is_file() and yaml.safe_load(path.read_text()) != cfg_dict:
+    if not path.is_file():
+        return
+    old = yaml.safe_load(path.read_text())
+    if not isinstance(old, dict):
+        raise ModelError(f"{path}: not a config mapping; use a new experiment dir or delete it")
+    same = {k: v for k, v in old.items() if k not in may_grow} == \
+        {k: v for k, v in cfg_dict.items() if k not in may_grow}
+    if not same:
         raise ModelError(f"{path}: {exp_dir} was trained with a different config; "
                          f"use a new experiment dir or delete it")
+    for key in may_grow:
+        if key in old and key in cfg_dict and cfg_dict[key] < old[key]:
+            raise ModelError(f"{path}: {exp_dir} was trained with {key} {old[key]}; it can be "
+                             f"continued to more, not fewer ({cfg_dict[key]}): use a new experiment dir")
 
 
 def read_train_conf(path: Path | None) -> tuple[dict, TrainConfig, AugmentConfig]:
@@ -177,7 +192,7 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
         raise DataError(f"{dev_dir}/feats.yaml differs from {train_dir}/feats.yaml; recompute the features")
     model_cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=ctx.num_pdfs, **model_opts)
     check_config(exp_dir, "model.yaml", asdict(model_cfg))
-    check_config(exp_dir, "train.yaml", asdict(train_cfg))
+    check_config(exp_dir, "train.yaml", asdict(train_cfg), may_grow=("epochs",))
     if aug != AugmentConfig() or (exp_dir / "augment.yaml").is_file():
         check_config(exp_dir, "augment.yaml", aug.to_dict())
     check_context(exp_dir, ctx)

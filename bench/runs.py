@@ -1,0 +1,69 @@
+"""Helpers the training benches share: run ``asr`` commands, decode the eval sets.
+
+Training benches run one model at a time: two trainings sharing 2 cores each
+run at a fraction of their speed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+EVAL_SETS = ("dev", "test", "test_unseen")
+os.environ["PATH"] = f"{BIN}:{os.environ['PATH']}"
+
+
+def asr(log: Path, *args: str) -> None:
+    """Run one ``asr`` command, its log in ``log``; exit with its log's tail when it fails."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([str(BIN / "asr"), "--log-file", str(log), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"asr {' '.join(args[:2])} failed:\n{proc.stderr[-3000:]}")
+
+
+def write_conf(base: Path, path: Path, augment: dict | None = None, train: dict | None = None) -> Path:
+    """``base`` (a training YAML) with its ``augment:`` section replaced by ``augment``
+    (None keeps it) and ``train`` settings overriding its ``train:`` ones; written to ``path``."""
+    conf = yaml.safe_load(base.read_text())
+    if augment is not None:
+        conf.pop("augment", None)
+        if augment:
+            conf["augment"] = augment
+    conf["train"] = {**conf.get("train", {}), **(train or {})}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(conf, sort_keys=False))
+    return path
+
+
+def decode_eval_sets(model: Path, data: Path, graph: Path, logs: Path, device: str = "auto",
+                     sets: tuple[str, ...] = EVAL_SETS) -> dict[str, float]:
+    """Decode ``sets`` of ``data`` with ``model`` (the acoustic scale tuned on dev, which
+    comes first; a set decoded already is read back) → {set: PER %}."""
+    for name in sets:
+        if not (model / f"decode_{name}/scores.yaml").is_file():
+            tune = ["--graph", str(graph), "--tune-acwt"] if name == "dev" else []
+            asr(logs.with_name(f"{logs.name}.decode_{name}.log"), "decode", str(model), str(data / name),
+                str(model / f"decode_{name}"), "--device", device, *tune)
+    return {n: yaml.safe_load((model / f"decode_{n}/scores.yaml").read_text())["per"] for n in sets}
+
+
+def feature_variant(data: Path, name: str, make_feats_opts: list[str], sets: tuple[str, ...] = ("train",) + EVAL_SETS) -> Path:
+    """Copies of ``data``'s data dirs ``sets`` under ``data/<name>/``, their features
+    recomputed with ``asr make-feats`` options ``make_feats_opts`` (made once)."""
+    out = data / name
+    for part in sets:
+        dst = out / part
+        if not (dst / "feats.yaml").is_file():
+            dst.mkdir(parents=True, exist_ok=True)
+            for f in (data / part).iterdir():
+                if f.is_file() and f.name not in ("feats.scp", "cmvn.scp", "feats.yaml"):
+                    shutil.copy(f, dst / f.name)
+            asr(out / "feats.log", "make-feats", *make_feats_opts, str(out / "feats"), str(dst))
+    return out
