@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runs import ROOT, asr, decode_eval_sets, write_conf  # noqa: E402
+from runs import ROOT, asr, decode_eval_sets, report, write_conf  # noqa: E402
 
 from asr.corpus.datadir import read_datadir  # noqa: E402
 from asr.corpus.synth import DEFAULT_UNSEEN_VOICES, SIZES, make_speakers  # noqa: E402
@@ -56,7 +56,8 @@ def parse_plan(text: list[str]) -> dict[int, list[int]]:
 
 def speaker_order(size: str, seed: int, data: Path) -> list[str]:
     """The corpus's training speakers in generation order (the voices take turns)."""
-    spks = [s.spk_id for s in make_speakers(SIZES[size], seed, DEFAULT_UNSEEN_VOICES) if s.partition == "train"]
+    spks = [s.spk_id.lower() for s in make_speakers(SIZES[size], seed, DEFAULT_UNSEEN_VOICES)
+            if s.partition == "train"]
     have = set(read_datadir(data / "train").spk2utt)
     if set(spks) != have:
         raise SystemExit(f"{data}/train does not hold the speakers of the {size} corpus (seed {seed}); "
@@ -167,14 +168,11 @@ def main() -> int:
             rows.append(r)
             print(f"{n_spk} speakers, {epochs} epochs: dev {r['dev']:.2f} test {r['test']:.2f} "
                   f"unseen {r['test_unseen']:.2f}, {r['train_s']:.0f} s training", flush=True)
-    text = table(rows)
-    print(text)
-    (out / "RESULTS.md").write_text(
-        f"# PER against training data and time ({args.size} corpus)\n\n{text}\n\n"
-        "CI BLSTM of recipes/synth/conf/ci_lstm.yaml (speed perturbation), trained on the corpus's first N "
-        "training speakers; PER on 39 phones (silence scored), one phone bigram HMM for every point, acoustic "
-        "scale tuned on dev. speech h: the training audio (without its speed copies). train s: the epochs' "
-        "seconds; copies s: making the speed copies (once per N).\n")
+    report(out / "RESULTS.md", f"PER against training data and time ({args.size} corpus)", table(rows),
+           "CI BLSTM of recipes/synth/conf/ci_lstm.yaml (speed perturbation), trained on the corpus's first N "
+           "training speakers; PER on 39 phones (silence scored), one phone bigram HMM for every point, acoustic "
+           "scale tuned on dev. speech h: the training audio (without its speed copies). train s: the epochs' "
+           "seconds; copies s: making the speed copies (once per N).")
     if args.plot:
         plot(rows, out / "data_size.png")
         print(f"plot: {out / 'data_size.png'}")

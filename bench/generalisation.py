@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runs import ROOT, asr, decode_eval_sets, feature_variant, write_conf  # noqa: E402
+from runs import ROOT, asr, decode_eval_sets, feature_variant, pick_rows, report, write_conf  # noqa: E402
 
 #: The augment: section of each row (speaker-cmvn also switches the features' CMVN).
 ROWS: dict[str, dict] = {
@@ -92,10 +92,7 @@ def main() -> int:
     p.add_argument("--leaves", default="1000", help="the recipe's tree size (with --cd)")
     p.add_argument("--device", default="auto")
     args = p.parse_args()
-    rows = [r for r in args.rows.split(",") if r]
-    unknown = [r for r in rows if r not in ROWS]
-    if unknown:
-        p.error(f"unknown rows {unknown}; choose from {list(ROWS)}")
+    rows = pick_rows(p, args.rows, ROWS)
     data, exp = ROOT / f"data/synth_{args.size}", ROOT / f"exp/synth_{args.size}"
     if not (data / "test_unseen/feats.scp").is_file():
         sys.exit(f"{data}/test_unseen has no features: run recipes/synth/run.sh --size {args.size} --stop-stage 3")
@@ -105,13 +102,11 @@ def main() -> int:
         results.append(train_and_decode(row, args, out, data, exp))
         print(f"{row}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
                                      for k, v in results[-1].items() if k != "row"), flush=True)
-    text = table(results, "CD" if args.cd else "CI")
-    print(text)
-    (out / f"RESULTS_{'cd' if args.cd else 'ci'}.md").write_text(
-        f"# Generalisation to unseen voices ({args.size} corpus)\n\n{text}\n\n"
-        "PER on 39 phones (silence scored), phone bigram HMM, acoustic scale tuned on dev. "
-        "unseen: test_unseen, voices held out of training and dev. gap: unseen - test. "
-        "train s: the epochs' seconds; copies s: making the row's augmented copies (made once, shared).\n")
+    report(out / f"RESULTS_{'cd' if args.cd else 'ci'}.md", f"Generalisation to unseen voices ({args.size} corpus)",
+           table(results, "CD" if args.cd else "CI"),
+           "PER on 39 phones (silence scored), phone bigram HMM, acoustic scale tuned on dev. "
+           "unseen: test_unseen, voices held out of training and dev. gap: unseen - test. "
+           "train s: the epochs' seconds; copies s: making the row's augmented copies (made once, shared).")
     return 0
 
 

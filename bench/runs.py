@@ -67,3 +67,18 @@ def feature_variant(data: Path, name: str, make_feats_opts: list[str], sets: tup
                     shutil.copy(f, dst / f.name)
             asr(out / "feats.log", "make-feats", *make_feats_opts, str(out / "feats"), str(dst))
     return out
+
+
+def pick_rows(parser, text: str, known) -> list[str]:
+    """The comma-separated row names of ``text``; a parser error naming the unknown ones."""
+    rows = [r for r in text.split(",") if r]
+    unknown = [r for r in rows if r not in known]
+    if unknown:
+        parser.error(f"unknown rows {unknown}; choose from {list(known)}")
+    return rows
+
+
+def report(path: Path, title: str, text: str, note: str) -> None:
+    """Print the table ``text`` and write it to ``path`` under ``title``, ``note`` below it."""
+    print(text)
+    path.write_text(f"# {title}\n\n{text}\n\n{note}\n")
