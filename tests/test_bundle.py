@@ -218,6 +218,20 @@ def test_bundle_without_context_component_loads_as_ci(bundle):
     assert [model.context.pdf((i + 1,), k) for i in range(48) for k in range(3)] == list(range(144))
 
 
+
+def test_bundle_from_before_energy_and_pitch_loads(bundle):
+    """A manifest written before the energy and pitch settings existed describes a front end
+    without them; one whose feats.yaml has pitch on is then inconsistent."""
+    manifest = yaml.safe_load((bundle / BUNDLE_YAML).read_text())
+    for key in ("energy", "pitch"):
+        del manifest["components"]["features"]["config"][key]
+    (bundle / BUNDLE_YAML).write_text(yaml.safe_dump(manifest))
+    assert not HybridModel.load(bundle, CPU).feat_cfg.pitch
+    cfg = yaml.safe_load((bundle / "feats.yaml").read_text())
+    (bundle / "feats.yaml").write_text(yaml.safe_dump({**cfg, "pitch": True}))
+    with pytest.raises(ModelError, match="front end"):
+        HybridModel.load(bundle, CPU)
+
 def test_cd_bundle_decodes_with_its_own_graph_only(tmp_path, langs):
     """A CD model is the same kind of bundle: it loads, takes the graph built from its tree
     (not the CI one) and decodes."""

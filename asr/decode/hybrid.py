@@ -87,6 +87,18 @@ def argmax_phones(log_post: np.ndarray, ctx: ContextDependency) -> list[str]:
     return [ctx.phones[i] for i in owners[keep]]
 
 
+
+def _with_defaults(recorded: Any) -> Any:
+    """A manifest's front-end config with the settings added since it was written (energy,
+    pitch) at their defaults, which are what such a bundle computes; other values as they are."""
+    if not isinstance(recorded, dict):
+        return recorded
+    return {**{k: v for k, v in asdict(FeatureConfig()).items() if k in _LATER_FEATURE_FIELDS}, **recorded}
+
+
+#: FeatureConfig fields that bundles written before them lack.
+_LATER_FEATURE_FIELDS = ("energy", "pitch")
+
 @dataclass
 class HybridModel:
     """Everything needed to recognise audio, loaded from one model bundle."""
@@ -112,7 +124,7 @@ class HybridModel:
         network = load_model(model_dir, device)
         feat_cfg = FeatureConfig.load(model_dir / "feats.yaml")
         phones = read_phone_list(model_dir / PHONES_TXT)
-        expect_equal(model_dir, "the front end (feats.yaml)", feat_c.get("config"), asdict(feat_cfg))
+        expect_equal(model_dir, "the front end (feats.yaml)", _with_defaults(feat_c.get("config")), asdict(feat_cfg))
         expect_equal(model_dir, "the number of phones (phones.txt)", phone_c.get("num_phones"), len(phones))
         ctx = _load_context(model_dir, comps, phones)
         expect_equal(model_dir, "the network's input dimension", net_c.get("input_dim"), network.cfg.input_dim)

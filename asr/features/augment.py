@@ -188,6 +188,17 @@ def copy_dir(train_dir: Path, name: str) -> Path:
     return train_dir.parent / f"{train_dir.name}_aug" / name
 
 
+def _recorded_settings(marker: Path) -> dict | None:
+    """A copy's recorded settings, its front end read as a FeatureConfig (so that a copy
+    made before a front-end setting existed matches that setting's default); None when unreadable."""
+    try:
+        recorded = yaml.safe_load(marker.read_text())
+        recorded["features"] = asdict(FeatureConfig(**recorded["features"]))
+        return recorded
+    except (yaml.YAMLError, TypeError, KeyError, ValueError):
+        return None
+
+
 def make_copy(train_dir: Path, name: str, aug: AugmentConfig) -> Path:
     """Write (or find up to date) the copy ``name`` of ``train_dir`` and return its dir.
 
@@ -203,7 +214,7 @@ def make_copy(train_dir: Path, name: str, aug: AugmentConfig) -> Path:
     settings = {"copy": name, "source": str(train_dir.resolve()), "augment": copy_settings(name, aug),
                 "features": asdict(cfg), "utterances": len(dd.utts)}
     marker = out / AUGMENT_YAML
-    if marker.is_file() and yaml.safe_load(marker.read_text()) == settings:
+    if marker.is_file() and _recorded_settings(marker) == settings:
         log.info("%s: augmented copy is up to date", out)
         return out
     marker.unlink(missing_ok=True)  # invalid until rewritten last
