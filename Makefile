@@ -1,8 +1,8 @@
-# make demo : set up, generate the small synthetic corpus, run the whole recipe, print results
+# make demo : set up, generate the medium synthetic corpus, run the whole recipe, print results
 # make test : set up, run the test suite (what CI runs)
 VENV    ?= .venv
 PYTHON  ?= python3
-SIZE    ?= small
+SIZE    ?= medium
 DEVICE  ?= auto
 PY      := $(VENV)/bin/python
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

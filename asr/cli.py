@@ -272,7 +272,9 @@ def get_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth-corpus", help="generate a synthetic TIMIT-style corpus with flite")
     s.add_argument("out_dir", type=Path)
-    s.add_argument("--size", default="small", choices=["tiny", "small", "timit"])
+    s.add_argument("--size", default="medium", choices=["tiny", "small", "medium", "timit"],
+                   help="speakers in train/dev/test/test_unseen: tiny 8/2/2/2, small 48/8/8/8, "
+                        "medium 144/8/8/8 (make demo), timit 462/50/24/24; 8 utterances each")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--num-jobs", type=int, default=2)
     s.add_argument("--unseen-voices", default="awb",

@@ -26,17 +26,15 @@ written there as RESULTS.md. ``--plot`` also draws it (PNG, matplotlib).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runs import ROOT, asr, decode_eval_sets, report, write_conf  # noqa: E402
+from runs import ROOT, asr, copies_seconds, epoch_point, report  # noqa: E402
 
 from asr.corpus.datadir import read_datadir  # noqa: E402
 from asr.corpus.synth import DEFAULT_UNSEEN_VOICES, SIZES, make_speakers  # noqa: E402
+
 
 def parse_plan(text: list[str]) -> dict[int, list[int]]:
     """``["48:4,8", "462:2,4"]`` → {48: [4, 8], 462: [2, 4]} (speakers: epoch points, ascending)."""
@@ -73,35 +71,6 @@ def subset(data: Path, out: Path, speakers: list[str]) -> Path:
         lst.write_text("".join(s + "\n" for s in speakers))
         asr(out / "subset.log", "subset-data", str(data / "train"), str(dst), "--speakers", str(lst))
     return dst
-
-
-def snapshot(model: Path, dst: Path) -> None:
-    """Copy ``model``'s bundle (not its epoch checkpoints) to ``dst``."""
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(model, tmp, ignore=shutil.ignore_patterns("epoch-*.pt", "e[0-9]*", "decode_*"))
-    tmp.rename(dst)
-
-
-def run_point(args, data: Path, train: Path, model: Path, epochs: int) -> dict:
-    """Train ``model`` on to ``epochs`` (resuming), keep that bundle as ``e<epochs>``, decode it."""
-    point = model / f"e{epochs}"
-    if not (point / "final.pt").is_file():
-        conf = write_conf(ROOT / "recipes/synth/conf/ci_lstm.yaml", model.parent / "conf" / f"{model.name}_e{epochs}.yaml",
-                          train={"epochs": epochs})
-        asr(model.parent / f"{model.name}.train.log", "train", str(train), str(data / "dev"), str(model),
-            "--conf", str(conf), "--device", args.device)
-        snapshot(model, point)
-    per = decode_eval_sets(point, data, data / "lang/HCG.fst", model.parent / f"{model.name}_e{epochs}",
-                           args.device)
-    history = yaml.safe_load((point / "history.yaml").read_text())
-    return {**per, "epochs_run": len(history), "train_s": sum(r["seconds"] for r in history),
-            "dev_frame_acc": 100 * history[-1]["dev_frame_acc"]}
-
-
-def copies_seconds(train: Path) -> float:
-    """Seconds spent making ``train``'s augmented copies."""
-    return sum(float(p.read_text()) for p in train.parent.glob(f"{train.name}_aug/*/seconds"))
 
 
 def table(rows: list[dict]) -> str:
@@ -160,7 +129,8 @@ def main() -> int:
         dd = read_datadir(train, require_phones=True)
         hours = sum(segs[-1][1] for segs in dd.phone_segments.values()) / 3600
         for epochs in points:
-            r = run_point(args, data, train, out / f"spk{n_spk}", epochs)
+            r = epoch_point(out / f"spk{n_spk}", ROOT / "recipes/synth/conf/ci_lstm.yaml", train, data,
+                            data / "lang/HCG.fst", epochs, args.device)
             r.update(speakers=n_spk, utts=len(dd.utts), copies_s=copies_seconds(train),
                      hours=hours)
             rows.append(r)

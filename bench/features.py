@@ -3,7 +3,7 @@
 
 Each row recomputes the features of train, dev, test and test_unseen with
 ``asr make-feats`` options (per-utterance speech-frame CMVN throughout), trains
-the recipe's CI model on them (``recipes/synth/conf/ci_lstm.yaml``, speed
+the recipe's CI model on them (``recipes/synth/conf/ci_lstm[_<size>].yaml``, speed
 perturbation included, so its copies are remade with the row's features),
 tunes the acoustic scale on dev and decodes test and test_unseen with the
 phone bigram. ``fbank`` is the recipe's front end (40 log-mel bins) on the
@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runs import ROOT, asr, decode_eval_sets, feature_variant, pick_rows, report  # noqa: E402
+from runs import ROOT, asr, decode_eval_sets, feature_variant, pick_rows, recipe_conf, report  # noqa: E402
 
 #: ``asr make-feats`` options of each row.
 ROWS: dict[str, list[str]] = {
@@ -47,7 +47,7 @@ def train_and_decode(row: str, args, data: Path, out: Path) -> dict:
     feats_s = time.time() - start
     model = out / f"ci_{row}"
     asr(out / f"ci_{row}.train.log", "train", str(rdata / "train"), str(rdata / "dev"), str(model),
-        "--conf", str(ROOT / "recipes/synth/conf/ci_lstm.yaml"), "--device", args.device)
+        "--conf", str(recipe_conf("ci", args.size)), "--device", args.device)
     per = decode_eval_sets(model, rdata, data / "lang/HCG.fst", out / f"ci_{row}", args.device)
     history = yaml.safe_load((model / "history.yaml").read_text())
     dim = yaml.safe_load((model / "model.yaml").read_text())["input_dim"]
@@ -83,7 +83,7 @@ def main() -> int:
         print(f"{row}: dev {r['dev']:.2f} test {r['test']:.2f} unseen {r['test_unseen']:.2f}, "
               f"{r['train_s']:.0f} s training", flush=True)
     report(out / "RESULTS.md", f"Front ends on in-domain and unseen voices ({args.size} corpus)", table(results),
-           "CI BLSTM of recipes/synth/conf/ci_lstm.yaml (speed perturbation) on each front end, per-utterance "
+           f"CI BLSTM of {recipe_conf('ci', args.size).relative_to(ROOT)} (speed perturbation) on each front end, per-utterance "
            "speech-frame CMVN; PER on 39 phones (silence scored), phone bigram HMM, acoustic scale tuned on dev. "
            "dev frame acc: the best epoch's. gap: unseen - test.")
     return 0

@@ -28,7 +28,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runs import ROOT, asr, decode_eval_sets, feature_variant, pick_rows, report, write_conf  # noqa: E402
+from runs import (ROOT, asr, copies_seconds, decode_eval_sets, feature_variant, pick_rows, recipe_conf,  # noqa: E402
+                  report, write_conf)  # noqa: E402
 
 #: The augment: section of each row (speaker-cmvn also switches the features' CMVN).
 ROWS: dict[str, dict] = {
@@ -47,7 +48,7 @@ def train_and_decode(row: str, args, out: Path, data: Path, exp: Path) -> dict:
     kind = "cd" if args.cd else "ci"
     model = out / f"{kind}_{row}"
     rdata = feature_variant(data, "speaker_cmvn", ["--cmvn", "speaker"]) if row == "speaker-cmvn" else data
-    base = ROOT / f"recipes/synth/conf/{kind}_lstm.yaml"
+    base = recipe_conf(kind, args.size)
     conf = write_conf(base, out / "conf" / f"{kind}_{row}.yaml", augment=ROWS[row])  # replaces the recipe's
     extra: list[str] = []
     if args.cd:
@@ -63,8 +64,7 @@ def train_and_decode(row: str, args, out: Path, data: Path, exp: Path) -> dict:
     wall = time.time() - start
     per = decode_eval_sets(model, rdata, graph, out / f"{kind}_{row}", args.device)
     history = yaml.safe_load((model / "history.yaml").read_text())
-    copies = sum(float((data / "train_aug" / c / "seconds").read_text()) for c in _copies(ROWS[row])
-                 if (data / "train_aug" / c / "seconds").is_file())
+    copies = copies_seconds(data / "train", _copies(ROWS[row]))
     return {"row": row, **per, "epochs": len(history), "train_s": sum(r["seconds"] for r in history),
             "copies_s": copies, "wall_s": wall}
 

@@ -3,7 +3,7 @@
 pocketsphinx's phone decoder (allphone mode) on the same audio, side by side.
 
 Run the recipe first (``make demo``), then:
-    python bench/per_synth.py [--size small]
+    python bench/per_synth.py [--size medium]
 Prints PER (39 phones, silence scored) and the real-time factor of each, on
 the in-domain test set and on test_unseen (voices held out of training).
 """
@@ -49,7 +49,7 @@ def model_rows(model_dir: Path, data_dir: Path, refs: dict) -> list[tuple[str, o
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", default="small")
+    p.add_argument("--size", default="medium")
     p.add_argument("--exp", type=Path, action="append",
                    help="model dir, repeatable (default exp/synth_<size>/ci_lstm and every cd_lstm_*)")
     p.add_argument("--data", type=Path, action="append",

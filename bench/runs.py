@@ -28,6 +28,25 @@ def asr(log: Path, *args: str) -> None:
         sys.exit(f"asr {' '.join(args[:2])} failed:\n{proc.stderr[-3000:]}")
 
 
+def recipe_conf(kind: str, size: str) -> Path:
+    """The recipe's training YAML for model ``kind`` (ci, cd) on corpus ``size``, as
+    ``recipes/synth/run.sh`` picks it: ``conf/<kind>_lstm_<size>.yaml`` where there is one."""
+    conf = ROOT / "recipes/synth/conf"
+    sized = conf / f"{kind}_lstm_{size}.yaml"
+    return sized if sized.is_file() else conf / f"{kind}_lstm.yaml"
+
+
+def copies_seconds(train: Path, names: list[str] | None = None) -> float:
+    """Seconds spent making ``train``'s augmented copies ``names`` (default: every copy made)."""
+    from asr.features.augment import copy_dir
+
+    if names is None:
+        files = list(copy_dir(train, "*").parent.glob("*/seconds"))
+    else:
+        files = [copy_dir(train, n) / "seconds" for n in names]
+    return sum(float(f.read_text()) for f in files if f.is_file())
+
+
 def write_conf(base: Path, path: Path, augment: dict | None = None, train: dict | None = None) -> Path:
     """``base`` (a training YAML) with its ``augment:`` section replaced by ``augment``
     (None keeps it) and ``train`` settings overriding its ``train:`` ones; written to ``path``."""
@@ -52,6 +71,34 @@ def decode_eval_sets(model: Path, data: Path, graph: Path, logs: Path, device: s
             asr(logs.with_name(f"{logs.name}.decode_{name}.log"), "decode", str(model), str(data / name),
                 str(model / f"decode_{name}"), "--device", device, *tune)
     return {n: yaml.safe_load((model / f"decode_{n}/scores.yaml").read_text())["per"] for n in sets}
+
+
+def snapshot(model: Path, dst: Path) -> None:
+    """Copy ``model``'s bundle (not its epoch checkpoints, points or decodes) to ``dst``."""
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(model, tmp, ignore=shutil.ignore_patterns("epoch-*.pt", "e[0-9]*", "decode_*"))
+    tmp.rename(dst)
+
+
+def epoch_point(model: Path, base_conf: Path, train: Path, data: Path, graph: Path, epochs: int,
+                device: str = "auto", train_opts: tuple[str, ...] = ()) -> dict:
+    """Train ``model`` on ``train`` (dev: ``data``/dev) with ``base_conf`` on to ``epochs``,
+    resuming from its last checkpoint (a run continued to more epochs is the run that had
+    asked for them: the learning-rate schedule does not depend on the epoch count), keep
+    that bundle as ``model/e<epochs>``, decode ``data``'s eval sets with it (phone graph
+    ``graph``) → {set: PER %, epochs_run, train_s, dev_frame_acc}. A point kept is reused.
+    ``train_opts``: more ``asr train`` options (a CD model's tree and alignments)."""
+    point = model / f"e{epochs}"
+    if not (point / "final.pt").is_file():
+        conf = write_conf(base_conf, model.parent / "conf" / f"{model.name}_e{epochs}.yaml", train={"epochs": epochs})
+        asr(model.parent / f"{model.name}.train.log", "train", str(train), str(data / "dev"), str(model),
+            "--conf", str(conf), "--device", device, *train_opts)
+        snapshot(model, point)
+    per = decode_eval_sets(point, data, graph, model.parent / f"{model.name}_e{epochs}", device)
+    history = yaml.safe_load((point / "history.yaml").read_text())
+    return {**per, "epochs_run": len(history), "train_s": sum(r["seconds"] for r in history),
+            "dev_frame_acc": 100 * history[-1]["dev_frame_acc"]}
 
 
 def feature_variant(data: Path, name: str, make_feats_opts: list[str], sets: tuple[str, ...] = ("train",) + EVAL_SETS) -> Path:

@@ -5,7 +5,7 @@ the same words, and pocketsphinx with its own en-us model and LM, on the
 same audio, side by side, in one run.
 
 Run the recipe first (``make demo``), then:
-    python bench/wer_synth.py [--size small]
+    python bench/wer_synth.py [--size medium]
 Prints WER (with sub / del / ins) and the real-time factor of each system:
 CPU seconds per second of audio, once models and graphs are loaded (our
 front end (filterbank + VAD) + network + search, one thread by default; pocketsphinx's whole
@@ -83,7 +83,7 @@ def pocketsphinx_row(name: str, data_dir: Path, refs: dict, **kwargs) -> tuple[s
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", default="small")
+    p.add_argument("--size", default="medium")
     p.add_argument("--exp", type=Path, action="append",
                    help="model dir, repeatable (default: exp/synth_<size>/ci_lstm and every cd_lstm_*)")
     p.add_argument("--data", type=Path, action="append",

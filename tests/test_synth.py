@@ -213,6 +213,15 @@ def test_speakers_and_sizes():
     assert [s.spk_id for s in spks] != [s.spk_id for s in synth.make_speakers(synth.SIZES["timit"], seed=6)]
 
 
+def test_medium_size_holds_the_training_voices_equally():
+    """make demo's corpus: 144 training speakers, the four training voices 36 each."""
+    spks = synth.make_speakers(synth.SIZES["medium"], seed=0, unseen_voices=["awb"])
+    train = [s.voice.voice for s in spks if s.partition == "train"]
+    assert len(train) == 144 and {v: train.count(v) for v in set(train)} == {"kal": 36, "kal16": 36, "rms": 36,
+                                                                              "slt": 36}
+    assert [sum(s.partition == p for s in spks) for p in ("dev", "test", "test_unseen")] == [8, 8, 8]
+
+
 def test_sx_prompt_sharing_for_timit_size():
     spec = synth.SIZES["timit"]
     prompts = {p: [[f"{p}{i}"] for i in range(n)] for p, n in _prompt_counts(spec).items()}

@@ -90,6 +90,8 @@ class SizeSpec:
 SIZES: dict[str, SizeSpec] = {
     "tiny": SizeSpec(train=8, dev=2, test=2, test_unseen=2),
     "small": SizeSpec(train=48, dev=8, test=8, test_unseen=8),
+    # make demo's corpus: three times small's training speech, the same dev and test sizes
+    "medium": SizeSpec(train=144, dev=8, test=8, test_unseen=8),
     "timit": SizeSpec(train=462, dev=50, test=24, test_unseen=24),
 }
 
@@ -374,7 +376,7 @@ def _write_speaker_lists(out_dir: Path, speakers: Sequence[Speaker]) -> None:
             atomic_write_text(out_dir / name, "".join(f"{i}\n" for i in ids))
 
 
-def generate_corpus(out_dir: Path, size: str = "small", seed: int = 0, num_jobs: int = 2,
+def generate_corpus(out_dir: Path, size: str = "medium", seed: int = 0, num_jobs: int = 2,
                     unseen_voices: Sequence[str] = DEFAULT_UNSEEN_VOICES) -> Path:
     """Write a synthetic TIMIT-style corpus under ``out_dir`` and return ``out_dir``.
 

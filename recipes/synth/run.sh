@@ -7,7 +7,7 @@ set -euo pipefail
 
 stage=0
 stop_stage=10
-size=small          # tiny | small | timit
+size=medium         # tiny | small | medium | timit
 seed=0
 nj=2
 device=auto         # auto | cpu | cuda
@@ -16,8 +16,8 @@ unseen_voices=awb   # flite voices held out of train/dev/test: they speak only t
 # Defaults are relative to the repository root; --conf and --out given on the
 # command line are relative to the directory the script is run from.
 root=$(CDPATH='' cd -- "$(dirname -- "$0")/../.." && pwd)
-conf=$root/recipes/synth/conf/ci_lstm.yaml        # CI model (stages 4, 5)
-cd_conf=$root/recipes/synth/conf/cd_lstm.yaml     # CD models (stage 7)
+conf=""             # CI model (stages 4, 5); default conf/ci_lstm_<size>.yaml, else conf/ci_lstm.yaml
+cd_conf=""          # CD models (stage 7); default conf/cd_lstm_<size>.yaml, else conf/cd_lstm.yaml
 cd_leaves="1000"    # decision-tree sizes to train CD models for, e.g. "300 500 1000" (1000: chosen on dev)
 cd_init=true        # start the CD models' LSTM layers from the CI model's (stage 7)
 ci_realigned=false  # also retrain the CI model on the realignment (stage 5)
@@ -26,7 +26,7 @@ lm_sentences=""     # sentences sampled for the word LM text (default: 20000; 30
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexicon my.dict"
 out=$root           # data/ and exp/ are made under this directory
 option_names="stage stop_stage size seed nj device feat_kind unseen_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
-usage="Usage: $0 [--stage N] [--stop-stage M] [--size tiny|small|timit] [--device auto|cpu|cuda] [--unseen-voices awb]
+usage="Usage: $0 [--stage N] [--stop-stage M] [--size tiny|small|medium|timit] [--device auto|cpu|cuda] [--unseen-voices awb]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"500 1000\"] [--cd-init true]
   [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 20000] [--lm-opts \"--lm my.arpa\"]
   [--out dir]
@@ -36,8 +36,13 @@ usage="Usage: $0 [--stage N] [--stop-stage M] [--size tiny|small|timit] [--devic
 . "$root/recipes/utils/stages.sh"
 if [ $# -ne 0 ]; then echo "$usage" >&2; exit 1; fi
 command -v asr >/dev/null || { echo "$0: the 'asr' command is not on PATH (run 'make setup' and activate .venv)" >&2; exit 1; }
-conf=$(abspath "$conf")
-cd_conf=$(abspath "$cd_conf")
+# The model configuration of a corpus size: conf/<kind>_lstm_<size>.yaml where there is one.
+size_conf() {
+  local f=$root/recipes/synth/conf/$1_lstm_$size.yaml
+  if [ -f "$f" ]; then echo "$f"; else echo "$root/recipes/synth/conf/$1_lstm.yaml"; fi
+}
+conf=$(abspath "${conf:-$(size_conf ci)}")
+cd_conf=$(abspath "${cd_conf:-$(size_conf cd)}")
 if [ "$size" = tiny ]; then lm_default=3000; else lm_default=20000; fi
 vocab_size=${vocab_size:-$lm_default}
 lm_sentences=${lm_sentences:-$lm_default}
