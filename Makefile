@@ -1,8 +1,8 @@
-# make demo : set up, generate the medium synthetic corpus, run the whole recipe, print results
+# make demo : set up, generate the synthetic corpus (medium; timit-sized on a GPU), run the whole recipe, print results
 # make test : set up, run the test suite (what CI runs)
 VENV    ?= .venv
 PYTHON  ?= python3
-SIZE    ?= medium
+SIZE    ?= auto
 DEVICE  ?= auto
 PY      := $(VENV)/bin/python
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

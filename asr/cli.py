@@ -217,6 +217,13 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_device(args: argparse.Namespace) -> int:
+    from asr.nn.train import resolve_device
+
+    print(resolve_device(args.device).type)
+    return 0
+
+
 def cmd_prepare_lang(args: argparse.Namespace) -> int:
     from asr.lang.lang_dir import prepare_lang
     from asr.lang.phones import PHONES48
@@ -441,6 +448,11 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--stage-times", type=Path, help="TSV of stage seconds written by run.sh")
     s.add_argument("--out", type=Path, help="also write the table here (Markdown)")
     s.set_defaults(func=cmd_results)
+
+    s = sub.add_parser("device", help="print the device training and decoding would use: cpu or cuda")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: cuda when torch sees a CUDA device, else cpu")
+    s.set_defaults(func=cmd_device)
     return p
 
 

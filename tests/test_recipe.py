@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,6 +296,20 @@ def test_recipe_rejects_unknown_option(tmp_path):
     proc = subprocess.run(["bash", str(ROOT / "recipes/synth/run.sh"), "--stage", "x"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 1 and "--stage must be a number" in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the choice made without a CUDA device")
+def test_auto_size_is_medium_without_a_gpu(tmp_path):
+    """make demo's --size auto: the medium corpus on CPU; --device cuda without one is refused."""
+    assert asr("device").stdout.strip() == "cpu"
+    script = str(ROOT / "recipes/synth/run.sh")
+    proc = subprocess.run(["bash", script, "--stage", "99", "--out", str(tmp_path)], capture_output=True, text=True,
+                          env=venv_env())
+    assert proc.returncode == 0 and "--size auto: medium (device cpu)" in proc.stderr, proc.stderr
+    assert (tmp_path / "exp/synth_medium").is_dir()
+    proc = subprocess.run(["bash", script, "--stage", "99", "--device", "cuda", "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=venv_env())
+    assert proc.returncode == 1 and "torch sees no CUDA device" in proc.stderr, proc.stderr
 
 
 def test_timit_recipe_needs_an_existing_path(tmp_path):

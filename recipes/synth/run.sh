@@ -7,7 +7,7 @@ set -euo pipefail
 
 stage=0
 stop_stage=10
-size=medium         # tiny | small | medium | timit
+size=auto           # tiny | small | medium | timit; auto: timit on a CUDA device, else medium
 seed=0
 nj=2
 device=auto         # auto | cpu | cuda
@@ -26,7 +26,7 @@ lm_sentences=""     # sentences sampled for the word LM text (default: 20000; 30
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexicon my.dict"
 out=$root           # data/ and exp/ are made under this directory
 option_names="stage stop_stage size seed nj device feat_kind unseen_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
-usage="Usage: $0 [--stage N] [--stop-stage M] [--size tiny|small|medium|timit] [--device auto|cpu|cuda] [--unseen-voices awb]
+usage="Usage: $0 [--stage N] [--stop-stage M] [--size auto|tiny|small|medium|timit] [--device auto|cpu|cuda] [--unseen-voices awb]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"500 1000\"] [--cd-init true]
   [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 20000] [--lm-opts \"--lm my.arpa\"]
   [--out dir]
@@ -36,6 +36,13 @@ usage="Usage: $0 [--stage N] [--stop-stage M] [--size tiny|small|medium|timit] [
 . "$root/recipes/utils/stages.sh"
 if [ $# -ne 0 ]; then echo "$usage" >&2; exit 1; fi
 command -v asr >/dev/null || { echo "$0: the 'asr' command is not on PATH (run 'make setup' and activate .venv)" >&2; exit 1; }
+if [ "$size" = auto ]; then
+  # The largest corpus the device trains in make demo's time: on 2 CPU cores 144 speakers
+  # (bench/data_size.py); on a GPU the timit-sized corpus.
+  resolved=$(asr device --device "$device") || exit 1
+  if [ "$resolved" = cuda ]; then size=timit; else size=medium; fi
+  log "--size auto: $size (device $resolved)"
+fi
 # The model configuration of a corpus size: conf/<kind>_lstm_<size>.yaml where there is one.
 size_conf() {
   local f=$root/recipes/synth/conf/$1_lstm_$size.yaml
