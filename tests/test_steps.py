@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -75,6 +77,20 @@ def test_read_train_conf_errors_name_the_file(tmp_path):
             read_train_conf(conf)
     with pytest.raises(ModelError, match="nope.yaml: training config not found"):
         read_train_conf(tmp_path / "nope.yaml")
+
+
+def test_every_recipe_conf_reads():
+    """Each training YAML under recipes/*/conf/ is accepted, and every model trains with
+    speed perturbation (the setting chosen on the synthetic corpus's dev set)."""
+    from asr.steps.train_am import read_train_conf
+
+    root = Path(__file__).resolve().parents[1]
+    confs = sorted(root.glob("recipes/*/conf/*_lstm*.yaml"))
+    assert len(confs) >= 10
+    for conf in confs:
+        opts, tcfg, aug = read_train_conf(conf)
+        assert tcfg.epochs >= 1 and opts["num_layers"] >= 1, conf
+        assert aug.copies == ["speed0.9", "speed1.1"], conf
 
 
 def test_bad_feature_config_names_the_file(tmp_path):
