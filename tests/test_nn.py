@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from asr.nn.data import IGNORE, make_batches, make_chunks
-from asr.nn.model import LstmAcousticModel, ModelConfig
+from asr.nn.model import DnnAcousticModel, LstmAcousticModel, ModelConfig, splice
 from asr.nn.priors import estimate_log_priors, load_log_priors, save_log_priors
 from asr.nn.train import TrainConfig, load_model, train
 from asr.errors import ModelError
@@ -41,6 +41,12 @@ def test_bad_config():
         ModelConfig(input_dim=4, num_pdfs=3, hidden=8, proj=8)
     with pytest.raises(ValueError, match="output_delay"):
         ModelConfig(input_dim=4, num_pdfs=3, output_delay=2, bidirectional=True)
+    with pytest.raises(ValueError, match="kind 'cnn'"):
+        ModelConfig(input_dim=4, num_pdfs=3, kind="cnn")
+    with pytest.raises(ValueError, match="a dnn has neither"):
+        ModelConfig(input_dim=4, num_pdfs=3, hidden=8, proj=4, kind="dnn")
+    with pytest.raises(ValueError, match="context"):
+        ModelConfig(input_dim=4, num_pdfs=3, context=5)
 
 
 def test_batches_cover_all_frames_and_respect_budget():
@@ -63,8 +69,8 @@ def test_priors_roundtrip(tmp_path):
         load_log_priors(tmp_path / "p.txt", 4)
 
 
-def _train(exp, epochs):
-    cfg = ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=1, hidden=32, dropout=0.0)
+def _train(exp, epochs, **model_opts):
+    cfg = ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=1, hidden=32, dropout=0.0, **model_opts)
     tcfg = TrainConfig(epochs=epochs, lr=0.01, batch_frames=600, chunk_frames=100)
     return train(exp, toy_data(40, 1), toy_data(10, 2), cfg, tcfg, torch.device("cpu"))
 
@@ -82,6 +88,36 @@ def test_training_learns_and_resumes_identically(tmp_path):
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k])
     assert sorted(p.name for p in (tmp_path / "a").glob("epoch-*.pt")) == ["epoch-3.pt", "epoch-4.pt"]
+
+
+def test_dnn_learns_the_toy_task(tmp_path):
+    torch.set_num_threads(1)
+    state = _train(tmp_path / "dnn", epochs=4, kind="dnn", context=2)
+    assert state["history"][-1]["dev_frame_acc"] > 0.85, state["history"]
+    model = load_model(tmp_path / "dnn", torch.device("cpu"))
+    assert isinstance(model, DnnAcousticModel) and model.cfg.context == 2
+
+
+def test_splice_repeats_the_edge_frames():
+    """Against a plain loop: frame t reads frames t-c..t+c, clamped into its own sequence."""
+    feats, lengths, c = torch.randn(3, 7, 2), torch.tensor([7, 4, 1]), 2
+    out = splice(feats, lengths, c)
+    assert out.shape == (3, 7, (2 * c + 1) * 2)
+    for n, length in enumerate(lengths.tolist()):
+        for t in range(length):
+            want = torch.cat([feats[n, min(max(t + k, 0), length - 1)] for k in range(-c, c + 1)])
+            torch.testing.assert_close(out[n, t], want)
+    assert splice(feats, lengths, 0) is feats
+
+
+def test_dnn_shapes_and_padding():
+    cfg = ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=2, hidden=16, kind="dnn", context=3)
+    model = DnnAcousticModel(cfg).eval()
+    x = torch.randn(2, 12, DIM)
+    out = model(x, torch.tensor([12, 5]))
+    assert out.shape == (2, 12, PDFS) and model.encode(x, torch.tensor([12, 5])).shape == (2, 12, 16)
+    alone = model(x[1:, :5], torch.tensor([5]))  # the short sequence without the padding
+    torch.testing.assert_close(out[1, :5], alone[0])
 
 
 def test_load_model_without_weights(tmp_path):

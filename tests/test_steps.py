@@ -79,18 +79,39 @@ def test_read_train_conf_errors_name_the_file(tmp_path):
         read_train_conf(tmp_path / "nope.yaml")
 
 
-def test_every_recipe_conf_reads():
-    """Each training YAML under recipes/*/conf/ is accepted, and every model trains with
-    speed perturbation (the setting chosen on the synthetic corpus's dev set)."""
+def test_every_recipe_conf_builds_and_runs_one_step():
+    """Each training YAML under recipes/*/conf/ is accepted, its network takes a training
+    step, and every model trains with speed perturbation (chosen on the synthetic dev set)."""
+    import torch
+
+    from asr.nn.model import ModelConfig, build_model
     from asr.steps.train_am import read_train_conf
 
     root = Path(__file__).resolve().parents[1]
-    confs = sorted(root.glob("recipes/*/conf/*_lstm*.yaml"))
-    assert len(confs) >= 10
+    confs = sorted(root.glob("recipes/*/conf/*.yaml"))
+    assert len(confs) >= 11
     for conf in confs:
         opts, tcfg, aug = read_train_conf(conf)
-        assert tcfg.epochs >= 1 and opts["num_layers"] >= 1, conf
-        assert aug.copies == ["speed0.9", "speed1.1"], conf
+        assert tcfg.epochs >= 1 and aug.copies == ["speed0.9", "speed1.1"], conf
+        model = build_model(ModelConfig(input_dim=40, num_pdfs=48, **opts))
+        logits = model(torch.randn(2, 30, 40), torch.tensor([30, 17]))
+        logits.logsumexp(-1).mean().backward()
+        assert logits.shape == (2, 30, 48), conf
+        assert all(p.grad is not None for p in model.parameters()), conf
+
+
+def test_a_model_yaml_from_before_the_kind_setting_reads_as_lstm(tmp_path):
+    from dataclasses import asdict
+
+    from asr.nn.model import LATER_MODEL_FIELDS, ModelConfig
+
+    cfg = asdict(ModelConfig(input_dim=40, num_pdfs=48))
+    old = {k: v for k, v in cfg.items() if k not in LATER_MODEL_FIELDS}
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(old))
+    check_config(tmp_path, "model.yaml", cfg, defaults=LATER_MODEL_FIELDS)  # resumes
+    assert ModelConfig.load(tmp_path / "model.yaml") == ModelConfig(input_dim=40, num_pdfs=48)
+    with pytest.raises(ModelError, match="different config"):
+        check_config(tmp_path, "model.yaml", {**cfg, "kind": "dnn"}, defaults=LATER_MODEL_FIELDS)
 
 
 def test_bad_feature_config_names_the_file(tmp_path):

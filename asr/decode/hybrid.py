@@ -34,7 +34,7 @@ from asr.hmm.transitions import Transitions
 from asr.io import atomic_path, atomic_write_text
 from asr.lang.graph import GRAPH_YAML, INPUT_LABELS, PHONES_TXT, load_graph, read_graph_settings
 from asr.lang.symbols import read_phone_table
-from asr.nn.model import LstmAcousticModel
+from asr.nn.model import AcousticModel
 from asr.nn.priors import load_log_priors
 from asr.nn.train import load_model
 
@@ -57,7 +57,7 @@ def read_phone_list(path: Path) -> list[str]:
 
 
 @torch.no_grad()
-def log_posteriors(model: LstmAcousticModel, feats: np.ndarray, device: torch.device) -> np.ndarray:
+def log_posteriors(model: AcousticModel, feats: np.ndarray, device: torch.device) -> np.ndarray:
     """Log state posteriors of one utterance: feats (T, D) → (T, num_pdfs) float32.
 
     Utterances longer than ``MAX_CHUNK_FRAMES`` are processed in pieces, each
@@ -104,7 +104,7 @@ class HybridModel:
     """Everything needed to recognise audio, loaded from one model bundle."""
 
     model_dir: Path
-    network: LstmAcousticModel
+    network: AcousticModel
     feat_cfg: FeatureConfig
     phones: list[str]
     context: ContextDependency

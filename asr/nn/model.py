@@ -1,9 +1,12 @@
-"""Stacked LSTM acoustic models: LSTM, LSTMP (Sak et al. 2014) and BLSTM.
+"""Acoustic models: LSTM, LSTMP (Sak et al. 2014), BLSTM, and a DNN on spliced frames.
 
-The network maps (N, T, D) features to (N, T, num_pdfs) logits. LSTMP is
+Every network maps (N, T, D) features and their lengths to (N, T, num_pdfs)
+logits (``forward``) and to its last hidden layer (``encode``). LSTMP is
 ``nn.LSTM(proj_size=P)``: a recurrent projection after each layer. A
 unidirectional model may delay its outputs by ``output_delay`` frames (the
 target of frame t is predicted at frame t + delay) to see a little future.
+The DNN (``kind: dnn``) reads each frame with ``context`` frames either side
+(the edge frame repeated past a sequence's ends, as Kaldi splices).
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ from torch import nn
 from asr.io import atomic_write_text, load_yaml_config
 
 
+#: The network kinds; model.yaml files written before ``kind`` existed read as lstm.
+MODEL_KINDS = ("lstm", "dnn")
+#: Settings added after models were first saved, as an older model.yaml reads them.
+LATER_MODEL_FIELDS = {"kind": "lstm", "context": 0}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Network shape; saved with the model as ``model.yaml``."""
@@ -30,8 +39,16 @@ class ModelConfig:
     bidirectional: bool = True
     dropout: float = 0.1
     output_delay: int = 0      # frames; unidirectional models only
+    kind: str = "lstm"         # lstm: the (B)LSTM(P) above; dnn: ReLU layers of ``hidden`` units
+    context: int = 0           # dnn: frames spliced on each side of the frame
 
     def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"kind {self.kind!r}: choose one of {list(MODEL_KINDS)}")
+        if self.kind == "dnn" and (self.proj or self.output_delay):
+            raise ValueError("proj and output_delay are LSTM settings; a dnn has neither")
+        if self.context < 0 or (self.context and self.kind != "dnn"):
+            raise ValueError(f"context ({self.context}) is the dnn's frames of context each side, at least 0")
         if self.proj and self.proj >= self.hidden:
             raise ValueError(f"proj ({self.proj}) must be smaller than hidden ({self.hidden})")
         if self.output_delay and self.bidirectional:
@@ -106,6 +123,53 @@ class LstmAcousticModel(nn.Module):
         if d:
             x = x[:, d:]
         return x
+
+
+def splice(feats: torch.Tensor, lengths: torch.Tensor, context: int) -> torch.Tensor:
+    """Each frame with ``context`` frames either side, the first and last frame of each
+    sequence repeated past its ends. feats (N, T, D), lengths (N,) → (N, T, (2·context + 1)·D),
+    the frames in time order (t − context first)."""
+    n, t, d = feats.shape
+    if context == 0:
+        return feats
+    offsets = torch.arange(-context, context + 1, device=feats.device)
+    last = (lengths.to(feats.device) - 1).clamp(min=0)[:, None, None]  # (N, 1, 1)
+    idx = (torch.arange(t, device=feats.device)[None, :, None] + offsets[None, None, :]).clamp(min=0)
+    idx = torch.minimum(idx, last)  # (N, T, 2c + 1)
+    width = offsets.numel()
+    out = feats.gather(1, idx.reshape(n, t * width, 1).expand(n, t * width, d))
+    return out.reshape(n, t, width * d)
+
+
+class DnnAcousticModel(nn.Module):
+    """Feed-forward network on spliced frames: ``num_layers`` ReLU layers of ``hidden``
+    units (dropout after each) and a linear pdf classifier on top."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        in_dim = cfg.input_dim * (2 * cfg.context + 1)
+        for i in range(cfg.num_layers):
+            layers += [nn.Linear(in_dim if i == 0 else cfg.hidden, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout)]
+        self.hidden_layers = nn.Sequential(*layers)
+        self.output = nn.Linear(cfg.hidden, cfg.num_pdfs)
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """feats (N, T, D), lengths (N,) → logits (N, T, num_pdfs)."""
+        return self.output(self.encode(feats, lengths))
+
+    def encode(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """feats (N, T, D), lengths (N,) → the last hidden layer's outputs (N, T, hidden)."""
+        return self.hidden_layers(splice(feats, lengths, self.cfg.context))
+
+
+AcousticModel = LstmAcousticModel | DnnAcousticModel
+
+
+def build_model(cfg: ModelConfig) -> AcousticModel:
+    """The network of ``cfg.kind``."""
+    return DnnAcousticModel(cfg) if cfg.kind == "dnn" else LstmAcousticModel(cfg)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -26,7 +26,7 @@ from asr.errors import ModelError
 from asr.features.augment import AugmentConfig, spec_augment
 from asr.io import atomic_path, atomic_write_text
 from asr.nn.data import IGNORE, Batch, make_batches, make_chunks
-from asr.nn.model import LstmAcousticModel, ModelConfig
+from asr.nn.model import AcousticModel, ModelConfig, build_model
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def train(
     model_cfg.save(exp_dir / "model.yaml")
     atomic_write_text(exp_dir / "train.yaml", yaml.safe_dump(asdict(cfg), sort_keys=True))
     torch.manual_seed(cfg.seed)
-    model = LstmAcousticModel(model_cfg).to(device)
+    model = build_model(model_cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "history": [], "best_loss": float("inf"), "lr": cfg.lr}
     ckpt = _load_checkpoint(exp_dir)
@@ -295,13 +295,13 @@ def train(
     return state
 
 
-def load_model(exp_dir: Path, device: torch.device) -> LstmAcousticModel:
+def load_model(exp_dir: Path, device: torch.device) -> AcousticModel:
     """The best model of ``exp_dir`` (``model.yaml`` + ``final.pt``), in eval mode."""
     cfg = ModelConfig.load(exp_dir / "model.yaml")
     weights = exp_dir / "final.pt"
     if not weights.is_file():
         raise ModelError(f"{weights}: model weights not found (has training finished?)")
-    model = LstmAcousticModel(cfg)
+    model = build_model(cfg)
     try:
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["model"])
     except (RuntimeError, KeyError, EOFError, OSError, ValueError) as exc:

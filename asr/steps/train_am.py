@@ -31,7 +31,7 @@ from asr.hmm.topology import Topology
 from asr.hmm.transitions import alignment_pdfs
 from asr.io import atomic_write_text
 from asr.lang.symbols import write_symbol_table
-from asr.nn.model import ModelConfig
+from asr.nn.model import LATER_MODEL_FIELDS, ModelConfig
 from asr.nn.priors import estimate_log_priors, save_log_priors
 from asr.nn.train import TrainConfig, load_model, train
 
@@ -87,11 +87,13 @@ def load_targets(data_dir: Path, feats: Mapping[str, np.ndarray], ctx: ContextDe
     return {u: alignment_pdfs(a, ctx) for u, a in alignments.items()}
 
 
-def check_config(exp_dir: Path, name: str, cfg_dict: dict, may_grow: tuple[str, ...] = ()) -> None:
+def check_config(exp_dir: Path, name: str, cfg_dict: dict, may_grow: tuple[str, ...] = (),
+                 defaults: Mapping | None = None) -> None:
     """Refuse to reuse an experiment dir trained with another config.
 
     The settings named in ``may_grow`` (e.g. ``epochs``) may be raised: a run
     continued to more epochs is the run that had asked for them from the start.
+    ``defaults``: settings added since, as a file written before them reads them.
     """
     path = exp_dir / name
     if not path.is_file():
@@ -99,6 +101,7 @@ def check_config(exp_dir: Path, name: str, cfg_dict: dict, may_grow: tuple[str, 
     old = yaml.safe_load(path.read_text())
     if not isinstance(old, dict):
         raise ModelError(f"{path}: not a config mapping; use a new experiment dir or delete it")
+    old = {**(defaults or {}), **old}
     same = {k: v for k, v in old.items() if k not in may_grow} == \
         {k: v for k, v in cfg_dict.items() if k not in may_grow}
     if not same:
@@ -191,7 +194,7 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
     if FeatureConfig.load(Path(dev_dir) / "feats.yaml") != feat_cfg:
         raise DataError(f"{dev_dir}/feats.yaml differs from {train_dir}/feats.yaml; recompute the features")
     model_cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=ctx.num_pdfs, **model_opts)
-    check_config(exp_dir, "model.yaml", asdict(model_cfg))
+    check_config(exp_dir, "model.yaml", asdict(model_cfg), defaults=LATER_MODEL_FIELDS)
     check_config(exp_dir, "train.yaml", asdict(train_cfg), may_grow=("epochs",))
     if aug != AugmentConfig() or (exp_dir / "augment.yaml").is_file():
         check_config(exp_dir, "augment.yaml", aug.to_dict())
