@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runs import ROOT, asr, copies_seconds, epoch_point, report  # noqa: E402
+from runs import ROOT, asr, copies_seconds, epoch_counts, epoch_point, report  # noqa: E402
 
 from asr.corpus.datadir import read_datadir  # noqa: E402
 from asr.corpus.synth import DEFAULT_UNSEEN_VOICES, SIZES, make_speakers  # noqa: E402
@@ -42,8 +42,8 @@ def parse_plan(text: list[str]) -> dict[int, list[int]]:
     for item in text:
         spk, sep, epochs = item.partition(":")
         try:
-            points = sorted({int(e) for e in epochs.split(",") if e})
-            if not sep or int(spk) < 1 or not points or points[0] < 1:
+            points = epoch_counts(epochs)
+            if not sep or int(spk) < 1:
                 raise ValueError
         except ValueError:
             raise SystemExit(f"--plan {item!r}: expected SPEAKERS:EPOCHS,EPOCHS,... e.g. 48:4,8,20") from None

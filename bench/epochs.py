@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runs import ROOT, epoch_point, recipe_conf, report  # noqa: E402
+from runs import ROOT, epoch_counts, epoch_point, recipe_conf, report  # noqa: E402
 
 
 def table(rows: list[dict], kind: str) -> str:
@@ -40,12 +40,9 @@ def table(rows: list[dict], kind: str) -> str:
 def parse_epochs(parser: argparse.ArgumentParser, text: str) -> list[int]:
     """``"3,5,7"`` → [3, 5, 7]; a parser error for anything but positive integers."""
     try:
-        points = sorted({int(e) for e in text.split(",") if e})
+        return epoch_counts(text)
     except ValueError:
-        parser.error(f"--epochs {text!r}: expected comma-separated epoch counts, e.g. 3,5,7")
-    if not points or points[0] < 1:
-        parser.error(f"--epochs {text!r}: epoch counts must be positive")
-    return points
+        parser.error(f"--epochs {text!r}: expected comma-separated positive epoch counts, e.g. 3,5,7")
 
 
 def main() -> int:

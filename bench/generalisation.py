@@ -29,7 +29,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runs import (ROOT, asr, copies_seconds, decode_eval_sets, feature_variant, pick_rows, recipe_conf,  # noqa: E402
-                  report, write_conf)  # noqa: E402
+                  report, write_conf)
 
 #: The augment: section of each row (speaker-cmvn also switches the features' CMVN).
 ROWS: dict[str, dict] = {

@@ -28,6 +28,14 @@ def asr(log: Path, *args: str) -> None:
         sys.exit(f"asr {' '.join(args[:2])} failed:\n{proc.stderr[-3000:]}")
 
 
+def epoch_counts(text: str) -> list[int]:
+    """``"3,5,7"`` → [3, 5, 7] (ascending, each once); ValueError unless positive integers."""
+    points = sorted({int(e) for e in text.split(",") if e})
+    if not points or points[0] < 1:
+        raise ValueError(f"{text!r}: epoch counts must be positive")
+    return points
+
+
 def recipe_conf(kind: str, size: str) -> Path:
     """The recipe's training YAML for model ``kind`` (ci, cd) on corpus ``size``, as
     ``recipes/synth/run.sh`` picks it: ``conf/<kind>_lstm_<size>.yaml`` where there is one."""

@@ -103,15 +103,15 @@ def test_every_recipe_conf_builds_and_runs_one_step():
 def test_a_model_yaml_from_before_the_kind_setting_reads_as_lstm(tmp_path):
     from dataclasses import asdict
 
-    from asr.nn.model import LATER_MODEL_FIELDS, ModelConfig
+    from asr.nn.model import ModelConfig
 
     cfg = asdict(ModelConfig(input_dim=40, num_pdfs=48))
-    old = {k: v for k, v in cfg.items() if k not in LATER_MODEL_FIELDS}
+    old = {k: v for k, v in cfg.items() if k not in ("kind", "context")}  # the settings added later
     (tmp_path / "model.yaml").write_text(yaml.safe_dump(old))
-    check_config(tmp_path, "model.yaml", cfg, defaults=LATER_MODEL_FIELDS)  # resumes
+    check_config(tmp_path, "model.yaml", cfg, defaults=ModelConfig.defaults())  # resumes
     assert ModelConfig.load(tmp_path / "model.yaml") == ModelConfig(input_dim=40, num_pdfs=48)
     with pytest.raises(ModelError, match="different config"):
-        check_config(tmp_path, "model.yaml", {**cfg, "kind": "dnn"}, defaults=LATER_MODEL_FIELDS)
+        check_config(tmp_path, "model.yaml", {**cfg, "kind": "dnn"}, defaults=ModelConfig.defaults())
 
 
 def test_bad_feature_config_names_the_file(tmp_path):

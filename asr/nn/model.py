@@ -11,7 +11,7 @@ The DNN (``kind: dnn``) reads each frame with ``context`` frames either side
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -23,8 +23,6 @@ from asr.io import atomic_write_text, load_yaml_config
 
 #: The network kinds; model.yaml files written before ``kind`` existed read as lstm.
 MODEL_KINDS = ("lstm", "dnn")
-#: Settings added after models were first saved, as an older model.yaml reads them.
-LATER_MODEL_FIELDS = {"kind": "lstm", "context": 0}
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,12 @@ class ModelConfig:
 
     def save(self, path: Path) -> None:
         atomic_write_text(path, yaml.safe_dump(asdict(self), sort_keys=True))
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Each setting's default: how a model.yaml written before the setting existed
+        reads it (as ``load`` reads it)."""
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
     @classmethod
     def load(cls, path: Path) -> "ModelConfig":

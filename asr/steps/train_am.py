@@ -31,7 +31,7 @@ from asr.hmm.topology import Topology
 from asr.hmm.transitions import alignment_pdfs
 from asr.io import atomic_write_text
 from asr.lang.symbols import write_symbol_table
-from asr.nn.model import LATER_MODEL_FIELDS, ModelConfig
+from asr.nn.model import ModelConfig
 from asr.nn.priors import estimate_log_priors, save_log_priors
 from asr.nn.train import TrainConfig, load_model, train
 
@@ -194,7 +194,7 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
     if FeatureConfig.load(Path(dev_dir) / "feats.yaml") != feat_cfg:
         raise DataError(f"{dev_dir}/feats.yaml differs from {train_dir}/feats.yaml; recompute the features")
     model_cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=ctx.num_pdfs, **model_opts)
-    check_config(exp_dir, "model.yaml", asdict(model_cfg), defaults=LATER_MODEL_FIELDS)
+    check_config(exp_dir, "model.yaml", asdict(model_cfg), defaults=ModelConfig.defaults())
     check_config(exp_dir, "train.yaml", asdict(train_cfg), may_grow=("epochs",))
     if aug != AugmentConfig() or (exp_dir / "augment.yaml").is_file():
         check_config(exp_dir, "augment.yaml", aug.to_dict())
