@@ -22,6 +22,10 @@ def _setup_logging(verbose: bool, log_file: Path | None) -> None:
     """Console at INFO (DEBUG with --verbose); the log file, when given, always at
     DEBUG, so tracebacks of failures logged at debug level are kept there."""
     fmt = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+    if int(os.environ.get("RANK", "0")) > 0:  # a training process other than torchrun's first: warnings only
+        fmt, verbose, log_file = f"rank {os.environ['RANK']}: {fmt}", False, None
+        logging.basicConfig(level=logging.WARNING, format=fmt, force=True)
+        return
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.DEBUG if verbose else logging.INFO)
     handlers: list[logging.Handler] = [console]
@@ -101,16 +105,35 @@ def cmd_make_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from asr.nn.distributed import init_distributed, launched_by_torchrun, torchrun_command
     from asr.nn.train import resolve_device
     from asr.steps.train_am import read_train_conf, train_am
 
     if (args.ali_train is None) != (args.ali_dev is None):
         raise UsageError("--ali-train and --ali-dev go together")
+    if args.ngpu < 1:
+        raise UsageError(f"--ngpu {args.ngpu}: give at least 1")
     ali = (args.ali_train, args.ali_dev) if args.ali_train else None
     model_opts, train_cfg, aug = read_train_conf(args.conf)
+    device = resolve_device(args.device)
+    if args.ngpu > 1 and not launched_by_torchrun():
+        if device.type == "cuda" and torch_cuda_count() < args.ngpu:
+            raise UsageError(f"--ngpu {args.ngpu}: torch sees {torch_cuda_count()} CUDA devices")
+        log.info("starting %d training processes (%s) with torchrun", args.ngpu,
+                 "one per GPU" if device.type == "cuda" else "gloo, on the CPU")
+        return subprocess.run(torchrun_command(args.ngpu, args.argv)).returncode
+    device = init_distributed(device)
     train_am(args.train_dir, args.dev_dir, args.exp_dir, model_opts, train_cfg,
-             resolve_device(args.device), _context(args.tree), ali, init_from=args.init_from, aug=aug)
+             device, _context(args.tree), ali, init_from=args.init_from, aug=aug)
     return 0
+
+
+def torch_cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def cmd_align(args: argparse.Namespace) -> int:
@@ -366,6 +389,8 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--init-from", type=Path, help="a trained model dir whose LSTM layers start "
                    "this model (same layer sizes; its output layer too when of the same size)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--ngpu", type=int, default=1, help="data-parallel training processes on this "
+                   "machine, started with torchrun: one per GPU on CUDA, gloo processes on the CPU")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("align", help="Viterbi realignment of a data set within its phone transcripts")
@@ -458,6 +483,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     _setup_logging(args.verbose, args.log_file)
     try:
         return args.func(args)

@@ -4,6 +4,7 @@ so an interrupted run never leaves a half-written file behind."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -53,6 +54,12 @@ def load_yaml_config(cls: type[T], path: PathLike, what: str) -> T:
         return cls(**fields)
     except (yaml.YAMLError, TypeError, ValueError) as exc:
         raise ModelError(f"{path}: bad {what} ({exc})") from None
+
+
+def dataclass_defaults(cls: type) -> dict:
+    """The default of each field of the dataclass ``cls`` that has one: how a config
+    file written before the field existed reads it."""
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
 
 
 def _umask() -> int:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from asr.nn.data import IGNORE, make_batches, make_chunks
+from asr.nn.data import IGNORE, FrameBatchSampler, PieceDataset, collate
 from asr.nn.model import DnnAcousticModel, LstmAcousticModel, ModelConfig, splice
 from asr.nn.priors import estimate_log_priors, load_log_priors, save_log_priors
 from asr.nn.train import TrainConfig, load_model, train
@@ -51,9 +51,11 @@ def test_bad_config():
 
 def test_batches_cover_all_frames_and_respect_budget():
     feats, targets = toy_data(30, 0)
-    chunks = make_chunks(feats, targets, chunk_frames=25)
-    assert max(len(y) for _, y in chunks) <= 25
-    batches = make_batches(chunks, batch_frames=100, rng=np.random.default_rng(0))
+    ds = PieceDataset(feats, targets, chunk_frames=25)
+    assert max(ds.lengths) <= 25
+    sampler = FrameBatchSampler(ds.lengths, batch_frames=100, seed=0)
+    sampler.set_epoch(1)
+    batches = [collate([ds[i] for i in b]) for b in sampler]
     assert sum(b.num_frames for b in batches) == sum(len(y) for y in targets.values())
     for b in batches:
         assert b.feats.shape[0] * b.feats.shape[1] <= 100

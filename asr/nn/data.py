@@ -1,77 +1,210 @@
-"""Framewise training data: utterances cut into chunks, batched by frames."""
+"""Framewise training data through ``torch.utils.data``: utterances cut into
+pieces, batched by padded frames.
+
+Two ways to batch a training epoch:
+
+- :class:`FrameBatchSampler` (every model): pieces of up to ``chunk_frames``
+  frames, grouped by length (length bucketing keeps padding low) into batches
+  of at most ``batch_frames`` padded frames, the batch order shuffled. Each
+  piece starts from a zero recurrent state.
+- :class:`StreamBatchSampler` (unidirectional models, truncated BPTT):
+  utterances are dealt to parallel streams, each cut into pieces of a fixed
+  number of frames; batch k holds the k-th piece of every stream, so the
+  recurrent state at the end of one batch carries into the next one for
+  every stream whose utterance goes on (``Batch.reset`` marks the others).
+
+Both split every batch over the ``world_size`` processes of a distributed
+run (process ``rank`` takes its share), and both can start an epoch at a
+given batch (a run resumed mid-epoch). Padded tensors are built batch by
+batch in :func:`collate`, never a whole epoch at once.
+"""
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset, Sampler
+
+#: Target value of padding frames (ignored by the loss).
+IGNORE = -100
+#: Dataset index of an empty piece: a stream with no utterance left this epoch.
+EMPTY = -1
 
 
 @dataclass
 class Batch:
     """A padded batch. feats (N, T, D) float32; targets (N, T) int64 with
-    ``IGNORE`` on padding; lengths (N,) int64."""
+    ``IGNORE`` on padding; lengths (N,) int64 (on the CPU); reset (N,) bool: the
+    piece starts its utterance (the recurrent state starts from zero)."""
 
     feats: torch.Tensor
     targets: torch.Tensor
     lengths: torch.Tensor
+    reset: torch.Tensor | None = None
 
     @property
     def num_frames(self) -> int:
         return int(self.lengths.sum())
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(self.feats.to(device), self.targets.to(device), self.lengths)
+        nb = device.type == "cuda"
+        reset = None if self.reset is None else self.reset.to(device, non_blocking=nb)
+        return Batch(self.feats.to(device, non_blocking=nb), self.targets.to(device, non_blocking=nb),
+                     self.lengths, reset)
 
 
-#: Target value of padding frames (ignored by the loss).
-IGNORE = -100
+Piece = tuple[np.ndarray, np.ndarray, bool]  # feats (t, D), targets (t,), starts its utterance
 
 
-def make_chunks(
-    feats: dict[str, np.ndarray], targets: dict[str, np.ndarray], chunk_frames: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Cut each utterance into pieces of at most ``chunk_frames`` frames.
+class PieceDataset(Dataset):
+    """The pieces of a set of utterances, indexed 0..len-1 (:data:`EMPTY`: no frames).
 
-    Returns (feats (t, D), targets (t,)) pairs, in sorted utterance order.
+    ``fixed``: cut pieces of exactly ``chunk_frames`` from each utterance's start
+    (the last one shorter), as truncated BPTT reads them; otherwise cut each
+    utterance into equal pieces of at most ``chunk_frames``.
+    ``delay`` (fixed pieces only): each utterance is extended by ``delay``
+    zero frames and its targets are shifted by ``delay`` (the first ``delay``
+    frames have none): a network run over it without delay is trained to
+    output each target ``delay`` frames late, as an ``output_delay`` model does.
     """
-    chunks = []
-    for utt in sorted(feats):
-        x, y = feats[utt], targets[utt]
-        assert len(x) == len(y), (utt, len(x), len(y))
-        n_pieces = max(1, int(np.ceil(len(x) / chunk_frames)))
-        bounds = np.linspace(0, len(x), n_pieces + 1).astype(int)
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            chunks.append((x[a:b], y[a:b]))
-    return chunks
+
+    def __init__(self, feats: dict[str, np.ndarray], targets: dict[str, np.ndarray], chunk_frames: int,
+                 fixed: bool = False, delay: int = 0) -> None:
+        if delay and not fixed:
+            raise ValueError("delay applies to fixed pieces (truncated BPTT) only")
+        self.feats, self.targets, self.delay = feats, targets, delay
+        self.dim = next(iter(feats.values())).shape[1]
+        self.pieces: list[tuple[str, int, int]] = []  # utterance, first frame, end frame
+        self.utterance_pieces: list[list[int]] = []  # piece indices of each utterance, in order
+        for utt in sorted(feats):
+            x, y = feats[utt], targets[utt]
+            if len(x) != len(y):
+                raise ValueError(f"utterance {utt}: {len(x)} feature frames but {len(y)} targets")
+            n = len(x) + delay
+            if fixed:
+                bounds = list(range(0, n, chunk_frames)) + [n]
+            else:
+                bounds = np.linspace(0, n, max(1, int(np.ceil(n / chunk_frames))) + 1).astype(int).tolist()
+            first = len(self.pieces)
+            self.pieces += [(utt, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+            self.utterance_pieces.append(list(range(first, len(self.pieces))))
+        self.lengths = np.array([b - a for _, a, b in self.pieces], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def __getitem__(self, i: int) -> Piece:
+        if i == EMPTY:
+            return np.zeros((0, self.dim), np.float32), np.zeros(0, np.int64), True
+        utt, a, b = self.pieces[i]
+        x, y = self.feats[utt], self.targets[utt]
+        if self.delay:
+            x = np.concatenate([x, np.zeros((self.delay, x.shape[1]), x.dtype)])
+            y = np.concatenate([np.full(self.delay, IGNORE, np.int64), y])
+        return x[a:b], y[a:b], a == 0
 
 
-def collate(chunks: list[tuple[np.ndarray, np.ndarray]]) -> Batch:
-    """Pad a list of (feats (t, D), targets (t,)) into a Batch."""
-    lengths = torch.tensor([len(y) for _, y in chunks], dtype=torch.int64)
-    n, t_max, dim = len(chunks), int(lengths.max()), chunks[0][0].shape[1]
+def collate(pieces: list[Piece]) -> Batch:
+    """Pad a list of pieces into a Batch."""
+    lengths = torch.tensor([len(y) for _, y, _ in pieces], dtype=torch.int64)
+    n, t_max, dim = len(pieces), max(1, int(lengths.max())), pieces[0][0].shape[1]
     feats = torch.zeros(n, t_max, dim)
     targets = torch.full((n, t_max), IGNORE, dtype=torch.int64)
-    for i, (x, y) in enumerate(chunks):
-        feats[i, : len(y)] = torch.from_numpy(x)
-        targets[i, : len(y)] = torch.from_numpy(y)
-    return Batch(feats, targets, lengths)
+    for i, (x, y, _) in enumerate(pieces):
+        feats[i, : len(y)] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        targets[i, : len(y)] = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    return Batch(feats, targets, lengths, torch.tensor([r for _, _, r in pieces], dtype=torch.bool))
 
 
-def make_batches(
-    chunks: list[tuple[np.ndarray, np.ndarray]], batch_frames: int, rng: np.random.Generator | None
-) -> list[Batch]:
-    """Group chunks of similar length into batches of at most ``batch_frames``
-    padded frames. With ``rng`` the batch order is shuffled (sorting by
-    length first keeps padding low); without it the order is fixed."""
-    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i][1]))
-    groups: list[list[int]] = [[]]
-    for i in order:
-        longest = len(chunks[i][1])  # sorted: the newest chunk is the longest
-        if groups[-1] and (len(groups[-1]) + 1) * longest > batch_frames:
-            groups.append([])
-        groups[-1].append(i)
-    if rng is not None:
-        rng.shuffle(groups)
-    return [collate([chunks[i] for i in g]) for g in groups]
+class _EpochSampler(Sampler[list[int]]):
+    """Shared parts: the epoch's global batches (built by ``_global_batches``), this
+    process's share of each, and a first batch to start from."""
+
+    def __init__(self, lengths: np.ndarray, seed: int, shuffle: bool, rank: int, world_size: int) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
+        self.lengths, self.seed, self.shuffle = lengths, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.start = 0, 0
+        self._batches: list[list[int]] | None = None
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Batches of ``epoch`` (the shuffle depends on it), from batch ``start`` on."""
+        self.epoch, self.start = epoch, start
+        self._batches = self._global_batches(np.random.default_rng([self.seed, epoch]) if self.shuffle else None)
+
+    def global_batches(self) -> list[list[int]]:
+        """Every process's pieces of each batch of the epoch."""
+        if self._batches is None:
+            self.set_epoch(self.epoch, self.start)
+        return self._batches
+
+    def global_frames(self, k: int) -> int:
+        """Real frames of batch ``k`` over all processes."""
+        return int(sum(self.lengths[i] for i in self.global_batches()[k] if i != EMPTY))
+
+    def share(self, batch: list[int]) -> list[int]:
+        return batch[self.rank:: self.world_size]
+
+    def __iter__(self):
+        for batch in self.global_batches()[self.start:]:
+            yield self.share(batch)
+
+    def __len__(self) -> int:
+        return len(self.global_batches()) - self.start
+
+    def _global_batches(self, rng: np.random.Generator | None) -> list[list[int]]:
+        raise NotImplementedError
+
+
+class FrameBatchSampler(_EpochSampler):
+    """Pieces grouped by length into batches of at most ``batch_frames`` padded
+    frames (and at least ``world_size`` pieces, so that every process has one);
+    with ``shuffle`` the batch order is drawn from (seed, epoch)."""
+
+    def __init__(self, lengths: np.ndarray, batch_frames: int, seed: int = 0, shuffle: bool = True,
+                 rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(lengths, seed, shuffle, rank, world_size)
+        self.batch_frames = batch_frames
+        if len(lengths) < world_size:
+            raise ValueError(f"{len(lengths)} pieces cannot be shared by {world_size} processes")
+
+    def _global_batches(self, rng: np.random.Generator | None) -> list[list[int]]:
+        order = sorted(range(len(self.lengths)), key=lambda i: self.lengths[i])
+        groups: list[list[int]] = [[]]
+        for i in order:
+            longest = self.lengths[i]  # sorted: the newest piece is the longest
+            if len(groups[-1]) >= self.world_size and (len(groups[-1]) + 1) * longest > self.batch_frames:
+                groups.append([])
+            groups[-1].append(i)
+        if rng is not None:
+            rng.shuffle(groups)
+        return groups
+
+
+class StreamBatchSampler(_EpochSampler):
+    """Truncated-BPTT batches: each epoch the utterances (in an order drawn from
+    (seed, epoch) with ``shuffle``) are dealt, each to the stream with the fewest
+    pieces so far, over ``streams`` streams; batch k holds the k-th piece of each
+    stream (:data:`EMPTY` once a stream has run out). Stream s belongs to process
+    s mod world_size, so each process keeps the same streams from batch to batch."""
+
+    def __init__(self, utterance_pieces: list[list[int]], lengths: np.ndarray, streams: int, seed: int = 0,
+                 shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(lengths, seed, shuffle, rank, world_size)
+        self.utterance_pieces = utterance_pieces
+        self.streams = max(world_size, streams - streams % world_size)  # the same number per process
+
+    def _global_batches(self, rng: np.random.Generator | None) -> list[list[int]]:
+        order = rng.permutation(len(self.utterance_pieces)) if rng is not None else range(len(self.utterance_pieces))
+        queues: list[list[int]] = [[] for _ in range(self.streams)]
+        heap = [(0, s) for s in range(self.streams)]
+        for u in order:
+            size, s = heapq.heappop(heap)
+            queues[s] += self.utterance_pieces[u]
+            heapq.heappush(heap, (size + len(self.utterance_pieces[u]), s))
+        steps = max(len(q) for q in queues)
+        return [[q[k] if k < len(q) else EMPTY for q in queues] for k in range(steps)]

@@ -11,14 +11,14 @@ The DNN (``kind: dnn``) reads each frame with ``context`` frames either side
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import yaml
 from torch import nn
 
-from asr.io import atomic_write_text, load_yaml_config
+from asr.io import atomic_write_text, dataclass_defaults, load_yaml_config
 
 
 #: The network kinds; model.yaml files written before ``kind`` existed read as lstm.
@@ -39,6 +39,7 @@ class ModelConfig:
     output_delay: int = 0      # frames; unidirectional models only
     kind: str = "lstm"         # lstm: the (B)LSTM(P) above; dnn: ReLU layers of ``hidden`` units
     context: int = 0           # dnn: frames spliced on each side of the frame
+    peephole: bool = False     # lstm: peephole connections (asr.nn.peephole; cuDNN has none)
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -47,6 +48,8 @@ class ModelConfig:
             raise ValueError("proj and output_delay are LSTM settings; a dnn has neither")
         if self.context < 0 or (self.context and self.kind != "dnn"):
             raise ValueError(f"context ({self.context}) is the dnn's frames of context each side, at least 0")
+        if self.peephole and self.kind != "lstm":
+            raise ValueError("peephole is an LSTM setting")
         if self.proj and self.proj >= self.hidden:
             raise ValueError(f"proj ({self.proj}) must be smaller than hidden ({self.hidden})")
         if self.output_delay and self.bidirectional:
@@ -59,7 +62,7 @@ class ModelConfig:
     def defaults(cls) -> dict:
         """Each setting's default: how a model.yaml written before the setting existed
         reads it (as ``load`` reads it)."""
-        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+        return dataclass_defaults(cls)
 
     @classmethod
     def load(cls, path: Path) -> "ModelConfig":
@@ -95,8 +98,7 @@ class LstmAcousticModel(nn.Module):
         self.layers = nn.ModuleList()
         for i in range(cfg.num_layers):
             in_dim = cfg.input_dim if i == 0 else layer_out * directions
-            self.layers.append(nn.ModuleList(
-                nn.LSTM(in_dim, cfg.hidden, proj_size=cfg.proj, batch_first=True) for _ in range(directions)))
+            self.layers.append(nn.ModuleList(_lstm_layer(cfg, in_dim) for _ in range(directions)))
         self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(layer_out * directions, cfg.num_pdfs)
 
@@ -127,6 +129,52 @@ class LstmAcousticModel(nn.Module):
         if d:
             x = x[:, d:]
         return x
+
+    def forward_stream(self, feats: torch.Tensor, state: list[State] | None = None
+                       ) -> tuple[torch.Tensor, list[State]]:
+        """One piece of a stream (truncated BPTT; unidirectional models only).
+
+        feats (N, T, D) and each layer's (h (1, N, proj or hidden), c (1, N, hidden))
+        after the previous piece (None: zeros) → logits (N, T, num_pdfs) and each
+        layer's state after frame T. Pieces run one after another with the state
+        carried give the outputs of the whole sequence run at once. No output delay
+        is applied here: a delayed model's targets are shifted instead
+        (:class:`asr.nn.data.PieceDataset`).
+        """
+        if self.cfg.bidirectional:
+            raise ValueError("a bidirectional model cannot be run as a stream")
+        x, new_state = feats, []
+        for i, (layer,) in enumerate(self.layers):
+            if i > 0:
+                x = self.dropout(x)
+            x, layer_state = layer(x, None if state is None else state[i])
+            new_state.append(layer_state)
+        return self.output(self.dropout(x)), new_state
+
+
+#: One LSTM layer's recurrent state: h (1, N, proj or hidden), c (1, N, hidden).
+State = tuple[torch.Tensor, torch.Tensor]
+
+
+def _lstm_layer(cfg: ModelConfig, in_dim: int) -> nn.Module:
+    """One layer and direction: cuDNN's / PyTorch's nn.LSTM, or the peephole LSTM."""
+    if cfg.peephole:
+        from asr.nn.peephole import PeepholeLSTM
+
+        return PeepholeLSTM(in_dim, cfg.hidden, proj_size=cfg.proj)
+    return nn.LSTM(in_dim, cfg.hidden, proj_size=cfg.proj, batch_first=True)
+
+
+class StreamingModel(nn.Module):
+    """A unidirectional LSTM model whose ``forward`` is ``forward_stream`` (what a
+    DistributedDataParallel or compiled wrapper calls)."""
+
+    def __init__(self, model: LstmAcousticModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, feats: torch.Tensor, state: list[State] | None) -> tuple[torch.Tensor, list[State]]:
+        return self.model.forward_stream(feats, state)
 
 
 def splice(feats: torch.Tensor, lengths: torch.Tensor, context: int) -> torch.Tensor:

@@ -1,11 +1,23 @@
-"""Framewise cross-entropy training of the LSTM acoustic model.
+"""Framewise cross-entropy training of the acoustic models, on one process or many.
 
-Checkpoints after every epoch hold the model, optimizer, learning rate,
-RNG state and history, so an interrupted run resumes where it stopped, on
-this host or another (a GPU run resumes on a CPU). The last two epoch
-checkpoints are kept: when the newest is damaged (a truncated copy, a full
-disk) a warning names it and training resumes from the one before. The
-model with the best dev loss is kept as ``final.pt``.
+The skeleton: :func:`compute_loss` (one batch), :func:`train_one_epoch`,
+:func:`evaluate` (dev) and :func:`train` (the run: resume, epochs, newbob
+learning-rate halving through ``torch.optim.lr_scheduler.ReduceLROnPlateau``,
+checkpoints). Batches come from ``torch.utils.data`` (:mod:`asr.nn.data`):
+length-bucketed pieces whose state starts from zero, or, for unidirectional
+LSTMs with ``tbptt``, parallel streams whose recurrent state is carried from
+piece to piece (truncated BPTT, as Sak et al. 2014 train). On CUDA the
+forward pass runs under bf16 autocast; the loss sums stay on the device, so
+no step waits for it. Under ``torchrun`` (:mod:`asr.nn.distributed`) each
+process trains on its share of every batch inside DistributedDataParallel.
+
+Checkpoints after every epoch (and every ``checkpoint_every`` batches, as
+``partial.pt``) hold the model, optimizer, scheduler, RNG state and history,
+so an interrupted run resumes where it stopped, on this host or another (a
+GPU run resumes on a CPU), and ends with the weights of an uninterrupted
+one. The last two epoch checkpoints are kept: when the newest is damaged (a
+truncated copy, a full disk) a warning names it and training resumes from
+the one before. The model with the best dev loss is kept as ``final.pt``.
 """
 
 from __future__ import annotations
@@ -13,20 +25,26 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import yaml
+import torch.distributed as tdist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torch.utils.data import DataLoader
 
 from asr.errors import ModelError
 from asr.features.augment import AugmentConfig, spec_augment
-from asr.io import atomic_path, atomic_write_text
-from asr.nn.data import IGNORE, Batch, make_batches, make_chunks
-from asr.nn.model import AcousticModel, ModelConfig, build_model
+from asr.io import atomic_path, atomic_write_text, dataclass_defaults
+from asr.nn.curves import CURVE_PNG, plot_history
+from asr.nn.data import IGNORE, Batch, FrameBatchSampler, PieceDataset, StreamBatchSampler, collate
+from asr.nn.distributed import Dist, current
+from asr.nn.model import AcousticModel, ModelConfig, State, StreamingModel, build_model
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +53,8 @@ KEEP_CHECKPOINTS = 2
 #: What an epoch checkpoint must hold (``cuda_rng`` is optional: None on CPU runs).
 CHECKPOINT_KEYS = ("model", "optimizer", "torch_rng", "state")
 STATE_KEYS = ("epoch", "history", "best_loss", "lr")
+#: The mid-epoch checkpoint (``checkpoint_every``); removed when its epoch ends.
+PARTIAL = "partial.pt"
 _EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
 _TAG_COPIES = 17  # keeps the copy draws' RNG stream apart from the batch shuffle's
 
@@ -45,14 +65,39 @@ class TrainConfig:
 
     epochs: int = 12
     lr: float = 1e-3
-    lr_decay: float = 0.5          # multiply the lr by this when dev loss stops improving
+    lr_decay: float = 0.5          # multiply the lr by this when dev loss stops improving (newbob)
     min_improvement: float = 0.005  # relative dev-loss improvement that counts as progress
-    batch_frames: int = 8000       # padded frames per batch
-    chunk_frames: int = 800        # longest training chunk
+    batch_frames: int = 8000       # padded frames per batch (over all processes)
+    chunk_frames: int = 800        # longest training piece (state reset at its start)
     grad_clip: float = 5.0
     weight_decay: float = 0.0
     min_lr: float = 0.0            # stop once the lr has decayed below this
     seed: int = 0
+    tbptt: int = 0                 # unidirectional LSTMs: truncated BPTT over pieces of this many
+                                   # frames, the state carried across pieces (0: chunk_frames, reset)
+    checkpoint_every: int = 0      # batches between mid-epoch checkpoints (0: at epoch ends only)
+    bf16: bool = True              # on CUDA: bf16 autocast
+    compile: bool = False          # torch.compile the network
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_frames", "chunk_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.tbptt < 0 or self.checkpoint_every < 0:
+            raise ValueError("tbptt and checkpoint_every must be at least 0")
+        if self.tbptt > self.batch_frames:
+            raise ValueError(f"tbptt ({self.tbptt}) is longer than a batch ({self.batch_frames} frames)")
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Each setting's default: how a train.yaml written before it existed reads it."""
+        return dataclass_defaults(cls)
+
+    def check_model(self, model_cfg: ModelConfig) -> None:
+        """ValueError when these settings do not fit the network."""
+        if self.tbptt and (model_cfg.kind != "lstm" or model_cfg.bidirectional):
+            raise ValueError("tbptt (carried state) needs a unidirectional LSTM; this model is "
+                             + ("a dnn" if model_cfg.kind != "lstm" else "bidirectional"))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -64,47 +109,131 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def compute_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, int]:
-    """Summed cross-entropy over real frames, number of correct frames, frames."""
-    logits = model(batch.feats, batch.lengths)  # (N, T, P)
-    flat = logits.reshape(-1, logits.shape[-1])
-    tgt = batch.targets.reshape(-1)
+def frame_loss(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits (N, T, P), targets (N, T) → summed cross-entropy over the frames whose
+    target is not IGNORE, and the number of them the argmax gets right (both 0-d
+    tensors on the logits' device: nothing waits for the device)."""
+    flat = logits.reshape(-1, logits.shape[-1]).float()
+    tgt = targets.reshape(-1)
     loss = nn.functional.cross_entropy(flat, tgt, ignore_index=IGNORE, reduction="sum")
-    mask = tgt != IGNORE
-    correct = int((flat.argmax(-1)[mask] == tgt[mask]).sum())
-    return loss, correct, int(mask.sum())
+    correct = ((flat.argmax(-1) == tgt) & (tgt != IGNORE)).sum()
+    return loss, correct
 
 
-def train_one_epoch(model, optimizer, batches: list[Batch], cfg: TrainConfig, device,
+def carry(state: list[State] | None, reset: torch.Tensor) -> list[State] | None:
+    """The recurrent state for the next piece of each stream: the last piece's
+    (detached: truncated BPTT), zeroed where ``reset`` (N,) says a new utterance starts."""
+    if state is None:
+        return None
+    keep = (~reset).to(state[0][0].dtype)[None, :, None]  # (1, N, 1)
+    return [(h.detach() * keep, c.detach() * keep) for h, c in state]
+
+
+def compute_loss(net: nn.Module, batch: Batch, state: list[State] | None, streaming: bool, amp: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor, list[State] | None]:
+    """Summed cross-entropy of ``batch``, its correct frames, and (streaming) the state
+    after it. ``net`` is the network, or its :class:`StreamingModel` when ``streaming``."""
+    with torch.autocast(batch.feats.device.type, dtype=torch.bfloat16, enabled=amp):
+        if streaming:
+            logits, state = net(batch.feats, carry(state, batch.reset))
+        else:
+            logits = net(batch.feats, batch.lengths)  # (N, T, P)
+    loss, correct = frame_loss(logits, batch.targets)
+    return loss, correct, state
+
+
+@dataclass
+class Progress:
+    """Where an epoch stands: the next batch, sums over the batches done (over every
+    process), and the streams' carried state (truncated BPTT; global stream order)."""
+
+    epoch: int
+    batch: int = 0
+    loss: float = 0.0
+    correct: float = 0.0
+    frames: int = 0
+    world_size: int = 1
+    stream_state: list[State] | None = None
+
+
+def train_one_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
+                    sampler: FrameBatchSampler | StreamBatchSampler, cfg: TrainConfig, device: torch.device,
+                    progress: Progress, save_partial: Callable[[Progress], None],
                     aug: AugmentConfig | None = None) -> dict:
-    """One pass over ``batches``; SpecAugment masks on each batch when ``aug`` asks for them."""
-    model.train()
-    tot_loss = tot_correct = tot_frames = 0.0
-    for batch in batches:
+    """One pass over ``loader`` (from batch ``progress.batch`` on), every ``cfg.checkpoint_every``
+    batches handing the progress to ``save_partial``; SpecAugment masks each batch when ``aug``
+    asks for them. Each process's loss is scaled so that the gradients averaged over the
+    processes are those of the whole batch's mean frame loss."""
+    net.train()
+    dist = current()
+    streaming = isinstance(sampler, StreamBatchSampler)
+    amp = cfg.bf16 and device.type == "cuda"
+    first = dist.is_main  # the sums so far count once, on process 0
+    sums = torch.tensor([progress.loss, progress.correct] if first else [0.0, 0.0], device=device)
+    frames = progress.frames if first else 0
+    state = _local_streams(progress.stream_state, dist, device)
+    total = len(sampler.global_batches())
+    for k, batch in enumerate(loader, start=sampler.start):
         batch = batch.to(device)
         if aug is not None and aug.masks:
-            batch = Batch(spec_augment(batch.feats, batch.lengths, aug), batch.targets, batch.lengths)
-        loss, correct, frames = compute_loss(model, batch)
-        optimizer.zero_grad()
-        (loss / frames).backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            batch = Batch(spec_augment(batch.feats, batch.lengths, aug), batch.targets, batch.lengths, batch.reset)
+        loss, correct, state = compute_loss(net, batch, state, streaming, amp)
+        optimizer.zero_grad(set_to_none=True)
+        (loss * (dist.world_size / sampler.global_frames(k))).backward()
+        nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         optimizer.step()
-        tot_loss += float(loss.detach())
-        tot_correct += correct
-        tot_frames += frames
-    return {"loss": tot_loss / tot_frames, "frame_acc": tot_correct / tot_frames, "frames": int(tot_frames)}
+        sums += torch.stack([loss.detach(), correct.float()])
+        frames += batch.num_frames
+        if cfg.checkpoint_every and (k + 1) % cfg.checkpoint_every == 0 and k + 1 < total:
+            s = dist.all_sum(sums).tolist()
+            n = int(dist.all_sum(torch.tensor([frames], device=device)))
+            save_partial(Progress(progress.epoch, k + 1, s[0], s[1], n, dist.world_size,
+                                  _global_streams(state, dist)))
+    s = dist.all_sum(sums).tolist()
+    n = int(dist.all_sum(torch.tensor([frames], device=device)))
+    return {"loss": s[0] / n, "frame_acc": s[1] / n, "frames": n}
+
+
+def _global_streams(state: list[State] | None, dist: Dist) -> list[State] | None:
+    """Every process's stream states in global stream order (stream s = local j of
+    process s mod world_size), on the CPU; None when there is no state."""
+    if state is None:
+        return None
+    out = []
+    for h, c in state:
+        pair = []
+        for x in (h.detach().float(), c.detach().float()):
+            if dist.world_size > 1:
+                parts = [torch.empty_like(x) for _ in range(dist.world_size)]
+                tdist.all_gather(parts, x.contiguous())
+                x = torch.stack(parts, dim=2).reshape(1, -1, x.shape[-1])  # (1, N_local · world, H)
+            pair.append(x.cpu())
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def _local_streams(state: list[State] | None, dist: Dist, device: torch.device) -> list[State] | None:
+    """This process's share of a global-order stream state (see ``_global_streams``)."""
+    if state is None:
+        return None
+    return [(h[:, dist.rank:: dist.world_size].to(device), c[:, dist.rank:: dist.world_size].to(device))
+            for h, c in state]
 
 
 @torch.no_grad()
-def evaluate(model, batches: list[Batch], device) -> dict:
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False) -> dict:
+    """Mean frame loss and frame accuracy of whole pieces (state reset), summed over processes."""
     model.eval()
-    tot_loss = tot_correct = tot_frames = 0.0
-    for batch in batches:
-        loss, correct, frames = compute_loss(model, batch.to(device))
-        tot_loss += float(loss)
-        tot_correct += correct
-        tot_frames += frames
-    return {"loss": tot_loss / tot_frames, "frame_acc": tot_correct / tot_frames}
+    sums = torch.zeros(2, device=device)
+    frames = 0
+    for batch in loader:
+        loss, correct, _ = compute_loss(model, batch.to(device), None, False, amp)
+        sums += torch.stack([loss, correct.float()])
+        frames += batch.num_frames
+    dist = current()
+    s = dist.all_sum(sums).tolist()
+    n = int(dist.all_sum(torch.tensor([frames], device=device)))
+    return {"loss": s[0] / n, "frame_acc": s[1] / n}
 
 
 Data = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
@@ -186,28 +315,106 @@ def _load_checkpoint(exp_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def _restore(path: Path, ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+def _load_partial(exp_dir: Path, after_epoch: int) -> tuple[dict[str, Any], Progress] | None:
+    """The mid-epoch checkpoint of ``exp_dir`` when it continues epoch ``after_epoch`` + 1;
+    None when there is none, or it is damaged or stale (a warning names it)."""
+    path = exp_dir / PARTIAL
+    if not path.is_file():
+        return None
+    try:
+        ckpt = _read_checkpoint(path, after_epoch)
+        p = ckpt.get("progress")
+        if not isinstance(p, dict) or set(p) != {f.name for f in fields(Progress)}:
+            raise ValueError("lacks the epoch's progress")
+        progress = Progress(**p)
+    except ValueError as exc:
+        log.warning("%s: not resuming mid-epoch, %s", path, exc)
+        return None
+    if progress.epoch != after_epoch + 1:
+        log.warning("%s: not resuming mid-epoch, it continues epoch %d, not %d", path, progress.epoch,
+                    after_epoch + 1)
+        return None
+    return ckpt, progress
+
+
+def _restore(path: Path, ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: ReduceLROnPlateau) -> dict:
     """Load a checkpoint read by ``_load_checkpoint`` into ``model`` (on its
-    device), ``optimizer`` and the RNGs; return its training state."""
+    device), ``optimizer``, ``scheduler`` and the RNGs; return its training state."""
     try:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])  # casts the state tensors to each parameter's device
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise ModelError(f"{path}: checkpoint does not fit the network of model.yaml "
                          f"(was the model config changed?): {exc}") from None
+    state = ckpt["state"]
+    if "scheduler" in ckpt:
+        scheduler.load_state_dict(ckpt["scheduler"])
+    else:  # written before the scheduler existed: its lr and best loss are in the state
+        scheduler.best = state["best_loss"]
+    for group in optimizer.param_groups:
+        group["lr"] = state["lr"]
     torch.set_rng_state(ckpt["torch_rng"].cpu())
     cuda_rng = ckpt.get("cuda_rng")
     if cuda_rng and torch.cuda.is_available():
         for i, rng in enumerate(cuda_rng[: torch.cuda.device_count()]):  # a host may have fewer GPUs
             torch.cuda.set_rng_state(rng.cpu(), i)
-    return ckpt["state"]
+    return state
 
 
 def _remove_old_checkpoints(exp_dir: Path, epoch: int) -> None:
-    """Keep the ``KEEP_CHECKPOINTS`` newest epoch checkpoints up to ``epoch``."""
+    """Keep the ``KEEP_CHECKPOINTS`` newest epoch checkpoints up to ``epoch``; drop the
+    mid-epoch one."""
     for n, old in _epoch_checkpoints(exp_dir):
         if n <= epoch - KEEP_CHECKPOINTS:
             old.unlink()
+    (exp_dir / PARTIAL).unlink(missing_ok=True)
+
+
+def _checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: ReduceLROnPlateau,
+                state: dict, progress: Progress | None = None) -> dict[str, Any]:
+    ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "state": state}
+    if progress is not None:
+        ckpt["progress"] = {f.name: getattr(progress, f.name) for f in fields(Progress)}
+    return ckpt
+
+
+def _epoch_loader(data: Data, model_cfg: ModelConfig, cfg: TrainConfig, epoch: int, start: int,
+                  device: torch.device) -> tuple[DataLoader, FrameBatchSampler | StreamBatchSampler]:
+    """The training batches of ``epoch`` from batch ``start`` on, this process's share."""
+    dist = current()
+    if cfg.tbptt:
+        ds = PieceDataset(*data, cfg.tbptt, fixed=True, delay=model_cfg.output_delay)
+        sampler = StreamBatchSampler(ds.utterance_pieces, ds.lengths, cfg.batch_frames // cfg.tbptt, cfg.seed,
+                                     rank=dist.rank, world_size=dist.world_size)
+    else:
+        ds = PieceDataset(*data, cfg.chunk_frames)
+        sampler = FrameBatchSampler(ds.lengths, cfg.batch_frames, cfg.seed, rank=dist.rank,
+                                    world_size=dist.world_size)
+    sampler.set_epoch(epoch, start)
+    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, pin_memory=device.type == "cuda"), sampler
+
+
+def _dev_loader(data: Data, cfg: TrainConfig, device: torch.device) -> DataLoader:
+    dist = current()
+    ds = PieceDataset(*data, cfg.chunk_frames)
+    sampler = FrameBatchSampler(ds.lengths, cfg.batch_frames, shuffle=False, rank=dist.rank,
+                                world_size=dist.world_size)
+    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, pin_memory=device.type == "cuda")
+
+
+def _wrap(model: AcousticModel, cfg: TrainConfig, device: torch.device) -> nn.Module:
+    """What the training steps call: the network (its streaming form for truncated
+    BPTT), compiled when asked, inside DistributedDataParallel in a multi-process run."""
+    net: nn.Module = StreamingModel(model) if cfg.tbptt else model
+    if cfg.compile:
+        net = torch.compile(net)
+    if current().world_size > 1:
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    return net
 
 
 def train(
@@ -221,7 +428,7 @@ def train(
     copies: list[Data] | None = None,
     aug: AugmentConfig | None = None,
 ) -> dict:
-    """Train (or resume training) a model in ``exp_dir``; return its history.
+    """Train (or resume training) a model in ``exp_dir``; return its state (history included).
 
     ``train_data`` and ``dev_data`` are ({utt: feats (T, D)}, {utt: pdfs (T,)});
     ``copies`` are augmented copies of ``train_data`` in the same form (each epoch
@@ -230,68 +437,96 @@ def train(
     ``init_weights`` (a subset of the model's parameters, e.g. the LSTM
     layers of a trained CI model) replace the random initialisation of a
     fresh run; a resumed run reads its checkpoint instead.
-    Writes ``model.yaml``, ``train.yaml``, ``epoch-N.pt`` (the last two) and
-    ``final.pt``. Raises ModelError when the run diverges, or when checkpoints
-    exist but none can be read or none fits the model.
+    In a multi-process run (:mod:`asr.nn.distributed`) every process calls this
+    with the same arguments; process 0 writes the files.
+    Writes ``model.yaml``, ``train.yaml``, ``epoch-N.pt`` (the last two),
+    ``partial.pt`` (mid-epoch, with ``checkpoint_every``), ``final.pt``,
+    ``history.yaml`` and ``training_curve.png``. Raises ModelError when the
+    run diverges, or when checkpoints exist but none can be read or none fits
+    the model.
     """
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    model_cfg.save(exp_dir / "model.yaml")
-    atomic_write_text(exp_dir / "train.yaml", yaml.safe_dump(asdict(cfg), sort_keys=True))
+    dist = current()
+    try:
+        cfg.check_model(model_cfg)
+    except ValueError as exc:
+        raise ModelError(f"{exp_dir}: {exc}") from None
+    if dist.is_main:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        model_cfg.save(exp_dir / "model.yaml")
+        atomic_write_text(exp_dir / "train.yaml", yaml.safe_dump(asdict(cfg), sort_keys=True))
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = ReduceLROnPlateau(optimizer, mode="min", factor=cfg.lr_decay, patience=0,
+                                  threshold=cfg.min_improvement, threshold_mode="rel")
     state = {"epoch": 0, "history": [], "best_loss": float("inf"), "lr": cfg.lr}
     ckpt = _load_checkpoint(exp_dir)
+    partial = _load_partial(exp_dir, ckpt[1]["state"]["epoch"] if ckpt else 0)
+    progress = None
+    if partial is not None:
+        ckpt, progress = (exp_dir / PARTIAL, partial[0]), partial[1]
+        if progress.world_size != dist.world_size:
+            raise ModelError(f"{exp_dir / PARTIAL}: written by a run of {progress.world_size} processes; "
+                             f"resume it with as many (this run has {dist.world_size}), or delete it to "
+                             f"resume from the last epoch's checkpoint")
     if ckpt is None and init_weights is not None:
         missing = model.load_state_dict(init_weights, strict=False).missing_keys
         log.info("initialised %d parameter tensors from a trained model; %s start random",
                  len(init_weights), ", ".join(missing) or "none")
     if ckpt is not None:
-        state = _restore(*ckpt, model, optimizer)
-        log.info("resuming after epoch %d (%s)", state["epoch"], ckpt[0].name)
+        state = _restore(*ckpt, model, optimizer, scheduler)
+        log.info("resuming after epoch %d%s (%s)", state["epoch"],
+                 f", batch {progress.batch}" if progress else "", ckpt[0].name)
     start_epoch = state["epoch"]
+    net = _wrap(model, cfg, device)
     copies = copies or []
-    train_chunks = make_chunks(*train_data, cfg.chunk_frames) if not copies else None
-    dev_batches = make_batches(make_chunks(*dev_data, cfg.chunk_frames), cfg.batch_frames, rng=None)
+    dev_loader = _dev_loader(dev_data, cfg, device)
+    amp = cfg.bf16 and device.type == "cuda"
+
+    def save_partial(p: Progress) -> None:
+        if dist.is_main:
+            _save_checkpoint(exp_dir / PARTIAL, _checkpoint(model, optimizer, scheduler, state, p))
+
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
-        if state["lr"] < cfg.min_lr:
-            log.info("learning rate %.2g is below min_lr %.2g: stopping", state["lr"], cfg.min_lr)
+        lr = optimizer.param_groups[0]["lr"]
+        if lr < cfg.min_lr:
+            log.info("learning rate %.2g is below min_lr %.2g: stopping", lr, cfg.min_lr)
             break
-        for group in optimizer.param_groups:
-            group["lr"] = state["lr"]
-        rng = np.random.default_rng([cfg.seed, epoch])
+        progress = progress or Progress(epoch, world_size=dist.world_size)
         start = time.time()
-        chunks = train_chunks or make_chunks(*epoch_data(train_data, copies, cfg.seed, epoch), cfg.chunk_frames)
-        tr = train_one_epoch(model, optimizer, make_batches(chunks, cfg.batch_frames, rng), cfg, device, aug)
-        dev = evaluate(model, dev_batches, device)
+        loader, sampler = _epoch_loader(epoch_data(train_data, copies, cfg.seed, epoch), model_cfg, cfg, epoch,
+                                        progress.batch, device)
+        tr = train_one_epoch(net, optimizer, loader, sampler, cfg, device, progress, save_partial, aug)
+        dev = evaluate(model, dev_loader, device, amp)
         if not (np.isfinite(tr["loss"]) and np.isfinite(dev["loss"])):
             raise ModelError(f"{exp_dir}: epoch {epoch} diverged (train loss {tr['loss']}, "
                              f"dev loss {dev['loss']}); lower the learning rate")
         seconds = time.time() - start
-        record = {"epoch": epoch, "lr": state["lr"], "seconds": round(seconds, 1),
-                  "frames_per_s": round(tr["frames"] / seconds), **{f"train_{k}": v for k, v in tr.items()},
+        new_frames = tr["frames"] - progress.frames
+        record = {"epoch": epoch, "lr": lr, "seconds": round(seconds, 1),
+                  "frames_per_s": round(new_frames / seconds), **{f"train_{k}": v for k, v in tr.items()},
                   **{f"dev_{k}": v for k, v in dev.items()}}
         log.info("epoch %d: train loss %.3f acc %.3f | dev loss %.3f acc %.3f | lr %.2g | %.0f s (%d frames/s)",
-                 epoch, tr["loss"], tr["frame_acc"], dev["loss"], dev["frame_acc"], state["lr"], seconds,
+                 epoch, tr["loss"], tr["frame_acc"], dev["loss"], dev["frame_acc"], lr, seconds,
                  record["frames_per_s"])
+        progress = None
         state["history"].append(record)
-        if dev["loss"] < state["best_loss"]:
-            if dev["loss"] > state["best_loss"] * (1 - cfg.min_improvement):
-                state["lr"] *= cfg.lr_decay
-            state["best_loss"] = dev["loss"]
-            _save_checkpoint(exp_dir / "final.pt", {"model": model.state_dict(), "epoch": epoch})
-        else:
-            state["lr"] *= cfg.lr_decay
+        scheduler.step(dev["loss"])
+        state["lr"] = optimizer.param_groups[0]["lr"]
+        improved = dev["loss"] < state["best_loss"]
+        state["best_loss"] = min(state["best_loss"], dev["loss"])
         state["epoch"] = epoch
-        _save_checkpoint(exp_dir / f"epoch-{epoch}.pt", {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "state": state})
-        _remove_old_checkpoints(exp_dir, epoch)
+        if dist.is_main:
+            if improved:
+                _save_checkpoint(exp_dir / "final.pt", {"model": model.state_dict(), "epoch": epoch})
+            _save_checkpoint(exp_dir / f"epoch-{epoch}.pt", _checkpoint(model, optimizer, scheduler, state))
+            _remove_old_checkpoints(exp_dir, epoch)
+            plot_history(state["history"], exp_dir / CURVE_PNG)
     if ckpt is not None and state["epoch"] == start_epoch:
         log.info("%s: training finished already (%d epochs)", exp_dir, state["epoch"])
-    atomic_write_text(exp_dir / "history.yaml", yaml.safe_dump(state["history"], sort_keys=False))
+    if dist.is_main:
+        atomic_write_text(exp_dir / "history.yaml", yaml.safe_dump(state["history"], sort_keys=False))
+    dist.barrier()
     return state
 
 

@@ -31,6 +31,7 @@ from asr.hmm.topology import Topology
 from asr.hmm.transitions import alignment_pdfs
 from asr.io import atomic_write_text
 from asr.lang.symbols import write_symbol_table
+from asr.nn.distributed import current
 from asr.nn.model import ModelConfig
 from asr.nn.priors import estimate_log_priors, save_log_priors
 from asr.nn.train import TrainConfig, load_model, train
@@ -125,8 +126,9 @@ def read_train_conf(path: Path | None) -> tuple[dict, TrainConfig, AugmentConfig
         if unknown:
             raise ValueError(f"unknown sections {sorted(unknown)}")
         model_opts = dict(conf.get("model") or {})
-        ModelConfig(input_dim=1, num_pdfs=1, **model_opts)  # check the options now
-        return model_opts, TrainConfig(**(conf.get("train") or {})), AugmentConfig.from_dict(conf.get("augment"))
+        train_cfg = TrainConfig(**(conf.get("train") or {}))
+        train_cfg.check_model(ModelConfig(input_dim=1, num_pdfs=1, **model_opts))  # check the options now
+        return model_opts, train_cfg, AugmentConfig.from_dict(conf.get("augment"))
     except (yaml.YAMLError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"{path}: bad training config ({exc})") from None
 
@@ -195,7 +197,7 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
         raise DataError(f"{dev_dir}/feats.yaml differs from {train_dir}/feats.yaml; recompute the features")
     model_cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=ctx.num_pdfs, **model_opts)
     check_config(exp_dir, "model.yaml", asdict(model_cfg), defaults=ModelConfig.defaults())
-    check_config(exp_dir, "train.yaml", asdict(train_cfg), may_grow=("epochs",))
+    check_config(exp_dir, "train.yaml", asdict(train_cfg), may_grow=("epochs",), defaults=TrainConfig.defaults())
     if aug != AugmentConfig() or (exp_dir / "augment.yaml").is_file():
         check_config(exp_dir, "augment.yaml", aug.to_dict())
     check_context(exp_dir, ctx)
@@ -209,19 +211,26 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
     dev_tgt = load_targets(dev_dir, dev_feats, ctx, dev_ali)
     train_feats = {u: train_feats[u] for u in train_tgt}  # without utterances that have no targets
     dev_feats = {u: dev_feats[u] for u in dev_tgt}
-    copies = load_copies(Path(train_dir), aug, train_tgt, feat_cfg)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(exp_dir / "augment.yaml", yaml.safe_dump(aug.to_dict(), sort_keys=True))
-    write_symbol_table(ctx.phones, exp_dir / "phones.txt")
-    ctx.save(exp_dir / TREE_JSON)
-    atomic_write_text(exp_dir / "targets.yaml", yaml.safe_dump(targets_info, sort_keys=True))
-    feat_cfg.save(exp_dir / "feats.yaml")
-    save_log_priors(exp_dir / "log_priors.txt", estimate_log_priors(train_tgt.values(), model_cfg.num_pdfs))
+    dist = current()
+    if dist.is_main:  # process 0 makes the augmented copies and writes the bundle's files
+        copies = load_copies(Path(train_dir), aug, train_tgt, feat_cfg)
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(exp_dir / "augment.yaml", yaml.safe_dump(aug.to_dict(), sort_keys=True))
+        write_symbol_table(ctx.phones, exp_dir / "phones.txt")
+        ctx.save(exp_dir / TREE_JSON)
+        atomic_write_text(exp_dir / "targets.yaml", yaml.safe_dump(targets_info, sort_keys=True))
+        feat_cfg.save(exp_dir / "feats.yaml")
+        save_log_priors(exp_dir / "log_priors.txt", estimate_log_priors(train_tgt.values(), model_cfg.num_pdfs))
+    dist.barrier()
+    if not dist.is_main:
+        copies = load_copies(Path(train_dir), aug, train_tgt, feat_cfg)
     log.info("training %d pdfs (context width %d) on %d utterances (%d frames), dev %d utterances, "
-             "device %s", ctx.num_pdfs, ctx.width, len(train_feats),
-             sum(len(y) for y in train_tgt.values()), len(dev_feats), device)
+             "device %s, process %d of %d", ctx.num_pdfs, ctx.width, len(train_feats),
+             sum(len(y) for y in train_tgt.values()), len(dev_feats), device,
+             dist.rank, dist.world_size)
     init = lstm_weights(init_from, model_cfg) if init_from is not None else None
     state = train(exp_dir, (train_feats, train_tgt), (dev_feats, dev_tgt), model_cfg, train_cfg,
                   device, init, copies=copies, aug=aug)
-    write_training_manifest(exp_dir, feat_cfg, ctx, model_cfg.input_dim, targets_info)
+    if dist.is_main:
+        write_training_manifest(exp_dir, feat_cfg, ctx, model_cfg.input_dim, targets_info)
     return state

@@ -1,0 +1,34 @@
+"""The training curve: loss and frame accuracy per epoch, train and dev, as a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asr.io import atomic_path
+
+#: The curve's file name in a model dir.
+CURVE_PNG = "training_curve.png"
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    """Plot the per-epoch records of a training run (``train_loss``, ``dev_loss``,
+    ``train_frame_acc``, ``dev_frame_acc`` against ``epoch``) to ``path`` (PNG, atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for split, style in (("train", "o-"), ("dev", "s--")):
+        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], style, label=split)
+        ax_acc.plot(epochs, [100 * r[f"{split}_frame_acc"] for r in history], style, label=split)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy per frame", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="frame accuracy (%)", title="frame accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,234 @@
+"""The trainer: truncated BPTT with carried state, data-parallel runs over gloo
+processes, mid-epoch checkpoints that survive a kill, the training curve."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asr.errors import ModelError
+from asr.nn.data import EMPTY, PieceDataset, StreamBatchSampler, collate
+from asr.nn.model import LstmAcousticModel, ModelConfig
+from asr.nn.train import PARTIAL, TrainConfig, carry, train
+
+DIM, PDFS = 6, 5
+CPU = torch.device("cpu")
+
+#: Trains a small LSTM on toy data in one process or, under torchrun, in several.
+#: argv: exp_dir epochs tbptt checkpoint_every delay
+SCRIPT = '''
+import logging
+import sys
+from pathlib import Path
+import numpy as np
+import torch
+from asr.nn.distributed import init_distributed
+from asr.nn.model import ModelConfig
+from asr.nn.train import TrainConfig, train
+
+def toy(n, seed):
+    rng = np.random.default_rng(seed)
+    feats, targets = {}, {}
+    for u in range(n):
+        y = np.repeat(rng.integers(0, 5, 12), rng.integers(2, 7, 12)).astype(np.int64)
+        x = rng.normal(0, 1, (len(y), 6)).astype(np.float32)
+        x[np.arange(len(y)), y] += 1.5
+        feats[f"u{u:02d}"], targets[f"u{u:02d}"] = x, y
+    return feats, targets
+
+exp, epochs, tbptt, every, delay = Path(sys.argv[1]), *map(int, sys.argv[2:6])
+torch.set_num_threads(1)
+logging.basicConfig(level=logging.INFO)
+device = init_distributed(torch.device("cpu"))
+model = ModelConfig(input_dim=6, num_pdfs=5, num_layers=2, hidden=24, bidirectional=False, dropout=0.0,
+                    output_delay=delay)
+cfg = TrainConfig(epochs=epochs, lr=0.01, batch_frames=240, chunk_frames=40, tbptt=tbptt, checkpoint_every=every)
+train(exp, toy(48, 1), toy(8, 2), model, cfg, device)
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def command(script: Path, exp: Path, epochs: int, tbptt: int = 0, every: int = 0, delay: int = 0,
+            nproc: int = 1) -> list[str]:
+    args = [str(script), str(exp), str(epochs), str(tbptt), str(every), str(delay)]
+    if nproc == 1:
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+            f"--master_port={free_port()}", "--master_addr=127.0.0.1", *args]
+
+
+@pytest.fixture
+def script(tmp_path) -> Path:
+    path = tmp_path / "toy_train.py"
+    path.write_text(SCRIPT)
+    return path
+
+
+def run(cmd: list[str]) -> str:
+    """Run ``cmd`` to success; its log."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stderr
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def stream_model(delay: int = 0, proj: int = 0) -> LstmAcousticModel:
+    torch.manual_seed(0)
+    return LstmAcousticModel(ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=2, hidden=16, proj=proj,
+                                         bidirectional=False, output_delay=delay)).eval()
+
+
+@pytest.mark.parametrize("delay,proj", [(0, 0), (3, 8)])
+def test_carried_state_gives_the_whole_utterance_outputs(delay, proj):
+    """Pieces of 7 frames run one after another with the state carried give the
+    outputs of the whole utterance run at once (eval mode); with an output delay,
+    the delayed outputs of the utterance extended by ``delay`` frames."""
+    model = stream_model(delay, proj)
+    x = torch.randn(1, 50, DIM)
+    with torch.no_grad():
+        whole = model(x, torch.tensor([50]))
+        x_ext = torch.nn.functional.pad(x, (0, 0, 0, delay))
+        state, outs = None, []
+        for a in range(0, 50 + delay, 7):
+            out, state = model.forward_stream(x_ext[:, a:a + 7], state)
+            outs.append(out)
+    torch.testing.assert_close(torch.cat(outs, 1)[:, delay:], whole, atol=1e-5, rtol=1e-5)
+
+
+def test_stream_batches_reproduce_each_utterance():
+    """Every utterance, dealt to a stream of the sampler and read piece by piece in
+    batches with the state carried (and reset where a new utterance starts), gets
+    the outputs it gets when run alone."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 60, 13)
+    feats = {f"u{i:02d}": rng.normal(size=(n, DIM)).astype(np.float32) for i, n in enumerate(lengths)}
+    targets = {u: np.zeros(len(x), np.int64) for u, x in feats.items()}
+    ds = PieceDataset(feats, targets, 8, fixed=True)
+    sampler = StreamBatchSampler(ds.utterance_pieces, ds.lengths, streams=4, seed=3)
+    sampler.set_epoch(2)
+    model = stream_model()
+    got: dict[str, list[torch.Tensor]] = {u: [] for u in feats}
+    state = None
+    with torch.no_grad():
+        for ids in sampler:
+            batch = collate([ds[i] for i in ids])
+            out, state = model.forward_stream(batch.feats, carry(state, batch.reset))
+            for row, i in enumerate(ids):
+                if i != EMPTY:
+                    got[ds.pieces[i][0]].append(out[row, : batch.lengths[row]])
+            state = [(h, c) for h, c in state]
+    seen = sorted(i for b in sampler.global_batches() for i in b if i != EMPTY)
+    assert seen == list(range(len(ds)))  # every piece once
+    with torch.no_grad():
+        for u, x in feats.items():
+            alone = model(torch.from_numpy(x)[None], torch.tensor([len(x)]))[0]
+            torch.testing.assert_close(torch.cat(got[u]), alone, atol=1e-5, rtol=1e-5)
+
+
+def test_tbptt_needs_a_unidirectional_lstm(tmp_path):
+    data = ({"u": np.zeros((10, DIM), np.float32)}, {"u": np.zeros(10, np.int64)})
+    cfg = ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=1, hidden=8)
+    with pytest.raises(ModelError, match="bidirectional"):
+        train(tmp_path, data, data, cfg, TrainConfig(epochs=1, tbptt=20), CPU)
+    with pytest.raises(ValueError, match="longer than a batch"):
+        TrainConfig(tbptt=100, batch_frames=50)
+
+
+def test_tbptt_trains_and_writes_the_curve(tmp_path, script):
+    run(command(script, tmp_path / "tb", epochs=3, tbptt=10, delay=2))
+    history = (tmp_path / "tb/history.yaml").read_text()
+    import yaml
+
+    records = yaml.safe_load(history)
+    assert records[-1]["dev_frame_acc"] > 0.7, records  # chance is 0.2
+    png = (tmp_path / "tb/training_curve.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+@pytest.mark.parametrize("tbptt,delay", [(0, 0), (10, 2)])
+def test_two_gloo_processes_match_one(tmp_path, script, tbptt, delay):
+    """DDP over 2 gloo processes, each on its half of every batch, ends within
+    1e-4 of one process training on the whole batches (dropout is off: the
+    processes draw other masks than one process would)."""
+    run(command(script, tmp_path / "one", epochs=2, tbptt=tbptt, delay=delay))
+    run(command(script, tmp_path / "two", epochs=2, tbptt=tbptt, delay=delay, nproc=2))
+    a, b = weights(tmp_path / "one/epoch-2.pt"), weights(tmp_path / "two/epoch-2.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-4, rtol=1e-3)
+    assert any(not torch.equal(a[k], weights(tmp_path / "one/epoch-1.pt")[k]) for k in a)
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (torchrun starts each worker in a session of its own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def kill_mid_epoch(cmd: list[str], exp: Path) -> None:
+    """Start ``cmd``; SIGKILL it and every process it started once it has written a
+    mid-epoch checkpoint (as a machine that loses power)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not (exp / PARTIAL).is_file():
+        assert proc.poll() is None and time.time() < deadline, "no mid-epoch checkpoint appeared"
+        time.sleep(0.005)
+    for pid in [proc.pid, *descendants(proc.pid)]:
+        os.kill(pid, signal.SIGKILL)
+    proc.wait()
+    assert (exp / PARTIAL).is_file()  # killed mid-epoch
+
+
+@pytest.mark.parametrize("nproc,tbptt", [(1, 0), (2, 10)])
+def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, script, nproc, tbptt):
+    run(command(script, tmp_path / "straight", epochs=2, tbptt=tbptt, every=3, nproc=nproc))
+    resumed = tmp_path / "resumed"
+    kill_mid_epoch(command(script, resumed, epochs=2, tbptt=tbptt, every=3, nproc=nproc), resumed)
+    log = run(command(script, resumed, epochs=2, tbptt=tbptt, every=3, nproc=nproc))
+    assert re.search(r"resuming after epoch \d, batch \d+ \(partial.pt\)", log), log
+    assert not (resumed / PARTIAL).exists()
+    a, b = weights(tmp_path / "straight/epoch-2.pt"), weights(resumed / "epoch-2.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+    import yaml
+
+    ha = yaml.safe_load((tmp_path / "straight/history.yaml").read_text())
+    hb = yaml.safe_load((resumed / "history.yaml").read_text())
+    for ra, rb in zip(ha, hb, strict=True):
+        assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-5)
+        assert ra["dev_frame_acc"] == rb["dev_frame_acc"]
+
+
+def test_a_mid_epoch_checkpoint_of_another_process_count_is_refused(tmp_path, script):
+    exp = tmp_path / "exp"
+    kill_mid_epoch(command(script, exp, epochs=2, every=3, nproc=2), exp)
+    proc = subprocess.run(command(script, exp, epochs=2, every=3), capture_output=True, text=True)
+    assert proc.returncode != 0 and "written by a run of 2 processes" in proc.stderr
