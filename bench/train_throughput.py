@@ -1,11 +1,23 @@
 #!/usr/bin/env python3
-"""Training throughput of the acoustic model (forward + backward + Adam step),
-side by side with PyTorch's packed bidirectional ``nn.LSTM`` of the same size.
+"""Training throughput of each acoustic model type: frames per second of the
+training step (forward, backward, Adam), on the CPU or a CUDA device.
 
-    python bench/train_throughput.py [--device auto|cpu|cuda] [--layers 3] [--hidden 256]
+    python bench/train_throughput.py [--device auto|cpu|cuda] [--rows dnn,lstm,...]
+        [--batch-frames N] [--chunk T] [--steps S] [--no-bf16] [--compile]
 
-Prints frames per second for batches of utterances of varied lengths (as in
-training), the ratio ours / packed, and peak memory.
+Every row trains on batches of ``batch-frames`` frames: ``batch-frames / chunk``
+chunks of ``chunk`` frames (the unidirectional models' truncated-BPTT pieces;
+the BLSTM and DNN read the same shapes). Data stay on the device, as a
+trainer with resident features has them; bf16 autocast on CUDA (``--no-bf16``:
+float32). The rows:
+
+- the systems of ``bench/am_table.py`` at their sizes (``recipes/synth/conf/am_*.yaml``,
+  40 inputs, 144 CI pdfs): dnn, lstm, lstmp, peephole (our cell; ``--compile``
+  compiles it), blstm;
+- ``lstmp_4x512``: 4 layers of 512 cells, projection 256 (Sak et al. 2014's
+  shape), nn.LSTM (cuDNN on CUDA), and ``peephole_4x512`` the same with peepholes.
+
+Prints frames/s, the ratio to the first row, and peak memory per row.
 """
 
 from __future__ import annotations
@@ -14,85 +26,107 @@ import argparse
 import resource
 import sys
 import time
+from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
-from asr.nn.model import LstmAcousticModel, ModelConfig
-from asr.nn.train import resolve_device
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from asr.nn.model import ModelConfig, StreamingModel, build_model, compile_network, count_parameters  # noqa: E402
+from asr.nn.train import resolve_device  # noqa: E402
 
 FEAT_DIM, NUM_PDFS = 40, 144
+CONF = ROOT / "recipes/synth/conf"
+ROWS = {
+    "dnn": CONF / "ci_dnn.yaml",
+    "lstm": CONF / "am_lstm.yaml",
+    "lstmp": CONF / "am_lstmp.yaml",
+    "peephole": CONF / "am_peephole.yaml",
+    "blstm": CONF / "ci_lstm.yaml",
+    "lstmp_4x512": dict(num_layers=4, hidden=512, proj=256, bidirectional=False),
+    "peephole_4x512": dict(num_layers=4, hidden=512, proj=256, bidirectional=False, peephole=True),
+}
 
 
-class PackedBlstm(nn.Module):
-    """The reference: one multi-layer bidirectional nn.LSTM over packed sequences."""
-
-    def __init__(self, layers: int, hidden: int) -> None:
-        super().__init__()
-        self.lstm = nn.LSTM(FEAT_DIM, hidden, layers, batch_first=True, bidirectional=True)
-        self.output = nn.Linear(2 * hidden, NUM_PDFS)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], batch_first=True)
-        return self.output(out)
+def model_config(row: str) -> ModelConfig:
+    spec = ROWS[row]
+    opts = spec if isinstance(spec, dict) else yaml.safe_load(spec.read_text())["model"]
+    return ModelConfig(input_dim=FEAT_DIM, num_pdfs=NUM_PDFS, **{**opts, "dropout": 0.0})
 
 
-def frames_per_second(model: nn.Module, device: torch.device, batch: int, steps: int) -> float:
-    """Mean training frames/s over ``steps`` batches of lengths 300–800 frames."""
-    gen = torch.Generator().manual_seed(0)
-    lengths = torch.randint(300, 801, (batch,), generator=gen)
-    x = torch.randn(batch, int(lengths.max()), FEAT_DIM, generator=gen).to(device)
-    y = torch.randint(0, NUM_PDFS, (batch, int(lengths.max())), generator=gen).to(device)
-    mask = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).to(device)
+def frames_per_second(cfg: ModelConfig, device: torch.device, batch_frames: int, chunk: int, steps: int,
+                      bf16: bool, compile_: bool) -> tuple[float, float]:
+    """Mean training frames/s over ``steps`` steps after two warm-up steps, and peak MiB."""
+    torch.manual_seed(0)
+    model = build_model(cfg).to(device)
+    streaming = cfg.kind == "lstm" and not cfg.bidirectional
+    net = StreamingModel(model) if streaming else model
+    if compile_:
+        net = compile_network(net)
+    n = max(1, batch_frames // chunk)
+    x = torch.randn(n, chunk, FEAT_DIM, device=device)
+    y = torch.randint(0, NUM_PDFS, (n, chunk), device=device)
+    lengths = torch.full((n,), chunk)
     opt = torch.optim.Adam(model.parameters())
+    amp = bf16 and device.type == "cuda"
 
     def step() -> None:
-        logits = model(x, lengths)[:, : x.shape[1]]
-        loss = nn.functional.cross_entropy(logits[mask], y[mask])
-        opt.zero_grad()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = net(x, None)[0] if streaming else net(x, lengths)
+        loss = nn.functional.cross_entropy(logits.float().reshape(-1, NUM_PDFS), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    step()  # warm-up
+    for _ in range(2):
+        step()
     if device.type == "cuda":
         torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     for _ in range(steps):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return steps * int(lengths.sum()) / (time.perf_counter() - start)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return steps * n * chunk / (time.perf_counter() - start), peak
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--layers", type=int, default=3)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--batch", type=int, default=0, help="utterances per batch (default 12 on CPU, 64 on GPU)")
-    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--rows", default="dnn,lstm,lstmp,peephole,blstm")
+    p.add_argument("--batch-frames", type=int, default=0, help="frames per batch (default 4000 on CPU, "
+                   "163840 on CUDA: 8192 chunks of 20)")
+    p.add_argument("--chunk", type=int, default=20, help="frames per chunk (the TBPTT piece)")
+    p.add_argument("--steps", type=int, default=0, help="timed steps (default 3 on CPU, 20 on CUDA)")
+    p.add_argument("--no-bf16", action="store_true", help="float32 on CUDA too")
+    p.add_argument("--compile", action="store_true", help="torch.compile each network")
     args = p.parse_args()
+    rows = [r for r in args.rows.split(",") if r]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        p.error(f"unknown rows {unknown}; choose from {list(ROWS)}")
     device = resolve_device(args.device)
-    batch = args.batch or (64 if device.type == "cuda" else 12)
-    torch.manual_seed(0)
-    ours = LstmAcousticModel(ModelConfig(input_dim=FEAT_DIM, num_pdfs=NUM_PDFS, num_layers=args.layers,
-                                         hidden=args.hidden, dropout=0.0)).to(device)
-    peer = PackedBlstm(args.layers, args.hidden).to(device)
-    fps_ours = frames_per_second(ours, device, batch, args.steps)
-    fps_peer = frames_per_second(peer, device, batch, args.steps)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{args.layers} x {args.hidden} BLSTM, {batch} utterances of 300-800 frames per batch, {name}")
-    print(f"{'model':44s} {'frames/s':>10s}")
-    print(f"{'asr LstmAcousticModel (per-direction, padded)':44s} {fps_ours:10.0f}")
-    print(f"{'nn.LSTM bidirectional, packed sequences':44s} {fps_peer:10.0f}")
-    print(f"ratio ours / packed: {fps_ours / fps_peer:.2f}; peak memory {peak_memory_mb(device):.0f} MiB")
+    cuda = device.type == "cuda"
+    batch_frames = args.batch_frames or (163840 if cuda else 4000)
+    steps = args.steps or (20 if cuda else 3)
+    name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
+    precision = "bf16 autocast" if cuda and not args.no_bf16 else "float32"
+    print(f"{name}; {batch_frames} frames a batch in chunks of {args.chunk}; {precision}"
+          f"{'; torch.compile' if args.compile else ''}")
+    print(f"| model | params | frames/s | ratio | peak MiB |\n|---|---|---|---|---|")
+    first = None
+    for row in rows:
+        cfg = model_config(row)
+        fps, peak = frames_per_second(cfg, device, batch_frames, args.chunk, steps, not args.no_bf16, args.compile)
+        first = first or fps
+        params = count_parameters(build_model(cfg))
+        print(f"| {row} | {params / 1e6:.2f}M | {fps:,.0f} | {fps / first:.2f} | {peak:,.0f} |", flush=True)
     return 0
 
 

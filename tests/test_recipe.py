@@ -345,3 +345,25 @@ def test_demo_recipe_per(tmp_path):
     # Measured (make demo, seed 0, CPU): WER CI dev 23.20 / test 18.16, CD dev 15.64 / test 14.72
     assert words["cd_lstm_1000"]["dev"]["wer"] < 17.0 and words["cd_lstm_1000"]["test"]["wer"] < 16.5, words
     assert words["ci_lstm"]["test"]["wer"] < 20.0, words
+
+
+def test_train_with_two_gloo_processes(recipe, tmp_path):
+    """``asr train --ngpu 2`` on the CPU starts two gloo processes with torchrun; the first
+    writes the bundle, which decodes."""
+    out, _ = recipe
+    data = out / "data/synth_tiny"
+    conf = tmp_path / "uni.yaml"
+    conf.write_text("model: {bidirectional: false, num_layers: 1, hidden: 32, output_delay: 2}\n"
+                    "train: {epochs: 1, tbptt: 20, batch_frames: 2000}\n")
+    model = tmp_path / "uni"
+    proc = subprocess.run([str(BIN / "asr"), "train", str(data / "train"), str(data / "dev"), str(model),
+                           "--conf", str(conf), "--device", "cpu", "--ngpu", "2"],
+                          capture_output=True, text=True, timeout=600, env={**venv_env(), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "starting 2 training processes (gloo, on the CPU)" in proc.stderr
+    assert "process 0 of 2" in proc.stderr
+    for name in ("final.pt", "bundle.yaml", "history.yaml", "training_curve.png", "log_priors.txt"):
+        assert (model / name).is_file(), name
+    bad = subprocess.run([str(BIN / "asr"), "train", str(data / "train"), str(data / "dev"), str(tmp_path / "x"),
+                          "--ngpu", "0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "--ngpu 0: give at least 1" in bad.stderr

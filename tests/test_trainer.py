@@ -23,7 +23,7 @@ DIM, PDFS = 6, 5
 CPU = torch.device("cpu")
 
 #: Trains a small LSTM on toy data in one process or, under torchrun, in several.
-#: argv: exp_dir epochs tbptt checkpoint_every delay
+#: argv: exp_dir epochs tbptt checkpoint_every delay dropout
 SCRIPT = '''
 import logging
 import sys
@@ -45,10 +45,11 @@ def toy(n, seed):
     return feats, targets
 
 exp, epochs, tbptt, every, delay = Path(sys.argv[1]), *map(int, sys.argv[2:6])
+dropout = float(sys.argv[6])
 torch.set_num_threads(1)
 logging.basicConfig(level=logging.INFO)
 device = init_distributed(torch.device("cpu"))
-model = ModelConfig(input_dim=6, num_pdfs=5, num_layers=2, hidden=24, bidirectional=False, dropout=0.0,
+model = ModelConfig(input_dim=6, num_pdfs=5, num_layers=2, hidden=24, bidirectional=False, dropout=dropout,
                     output_delay=delay)
 cfg = TrainConfig(epochs=epochs, lr=0.01, batch_frames=240, chunk_frames=40, tbptt=tbptt, checkpoint_every=every)
 train(exp, toy(48, 1), toy(8, 2), model, cfg, device)
@@ -62,8 +63,8 @@ def free_port() -> int:
 
 
 def command(script: Path, exp: Path, epochs: int, tbptt: int = 0, every: int = 0, delay: int = 0,
-            nproc: int = 1) -> list[str]:
-    args = [str(script), str(exp), str(epochs), str(tbptt), str(every), str(delay)]
+            nproc: int = 1, dropout: float = 0.0) -> list[str]:
+    args = [str(script), str(exp), str(epochs), str(tbptt), str(every), str(delay), str(dropout)]
     if nproc == 1:
         return [sys.executable, *args]
     return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
@@ -209,10 +210,13 @@ def kill_mid_epoch(cmd: list[str], exp: Path) -> None:
 
 @pytest.mark.parametrize("nproc,tbptt", [(1, 0), (2, 10)])
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, script, nproc, tbptt):
-    run(command(script, tmp_path / "straight", epochs=2, tbptt=tbptt, every=3, nproc=nproc))
+    """Killed mid-epoch and resumed from ``partial.pt``, a run (with dropout: the RNG
+    state is in the checkpoint) ends with the weights and history of an uninterrupted one."""
+    opts = dict(epochs=2, tbptt=tbptt, every=3, nproc=nproc, dropout=0.2)
+    run(command(script, tmp_path / "straight", **opts))
     resumed = tmp_path / "resumed"
-    kill_mid_epoch(command(script, resumed, epochs=2, tbptt=tbptt, every=3, nproc=nproc), resumed)
-    log = run(command(script, resumed, epochs=2, tbptt=tbptt, every=3, nproc=nproc))
+    kill_mid_epoch(command(script, resumed, **opts), resumed)
+    log = run(command(script, resumed, **opts))
     assert re.search(r"resuming after epoch \d, batch \d+ \(partial.pt\)", log), log
     assert not (resumed / PARTIAL).exists()
     a, b = weights(tmp_path / "straight/epoch-2.pt"), weights(resumed / "epoch-2.pt")

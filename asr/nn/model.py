@@ -165,6 +165,17 @@ def _lstm_layer(cfg: ModelConfig, in_dim: int) -> nn.Module:
     return nn.LSTM(in_dim, cfg.hidden, proj_size=cfg.proj, batch_first=True)
 
 
+def compile_network(net: nn.Module) -> nn.Module:
+    """``torch.compile(net)``; the peephole layers' time loops stay eager (a compiled loop
+    would be a new graph for every length) and compile their per-step cell instead."""
+    from asr.nn.peephole import PeepholeLSTM
+
+    for module in net.modules():
+        if isinstance(module, PeepholeLSTM):
+            module.compiled = True
+    return torch.compile(net)
+
+
 class StreamingModel(nn.Module):
     """A unidirectional LSTM model whose ``forward`` is ``forward_stream`` (what a
     DistributedDataParallel or compiled wrapper calls)."""

@@ -98,6 +98,9 @@ class PeepholeLSTM(nn.Module):
         proj = f", proj_size={self.proj_size}" if self.proj_size else ""
         return f"{self.input_size}, {self.hidden_size}{proj}, compiled={self.compiled}"
 
+    # Dynamo would unroll the time loop (a new graph for every T), so an outer
+    # torch.compile of the network runs this layer eagerly, as it does nn.LSTM.
+    @torch.compiler.disable
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """x (N, T, input_size), state (h_0 (1, N, P), c_0 (1, N, H)) or None for zeros

@@ -2,7 +2,7 @@
 
 The skeleton: :func:`compute_loss` (one batch), :func:`train_one_epoch`,
 :func:`evaluate` (dev) and :func:`train` (the run: resume, epochs, newbob
-learning-rate halving through ``torch.optim.lr_scheduler.ReduceLROnPlateau``,
+learning-rate halving, a ``torch.optim.lr_scheduler.ReduceLROnPlateau``,
 checkpoints). Batches come from ``torch.utils.data`` (:mod:`asr.nn.data`):
 length-bucketed pieces whose state starts from zero, or, for unidirectional
 LSTMs with ``tbptt``, parallel streams whose recurrent state is carried from
@@ -44,7 +44,7 @@ from asr.io import atomic_path, atomic_write_text, dataclass_defaults
 from asr.nn.curves import CURVE_PNG, plot_history
 from asr.nn.data import IGNORE, Batch, FrameBatchSampler, PieceDataset, StreamBatchSampler, collate
 from asr.nn.distributed import Dist, current
-from asr.nn.model import AcousticModel, ModelConfig, State, StreamingModel, build_model
+from asr.nn.model import AcousticModel, ModelConfig, State, StreamingModel, build_model, compile_network
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,21 @@ class TrainConfig:
         if self.tbptt and (model_cfg.kind != "lstm" or model_cfg.bidirectional):
             raise ValueError("tbptt (carried state) needs a unidirectional LSTM; this model is "
                              + ("a dnn" if model_cfg.kind != "lstm" else "bidirectional"))
+
+
+class Newbob(ReduceLROnPlateau):
+    """Newbob learning-rate halving on the dev loss: the rate is multiplied by ``factor``
+    after every epoch whose dev loss is not ``threshold`` (relative) below the best so
+    far. Unlike ReduceLROnPlateau, the best loss follows every improvement, however
+    small (an epoch that improves a little decays the rate, and is the new mark)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, factor: float, threshold: float) -> None:
+        super().__init__(optimizer, mode="min", factor=factor, patience=0, threshold=threshold,
+                         threshold_mode="rel", eps=0.0)
+
+    def step(self, metrics: float, epoch: int | None = None) -> None:  # noqa: D102
+        super().step(metrics)
+        self.best = min(self.best, float(metrics))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -179,7 +194,7 @@ def train_one_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, loader: Da
             batch = Batch(spec_augment(batch.feats, batch.lengths, aug), batch.targets, batch.lengths, batch.reset)
         loss, correct, state = compute_loss(net, batch, state, streaming, amp)
         optimizer.zero_grad(set_to_none=True)
-        (loss * (dist.world_size / sampler.global_frames(k))).backward()
+        (loss / (sampler.global_frames(k) / dist.world_size)).backward()
         nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         optimizer.step()
         sums += torch.stack([loss.detach(), correct.float()])
@@ -338,7 +353,7 @@ def _load_partial(exp_dir: Path, after_epoch: int) -> tuple[dict[str, Any], Prog
 
 
 def _restore(path: Path, ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: ReduceLROnPlateau) -> dict:
+             scheduler: Newbob) -> dict:
     """Load a checkpoint read by ``_load_checkpoint`` into ``model`` (on its
     device), ``optimizer``, ``scheduler`` and the RNGs; return its training state."""
     try:
@@ -371,7 +386,7 @@ def _remove_old_checkpoints(exp_dir: Path, epoch: int) -> None:
     (exp_dir / PARTIAL).unlink(missing_ok=True)
 
 
-def _checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: ReduceLROnPlateau,
+def _checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Newbob,
                 state: dict, progress: Progress | None = None) -> dict[str, Any]:
     ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
@@ -395,7 +410,8 @@ def _epoch_loader(data: Data, model_cfg: ModelConfig, cfg: TrainConfig, epoch: i
         sampler = FrameBatchSampler(ds.lengths, cfg.batch_frames, cfg.seed, rank=dist.rank,
                                     world_size=dist.world_size)
     sampler.set_epoch(epoch, start)
-    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, pin_memory=device.type == "cuda"), sampler
+    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, pin_memory=device.type == "cuda",
+                      generator=torch.Generator()), sampler
 
 
 def _dev_loader(data: Data, cfg: TrainConfig, device: torch.device) -> DataLoader:
@@ -403,7 +419,8 @@ def _dev_loader(data: Data, cfg: TrainConfig, device: torch.device) -> DataLoade
     ds = PieceDataset(*data, cfg.chunk_frames)
     sampler = FrameBatchSampler(ds.lengths, cfg.batch_frames, shuffle=False, rank=dist.rank,
                                 world_size=dist.world_size)
-    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, pin_memory=device.type == "cuda")
+    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, pin_memory=device.type == "cuda",
+                      generator=torch.Generator())
 
 
 def _wrap(model: AcousticModel, cfg: TrainConfig, device: torch.device) -> nn.Module:
@@ -411,7 +428,7 @@ def _wrap(model: AcousticModel, cfg: TrainConfig, device: torch.device) -> nn.Mo
     BPTT), compiled when asked, inside DistributedDataParallel in a multi-process run."""
     net: nn.Module = StreamingModel(model) if cfg.tbptt else model
     if cfg.compile:
-        net = torch.compile(net)
+        net = compile_network(net)
     if current().world_size > 1:
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     return net
@@ -457,8 +474,7 @@ def train(
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = ReduceLROnPlateau(optimizer, mode="min", factor=cfg.lr_decay, patience=0,
-                                  threshold=cfg.min_improvement, threshold_mode="rel")
+    scheduler = Newbob(optimizer, cfg.lr_decay, cfg.min_improvement)
     state = {"epoch": 0, "history": [], "best_loss": float("inf"), "lr": cfg.lr}
     ckpt = _load_checkpoint(exp_dir)
     partial = _load_partial(exp_dir, ckpt[1]["state"]["epoch"] if ckpt else 0)
