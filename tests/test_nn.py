@@ -242,3 +242,22 @@ def test_init_from_a_trained_model_copies_its_lstm_layers(tmp_path):
     assert "output.weight" in lstm_weights(tmp_path / "ci", same)  # same outputs: copied too
     with pytest.raises(ModelError, match="LSTM layers .* differ"):
         lstm_weights(tmp_path / "ci", ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=1, hidden=16))
+
+
+@pytest.mark.parametrize("opts", [dict(bidirectional=True), dict(bidirectional=False, output_delay=3),
+                                  dict(kind="dnn", context=2)])
+def test_batched_scoring_equals_one_utterance_at_a_time(monkeypatch, opts):
+    """A set scored in padded batches (the long utterance alone, in pieces) gets the
+    posteriors each utterance gets when scored alone."""
+    import asr.decode.hybrid as hybrid
+
+    monkeypatch.setattr(hybrid, "MAX_CHUNK_FRAMES", 100)
+    torch.manual_seed(0)
+    model = (DnnAcousticModel if opts.get("kind") == "dnn" else LstmAcousticModel)(
+        ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=2, hidden=16, **opts)).eval()
+    rng = np.random.default_rng(1)
+    feats = {f"u{i}": rng.standard_normal((n, DIM)).astype(np.float32) for i, n in enumerate([30, 7, 64, 130, 31, 1])}
+    batched = list(hybrid.batch_log_posteriors(model, feats, torch.device("cpu"), batch_frames=100))
+    assert sorted(u for u, _ in batched) == sorted(feats)
+    for utt, post in batched:
+        np.testing.assert_allclose(post, hybrid.log_posteriors(model, feats[utt], torch.device("cpu")), atol=1e-5)

@@ -18,7 +18,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -72,6 +72,36 @@ def log_posteriors(model: AcousticModel, feats: np.ndarray, device: torch.device
         keep = logits[start - lo : start - lo + MAX_CHUNK_FRAMES]
         pieces.append(torch.log_softmax(keep.float(), dim=-1).cpu().numpy())
     return np.concatenate(pieces)
+
+
+#: Padded frames per batch when a whole set is scored (``batch_log_posteriors``).
+BATCH_FRAMES = 32000
+
+
+@torch.no_grad()
+def batch_log_posteriors(model: AcousticModel, feats: Mapping[str, np.ndarray], device: torch.device,
+                         batch_frames: int = BATCH_FRAMES) -> Iterator[tuple[str, np.ndarray]]:
+    """Log state posteriors of many utterances, run through the network in padded
+    batches of similar lengths (at most ``batch_frames`` padded frames each): yields
+    (utt, (T, num_pdfs) float32) in order of length. The outputs are those of
+    :func:`log_posteriors` (padding changes no sequence's outputs); utterances longer
+    than ``MAX_CHUNK_FRAMES`` go through it one by one."""
+    by_length = sorted(feats, key=lambda u: len(feats[u]))
+    group: list[str] = []
+    for utt in by_length + [None]:
+        longest = len(feats[utt]) if utt is not None else 0
+        if group and (utt is None or (len(group) + 1) * longest > batch_frames or longest > MAX_CHUNK_FRAMES):
+            lengths = torch.tensor([len(feats[u]) for u in group])
+            x = torch.zeros(len(group), int(lengths.max()), feats[group[0]].shape[1])
+            for i, u in enumerate(group):
+                x[i, : lengths[i]] = torch.from_numpy(np.asarray(feats[u], dtype=np.float32))
+            log_post = torch.log_softmax(model(x.to(device), lengths).float(), dim=-1).cpu().numpy()
+            yield from ((u, log_post[i, : lengths[i]]) for i, u in enumerate(group))
+            group = []
+        if utt is not None and longest > MAX_CHUNK_FRAMES:
+            yield utt, log_posteriors(model, feats[utt], device)
+        elif utt is not None:
+            group.append(utt)
 
 
 def scaled_loglikes(log_post: np.ndarray, log_priors: np.ndarray, acwt: float) -> np.ndarray:
@@ -192,6 +222,10 @@ class HybridModel:
 
     def posteriors(self, feats: np.ndarray) -> np.ndarray:
         return log_posteriors(self.network, feats, self.device)
+
+    def set_posteriors(self, feats: Mapping[str, np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
+        """(utt, log posteriors (T, P)) of every utterance of ``feats``, batched through the network."""
+        return batch_log_posteriors(self.network, feats, self.device)
 
     def phone_symbols(self, phone_ids: list[int]) -> list[str]:
         """The phones of a decoded path's output labels (ids of phones.txt, 1-based)."""

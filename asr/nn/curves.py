@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from asr.io import atomic_path
@@ -15,6 +16,7 @@ def plot_history(history: list[dict], path: Path) -> None:
     ``train_frame_acc``, ``dev_frame_acc`` against ``epoch``) to ``path`` (PNG, atomically)."""
     import matplotlib
 
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its font search logs pages at debug level
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -47,7 +47,8 @@ def set_features(model: HybridModel, data_dir: Path) -> dict[str, np.ndarray]:
 
 def set_posteriors(model: HybridModel, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Log posteriors of every utterance → {utt: (T, P)}."""
-    return {u: model.posteriors(x) for u, x in tqdm(sorted(feats.items()), desc="posteriors", leave=False, disable=None)}
+    post = dict(tqdm(model.set_posteriors(feats), total=len(feats), desc="posteriors", leave=False, disable=None))
+    return {u: post[u] for u in sorted(post)}
 
 def frame_accuracy(post: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> float:
     correct = sum(int((post[u].argmax(-1) == targets[u]).sum()) for u in post)
