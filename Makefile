@@ -4,6 +4,7 @@ VENV    ?= .venv
 PYTHON  ?= python3
 SIZE    ?= auto
 DEVICE  ?= auto
+NGPU    ?= 1
 PY      := $(VENV)/bin/python
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -25,7 +26,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 demo: setup
-	PATH="$(abspath $(VENV))/bin:$$PATH" recipes/synth/run.sh --size $(SIZE) --device $(DEVICE)
+	PATH="$(abspath $(VENV))/bin:$$PATH" recipes/synth/run.sh --size $(SIZE) --device $(DEVICE) --ngpu $(NGPU)
 
 test: setup
 	$(PY) -m pytest -q

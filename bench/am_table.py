@@ -5,9 +5,11 @@ the same parameter count, each with CI and CD targets, on one corpus.
 
 Rows (``recipes/synth/conf``):
 - ``dnn``: ``ci_dnn.yaml``, 4 x 1024 ReLU on +-5 spliced frames;
-- ``lstm``: ``am_lstm.yaml``, 3 x 432 cells, outputs delayed 5 frames, pieces of
-  800 frames from a zero state; ``lstm_tbptt``: the same trained by truncated
-  BPTT over 20-frame pieces with the state carried (Sak et al.'s training);
+- ``lstm``: ``am_lstm.yaml``, 3 x 432 cells, outputs delayed 5 frames, trained
+  as the BLSTM is: pieces of 800 frames from a zero state;
+  ``lstm_tbptt``: truncated BPTT over 20-frame pieces with the state carried
+  (Sak et al.'s training), 400 streams (8000-frame batches); ``lstm_tbptt64``:
+  64 streams (1280-frame batches);
 - ``lstmp``: ``am_lstmp.yaml``, 3 x 640 cells projected to 256, delay 5;
 - ``peephole``: ``am_peephole.yaml``, ``lstm`` with peephole connections;
 - ``blstm``: ``ci_lstm.yaml``, 3 x 256 cells a direction (the recipe's model).
@@ -24,8 +26,10 @@ Run the recipe's stages 0-6 first (``recipes/synth/run.sh --size small
 --stop-stage 6``), then e.g.
     python bench/am_table.py --size small --epochs 8
     python bench/am_table.py --size timit --device cuda        # on a GPU
-Systems go to ``exp/synth_<size>/am_table/<ci|cd>_<row>`` (a finished one is
-read back); the table is printed and written there as RESULTS.md.
+Systems go to ``exp/synth_<size>/am_table/<ci|cd>_<row>`` (``--out``: another
+dir; a finished system is read back, and one copied there with its
+checkpoints but without ``history.yaml`` is trained on to ``--epochs``); the
+table is printed and written there as RESULTS.md.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ ROWS = {
     "dnn": ("ci_dnn.yaml", {}),
     "lstm": ("am_lstm.yaml", {}),
     "lstm_tbptt": ("am_lstm.yaml", {"tbptt": 20}),
+    "lstm_tbptt64": ("am_lstm.yaml", {"tbptt": 20, "batch_frames": 1280}),
     "lstmp": ("am_lstmp.yaml", {}),
     "peephole": ("am_peephole.yaml", {}),
     "blstm": ("ci_lstm.yaml", {}),
@@ -99,6 +104,7 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=0, help="cap on every system's epochs (default: the confs')")
     p.add_argument("--leaves", default="1000", help="the recipe's tree size")
     p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="am_table", help="dir under exp/synth_<size>/ for the systems")
     args = p.parse_args()
     rows = pick_rows(p, args.rows, ROWS)
     kinds = pick_rows(p, args.targets, ("ci", "cd"))
@@ -108,7 +114,7 @@ def main() -> int:
                  tree / "tree.json", tree / "HCG.fst"):
         if not need.exists():
             sys.exit(f"{need} is missing: run recipes/synth/run.sh --size {args.size} --stop-stage 6")
-    out = exp / "am_table"
+    out = exp / args.out
     results = []
     for kind in ("ci", "cd"):
         if kind not in kinds:

@@ -71,7 +71,11 @@ def test_read_train_conf_errors_name_the_file(tmp_path):
                           ("augment:\n  speed: [1.0]\n", "speed factors"),
                           ("augment:\n  vtlp: 0.7\n", "vtlp must lie"),
                           ("augment:\n  mask: 2\n", "unexpected keyword"),
-                          ("model: [1, 2\n", "bad training config")]:
+                          ("model: [1, 2\n", "bad training config"),
+                          ("train:\n  tbptt: 20\n", "tbptt .* needs a unidirectional LSTM; this model is bidirectional"),
+                          ("model: {kind: dnn, bidirectional: false}\ntrain: {tbptt: 20}\n", "this model is a dnn"),
+                          ("model: {peephole: true, kind: dnn}\n", "peephole is an LSTM setting"),
+                          ("train:\n  batch_frames: 0\n", "batch_frames must be at least 1")]:
         conf.write_text(text)
         with pytest.raises(ModelError, match=pattern):
             read_train_conf(conf)

@@ -49,6 +49,12 @@ class Batch:
     def num_frames(self) -> int:
         return int(self.lengths.sum())
 
+    def pin_memory(self) -> "Batch":
+        """The batch in page-locked memory (what a DataLoader with ``pin_memory`` calls),
+        so that ``to(cuda)`` copies without blocking."""
+        reset = None if self.reset is None else self.reset.pin_memory()
+        return Batch(self.feats.pin_memory(), self.targets.pin_memory(), self.lengths, reset)
+
     def to(self, device: torch.device) -> "Batch":
         nb = device.type == "cuda"
         reset = None if self.reset is None else self.reset.to(device, non_blocking=nb)

@@ -11,6 +11,7 @@ size=auto           # tiny | small | medium | timit; auto: timit on a CUDA devic
 seed=0
 nj=2
 device=auto         # auto | cpu | cuda
+ngpu=1              # data-parallel training processes (torchrun): GPUs on CUDA, gloo processes on the CPU
 feat_kind=fbank     # fbank | mfcc
 unseen_voices=awb   # flite voices held out of train/dev/test: they speak only test_unseen ("" for none)
 # Defaults are relative to the repository root; --conf and --out given on the
@@ -25,8 +26,8 @@ vocab_size=""       # word LM vocabulary (default: 20000; 3000 for --size tiny)
 lm_sentences=""     # sentences sampled for the word LM text (default: 20000; 3000 for tiny)
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexicon my.dict"
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage size seed nj device feat_kind unseen_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
-usage="Usage: $0 [--stage N] [--stop-stage M] [--size auto|tiny|small|medium|timit] [--device auto|cpu|cuda] [--unseen-voices awb]
+option_names="stage stop_stage size seed nj device ngpu feat_kind unseen_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
+usage="Usage: $0 [--stage N] [--stop-stage M] [--size auto|tiny|small|medium|timit] [--device auto|cpu|cuda] [--ngpu N] [--unseen-voices awb]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"500 1000\"] [--cd-init true]
   [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 20000] [--lm-opts \"--lm my.arpa\"]
   [--out dir]

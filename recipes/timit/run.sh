@@ -9,6 +9,7 @@ stage=0
 stop_stage=10
 timit=              # the TIMIT directory (holding TRAIN/ and TEST/, any case)
 device=auto         # auto | cpu | cuda
+ngpu=1              # data-parallel training processes (torchrun): GPUs on CUDA, gloo processes on the CPU
 feat_kind=fbank     # fbank | mfcc
 # Defaults are relative to the repository root; --timit, --conf and --out given
 # on the command line are relative to the directory the script is run from.
@@ -23,8 +24,8 @@ vocab_size=""       # word LM vocabulary (default: 20000)
 lm_sentences=""     # sentences sampled for the word LM text (default: 20000)
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexicon my.dict"
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage timit nj device feat_kind conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
-usage="Usage: $0 --timit /path/to/TIMIT [--stage N] [--stop-stage M] [--device auto|cpu|cuda]
+option_names="stage stop_stage timit nj device ngpu feat_kind conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
+usage="Usage: $0 --timit /path/to/TIMIT [--stage N] [--stop-stage M] [--device auto|cpu|cuda] [--ngpu N]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"1000 2000\"] [--cd-init true]
   [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 20000] [--lm-opts \"--lm my.arpa\"]
   [--out dir]"

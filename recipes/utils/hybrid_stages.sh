@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages 2-10 of the hybrid LSTM-HMM recipe, shared by every corpus.
 # Sourced by recipes/<corpus>/run.sh after stages 0-1, with these set:
-#   stage stop_stage data exp conf cd_conf cd_leaves cd_init ci_realigned device feat_kind times
+#   stage stop_stage data exp conf cd_conf cd_leaves cd_init ci_realigned device ngpu feat_kind times
 #   nj lm_sentences vocab_size lm_opts (extra prepare-lang options, e.g. "--lm my.arpa")
 # where $data holds train/ dev/ test/ data dirs with phone segmentations, and
 # optionally more test sets (test_unseen/: voices never heard in training),
@@ -50,7 +50,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log "Stage 4: CI targets (uniform split, 3 states per phone) and CI LSTM training"
   SECONDS=0
   # resumes an interrupted run, returns at once when done, refuses a changed config
-  asr --log-file "$exp/log/train_ci.log" train "$data/train" "$data/dev" "$ci" --conf "$conf" --device "$device"
+  asr --log-file "$exp/log/train_ci.log" train "$data/train" "$data/dev" "$ci" --conf "$conf" --device "$device" --ngpu "$ngpu"
   record_time "$times" "4 train CI LSTM" "$SECONDS"
 fi
 
@@ -66,7 +66,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   done
   if [ "$ci_realigned" = true ]; then
     asr --log-file "$exp/log/train_ci_realigned.log" train "$data/train" "$data/dev" "${ci}_realigned" \
-      --conf "$conf" --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" --device "$device"
+      --conf "$conf" --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" --device "$device" --ngpu "$ngpu"
   fi
   record_time "$times" "5 realign" "$SECONDS"
 fi
@@ -97,7 +97,7 @@ if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
   for n in $cd_leaves; do
     asr --log-file "$exp/log/train_cd_$n.log" train "$data/train" "$data/dev" "$exp/cd_lstm_$n" \
       --conf "$cd_conf" --tree "$exp/tree_$n/tree.json" \
-      --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" "${init[@]}" --device "$device"
+      --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" "${init[@]}" --device "$device" --ngpu "$ngpu"
   done
   record_time "$times" "7 train CD LSTM" "$SECONDS"
 fi
