@@ -6,12 +6,13 @@ the same parameter count, each with CI and CD targets, on one corpus.
 Rows (``recipes/synth/conf``):
 - ``dnn``: ``ci_dnn.yaml``, 4 x 1024 ReLU on +-5 spliced frames;
 - ``lstm``: ``am_lstm.yaml``, 3 x 432 cells, outputs delayed 5 frames, trained
-  as the BLSTM is: pieces of 800 frames from a zero state;
-  ``lstm_tbptt``: truncated BPTT over 20-frame pieces with the state carried
-  (Sak et al.'s training), 400 streams (8000-frame batches); ``lstm_tbptt64``:
-  64 streams (1280-frame batches);
-- ``lstmp``: ``am_lstmp.yaml``, 3 x 640 cells projected to 256, delay 5;
-- ``peephole``: ``am_peephole.yaml``, ``lstm`` with peephole connections;
+  as the BLSTM is: pieces of 800 frames from a zero state (``RESET``);
+  ``lstm_tbptt64``: the conf's own training, truncated BPTT over 20-frame
+  pieces with the state carried (Sak et al.'s), 64 streams (1280-frame
+  batches), chosen on dev; ``lstm_tbptt``: the same over 400 streams
+  (8000-frame batches);
+- ``lstmp``: ``am_lstmp.yaml``, 3 x 640 cells projected to 256, delay 5 (``RESET``);
+- ``peephole``: ``am_peephole.yaml``, ``lstm`` with peephole connections (``RESET``);
 - ``blstm``: ``ci_lstm.yaml``, 3 x 256 cells a direction (the recipe's model).
 
 Every system trains on the same targets: the recipe's CI realignment
@@ -44,13 +45,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runs import ROOT, asr, decode_eval_sets, pick_rows, report, write_conf  # noqa: E402
 
 CONF = ROOT / "recipes/synth/conf"
+#: Pieces of 800 frames from a zero state in 8000-frame batches, as the BLSTM and DNN train.
+RESET = {"tbptt": 0, "batch_frames": 8000}
 ROWS = {
     "dnn": ("ci_dnn.yaml", {}),
-    "lstm": ("am_lstm.yaml", {}),
-    "lstm_tbptt": ("am_lstm.yaml", {"tbptt": 20}),
-    "lstm_tbptt64": ("am_lstm.yaml", {"tbptt": 20, "batch_frames": 1280}),
-    "lstmp": ("am_lstmp.yaml", {}),
-    "peephole": ("am_peephole.yaml", {}),
+    "lstm": ("am_lstm.yaml", RESET),
+    "lstm_tbptt": ("am_lstm.yaml", {"batch_frames": 8000}),
+    "lstm_tbptt64": ("am_lstm.yaml", {}),
+    "lstmp": ("am_lstmp.yaml", RESET),
+    "peephole": ("am_peephole.yaml", RESET),
     "blstm": ("ci_lstm.yaml", {}),
 }
 

@@ -137,6 +137,9 @@ def test_stream_batches_reproduce_each_utterance():
             state = [(h, c) for h, c in state]
     seen = sorted(i for b in sampler.global_batches() for i in b if i != EMPTY)
     assert seen == list(range(len(ds)))  # every piece once
+    # every batch's loss is divided by a full batch's frames, however few streams still run
+    assert {sampler.loss_frames(k) for k in range(len(sampler))} == {4 * 8}
+    assert sampler.global_frames(len(sampler) - 1) < 4 * 8
     with torch.no_grad():
         for u, x in feats.items():
             alone = model(torch.from_numpy(x)[None], torch.tensor([len(x)]))[0]

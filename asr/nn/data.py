@@ -152,6 +152,10 @@ class _EpochSampler(Sampler[list[int]]):
         """Real frames of batch ``k`` over all processes."""
         return int(sum(self.lengths[i] for i in self.global_batches()[k] if i != EMPTY))
 
+    def loss_frames(self, k: int) -> int:
+        """The frames batch ``k``'s summed loss is divided by: its real frames."""
+        return self.global_frames(k)
+
     def share(self, batch: list[int]) -> list[int]:
         return batch[self.rank:: self.world_size]
 
@@ -203,6 +207,12 @@ class StreamBatchSampler(_EpochSampler):
         super().__init__(lengths, seed, shuffle, rank, world_size)
         self.utterance_pieces = utterance_pieces
         self.streams = max(world_size, streams - streams % world_size)  # the same number per process
+        self.piece_frames = int(lengths.max()) if len(lengths) else 1
+
+    def loss_frames(self, k: int) -> int:
+        """The frames of a full batch (every stream, whole pieces), whatever batch ``k`` holds:
+        the batches at an epoch's end, where few streams still run, take steps of their size."""
+        return self.streams * self.piece_frames
 
     def _global_batches(self, rng: np.random.Generator | None) -> list[list[int]]:
         order = rng.permutation(len(self.utterance_pieces)) if rng is not None else range(len(self.utterance_pieces))

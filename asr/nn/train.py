@@ -178,7 +178,8 @@ def train_one_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, loader: Da
     """One pass over ``loader`` (from batch ``progress.batch`` on), every ``cfg.checkpoint_every``
     batches handing the progress to ``save_partial``; SpecAugment masks each batch when ``aug``
     asks for them. Each process's loss is scaled so that the gradients averaged over the
-    processes are those of the whole batch's mean frame loss."""
+    processes are those of the whole batch's summed frame loss divided by
+    ``sampler.loss_frames(k)``: its real frames, or for truncated BPTT a full batch's."""
     net.train()
     dist = current()
     streaming = isinstance(sampler, StreamBatchSampler)
@@ -194,7 +195,7 @@ def train_one_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, loader: Da
             batch = Batch(spec_augment(batch.feats, batch.lengths, aug), batch.targets, batch.lengths, batch.reset)
         loss, correct, state = compute_loss(net, batch, state, streaming, amp)
         optimizer.zero_grad(set_to_none=True)
-        (loss / (sampler.global_frames(k) / dist.world_size)).backward()
+        (loss / (sampler.loss_frames(k) / dist.world_size)).backward()
         nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         optimizer.step()
         sums += torch.stack([loss.detach(), correct.float()])
