@@ -23,8 +23,7 @@ def _setup_logging(verbose: bool, log_file: Path | None) -> None:
     DEBUG, so tracebacks of failures logged at debug level are kept there."""
     fmt = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
     if int(os.environ.get("RANK", "0")) > 0:  # a training process other than torchrun's first: warnings only
-        fmt, verbose, log_file = f"rank {os.environ['RANK']}: {fmt}", False, None
-        logging.basicConfig(level=logging.WARNING, format=fmt, force=True)
+        logging.basicConfig(level=logging.WARNING, format=f"rank {os.environ['RANK']}: {fmt}", force=True)
         return
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -119,8 +118,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     model_opts, train_cfg, aug = read_train_conf(args.conf)
     device = resolve_device(args.device)
     if args.ngpu > 1 and not launched_by_torchrun():
-        if device.type == "cuda" and torch_cuda_count() < args.ngpu:
-            raise UsageError(f"--ngpu {args.ngpu}: torch sees {torch_cuda_count()} CUDA devices")
+        gpus = torch_cuda_count()
+        if device.type == "cuda" and gpus < args.ngpu:
+            raise UsageError(f"--ngpu {args.ngpu}: torch sees {gpus} CUDA devices")
         log.info("starting %d training processes (%s) with torchrun", args.ngpu,
                  "one per GPU" if device.type == "cuda" else "gloo, on the CPU")
         return subprocess.run(torchrun_command(args.ngpu, args.argv)).returncode

@@ -201,9 +201,8 @@ def kill_mid_epoch(cmd: list[str], exp: Path) -> None:
     mid-epoch checkpoint (as a machine that loses power)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.time() + 120
     while not (exp / PARTIAL).is_file():
-        assert proc.poll() is None and time.time() < deadline, "no mid-epoch checkpoint appeared"
+        assert proc.poll() is None, "the run ended without a mid-epoch checkpoint"
         time.sleep(0.005)
     for pid in [proc.pid, *descendants(proc.pid)]:
         os.kill(pid, signal.SIGKILL)
@@ -239,3 +238,19 @@ def test_a_mid_epoch_checkpoint_of_another_process_count_is_refused(tmp_path, sc
     kill_mid_epoch(command(script, exp, epochs=2, every=3, nproc=2), exp)
     proc = subprocess.run(command(script, exp, epochs=2, every=3), capture_output=True, text=True)
     assert proc.returncode != 0 and "written by a run of 2 processes" in proc.stderr
+
+
+@pytest.mark.parametrize("delay", [0, 3, 25])
+def test_delayed_pieces_are_the_extended_utterance_cut(delay):
+    """The fixed pieces of an utterance, read back in order, are the utterance extended
+    by ``delay`` zero frames, its targets shifted by ``delay`` (IGNORE before them)."""
+    from asr.nn.data import IGNORE
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(47, DIM)).astype(np.float32)
+    y = rng.integers(0, PDFS, 47)
+    ds = PieceDataset({"u": x}, {"u": y}, 10, fixed=True, delay=delay)
+    pieces = [ds[i] for i in ds.utterance_pieces[0]]
+    assert [len(p[1]) for p in pieces[:-1]] == [10] * (len(pieces) - 1) and [p[2] for p in pieces][:2] == [True, False]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in pieces]), np.concatenate([x, np.zeros((delay, DIM))]))
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in pieces]), np.concatenate([np.full(delay, IGNORE), y]))

@@ -107,10 +107,16 @@ class PieceDataset(Dataset):
             return np.zeros((0, self.dim), np.float32), np.zeros(0, np.int64), True
         utt, a, b = self.pieces[i]
         x, y = self.feats[utt], self.targets[utt]
-        if self.delay:
-            x = np.concatenate([x, np.zeros((self.delay, x.shape[1]), x.dtype)])
-            y = np.concatenate([np.full(self.delay, IGNORE, np.int64), y])
-        return x[a:b], y[a:b], a == 0
+        if not self.delay:
+            return x[a:b], y[a:b], a == 0
+        # frames a..b of the utterance extended by ``delay`` zero frames, targets shifted by ``delay``
+        x = x[a:b]
+        if len(x) < b - a:
+            x = np.concatenate([x, np.zeros((b - a - len(x), x.shape[1]), x.dtype)])
+        y = y[max(0, a - self.delay): max(0, b - self.delay)]
+        if len(y) < b - a:
+            y = np.concatenate([np.full(b - a - len(y), IGNORE, np.int64), y])
+        return x, y, a == 0
 
 
 def collate(pieces: list[Piece]) -> Batch:

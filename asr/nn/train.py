@@ -201,13 +201,19 @@ def train_one_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, loader: Da
         sums += torch.stack([loss.detach(), correct.float()])
         frames += batch.num_frames
         if cfg.checkpoint_every and (k + 1) % cfg.checkpoint_every == 0 and k + 1 < total:
-            s = dist.all_sum(sums).tolist()
-            n = int(dist.all_sum(torch.tensor([frames], device=device)))
-            save_partial(Progress(progress.epoch, k + 1, s[0], s[1], n, dist.world_size,
+            loss_sum, correct_sum, n = _totals(sums, frames, dist)
+            save_partial(Progress(progress.epoch, k + 1, loss_sum, correct_sum, n, dist.world_size,
                                   _global_streams(state, dist)))
-    s = dist.all_sum(sums).tolist()
-    n = int(dist.all_sum(torch.tensor([frames], device=device)))
-    return {"loss": s[0] / n, "frame_acc": s[1] / n, "frames": n}
+    loss_sum, correct_sum, n = _totals(sums, frames, dist)
+    return {"loss": loss_sum / n, "frame_acc": correct_sum / n, "frames": n}
+
+
+def _totals(sums: torch.Tensor, frames: int, dist: Dist) -> tuple[float, float, int]:
+    """(summed loss, correct frames) of this process's ``sums`` (2,) and its ``frames``,
+    each summed over every process (the one point where the host waits for the device)."""
+    loss_sum, correct_sum = dist.all_sum(sums).tolist()
+    n = int(dist.all_sum(torch.tensor([frames], device=sums.device)))
+    return loss_sum, correct_sum, n
 
 
 def _global_streams(state: list[State] | None, dist: Dist) -> list[State] | None:
@@ -246,10 +252,8 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bo
         loss, correct, _ = compute_loss(model, batch.to(device), None, False, amp)
         sums += torch.stack([loss, correct.float()])
         frames += batch.num_frames
-    dist = current()
-    s = dist.all_sum(sums).tolist()
-    n = int(dist.all_sum(torch.tensor([frames], device=device)))
-    return {"loss": s[0] / n, "frame_acc": s[1] / n}
+    loss_sum, correct_sum, n = _totals(sums, frames, current())
+    return {"loss": loss_sum / n, "frame_acc": correct_sum / n}
 
 
 Data = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
@@ -411,8 +415,7 @@ def _epoch_loader(data: Data, model_cfg: ModelConfig, cfg: TrainConfig, epoch: i
         sampler = FrameBatchSampler(ds.lengths, cfg.batch_frames, cfg.seed, rank=dist.rank,
                                     world_size=dist.world_size)
     sampler.set_epoch(epoch, start)
-    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, pin_memory=device.type == "cuda",
-                      generator=torch.Generator()), sampler
+    return _loader(ds, sampler, device), sampler
 
 
 def _dev_loader(data: Data, cfg: TrainConfig, device: torch.device) -> DataLoader:
@@ -420,6 +423,12 @@ def _dev_loader(data: Data, cfg: TrainConfig, device: torch.device) -> DataLoade
     ds = PieceDataset(*data, cfg.chunk_frames)
     sampler = FrameBatchSampler(ds.lengths, cfg.batch_frames, shuffle=False, rank=dist.rank,
                                 world_size=dist.world_size)
+    return _loader(ds, sampler, device)
+
+
+def _loader(ds: PieceDataset, sampler: FrameBatchSampler | StreamBatchSampler, device: torch.device) -> DataLoader:
+    """Batches of ``ds`` in ``sampler``'s order, pinned for a CUDA device. The loader has its
+    own generator: one drawing from the global RNG would shift a resumed run's dropout masks."""
     return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, pin_memory=device.type == "cuda",
                       generator=torch.Generator())
 
