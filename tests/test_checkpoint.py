@@ -168,3 +168,17 @@ def test_augmented_training_resumes_to_the_same_weights(tmp_path):
     train(plain, *args, TrainConfig(epochs=3, lr=0.01, batch_frames=200, chunk_frames=50), CPU)
     a, b = epoch_weights(tmp_path / "straight/epoch-3.pt"), epoch_weights(plain / "epoch-3.pt")
     assert any(not torch.allclose(a[k], b[k]) for k in a)  # the augmentation did change the training
+
+
+def test_damaged_mid_epoch_checkpoint_is_skipped_with_a_warning(tmp_path, caplog):
+    """A garbage ``partial.pt`` is named in a warning and training resumes from the last
+    epoch checkpoint, to the weights of an uninterrupted run."""
+    tiny_train(tmp_path / "clean", epochs=3)
+    exp = tmp_path / "exp"
+    tiny_train(exp, epochs=2)
+    (exp / "partial.pt").write_bytes(b"not a checkpoint")
+    with caplog.at_level(logging.WARNING):
+        tiny_train(exp, epochs=3)
+    assert "partial.pt: not resuming mid-epoch, cannot be read" in caplog.text
+    assert not (exp / "partial.pt").exists()
+    assert_same_weights(epoch_weights(exp / "epoch-3.pt"), epoch_weights(tmp_path / "clean" / "epoch-3.pt"))
