@@ -12,7 +12,9 @@ Rows (``recipes/synth/conf``):
   batches), chosen on dev; ``lstm_tbptt``: the same over 400 streams
   (8000-frame batches);
 - ``lstmp``: ``am_lstmp.yaml``, 3 x 640 cells projected to 256, delay 5 (``RESET``);
+  ``lstmp_tbptt64``: the conf's own training (as ``lstm_tbptt64``);
 - ``peephole``: ``am_peephole.yaml``, ``lstm`` with peephole connections (``RESET``);
+  ``peephole_tbptt64``: the conf's own training;
 - ``blstm``: ``ci_lstm.yaml``, 3 x 256 cells a direction (the recipe's model).
 
 Every system trains on the same targets: the recipe's CI realignment
@@ -53,7 +55,9 @@ ROWS = {
     "lstm_tbptt": ("am_lstm.yaml", {"batch_frames": 8000}),
     "lstm_tbptt64": ("am_lstm.yaml", {}),
     "lstmp": ("am_lstmp.yaml", RESET),
+    "lstmp_tbptt64": ("am_lstmp.yaml", {}),
     "peephole": ("am_peephole.yaml", RESET),
+    "peephole_tbptt64": ("am_peephole.yaml", {}),
     "blstm": ("ci_lstm.yaml", {}),
 }
 

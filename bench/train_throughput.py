@@ -17,7 +17,14 @@ float32). The rows:
 - ``lstmp_4x512``: 4 layers of 512 cells, projection 256 (Sak et al. 2014's
   shape), nn.LSTM (cuDNN on CUDA), and ``peephole_4x512`` the same with peepholes.
 
-Prints frames/s, the ratio to the first row, and peak memory per row.
+Two figures a row: ``step`` frames/s times the training step alone on one batch
+held on the device; ``trainer`` frames/s times the trainer's whole epoch
+(``asr.nn.train.train_one_epoch``: batches gathered from the features resident
+on the device, the state carried from batch to batch for the unidirectional
+LSTMs, gradient clipping, loss sums) over synthetic utterances of
+``chunk x steps`` frames, one per stream, so every batch is full. Their ratio
+shows what the trainer's own work costs. Prints frames/s, ratios and peak
+memory per row.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from asr.nn.model import ModelConfig, StreamingModel, build_model, compile_network, count_parameters  # noqa: E402
-from asr.nn.train import resolve_device  # noqa: E402
+from asr.nn.train import (Progress, TrainConfig, epoch_loader, resolve_device, train_one_epoch,  # noqa: E402
+                          wrap_network)
 
 FEAT_DIM, NUM_PDFS = 40, 144
 CONF = ROOT / "recipes/synth/conf"
@@ -96,6 +104,40 @@ def frames_per_second(cfg: ModelConfig, device: torch.device, batch_frames: int,
     return steps * n * chunk / (time.perf_counter() - start), peak
 
 
+def utterances(n: int, frames: int, seed: int) -> tuple[dict, dict]:
+    """``n`` random utterances of ``frames`` frames (features, CI pdf targets)."""
+    g = torch.Generator().manual_seed(seed)
+    feats = {f"u{i:05d}": torch.randn(frames, FEAT_DIM, generator=g).numpy() for i in range(n)}
+    return feats, {u: torch.randint(0, NUM_PDFS, (frames,), generator=g).numpy() for u in feats}
+
+
+def trainer_frames_per_second(cfg: ModelConfig, device: torch.device, batch_frames: int, chunk: int, steps: int,
+                              bf16: bool, compile_: bool) -> float:
+    """Training frames/s of ``train_one_epoch`` over an epoch of ``steps`` full batches (after a
+    warm-up epoch of 2), the features resident on ``device``."""
+    from asr.nn.data import ResidentFrames
+
+    torch.manual_seed(0)
+    model = build_model(cfg).to(device)
+    streaming = cfg.kind == "lstm" and not cfg.bidirectional
+    tcfg = TrainConfig(epochs=1, batch_frames=batch_frames, chunk_frames=chunk, tbptt=chunk if streaming else 0,
+                       bf16=bf16, compile=compile_)
+    net = wrap_network(model, tcfg, device)
+    opt = torch.optim.Adam(model.parameters())
+    streams = max(1, batch_frames // chunk)
+    delay = cfg.output_delay if streaming else 0
+    seconds = frames = 0.0
+    for epoch, n_steps in ((1, 2), (2, steps)):
+        data = utterances(streams, chunk * n_steps, epoch)
+        loader, sampler = epoch_loader(data, {}, cfg, tcfg, epoch, 0, device, ResidentFrames([data], device, delay))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = train_one_epoch(net, opt, loader, sampler, tcfg, device, Progress(epoch), lambda p: None)
+        seconds, frames = time.perf_counter() - start, out["frames"]
+    return frames / seconds
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -119,14 +161,18 @@ def main() -> int:
     precision = "bf16 autocast" if cuda and not args.no_bf16 else "float32"
     print(f"{name}; {batch_frames} frames a batch in chunks of {args.chunk}; {precision}"
           f"{'; torch.compile' if args.compile else ''}")
-    print(f"| model | params | frames/s | ratio | peak MiB |\n|---|---|---|---|---|")
+    print("| model | params | step frames/s | ratio | trainer frames/s | trainer/step | peak MiB |\n"
+          "|---|---|---|---|---|---|---|")
     first = None
     for row in rows:
         cfg = model_config(row)
-        fps, peak = frames_per_second(cfg, device, batch_frames, args.chunk, steps, not args.no_bf16, args.compile)
+        bf16 = not args.no_bf16
+        fps, peak = frames_per_second(cfg, device, batch_frames, args.chunk, steps, bf16, args.compile)
+        whole = trainer_frames_per_second(cfg, device, batch_frames, args.chunk, steps, bf16, args.compile)
         first = first or fps
         params = count_parameters(build_model(cfg))
-        print(f"| {row} | {params / 1e6:.2f}M | {fps:,.0f} | {fps / first:.2f} | {peak:,.0f} |", flush=True)
+        print(f"| {row} | {params / 1e6:.2f}M | {fps:,.0f} | {fps / first:.2f} | {whole:,.0f} | {whole / fps:.2f} "
+              f"| {peak:,.0f} |", flush=True)
     return 0
 
 

@@ -146,13 +146,14 @@ def test_augmented_training_resumes_to_the_same_weights(tmp_path):
     seeded by the epoch, the masks come from the checkpointed torch RNG), and the
     epochs read the copies as well as the originals."""
     from asr.features.augment import AugmentConfig
-    from asr.nn.train import epoch_data
+    from asr.nn.train import epoch_data, epoch_versions
 
     cfg = ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=1, hidden=8, bidirectional=False, dropout=0.0)
     aug = AugmentConfig(freq_masks=1, freq_width=2, time_masks=1, time_width=5)
     data = tiny_data(8, 1)
     copies = [({u: x + 1.0 for u, x in data[0].items()}, data[1])]
-    picks = [sum(epoch_data(data, copies, 0, e)[0][u] is not data[0][u] for u in data[0]) for e in (1, 2, 3)]
+    picks = [sum(epoch_data(data, copies, epoch_versions(data, copies, 0, e))[0][u] is not data[0][u]
+                 for u in data[0]) for e in (1, 2, 3)]
     assert all(0 < p < 8 for p in picks) and len(set(picks)) > 1, picks
     args = (data, tiny_data(3, 2), cfg)
     train(tmp_path / "straight", *args, TrainConfig(epochs=3, lr=0.01, batch_frames=200, chunk_frames=50), CPU,

@@ -28,6 +28,17 @@ def test_check_config_lets_epochs_grow_but_not_shrink(tmp_path):
     with pytest.raises(ModelError, match="trained with a different config"):
         check_config(tmp_path, "train.yaml", {"epochs": 8, "lr": 0.002})
 
+
+def test_check_config_lets_free_settings_change(tmp_path):
+    """Settings that do not change the weights (where the features are held) may change on
+    resume; the others still may not."""
+    from asr.nn.train import TrainConfig
+
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump({"lr": 0.002, "resident": True}))
+    check_config(tmp_path, "train.yaml", {"lr": 0.002, "resident": False}, free=TrainConfig.FREE)
+    with pytest.raises(ModelError, match="trained with a different config"):
+        check_config(tmp_path, "train.yaml", {"lr": 0.001, "resident": False}, free=TrainConfig.FREE)
+
 def test_results_table(tmp_path):
     systems = []
     for name, pdfs, alignment, per in (("ci_lstm", 144, "uniform split", 20.5),

@@ -56,6 +56,18 @@ train(exp, toy(48, 1), toy(8, 2), model, cfg, device)
 '''
 
 
+def toy_data(n: int, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``n`` utterances of DIM-dim features whose targets (of PDFS) show in the features."""
+    rng = np.random.default_rng(seed)
+    feats, targets = {}, {}
+    for u in range(n):
+        y = np.repeat(rng.integers(0, PDFS, 8), rng.integers(2, 6, 8)).astype(np.int64)
+        x = rng.normal(0, 1, (len(y), DIM)).astype(np.float32)
+        x[np.arange(len(y)), y] += 1.5
+        feats[f"u{u:02d}"], targets[f"u{u:02d}"] = x, y
+    return feats, targets
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -254,3 +266,49 @@ def test_delayed_pieces_are_the_extended_utterance_cut(delay):
     assert [len(p[1]) for p in pieces[:-1]] == [10] * (len(pieces) - 1) and [p[2] for p in pieces][:2] == [True, False]
     np.testing.assert_array_equal(np.concatenate([p[0] for p in pieces]), np.concatenate([x, np.zeros((delay, DIM))]))
     np.testing.assert_array_equal(np.concatenate([p[1] for p in pieces]), np.concatenate([np.full(delay, IGNORE), y]))
+
+
+@pytest.mark.parametrize("fixed,delay", [(False, 0), (True, 0), (True, 3)])
+def test_resident_batches_equal_host_batches(fixed, delay):
+    """Batches gathered from the features held on the device equal the pieces padded on the
+    host (:func:`collate`), for length-bucketed and stream batches, with output delay, and
+    with each utterance read in the version (original or copy) the epoch drew."""
+    from asr.nn.data import FrameBatchSampler, ResidentBatches, ResidentFrames
+
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(3, 70, 11)
+    original = ({f"u{i:02d}": rng.normal(size=(n, DIM)).astype(np.float32) for i, n in enumerate(lengths)},
+                {f"u{i:02d}": rng.integers(0, PDFS, n) for i, n in enumerate(lengths)})
+    copy = ({u: np.concatenate([x, x[:5]]) + 1 for u, x in original[0].items()},  # another length too
+            {u: np.concatenate([y, y[:5]]) for u, y in original[1].items()})
+    versions = {u: int(rng.integers(2)) for u in original[0]}
+    epoch = tuple({u: (original, copy)[v][k][u] for u, v in versions.items()} for k in (0, 1))
+    ds = PieceDataset(*epoch, 9 if fixed else 25, fixed=fixed, delay=delay)
+    sampler = (StreamBatchSampler(ds.utterance_pieces, ds.lengths, streams=4, seed=5) if fixed
+               else FrameBatchSampler(ds.lengths, 60, seed=5))
+    sampler.set_epoch(1)
+    resident = ResidentBatches(ResidentFrames([original, copy], torch.device("cpu"), delay), ds, sampler, versions)
+    batches = list(resident)
+    assert len(batches) == len(sampler) > 3
+    for ids, got in zip(sampler, batches):
+        want = collate([ds[i] for i in ids])
+        for name in ("feats", "targets", "lengths", "reset"):
+            torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=0, atol=0)
+    if fixed:
+        assert any(i == EMPTY for ids in sampler for i in ids)  # empty streams are gathered too
+
+
+@pytest.mark.parametrize("tbptt", [0, 10])
+def test_resident_and_host_batches_train_the_same_weights(tmp_path, tbptt):
+    """Training from features held on the device gives the weights of training from
+    batches padded on the host."""
+    data = toy_data(20, 1)
+    model = ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=1, hidden=12, bidirectional=False,
+                        dropout=0.0, output_delay=2)
+    got = {}
+    for resident in (True, False):
+        cfg = TrainConfig(epochs=2, lr=0.01, batch_frames=120, chunk_frames=30, tbptt=tbptt, resident=resident)
+        train(tmp_path / str(resident), data, toy_data(4, 2), model, cfg, torch.device("cpu"))
+        got[resident] = weights(tmp_path / str(resident) / "epoch-2.pt")
+    for name, w in got[True].items():
+        torch.testing.assert_close(w, got[False][name], rtol=0, atol=1e-6)

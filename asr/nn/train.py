@@ -42,7 +42,8 @@ from asr.errors import ModelError
 from asr.features.augment import AugmentConfig, spec_augment
 from asr.io import atomic_path, atomic_write_text, dataclass_defaults
 from asr.nn.curves import CURVE_PNG, plot_history
-from asr.nn.data import IGNORE, Batch, FrameBatchSampler, PieceDataset, StreamBatchSampler, collate
+from asr.nn.data import (IGNORE, Batch, FrameBatchSampler, PieceDataset, ResidentBatches, ResidentFrames,
+                         StreamBatchSampler, collate)
 from asr.nn.distributed import Dist, current
 from asr.nn.model import AcousticModel, ModelConfig, State, StreamingModel, build_model, compile_network
 
@@ -77,7 +78,12 @@ class TrainConfig:
                                    # frames, the state carried across pieces (0: chunk_frames, reset)
     checkpoint_every: int = 0      # batches between mid-epoch checkpoints (0: at epoch ends only)
     bf16: bool = True              # on CUDA: bf16 autocast
+    resident: bool = True          # hold the features on the training device, batches gathered
+                                   # there (false: padded on the host and copied every step)
     compile: bool = False          # torch.compile the network
+
+    #: Settings that do not change the trained weights: a run may resume with them changed.
+    FREE = ("resident", "checkpoint_every")
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_frames", "chunk_frames"):
@@ -171,7 +177,7 @@ class Progress:
     stream_state: list[State] | None = None
 
 
-def train_one_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
+def train_one_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, loader: Batches,
                     sampler: FrameBatchSampler | StreamBatchSampler, cfg: TrainConfig, device: torch.device,
                     progress: Progress, save_partial: Callable[[Progress], None],
                     aug: AugmentConfig | None = None) -> dict:
@@ -243,7 +249,7 @@ def _local_streams(state: list[State] | None, dist: Dist, device: torch.device) 
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False) -> dict:
+def evaluate(model: nn.Module, loader: Batches, device: torch.device, amp: bool = False) -> dict:
     """Mean frame loss and frame accuracy of whole pieces (state reset), summed over processes."""
     model.eval()
     sums = torch.zeros(2, device=device)
@@ -257,21 +263,30 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bo
 
 
 Data = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
+#: What yields an epoch's batches.
+Batches = DataLoader | ResidentBatches
 
 
-def epoch_data(train_data: Data, copies: list[Data], seed: int, epoch: int) -> Data:
-    """The utterances one epoch reads: for each, the original or one of its augmented
-    copies, drawn uniformly with an RNG seeded by (seed, epoch) (so a resumed run
-    draws the same)."""
+def epoch_versions(train_data: Data, copies: list[Data], seed: int, epoch: int) -> dict[str, int]:
+    """Which version each utterance is read in this epoch: 0 the original, i + 1 copy i,
+    drawn uniformly among the versions it has with an RNG seeded by (seed, epoch) (so a
+    resumed run draws the same)."""
     if not copies:
-        return train_data
+        return {}
     rng = np.random.default_rng([seed, epoch, _TAG_COPIES])
-    feats, targets = {}, {}
+    versions = {}
     for utt in sorted(train_data[0]):
-        options = [train_data] + [c for c in copies if utt in c[0]]
-        pick = options[int(rng.integers(len(options)))]
-        feats[utt], targets[utt] = pick[0][utt], pick[1][utt]
-    return feats, targets
+        options = [0] + [i + 1 for i, c in enumerate(copies) if utt in c[0]]
+        versions[utt] = options[int(rng.integers(len(options)))]
+    return versions
+
+
+def epoch_data(train_data: Data, copies: list[Data], versions: dict[str, int]) -> Data:
+    """The utterances one epoch reads, each in its version of :func:`epoch_versions`."""
+    if not versions:
+        return train_data
+    every = [train_data] + copies
+    return ({u: every[v][0][u] for u, v in versions.items()}, {u: every[v][1][u] for u, v in versions.items()})
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -402,9 +417,11 @@ def _checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: N
     return ckpt
 
 
-def _epoch_loader(data: Data, model_cfg: ModelConfig, cfg: TrainConfig, epoch: int, start: int,
-                  device: torch.device) -> tuple[DataLoader, FrameBatchSampler | StreamBatchSampler]:
-    """The training batches of ``epoch`` from batch ``start`` on, this process's share."""
+def epoch_loader(data: Data, versions: dict[str, int], model_cfg: ModelConfig, cfg: TrainConfig, epoch: int,
+                  start: int, device: torch.device, resident: ResidentFrames | None
+                  ) -> tuple[Batches, FrameBatchSampler | StreamBatchSampler]:
+    """The training batches of ``epoch`` from batch ``start`` on, this process's share;
+    ``data`` is the epoch's (:func:`epoch_data`), gathered from ``resident`` when given."""
     dist = current()
     if cfg.tbptt:
         ds = PieceDataset(*data, cfg.tbptt, fixed=True, delay=model_cfg.output_delay)
@@ -415,25 +432,29 @@ def _epoch_loader(data: Data, model_cfg: ModelConfig, cfg: TrainConfig, epoch: i
         sampler = FrameBatchSampler(ds.lengths, cfg.batch_frames, cfg.seed, rank=dist.rank,
                                     world_size=dist.world_size)
     sampler.set_epoch(epoch, start)
-    return _loader(ds, sampler, device), sampler
+    return _loader(ds, sampler, device, resident, versions), sampler
 
 
-def _dev_loader(data: Data, cfg: TrainConfig, device: torch.device) -> DataLoader:
+def _dev_loader(data: Data, cfg: TrainConfig, device: torch.device) -> Batches:
     dist = current()
     ds = PieceDataset(*data, cfg.chunk_frames)
     sampler = FrameBatchSampler(ds.lengths, cfg.batch_frames, shuffle=False, rank=dist.rank,
                                 world_size=dist.world_size)
-    return _loader(ds, sampler, device)
+    return _loader(ds, sampler, device, ResidentFrames([data], device) if cfg.resident else None)
 
 
-def _loader(ds: PieceDataset, sampler: FrameBatchSampler | StreamBatchSampler, device: torch.device) -> DataLoader:
-    """Batches of ``ds`` in ``sampler``'s order, pinned for a CUDA device. The loader has its
-    own generator: one drawing from the global RNG would shift a resumed run's dropout masks."""
+def _loader(ds: PieceDataset, sampler: FrameBatchSampler | StreamBatchSampler, device: torch.device,
+            resident: ResidentFrames | None = None, versions: dict[str, int] | None = None) -> Batches:
+    """Batches of ``ds`` in ``sampler``'s order: gathered from ``resident`` when given, else
+    padded on the host (pinned for a CUDA device). The DataLoader has its own generator:
+    one drawing from the global RNG would shift a resumed run's dropout masks."""
+    if resident is not None:
+        return ResidentBatches(resident, ds, sampler, versions)
     return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, pin_memory=device.type == "cuda",
                       generator=torch.Generator())
 
 
-def _wrap(model: AcousticModel, cfg: TrainConfig, device: torch.device) -> nn.Module:
+def wrap_network(model: AcousticModel, cfg: TrainConfig, device: torch.device) -> nn.Module:
     """What the training steps call: the network (its streaming form for truncated
     BPTT), compiled when asked, inside DistributedDataParallel in a multi-process run."""
     net: nn.Module = StreamingModel(model) if cfg.tbptt else model
@@ -504,9 +525,11 @@ def train(
         log.info("resuming after epoch %d%s (%s)", state["epoch"],
                  f", batch {progress.batch}" if progress else "", ckpt[0].name)
     start_epoch = state["epoch"]
-    net = _wrap(model, cfg, device)
+    net = wrap_network(model, cfg, device)
     copies = copies or []
     dev_loader = _dev_loader(dev_data, cfg, device)
+    delay = model_cfg.output_delay if cfg.tbptt else 0  # fixed pieces carry the delay in their targets
+    resident = ResidentFrames([train_data] + copies, device, delay) if cfg.resident else None
     amp = cfg.bf16 and device.type == "cuda"
 
     def save_partial(p: Progress) -> None:
@@ -520,8 +543,9 @@ def train(
             break
         progress = progress or Progress(epoch, world_size=dist.world_size)
         start = time.time()
-        loader, sampler = _epoch_loader(epoch_data(train_data, copies, cfg.seed, epoch), model_cfg, cfg, epoch,
-                                        progress.batch, device)
+        versions = epoch_versions(train_data, copies, cfg.seed, epoch)
+        loader, sampler = epoch_loader(epoch_data(train_data, copies, versions), versions, model_cfg, cfg,
+                                        epoch, progress.batch, device, resident)
         tr = train_one_epoch(net, optimizer, loader, sampler, cfg, device, progress, save_partial, aug)
         dev = evaluate(model, dev_loader, device, amp)
         if not (np.isfinite(tr["loss"]) and np.isfinite(dev["loss"])):

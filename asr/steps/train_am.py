@@ -89,11 +89,12 @@ def load_targets(data_dir: Path, feats: Mapping[str, np.ndarray], ctx: ContextDe
 
 
 def check_config(exp_dir: Path, name: str, cfg_dict: dict, may_grow: tuple[str, ...] = (),
-                 defaults: Mapping | None = None) -> None:
+                 defaults: Mapping | None = None, free: tuple[str, ...] = ()) -> None:
     """Refuse to reuse an experiment dir trained with another config.
 
     The settings named in ``may_grow`` (e.g. ``epochs``) may be raised: a run
     continued to more epochs is the run that had asked for them from the start.
+    Those in ``free`` may change at will (they do not change the trained weights).
     ``defaults``: settings added since, as a file written before them reads them.
     """
     path = exp_dir / name
@@ -103,8 +104,8 @@ def check_config(exp_dir: Path, name: str, cfg_dict: dict, may_grow: tuple[str, 
     if not isinstance(old, dict):
         raise ModelError(f"{path}: not a config mapping; use a new experiment dir or delete it")
     old = {**(defaults or {}), **old}
-    same = {k: v for k, v in old.items() if k not in may_grow} == \
-        {k: v for k, v in cfg_dict.items() if k not in may_grow}
+    skip = set(may_grow) | set(free)
+    same = {k: v for k, v in old.items() if k not in skip} == {k: v for k, v in cfg_dict.items() if k not in skip}
     if not same:
         raise ModelError(f"{path}: {exp_dir} was trained with a different config; "
                          f"use a new experiment dir or delete it")
@@ -197,7 +198,8 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
         raise DataError(f"{dev_dir}/feats.yaml differs from {train_dir}/feats.yaml; recompute the features")
     model_cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=ctx.num_pdfs, **model_opts)
     check_config(exp_dir, "model.yaml", asdict(model_cfg), defaults=ModelConfig.defaults())
-    check_config(exp_dir, "train.yaml", asdict(train_cfg), may_grow=("epochs",), defaults=TrainConfig.defaults())
+    check_config(exp_dir, "train.yaml", asdict(train_cfg), may_grow=("epochs",), defaults=TrainConfig.defaults(),
+                 free=TrainConfig.FREE)
     if aug != AugmentConfig() or (exp_dir / "augment.yaml").is_file():
         check_config(exp_dir, "augment.yaml", aug.to_dict())
     check_context(exp_dir, ctx)
