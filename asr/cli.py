@@ -130,6 +130,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_phone_lm(args: argparse.Namespace) -> int:
+    from asr.nn.train import resolve_device
+    from asr.steps.train_phone_lm import train_phone_lm_stage
+
+    train_phone_lm_stage(args.train_dir, args.dev_dir, args.out_dir, args.phones, args.conf,
+                         resolve_device(args.device), tuple(args.eval), args.extra_text, args.lexicon)
+    return 0
+
+
 def torch_cuda_count() -> int:
     import torch
 
@@ -392,6 +401,19 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--ngpu", type=int, default=1, help="data-parallel training processes on this "
                    "machine, started with torchrun: one per GPU on CUDA, gloo processes on the CPU")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("train-phone-lm", help="train the recurrent phone-sequence model (the RNN decoder's LM)")
+    s.add_argument("train_dir", type=Path)
+    s.add_argument("dev_dir", type=Path)
+    s.add_argument("out_dir", type=Path)
+    s.add_argument("--phones", type=Path, required=True, help="phones.txt of the acoustic models (lang dir)")
+    s.add_argument("--conf", type=Path, help="YAML of phone LM settings (asr.nn.phone_lm.PhoneLmConfig)")
+    s.add_argument("--eval", type=Path, nargs="*", default=[], help="more data dirs to report perplexity on")
+    s.add_argument("--extra-text", type=Path, help="word sentences (one a line) to expand through "
+                   "--lexicon into more training sequences")
+    s.add_argument("--lexicon", type=Path, help="lexicon.txt (word p1 p2 ...; the first pronunciation is read)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.set_defaults(func=cmd_train_phone_lm)
 
     s = sub.add_parser("align", help="Viterbi realignment of a data set within its phone transcripts")
     s.add_argument("model_dir", type=Path)

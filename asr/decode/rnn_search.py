@@ -1,0 +1,376 @@
+"""RNN phone-sequence decoding (Boulanger-Lewandowski, Droppo, Seltzer & Yu, 2014): a
+frame-synchronous beam search that combines the acoustic model's scaled state
+likelihoods, the HMM topology's transitions (the durations the WFST's H gives) and a
+recurrent phone LM (:mod:`asr.nn.phone_lm`), whose state is carried along each
+hypothesis.
+
+A hypothesis is (phone sequence so far, HMM state of its last phone, right context):
+the phone sequences live in a trie (:class:`PhoneTrie`), so hypotheses with the
+same sequence and state at a frame recombine (Viterbi), and each trie node holds
+the LM's distribution over what follows it, computed once, when first needed, in
+one batched LM step for every node that needs it at that frame.
+
+Context-dependent models (triphones: the pdf of a phone depends on its right
+neighbour) commit to the next phone when a phone is entered: the hypothesis carries
+it as its right context (0: the end of the utterance), scored by the LM then, and
+enters it when the current phone ends. CI models choose the next phone when the
+current one ends. Either way the path's score is
+
+    Σ_t acwt·(log p(s_t|x_t) − log p(s_t)) − Σ transition costs
+        + lm_weight · Σ log P_rnn(phone | phones before) − penalty · phones
+
+(``</s>`` included), with the transition costs of the decoding graph's H. Per
+frame the work is numpy over all hypotheses; no Python loop runs per state.
+Constrained to a known phone sequence (``decode(…, constrain=ids)``) the search
+gives an alignment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from asr.errors import GraphError, ModelError
+from asr.hmm.context import ContextDependency, Split
+from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE, DEFAULT_TRANSITION_SCALE, transition_costs
+from asr.nn.phone_lm import BOUNDARY, PhoneLm
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Search settings. ``beam``: log-score width kept below the best hypothesis;
+    ``max_active``: hypotheses kept at most per frame; ``lm_weight``: scale of the LM's
+    log probabilities; ``penalty``: cost per phone (phone insertion penalty)."""
+
+    beam: float = 12.0
+    max_active: int = 2000
+    lm_weight: float = 1.0
+    penalty: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.beam <= 0 or self.max_active < 1:
+            raise ValueError(f"beam must be > 0 and max_active >= 1 (got {self.beam}, {self.max_active})")
+
+
+@dataclass
+class SearchResult:
+    """One utterance's best path.
+
+    Attributes:
+        phones: phone ids (1-based, as phones.txt) of the path.
+        pdfs, states: (T,) int64, each frame's pdf and HMM state.
+        entries: (T,) bool, the frames that enter a phone (its first frame).
+        score: the path's total log score; lm_score the LM's part (unweighted).
+        reached_final: False when no hypothesis that ends the utterance survived
+            (the best partial one is returned).
+    """
+
+    phones: list[int]
+    pdfs: np.ndarray
+    states: np.ndarray
+    entries: np.ndarray
+    score: float
+    reached_final: bool
+
+
+def pdf_table(ctx: ContextDependency) -> np.ndarray:
+    """pdf of (left phone, phone, right phone, state): (P + 1, P + 1, P + 1, S) int64,
+    phone ids 1-based, 0 the utterance edge (row phone = 0 is -1). CI models and
+    triphone trees (width 3, centre 1) only."""
+    p, s = len(ctx.phones), ctx.topology.states_per_phone
+    if not (ctx.width == 1 or (ctx.width == 3 and ctx.central == 1)):
+        raise ModelError(f"the RNN decoder handles CI models and triphones; this context dependency has "
+                         f"width {ctx.width}, centre {ctx.central}")
+    table = np.full((p + 1, p + 1, p + 1, s), -1, dtype=np.int64)
+    ids = np.arange(p + 1)
+    left, right = np.meshgrid(ids, ids, indexing="ij")  # (P + 1, P + 1) each
+    for phone in range(1, p + 1):
+        for k in range(s):
+            _fill(ctx, ctx.roots[phone - 1][k], left, right, np.ones_like(left, dtype=bool), table[:, phone, :, k])
+    return table
+
+
+def _fill(ctx: ContextDependency, index: int, left: np.ndarray, right: np.ndarray, mask: np.ndarray,
+          out: np.ndarray) -> None:
+    """Write the leaves of the subtree at node ``index`` into ``out`` where ``mask`` holds."""
+    node = ctx.nodes[index]
+    if not isinstance(node, Split):
+        out[mask] = node
+        return
+    ctx_phones = left if node.position < 0 else right
+    yes = np.isin(ctx_phones, list(ctx.questions[node.question]))
+    _fill(ctx, node.yes, left, right, mask & yes, out)
+    _fill(ctx, node.no, left, right, mask & ~yes, out)
+
+
+class PhoneTrie:
+    """The phone sequences of an utterance's hypotheses, one node per distinct prefix (node 0:
+    the empty sequence), each with the LM's log distribution over what follows (P + 1 outcomes,
+    index 0 ``</s>``) and its LM state, computed on demand (:meth:`lm_rows`)."""
+
+    def __init__(self, lm: PhoneLm, device: torch.device) -> None:
+        self.lm, self.device = lm, device
+        self.size = 1
+        self._phone = np.zeros(1024, np.int64)       # last phone of each node (0 for the root)
+        self._parent = np.full(1024, -1, np.int64)   # (the root's: -1)
+        self._depth = np.zeros(1024, np.int64)       # phones from the root
+        self.children: dict[tuple[int, int], int] = {}
+        self._row: dict[int, int] = {}  # node -> row of self._rows / column of the LM state
+        start = torch.full((1,), BOUNDARY, dtype=torch.int64, device=device)
+        logp, (h, c) = lm.step(start, None)
+        self._rows = [logp.cpu().numpy()[0]]
+        self._h, self._c = [h], [c]  # per batch: (L, n, H); node state = (batch, column)
+        self._where = {0: (0, 0)}
+        self._row[0] = 0
+
+    @property
+    def phone(self) -> np.ndarray:
+        return self._phone[: self.size]
+
+    @property
+    def parent(self) -> np.ndarray:
+        return self._parent[: self.size]
+
+    @property
+    def depth(self) -> np.ndarray:
+        return self._depth[: self.size]
+
+    def child(self, node: int, phone: int) -> int:
+        """The node of ``node``'s phones followed by ``phone`` (made when new)."""
+        key = (node, phone)
+        got = self.children.get(key)
+        if got is None:
+            got = self.children[key] = self.size
+            if self.size == len(self._phone):
+                self._phone, self._parent, self._depth = (np.concatenate([a, np.zeros_like(a)])
+                                                          for a in (self._phone, self._parent, self._depth))
+            self._phone[got], self._parent[got], self._depth[got] = phone, node, self._depth[node] + 1
+            self.size += 1
+        return got
+
+    def lm_rows(self, nodes: np.ndarray) -> np.ndarray:
+        """(len(nodes), P + 1) float32: log P(next | each node's phones), with the LM run once,
+        batched, for the nodes that have not been scored yet (their parents have been)."""
+        todo = sorted({int(n) for n in nodes} - self._row.keys())
+        if todo:
+            h = torch.stack([self._state(int(self._parent[n]), self._h) for n in todo], dim=1)  # (L, n, H)
+            c = torch.stack([self._state(int(self._parent[n]), self._c) for n in todo], dim=1)
+            tokens = torch.from_numpy(self._phone[todo]).to(self.device)
+            logp, (h, c) = self.lm.step(tokens, (h, c))
+            batch = len(self._h)
+            self._h.append(h)
+            self._c.append(c)
+            for j, n in enumerate(todo):
+                self._where[n] = (batch, j)
+                self._row[n] = len(self._rows) + j
+            self._rows.extend(logp.cpu().numpy())
+        return np.stack([self._rows[self._row[int(n)]] for n in nodes]) if len(nodes) else \
+            np.zeros((0, len(self._rows[0])), np.float32)
+
+    def _state(self, node: int, store: list[torch.Tensor]) -> torch.Tensor:
+        batch, col = self._where[node]
+        return store[batch][:, col]
+
+    def sequence(self, node: int) -> list[int]:
+        """The phone ids from the root to ``node``."""
+        out = []
+        while node > 0:
+            out.append(int(self._phone[node]))
+            node = int(self._parent[node])
+        return out[::-1]
+
+
+@dataclass
+class _Hyps:
+    """Hypotheses at one frame, as parallel arrays; ``back``: index of each one's predecessor
+    at the frame before (-1 at the first frame)."""
+
+    node: np.ndarray
+    state: np.ndarray
+    right: np.ndarray
+    score: np.ndarray
+    back: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    def take(self, idx: np.ndarray) -> "_Hyps":
+        return _Hyps(self.node[idx], self.state[idx], self.right[idx], self.score[idx], self.back[idx])
+
+    @staticmethod
+    def concat(parts: list["_Hyps"]) -> "_Hyps":
+        return _Hyps(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                       ("node", "state", "right", "score", "back")))
+
+
+class RnnPhoneDecoder:
+    """Beam search over one acoustic model's pdfs and one phone LM (see the module doc)."""
+
+    def __init__(self, ctx: ContextDependency, lm: PhoneLm, device: torch.device,
+                 config: SearchConfig = SearchConfig(), self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
+                 transition_scale: float = DEFAULT_TRANSITION_SCALE) -> None:
+        if list(lm.cfg.phones) != list(ctx.phones):
+            raise ModelError(f"the phone LM's {len(lm.cfg.phones)} phones differ from the acoustic "
+                             f"model's {len(ctx.phones)}")
+        self.ctx, self.lm, self.device, self.config = ctx, lm.eval(), device, config
+        self.num_phones, self.num_states = len(ctx.phones), ctx.topology.states_per_phone
+        self.pdf_of = pdf_table(ctx)
+        self.commit = ctx.width > 1  # the right context is chosen on entering a phone
+        loop_cost, forward_cost = transition_costs(ctx.topology.self_loop_prob, self_loop_scale,
+                                                   transition_scale)
+        self.loop_lp, self.forward_lp = -loop_cost, -forward_cost
+
+    # ------------------------------------------------------------ one utterance
+    def decode(self, scores: np.ndarray, utt: str = "", constrain: list[int] | None = None) -> SearchResult:
+        """The best path through ``scores`` (T, num_pdfs): acwt · (log posterior − log prior).
+        ``constrain``: the phone ids the path must read, in order (an alignment).
+
+        Raises:
+            ModelError: scores of the wrong shape or not finite. GraphError: the utterance
+                is shorter than its constrained phones' HMMs.
+        """
+        scores = self._check(scores, utt)
+        if constrain is not None and len(constrain) * self.num_states > len(scores):
+            raise GraphError(f"utterance {utt}: {len(scores)} frames cannot hold the "
+                             f"{len(constrain)} phones of its transcript ({self.num_states} frames each)")
+        trie = PhoneTrie(self.lm, self.device)
+        ref = None if constrain is None else np.asarray(list(constrain) + [BOUNDARY], dtype=np.int64)
+        hyps, history = self._start(trie, ref), []
+        for t in range(len(scores)):
+            cands = hyps if t == 0 else self._expand(hyps, trie, ref)
+            if t == 0:
+                cands = self._enter(cands, trie, ref, np.arange(len(cands)))
+            if ref is not None:
+                cands = self._feasible(cands, trie, len(ref) - 1, len(scores) - t - 1)
+            cands.score = cands.score + scores[t, self._pdfs(cands, trie)]
+            hyps = self._prune(cands, trie)
+            history.append(hyps)
+        return self._best(history, trie, ref, scores)
+
+    def _check(self, scores: np.ndarray, utt: str) -> np.ndarray:
+        num_pdfs = int(self.pdf_of.max()) + 1
+        scores = np.asarray(scores)
+        if scores.ndim != 2 or scores.shape[1] != num_pdfs or len(scores) == 0:
+            raise ModelError(f"utterance {utt}: scores of shape {scores.shape}, expected (T > 0, {num_pdfs})")
+        if not np.isfinite(scores).all():
+            raise ModelError(f"utterance {utt}: scores are not all finite")
+        return scores.astype(np.float64)
+
+    def _start(self, trie: PhoneTrie, ref: np.ndarray | None) -> _Hyps:
+        """Before the first frame: the root, ready to enter its first phone. With committed right
+        contexts, one hypothesis per first phone (scored by the LM, the phone its right context)."""
+        root = np.zeros(1, np.int64)
+        if not self.commit:
+            return _Hyps(root, np.full(1, self.num_states - 1), root.copy(), np.zeros(1), np.full(1, -1))
+        firsts = np.arange(1, self.num_phones + 1)
+        lm = trie.lm_rows(root)[0, firsts]
+        if ref is not None:
+            lm = np.where(firsts == ref[0], lm, -np.inf)
+        n = len(firsts)
+        return _Hyps(np.zeros(n, np.int64), np.full(n, self.num_states - 1), firsts,
+                     self.config.lm_weight * lm, np.full(n, -1))
+
+    def _expand(self, hyps: _Hyps, trie: PhoneTrie, ref: np.ndarray | None) -> _Hyps:
+        """Every successor of every hypothesis: its self-loop, its next state, and (from a
+        phone's last state) the entry into the next phone."""
+        idx = np.arange(len(hyps.score))
+        loop = hyps.take(idx)
+        loop.score, loop.back = hyps.score + self.loop_lp, idx
+        inner = hyps.state < self.num_states - 1
+        fwd = hyps.take(idx[inner])
+        fwd.state, fwd.score, fwd.back = fwd.state + 1, fwd.score + self.forward_lp, idx[inner]
+        last = ~inner & ((hyps.right != BOUNDARY) if self.commit else True)
+        exits = hyps.take(idx[last])
+        exits.score = exits.score + self.forward_lp
+        return _Hyps.concat([loop, fwd, self._enter(exits, trie, ref, idx[last])])
+
+    def _enter(self, exits: _Hyps, trie: PhoneTrie, ref: np.ndarray | None, back: np.ndarray) -> _Hyps:
+        """The hypotheses that enter a phone from ``exits`` (each at its phone's last state, or
+        the root): CI, one per next phone v (LM: P(v | phones)); committed, the phone its right
+        context names, with one per new right context v (LM: P(v | phones + that phone))."""
+        n, cfg = len(exits.score), self.config
+        if n == 0:
+            return exits
+        if self.commit:
+            lm_nodes = np.array([trie.child(int(a), int(r)) for a, r in zip(exits.node, exits.right)], np.int64)
+            choices = np.arange(0, self.num_phones + 1)  # the right context after it (0: the end)
+        else:
+            lm_nodes = exits.node
+            choices = np.arange(1, self.num_phones + 1)  # the phone entered
+        lm = trie.lm_rows(lm_nodes)[:, choices]  # (n, V)
+        if ref is not None:  # the choice must be the next phone of the transcript (or its end)
+            depth = trie.depth[lm_nodes]
+            want = ref[np.minimum(depth, len(ref) - 1)]
+            lm = np.where((choices[None, :] == want[:, None]) & (depth < len(ref))[:, None], lm, -np.inf)
+        score = exits.score[:, None] + cfg.lm_weight * lm - cfg.penalty  # (n, V)
+        v = len(choices)
+        if self.commit:
+            node, right = np.repeat(lm_nodes, v), np.tile(choices, n)
+        else:  # the new node is made for the survivors only (_prune); until then, right = -phone
+            node, right = np.repeat(exits.node, v), -np.tile(choices, n)
+        return _Hyps(node, np.zeros(n * v, np.int64), right, score.reshape(-1), np.repeat(back, v))
+
+    def _feasible(self, hyps: _Hyps, trie: PhoneTrie, phones: int, frames_left: int) -> _Hyps:
+        """The hypotheses that can still read all ``phones`` of the transcript in the frames
+        left (each of the phones after theirs needs ``states_per_phone`` frames)."""
+        depth = np.where(hyps.right < 0, trie.depth[hyps.node] + 1, trie.depth[hyps.node])
+        need = (self.num_states - 1 - hyps.state) + (phones - depth) * self.num_states
+        return hyps.take(np.flatnonzero(need <= frames_left))
+
+    def _pdfs(self, hyps: _Hyps, trie: PhoneTrie) -> np.ndarray:
+        """The pdf each hypothesis's current state emits."""
+        phone_of = trie.phone
+        entering = hyps.right < 0  # CI entries not yet given a node: phone -right, below node
+        phone = np.where(entering, -hyps.right, phone_of[hyps.node])
+        left = np.where(entering, phone_of[hyps.node], phone_of[trie.parent[hyps.node].clip(0)])
+        right = np.where(entering, 0, hyps.right)
+        return self.pdf_of[left, phone, right, hyps.state]
+
+    def _prune(self, cands: _Hyps, trie: PhoneTrie) -> _Hyps:
+        """Beam and max-active pruning, trie nodes for the CI entries that survive, then
+        recombination: one hypothesis (the best) per (node, state, right context)."""
+        keep = np.flatnonzero(cands.score >= cands.score.max() - self.config.beam)
+        if len(keep) > self.config.max_active:
+            keep = keep[np.argpartition(-cands.score[keep], self.config.max_active - 1)[: self.config.max_active]]
+        hyps = cands.take(keep)
+        entering = np.flatnonzero(hyps.right < 0)
+        for i in entering:
+            hyps.node[i] = trie.child(int(hyps.node[i]), int(-hyps.right[i]))
+        hyps.right[entering] = 0
+        key = (hyps.node * self.num_states + hyps.state) * (self.num_phones + 1) + hyps.right
+        order = np.lexsort((-hyps.score, key))
+        first = order[np.concatenate([[True], key[order][1:] != key[order][:-1]])]
+        return hyps.take(first)
+
+    def _best(self, history: list[_Hyps], trie: PhoneTrie, ref: np.ndarray | None,
+              scores: np.ndarray) -> SearchResult:
+        """Trace back from the best hypothesis that can end the utterance (else the best)."""
+        last = history[-1]
+        final = last.state == self.num_states - 1
+        end = last.score.copy()
+        if self.commit:
+            final &= last.right == BOUNDARY
+        else:
+            end = end + self.config.lm_weight * trie.lm_rows(last.node)[:, BOUNDARY]
+        if ref is not None:
+            final &= trie.depth[last.node] == len(ref) - 1
+        reached = bool(final.any() and np.isfinite(end[final]).any())
+        pool = np.flatnonzero(final) if reached else np.arange(len(end))
+        i = int(pool[np.argmax(np.where(np.isfinite(end[pool]), end[pool], last.score[pool]))])
+        total = float(end[i]) if reached else float(last.score[i])
+        nodes, states = np.empty(len(history), np.int64), np.empty(len(history), np.int64)
+        for t in range(len(history) - 1, -1, -1):
+            h = history[t]
+            nodes[t], states[t] = h.node[i], h.state[i]
+            i = int(h.back[i])
+        entries = np.concatenate([[True], (nodes[1:] != nodes[:-1]) | (states[1:] < states[:-1])])
+        right = np.zeros(len(nodes), np.int64)  # each frame's right context: its phone's successor
+        seq = trie.sequence(int(nodes[-1]))
+        phone_of, parent, depth = trie.phone, trie.parent, trie.depth[nodes]
+        if self.commit:
+            padded = np.asarray(seq + [BOUNDARY], dtype=np.int64)
+            right = padded[depth]  # the phone after each frame's phone (depth d: phone d - 1)
+        pdfs = self.pdf_of[phone_of[parent[nodes].clip(0)], phone_of[nodes], right, states]
+        return SearchResult(seq, pdfs, states, entries, total, reached)

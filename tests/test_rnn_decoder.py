@@ -1,0 +1,234 @@
+"""The recurrent phone LM and the RNN phone-sequence decoder, on toy phone sets with
+planted sequences and LMs trained (for real) on a known transition structure."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asr.decode.rnn_search import RnnPhoneDecoder, SearchConfig, pdf_table
+from asr.decode.wfst import WfstDecoder
+from asr.errors import GraphError, ModelError
+from asr.hmm.context import ContextDependency
+from asr.hmm.transitions import Transitions
+from asr.lang.graph import alignment_graph
+from asr.nn.phone_lm import BOUNDARY, PhoneLmConfig, encode, load_phone_lm, perplexity, train_phone_lm
+
+PHONES = ["sil", "a", "b", "c", "d"]
+ID = {p: i + 1 for i, p in enumerate(PHONES)}
+S = 3
+CPU = torch.device("cpu")
+
+
+def toy_tree() -> ContextDependency:
+    """Triphones of PHONES: every state of a..d asks "left in {a, b}?" then "right in {c, d}?";
+    sil stays CI (the tree of tests/test_context.py)."""
+    from asr.hmm.context import Split
+    from asr.hmm.topology import CI_TOPOLOGY
+
+    nodes: list = []
+    roots, pdf = [], 0
+    for k in range(len(PHONES)):
+        states = []
+        for _ in range(S):
+            base = len(nodes)
+            if k == 0:
+                nodes.append(pdf)
+                pdf += 1
+            else:
+                nodes += [Split(-1, 0, base + 1, base + 4), Split(+1, 1, base + 2, base + 3), pdf, pdf + 1, pdf + 2]
+                pdf += 3
+            states.append(base)
+        roots.append(states)
+    return ContextDependency(PHONES, CI_TOPOLOGY, 3, 1, [[2, 3], [4, 5]], nodes, roots, ["sil"])
+
+
+def markov_sentences(after_a: str, n: int, seed: int) -> list[list[str]]:
+    """sil, then phones of a..d (after ``a`` always ``after_a``, otherwise uniform; the
+    utterance ends with probability 0.2 after each phone), then sil."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        seq = ["sil", str(rng.choice(["a", "b", "c", "d"]))]
+        while rng.random() > 0.2:
+            seq.append(after_a if seq[-1] == "a" else str(rng.choice(["a", "b", "c", "d"])))
+        out.append(seq + ["sil"])
+    return out
+
+
+def trained_lm(tmp: Path, after_a: str):
+    cfg = PhoneLmConfig(phones=tuple(PHONES), embed=8, hidden=24, num_layers=1, dropout=0.0, epochs=30,
+                        lr=0.02, min_improvement=0.0, min_lr=1e-3, batch_utterances=16)
+    data = {k: [encode(PHONES, s, "toy") for s in markov_sentences(after_a, n, seed)]
+            for k, n, seed in (("train", 300, 0), ("dev", 60, 1))}
+    state = train_phone_lm(tmp, data["train"], data["dev"], cfg, CPU)
+    return load_phone_lm(tmp, CPU, PHONES), state, data
+
+
+@pytest.fixture(scope="module")
+def lms(tmp_path_factory):
+    """Phone LMs trained on sequences where b (resp. c) always follows a."""
+    return {x: trained_lm(tmp_path_factory.mktemp(f"lm_{x}"), x) for x in ("b", "c")}
+
+
+def test_phone_lm_learns_the_transition_structure(lms):
+    """After a, the LM gives the phone that always follows it (unless the utterance ends
+    there, p = 0.2) the source's 0.8 and the other of b, c almost nothing; dev perplexity
+    falls during training to about the source's."""
+    for x, (lm, trained, data) in lms.items():
+        state = None
+        for token in (BOUNDARY, ID["sil"], ID["a"]):
+            logp, state = lm.step(torch.tensor([token]), state)
+        other = "c" if x == "b" else "b"
+        assert 0.7 < math.exp(float(logp[0, ID[x]])) < 0.9 and math.exp(float(logp[0, ID[other]])) < 0.02
+        ppl = perplexity(lm, data["dev"], CPU)
+        assert 2.5 < ppl < 5.0, ppl
+        assert trained["history"][-1]["dev_ppl"] < trained["history"][0]["dev_ppl"]
+
+
+def test_phone_lm_resumes_and_refuses_another_config(tmp_path, lms):
+    """A finished run is found finished (same weights); another config in the dir is refused."""
+    lm, _, data = lms["b"]
+    cfg = lm.cfg
+    again = train_phone_lm(tmp_path, data["train"], data["dev"], cfg, CPU)
+    killed = tmp_path / "killed"
+    short = PhoneLmConfig(**{**cfg.__dict__, "epochs": 3})
+    train_phone_lm(killed, data["train"], data["dev"], short, CPU)
+    with pytest.raises(ModelError, match="another config"):
+        train_phone_lm(killed, data["train"], data["dev"], cfg, CPU)
+    assert again["epoch"] >= 1
+
+
+def segment_scores(ctx: ContextDependency, segments: list[tuple[list[str], int]], rng) -> np.ndarray:
+    """Scores (T, pdfs): per segment (phones allowed, frames), every pdf of an allowed phone in
+    the state of a uniform split scores 0, the rest −4, plus a little noise."""
+    rows = []
+    for allowed, frames in segments:
+        ids = [ID[p] - 1 for p in allowed]
+        for k in (np.arange(frames) * S // frames):
+            good = np.isin(ctx.pdf_phone, ids) & (ctx.pdf_state == k)
+            rows.append(np.where(good, 0.0, -4.0))
+    return (np.array(rows) + 0.05 * rng.standard_normal((len(rows), ctx.num_pdfs))).astype(np.float32)
+
+
+@pytest.mark.parametrize("cd", [False, True])
+def test_the_search_recovers_a_planted_sequence(lms, cd):
+    """Clear acoustics: the planted phones and their boundaries come back, for CI and CD pdfs."""
+    ctx = toy_tree() if cd else ContextDependency.ci(PHONES)
+    seq = ["sil", "c", "a", "b", "d", "d", "sil"]
+    frames = [6, 4, 5, 3, 7, 4, 6]
+    scores = segment_scores(ctx, [([p], n) for p, n in zip(seq, frames)], np.random.default_rng(0))
+    if cd:  # the planted triphone pdfs score best: contexts are read, not guessed
+        windows = ctx.windows([ID[p] for p in seq])
+        t = 0
+        for w, n in zip(windows, frames):
+            for j, k in enumerate(np.arange(n) * S // n):
+                scores[t + j, ctx.pdf(w, int(k))] += 1.0
+            t += n
+    result = RnnPhoneDecoder(ctx, lms["c"][0], CPU).decode(scores)
+    assert [PHONES[i - 1] for i in result.phones] == seq and result.reached_final
+    assert np.flatnonzero(result.entries).tolist() == np.cumsum([0] + frames[:-1]).tolist()
+    assert len(result.pdfs) == len(scores)
+
+
+@pytest.mark.parametrize("cd", [False, True])
+def test_ambiguous_acoustics_follow_the_lm(lms, cd):
+    """Frames that fit b and c alike, after a: each LM picks the phone it has seen follow a."""
+    ctx = toy_tree() if cd else ContextDependency.ci(PHONES)
+    segments = [(["sil"], 6), (["a"], 5), (["b", "c"], 6), (["d"], 5), (["sil"], 6)]
+    scores = segment_scores(ctx, segments, np.random.default_rng(1))
+    for x in ("b", "c"):
+        result = RnnPhoneDecoder(ctx, lms[x][0], CPU).decode(scores)
+        assert [PHONES[i - 1] for i in result.phones] == ["sil", "a", x, "d", "sil"]
+
+
+def greedy(ctx: ContextDependency, lm, scores: np.ndarray, lm_weight: float, penalty: float,
+           loop_lp: float, forward_lp: float) -> list[int]:
+    """Reference greedy decoding (CI): one hypothesis, extended every frame by its best
+    successor; the LM rerun on the whole prefix each time."""
+
+    def lm_logp(seq: list[int]) -> np.ndarray:
+        logits, _ = lm(torch.tensor([[BOUNDARY] + seq]))
+        return torch.log_softmax(logits[0, -1], -1).detach().numpy()
+
+    def pdf(phone: int, k: int) -> int:
+        return ctx.pdf((phone,), k)
+
+    seq, k = [], S - 1
+    for t in range(len(scores)):
+        cands = []
+        if seq:
+            cands.append((loop_lp + scores[t, pdf(seq[-1], k)], seq, k))
+            if k < S - 1:
+                cands.append((forward_lp + scores[t, pdf(seq[-1], k + 1)], seq, k + 1))
+        if k == S - 1:
+            lp = lm_logp(seq)
+            for q in range(1, len(PHONES) + 1):
+                cands.append(((forward_lp if seq else 0.0) + lm_weight * lp[q] - penalty + scores[t, pdf(q, 0)],
+                              seq + [q], 0))
+        _, seq, k = max(cands, key=lambda c: c[0])
+    return seq
+
+
+def test_a_beam_of_one_is_greedy_decoding(lms):
+    """max_active 1 gives the greedy reference's phones, on noisy scores of random phones."""
+    ctx = ContextDependency.ci(PHONES)
+    lm = lms["b"][0]
+    rng = np.random.default_rng(5)
+    for trial in range(3):
+        segments = [([str(rng.choice(PHONES))], int(rng.integers(3, 7))) for _ in range(8)]
+        scores = segment_scores(ctx, segments, rng)
+        scores += rng.standard_normal(scores.shape).astype(np.float32)
+        cfg = SearchConfig(max_active=1, lm_weight=0.7, penalty=-1.0)
+        dec = RnnPhoneDecoder(ctx, lm, CPU, cfg)
+        got = dec.decode(scores).phones
+        assert got == greedy(ctx, lm, scores, 0.7, -1.0, dec.loop_lp, dec.forward_lp), trial
+        assert len(got) > 4
+        assert RnnPhoneDecoder(ctx, lm, CPU, SearchConfig(lm_weight=0.7, penalty=-1.0)).decode(scores).score \
+            >= dec.decode(scores).score - 1e-9  # a wide beam finds a path at least as good
+
+
+@pytest.mark.parametrize("cd", [False, True])
+def test_constrained_search_is_the_viterbi_alignment(lms, cd):
+    """Constrained to the transcript, the search returns a path of the right length reading
+    exactly those phones, although the acoustics favour silence over the second phone, and
+    it is the WFST forced alignment (same transition costs)."""
+    ctx = toy_tree() if cd else ContextDependency.ci(PHONES)
+    seq = ["sil", "a", "c", "c", "d", "sil"]
+    rng = np.random.default_rng(3)
+    frames = [int(rng.integers(3, 8)) for _ in seq]
+    scores = segment_scores(ctx, [([p], n) for p, n in zip(seq, frames)], rng)
+    scores[frames[0]: frames[0] + frames[1], ctx.pdf_phone == 0] += 4.5  # silence fits "a" better
+    ids = [ID[p] for p in seq]
+    result = RnnPhoneDecoder(ctx, lms["b"][0], CPU).decode(scores, constrain=ids)
+    assert result.phones == ids and result.reached_final and len(result.pdfs) == len(scores)
+    viterbi = WfstDecoder(alignment_graph(ctx, ids), Transitions(ctx), beam=50.0).decode(scores)
+    np.testing.assert_array_equal(result.pdfs, viterbi.pdfs)
+    free = RnnPhoneDecoder(ctx, lms["b"][0], CPU).decode(scores)
+    assert free.phones != ids  # unconstrained, the silence wins somewhere
+    with pytest.raises(GraphError, match="cannot hold"):
+        RnnPhoneDecoder(ctx, lms["b"][0], CPU).decode(scores[:10], constrain=ids)
+
+
+def test_pdf_table_agrees_with_the_tree():
+    ctx = toy_tree()
+    table = pdf_table(ctx)
+    for l in range(len(PHONES) + 1):
+        for p in range(1, len(PHONES) + 1):
+            for r in range(len(PHONES) + 1):
+                assert table[l, p, r].tolist() == list(ctx.pdfs((l, p, r)))
+
+
+def test_bad_scores_and_phone_sets_are_refused(lms):
+    ctx = ContextDependency.ci(PHONES)
+    dec = RnnPhoneDecoder(ctx, lms["b"][0], CPU)
+    with pytest.raises(ModelError, match="shape"):
+        dec.decode(np.zeros((5, 3), np.float32), "u1")
+    with pytest.raises(ModelError, match="not all finite"):
+        dec.decode(np.full((5, ctx.num_pdfs), np.nan, np.float32), "u1")
+    with pytest.raises(ModelError, match="phones differ"):
+        RnnPhoneDecoder(ContextDependency.ci(PHONES + ["e"]), lms["b"][0], CPU)
