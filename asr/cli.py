@@ -197,9 +197,19 @@ def cmd_decode(args: argparse.Namespace) -> int:
     model = HybridModel.load(args.model_dir, resolve_device(args.device))
     if args.graph:
         install_graph(model, args.graph)
-    if args.tune_acwt:
+    if args.phone_lm:
+        if args.decoder != "rnn":
+            raise UsageError("--phone-lm is the RNN decoder's (--decoder rnn)")
+        from asr.decode.rnn_decode import install_phone_lm
+
+        install_phone_lm(model, args.phone_lm)
+    if args.tune_acwt and args.decoder == "rnn":
+        from asr.steps.decode import tune_rnn
+
+        tune_rnn(model, args.data_dir, args.out_dir)
+    elif args.tune_acwt:
         tune_acwt(model, args.data_dir, args.out_dir, beam=args.beam)
-    decode_and_score(model, args.data_dir, args.out_dir, beam=args.beam)
+    decode_and_score(model, args.data_dir, args.out_dir, beam=args.beam, decoder=args.decoder)
     return 0
 
 
@@ -451,7 +461,11 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("data_dir", type=Path)
     s.add_argument("out_dir", type=Path)
     s.add_argument("--graph", type=Path, help="install this decoding graph into the model first")
-    s.add_argument("--tune-acwt", action="store_true", help="sweep the acoustic scale here (dev only)")
+    s.add_argument("--tune-acwt", "--tune", action="store_true", help="tune the decoder here (dev only): the "
+                   "acoustic scale; for --decoder rnn also the LM weight and the phone insertion penalty")
+    s.add_argument("--decoder", default="hmm", choices=["hmm", "rnn"],
+                   help="hmm: the WFST search with the phone n-gram; rnn: the RNN phone-sequence decoder")
+    s.add_argument("--phone-lm", type=Path, help="install this phone LM dir (asr train-phone-lm) first")
     s.add_argument("--beam", type=float, default=13.0)
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_decode)

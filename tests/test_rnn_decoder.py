@@ -16,7 +16,7 @@ from asr.errors import GraphError, ModelError
 from asr.hmm.context import ContextDependency
 from asr.hmm.transitions import Transitions
 from asr.lang.graph import alignment_graph
-from asr.nn.phone_lm import BOUNDARY, PhoneLmConfig, encode, load_phone_lm, perplexity, train_phone_lm
+from asr.nn.phone_lm import BOUNDARY, PhoneLm, PhoneLmConfig, encode, load_phone_lm, perplexity, train_phone_lm
 
 PHONES = ["sil", "a", "b", "c", "d"]
 ID = {p: i + 1 for i, p in enumerate(PHONES)}
@@ -88,6 +88,18 @@ def test_phone_lm_learns_the_transition_structure(lms):
         ppl = perplexity(lm, data["dev"], CPU)
         assert 2.5 < ppl < 5.0, ppl
         assert trained["history"][-1]["dev_ppl"] < trained["history"][0]["dev_ppl"]
+
+
+def test_phone_lm_steps_equal_the_whole_sequence():
+    """Token by token (the decoder's written-out cell) gives the outputs of the whole sequence."""
+    torch.manual_seed(0)
+    lm = PhoneLm(PhoneLmConfig(phones=tuple(PHONES), embed=6, hidden=10, num_layers=2)).eval()
+    tokens = torch.randint(0, len(PHONES) + 1, (3, 7))
+    whole = torch.log_softmax(lm(tokens)[0], dim=-1)
+    state = None
+    for t in range(7):
+        logp, state = lm.step(tokens[:, t], state)
+        torch.testing.assert_close(logp, whole[:, t], atol=1e-5, rtol=1e-5)
 
 
 def test_phone_lm_resumes_and_refuses_another_config(tmp_path, lms):

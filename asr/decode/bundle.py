@@ -13,12 +13,15 @@ and the settings each part was made with.
       decode:   {files: [decode.yaml], acwt: 1.0, tuned_on: …, graph_sha256: …}
       word_graph:  {files: [graph_words/HCLG.fst, …], sha256: …, context: …, vocabulary: 20000}
       word_decode: {files: [word_decode.yaml], acwt: …, word_penalty: …, tuned_on: …, graph_sha256: …}
+      phone_lm:    {files: [phone_lm/phone_lm.yaml, phone_lm/phone_lm.pt], sha256: …, num_phones: 48}
+      rnn_decode:  {files: [rnn_decode.yaml], acwt: …, lm_weight: …, penalty: …, phone_lm_sha256: …}
 
 Training writes the first six (a bundle without ``context`` was written
 before the context dependency was stored, and is read as CI); installing a decoding graph adds ``graph``
 (and drops a ``decode`` tuned on another graph); tuning the acoustic scale on
 dev adds ``decode``; the word graph and its tuned settings are the same pair
-for words (:mod:`asr.decode.words`). :func:`check_manifest` is what ``HybridModel.load``
+for words (:mod:`asr.decode.words`), and the phone LM and its tuned settings the pair
+for the RNN phone-sequence decoder (:mod:`asr.decode.rnn_decode`). :func:`check_manifest` is what ``HybridModel.load``
 runs: a missing or inconsistent component is a :class:`ModelError` that
 names it.
 """
@@ -38,7 +41,7 @@ BUNDLE_YAML = "bundle.yaml"
 FORMAT_VERSION = 1
 #: All components, in the order they are written.
 COMPONENTS = ("network", "features", "phones", "topology", "context", "priors", "graph", "decode",
-              "word_graph", "word_decode")
+              "word_graph", "word_decode", "phone_lm", "rnn_decode")
 
 
 def file_sha256(path: Path) -> str:

@@ -117,13 +117,14 @@ class PhoneTrie:
         self._parent = np.full(1024, -1, np.int64)   # (the root's: -1)
         self._depth = np.zeros(1024, np.int64)       # phones from the root
         self.children: dict[tuple[int, int], int] = {}
-        self._row: dict[int, int] = {}  # node -> row of self._rows / column of the LM state
+        self._slot = np.full(1024, -1, np.int64)     # each node's LM slot (-1: not scored yet)
         start = torch.full((1,), BOUNDARY, dtype=torch.int64, device=device)
         logp, (h, c) = lm.step(start, None)
-        self._rows = [logp.cpu().numpy()[0]]
-        self._h, self._c = [h], [c]  # per batch: (L, n, H); node state = (batch, column)
-        self._where = {0: (0, 0)}
-        self._row[0] = 0
+        self._logp = np.zeros((1024, logp.shape[1]), np.float32)  # (slots, P + 1): log P(next | node)
+        self._h = h.new_zeros(h.shape[0], 1024, h.shape[2])       # (L, slots, H): the LM state after it
+        self._c = torch.zeros_like(self._h)
+        self._logp[0], self._h[:, :1], self._c[:, :1] = logp.cpu().numpy()[0], h, c
+        self._slot[0], self._slots = 0, 1
 
     @property
     def phone(self) -> np.ndarray:
@@ -146,6 +147,7 @@ class PhoneTrie:
             if self.size == len(self._phone):
                 self._phone, self._parent, self._depth = (np.concatenate([a, np.zeros_like(a)])
                                                           for a in (self._phone, self._parent, self._depth))
+                self._slot = np.concatenate([self._slot, np.full_like(self._slot, -1)])
             self._phone[got], self._parent[got], self._depth[got] = phone, node, self._depth[node] + 1
             self.size += 1
         return got
@@ -153,25 +155,19 @@ class PhoneTrie:
     def lm_rows(self, nodes: np.ndarray) -> np.ndarray:
         """(len(nodes), P + 1) float32: log P(next | each node's phones), with the LM run once,
         batched, for the nodes that have not been scored yet (their parents have been)."""
-        todo = sorted({int(n) for n in nodes} - self._row.keys())
-        if todo:
-            h = torch.stack([self._state(int(self._parent[n]), self._h) for n in todo], dim=1)  # (L, n, H)
-            c = torch.stack([self._state(int(self._parent[n]), self._c) for n in todo], dim=1)
+        nodes = np.asarray(nodes, dtype=np.int64)
+        todo = np.unique(nodes[self._slot[nodes] < 0])
+        if len(todo):
+            parents = torch.from_numpy(self._slot[self._parent[todo]]).to(self.device)
             tokens = torch.from_numpy(self._phone[todo]).to(self.device)
-            logp, (h, c) = self.lm.step(tokens, (h, c))
-            batch = len(self._h)
-            self._h.append(h)
-            self._c.append(c)
-            for j, n in enumerate(todo):
-                self._where[n] = (batch, j)
-                self._row[n] = len(self._rows) + j
-            self._rows.extend(logp.cpu().numpy())
-        return np.stack([self._rows[self._row[int(n)]] for n in nodes]) if len(nodes) else \
-            np.zeros((0, len(self._rows[0])), np.float32)
-
-    def _state(self, node: int, store: list[torch.Tensor]) -> torch.Tensor:
-        batch, col = self._where[node]
-        return store[batch][:, col]
+            logp, (h, c) = self.lm.step(tokens, (self._h[:, parents].contiguous(), self._c[:, parents].contiguous()))
+            a, b = self._slots, self._slots + len(todo)
+            while b > len(self._logp):  # grow the slot tables (doubling)
+                self._logp = np.concatenate([self._logp, np.zeros_like(self._logp)])
+                self._h, self._c = (torch.cat([x, torch.zeros_like(x)], dim=1) for x in (self._h, self._c))
+            self._slot[todo], self._slots = np.arange(a, b), b
+            self._logp[a:b], self._h[:, a:b], self._c[:, a:b] = logp.cpu().numpy(), h, c
+        return self._logp[self._slot[nodes]]
 
     def sequence(self, node: int) -> list[int]:
         """The phone ids from the root to ``node``."""

@@ -56,6 +56,11 @@ class DecodeResult:
     acoustic_cost: float
     reached_final: bool
 
+    @property
+    def phones(self) -> list[int]:
+        """The phone ids of the path (over a phone graph), as every phone decoder gives them."""
+        return self.olabels
+
 
 def max_labels(graph: kaldifst.StdFst) -> tuple[int, int]:
     """The largest (input, output) labels on any arc of ``graph`` (~5 µs an arc)."""

@@ -103,10 +103,25 @@ class PhoneLm(nn.Module):
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
-        """One token per sequence: tokens (N,), state ((L, N, H) × 2 or None: the start) →
-        (log P(next token) (N, P + 1) float32, the new state). Eval mode is the caller's."""
-        logits, state = self.forward(tokens[:, None], state)
-        return torch.log_softmax(logits[:, 0].float(), dim=-1), state
+        """One token per sequence, in eval mode: tokens (N,), state ((L, N, H) × 2 or None: the
+        start) → (log P(next token) (N, P + 1) float32, the new state). The cell is written out
+        (the gate order of ``nn.LSTM``): one step through ``nn.LSTM`` costs about a millisecond of
+        call overhead on the CPU, and the decoder takes thousands per utterance."""
+        x = self.embed(tokens)  # (N, E)
+        if state is None:
+            zeros = x.new_zeros(self.cfg.num_layers, len(tokens), self.cfg.hidden)
+            state = (zeros, zeros)
+        hs, cs = [], []
+        for k in range(self.cfg.num_layers):
+            gates = torch.addmm(getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}"), x,
+                                getattr(self.lstm, f"weight_ih_l{k}").t())
+            gates = gates.addmm_(state[0][k], getattr(self.lstm, f"weight_hh_l{k}").t())
+            i, f, g, o = gates.chunk(4, dim=1)
+            c = torch.sigmoid(f) * state[1][k] + torch.sigmoid(i) * torch.tanh(g)
+            x = torch.sigmoid(o) * torch.tanh(c)
+            hs.append(x)
+            cs.append(c)
+        return torch.log_softmax(self.out(x).float(), dim=-1), (torch.stack(hs), torch.stack(cs))
 
 
 def encode(phones: Sequence[str], sentence: Sequence[str], where: str) -> np.ndarray:
@@ -150,6 +165,24 @@ def log_likelihood(model: PhoneLm, sentences: Sequence[np.ndarray], device: torc
         total -= float(_loss_sum(model, group, device))
         count += sum(len(s) + 1 for s in group)
     return total, count
+
+
+@torch.no_grad()
+def sentence_logprobs(model: PhoneLm, sentences: Sequence[Sequence[int]], device: torch.device,
+                      batch: int = 256) -> np.ndarray:
+    """(len(sentences),) float64: ln P of each token sequence (phone ids), ``</s>`` included."""
+    model.eval()
+    out = np.zeros(len(sentences))
+    seqs = [np.asarray(s, dtype=np.int64) for s in sentences]
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    for a in range(0, len(order), batch):
+        idx = order[a: a + batch]
+        inputs, targets = _batch([seqs[i] for i in idx], device)
+        logits, _ = model(inputs)
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        picked = logp.gather(-1, targets.clamp(min=0)[..., None])[..., 0] * (targets >= 0)
+        out[idx] = picked.sum(-1).double().cpu().numpy()
+    return out
 
 
 def perplexity(model: PhoneLm, sentences: Sequence[np.ndarray], device: torch.device) -> float:

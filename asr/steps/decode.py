@@ -1,7 +1,10 @@
-"""Stage 8: decode a data set with the hybrid model and score it (PER).
+"""Stages 8 and 9: decode a data set with the hybrid model and score it (PER), by the
+HMM over the WFST (stage 8) or by the RNN phone-sequence decoder (stage 9).
 
-The acoustic scale is swept on dev only; the test set is decoded once with
-the value dev chose (stored in the model's ``decode.yaml`` and manifest).
+Both decoders implement :class:`PhoneDecoder`. The acoustic scale (and for the
+RNN decoder its LM weight and phone insertion penalty) is tuned on dev only; the
+test set is decoded once with the values dev chose (stored in the model's
+``decode.yaml`` / ``rnn_decode.yaml`` and manifest).
 As in Kaldi, an utterance that cannot be decoded (no path survived, or
 unusable scores) is logged, counted (``failed_utterances`` in
 ``scores.yaml``) and scored as all deletions; the rest of the set goes on.
@@ -11,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Protocol, Sequence
 
 import numpy as np
 import yaml
@@ -20,7 +24,6 @@ from tqdm import tqdm
 
 from asr.corpus.datadir import read_datadir
 from asr.decode.hybrid import HybridModel, argmax_phones, save_acwt, scaled_loglikes
-from asr.decode.wfst import WfstDecoder
 from asr.errors import GraphError, ModelError
 from asr.features.extract import FeatureConfig
 from asr.features.storage import load_features
@@ -54,6 +57,18 @@ def frame_accuracy(post: dict[str, np.ndarray], targets: dict[str, np.ndarray]) 
     correct = sum(int((post[u].argmax(-1) == targets[u]).sum()) for u in post)
     return correct / sum(len(targets[u]) for u in post)
 
+class PhoneResult(Protocol):
+    phones: list[int]     # phone ids (1-based, phones.txt)
+    reached_final: bool   # False: no path that ends the utterance survived; the best partial one
+
+
+class PhoneDecoder(Protocol):
+    """What decodes phones: the WFST decoder over a phone graph, the RNN phone-sequence decoder."""
+
+    def decode(self, scores: np.ndarray, utt: str = "") -> PhoneResult:
+        """scores (T, num_pdfs): acwt · (log posterior − log prior)."""
+
+
 @dataclass
 class SetDecode:
     """Hypotheses of a data set, with the utterances that failed ({utt: reason})
@@ -64,7 +79,7 @@ class SetDecode:
     partial: list[str] = field(default_factory=list)
 
 
-def decode_with(model: HybridModel, decoder: WfstDecoder, post: dict[str, np.ndarray],
+def decode_with(model: HybridModel, decoder: PhoneDecoder, post: dict[str, np.ndarray],
                 acwt: float) -> SetDecode:
     """The best phone sequence of every utterance at acoustic scale ``acwt``.
 
@@ -79,7 +94,7 @@ def decode_with(model: HybridModel, decoder: WfstDecoder, post: dict[str, np.nda
             log.warning("acwt %g: %s", acwt, exc)
             out.failed[utt] = str(exc)
             continue
-        out.hyps[utt] = model.phone_symbols(result.olabels)
+        out.hyps[utt] = model.phone_symbols(result.phones)
         if not result.reached_final:
             out.partial.append(utt)
     if out.failed:
@@ -107,30 +122,33 @@ def tune_acwt(model: HybridModel, dev_dir: Path, out_dir: Path, grid=ACWT_GRID, 
     log.info("chosen on dev: acwt %.2f (PER %.2f%%)", best, sweep[best])
     return best
 
-def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: float = 13.0) -> dict:
-    """Decode ``data_dir`` with the model's tuned acwt; write hyps, reports and scores.yaml."""
+def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: float = 13.0,
+                     decoder: str = "hmm") -> dict:
+    """Decode ``data_dir`` with the settings tuned on dev (``decoder``: ``hmm``, the WFST
+    search at the tuned acwt; ``rnn``, the RNN phone-sequence decoder at its tuned acwt,
+    LM weight and penalty); write hyps, reports and scores.yaml."""
     dd = read_datadir(data_dir, require_phones=True)
     refs = {u: dd.phone_text(u) for u in dd.utts}
     start = time.time()
     feats = set_features(model, data_dir)
     post = set_posteriors(model, feats)
     nn_seconds = time.time() - start
-    acwt = model.acwt
+    search, acwt, settings = _decoder(model, decoder, beam)
     start = time.time()
-    decoded = decode_with(model, model.decoder(beam=beam), post, acwt)
+    decoded = decode_with(model, search, post, acwt)
     hyps = decoded.hyps
     search_seconds = time.time() - start
     argmax = {u: argmax_phones(lp, model.context) for u, lp in post.items()}
     hmm_result, argmax_result = score_phones(refs, hyps), score_phones(refs, argmax)
     write_hyps(out_dir / "hyp.txt", hyps)
     write_hyps(out_dir / "hyp_argmax.txt", argmax)
-    write_report(hmm_result, out_dir / "per_report.txt", f"{data_dir} HMM decode, acwt {acwt}")
+    write_report(hmm_result, out_dir / "per_report.txt", f"{data_dir} {decoder.upper()} decode, {settings}")
     write_report(argmax_result, out_dir / "per_report_argmax.txt", f"{data_dir} framewise argmax")
     frames = sum(len(p) for p in post.values())
     audio_seconds = frames * model.feat_cfg.frame_shift_ms / 1000
     targets = load_targets(data_dir, post, model.context)  # post: (T, P) per utt; uniform split
     scores = {
-        "data": str(data_dir), "utterances": len(post), "frames": frames, "acwt": acwt,
+        "data": str(data_dir), "decoder": decoder, "utterances": len(post), "frames": frames, "acwt": acwt,
         "num_pdfs": model.context.num_pdfs, "context_width": model.context.width,
         "per": round(hmm_result.counts.rate, 2), "per_argmax": round(argmax_result.counts.rate, 2),
         "frame_acc": round(100 * frame_accuracy({u: post[u] for u in targets}, targets), 2),
@@ -138,6 +156,8 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
         "rtf_network": round(nn_seconds / audio_seconds, 4),
         "rtf_search": round(search_seconds / audio_seconds, 4),
     }
+    if decoder == "rnn":
+        scores.update(lm_weight=settings.lm_weight, penalty=settings.penalty)
     atomic_write_text(out_dir / "scores.yaml", yaml.safe_dump(scores, sort_keys=False))
     if decoded.failed:
         atomic_write_text(out_dir / "failed_utts.txt",
@@ -146,3 +166,58 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
              scores["per"], scores["per_argmax"], scores["frame_acc"], len(decoded.failed),
              len(decoded.partial))
     return scores
+
+
+def _decoder(model: HybridModel, decoder: str, beam: float) -> tuple[PhoneDecoder, float, object]:
+    """(the decoder, its acoustic scale, its settings) of ``decoder`` as tuned on dev."""
+    if decoder == "hmm":
+        return model.decoder(beam=beam), model.acwt, f"acwt {model.acwt}"
+    from asr.decode.rnn_decode import rnn_decoder, tuned_settings
+
+    settings = tuned_settings(model)
+    return rnn_decoder(model, settings), settings.acwt, settings
+
+
+#: The RNN decoder's settings tried on dev, one coordinate at a time (LM weight, then
+#: penalty, then the acoustic scale as a multiple of the HMM's tuned one, then the LM weight again).
+LM_WEIGHTS = (0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
+PENALTIES = (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+ACWT_FACTORS = (0.5, 0.7, 1.0, 1.4, 2.0)
+
+
+def tune_rnn(model: HybridModel, dev_dir: Path, out_dir: Path, start: "RnnSettings | None" = None,
+             lm_weights: Sequence[float] = LM_WEIGHTS, penalties: Sequence[float] = PENALTIES,
+             acwt_factors: Sequence[float] = ACWT_FACTORS,
+             post: dict[str, np.ndarray] | None = None) -> "RnnSettings":
+    """Tune the RNN decoder on dev by coordinate search from ``start`` (default: the HMM's
+    tuned acwt, LM weight 1, no penalty); write one line per setting tried to
+    ``out_dir/rnn_sweep.tsv`` and store the best in the bundle. ``post``: dev's log
+    posteriors when they are at hand."""
+    from asr.decode.rnn_decode import RnnSettings, bundle_phone_lm, rnn_decoder, save_settings
+
+    dd = read_datadir(dev_dir, require_phones=True)
+    refs = {u: dd.phone_text(u) for u in dd.utts}
+    post = post if post is not None else set_posteriors(model, set_features(model, dev_dir))
+    lm = bundle_phone_lm(model)
+    base = start or RnnSettings(acwt=model.acwt)
+    tried: dict[RnnSettings, float] = {}
+
+    def per(settings: RnnSettings) -> float:
+        if settings not in tried:
+            hyps = decode_with(model, rnn_decoder(model, settings, lm), post, settings.acwt).hyps
+            tried[settings] = score_phones(refs, hyps).counts.rate
+            log.info("dev RNN %s: PER %.2f%%", settings, tried[settings])
+        return tried[settings]
+
+    best = base
+    axes = [("lm_weight", [float(w) for w in lm_weights]), ("penalty", [float(p) for p in penalties]),
+            ("acwt", [round(base.acwt * f, 4) for f in acwt_factors]),
+            ("lm_weight", [float(w) for w in lm_weights])]
+    for name, values in axes:
+        best = min((replace(best, **{name: v}) for v in values), key=per)
+    sweep = [{**asdict(k), "per": round(v, 2)} for k, v in tried.items()]
+    atomic_write_text(out_dir / "rnn_sweep.tsv", "acwt\tlm_weight\tpenalty\tper\n" + "".join(
+        f"{r['acwt']}\t{r['lm_weight']}\t{r['penalty']}\t{r['per']}\n" for r in sweep))
+    save_settings(model, best, dev_dir, tried[best], sweep)
+    log.info("chosen on dev: %s (PER %.2f%%)", best, tried[best])
+    return best

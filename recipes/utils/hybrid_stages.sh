@@ -3,6 +3,7 @@
 # Sourced by recipes/<corpus>/run.sh after stages 0-1, with these set:
 #   stage stop_stage data exp conf cd_conf cd_leaves cd_init ci_realigned device ngpu feat_kind times
 #   nj lm_sentences vocab_size lm_opts (extra prepare-lang options, e.g. "--lm my.arpa")
+#   phone_lm_conf (stage 9: the phone LM's settings; phone_lm_opts: more train-phone-lm options)
 # where $data holds train/ dev/ test/ data dirs with phone segmentations, and
 # optionally more test sets (test_unseen/: voices never heard in training),
 # which are scored with the settings tuned on dev, like test.
@@ -15,7 +16,9 @@
 #                              and its word graph graph_words/HCLG.fst
 #   $exp/cd_lstm_<N>           CD LSTM on the tree's pdfs, targets from the realignment
 #   $data/lang_words           word trigram, lexicon, L and G; $data/graph_words_ci the CI HCLG
+#   $exp/phone_lm              the recurrent phone-sequence model (stage 9)
 #   <system>/decode_{dev,test}        PER;  <system>/decode_words_{dev,test}  WER
+#   <system>/decode_rnn_{dev,test}    PER of the RNN phone-sequence decoder
 
 ci=$exp/ci_lstm
 systems=("$ci")
@@ -152,6 +155,35 @@ if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
     esac
   done
   record_time "$times" "8 decode" "$SECONDS"
+fi
+
+decode_rnn_system() {
+  # decode_rnn_system <model dir>: install the phone LM, tune the RNN decoder on dev, decode test.
+  local model=$1 name
+  name=$(basename "$model")
+  if [ ! -f "$model/decode_rnn_dev/scores.yaml" ] || ! cmp -s "$exp/phone_lm/phone_lm.pt" "$model/phone_lm/phone_lm.pt" \
+     || [ "$model/final.pt" -nt "$model/rnn_decode.yaml" ] || [ "$model/decode.yaml" -nt "$model/rnn_decode.yaml" ]; then
+    asr --log-file "$exp/log/decode_rnn_dev_$name.log" decode "$model" "$data/dev" "$model/decode_rnn_dev" \
+      --decoder rnn --phone-lm "$exp/phone_lm" --tune --device "$device"
+  else
+    log "$name: dev RNN decode is up to date, skipping"
+  fi
+  for set in "${eval_sets[@]}"; do
+    if [ ! -f "$model/decode_rnn_$set/scores.yaml" ] || [ "$model/rnn_decode.yaml" -nt "$model/decode_rnn_$set/scores.yaml" ]; then
+      asr --log-file "$exp/log/decode_rnn_${set}_$name.log" decode "$model" "$data/$set" "$model/decode_rnn_$set" \
+        --decoder rnn --device "$device"
+    fi
+  done
+}
+
+if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
+  log "Stage 9: the recurrent phone-sequence model; RNN phone-sequence decoding (PER), settings tuned on dev"
+  SECONDS=0
+  # shellcheck disable=SC2086  # phone_lm_opts is a list of options
+  asr --log-file "$exp/log/phone_lm.log" train-phone-lm "$data/train" "$data/dev" "$exp/phone_lm" \
+    --phones "$data/lang/phones.txt" --conf "$phone_lm_conf" --eval "${eval_dirs[@]}" --device "$device" $phone_lm_opts
+  for model in "${systems[@]}"; do decode_rnn_system "$model"; done
+  record_time "$times" "9 RNN phone decoder" "$SECONDS"
 fi
 
 if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
