@@ -219,7 +219,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.nn.train import resolve_device
 
     model = HybridModel.load(args.model, resolve_device(args.device))
-    failed = transcribe_files(model, args.files, fmt=args.format, output=args.output)
+    failed = transcribe_files(model, args.files, fmt=args.format, output=args.output, decoder=args.decoder)
     if failed:
         log.error("%d of %d files could not be decoded", failed, len(args.files))
     return 1 if failed else 0
@@ -491,6 +491,8 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", type=Path, required=True, help="model directory (exp/<sys>)")
     s.add_argument("--output", default="words", choices=["words", "phones"],
                    help="words (the bundle's word graph) or phones (its phone graph)")
+    s.add_argument("--decoder", default="hmm", choices=["hmm", "rnn"],
+                   help="phones: hmm, the phone graph; rnn, the RNN phone-sequence decoder (tuned on dev)")
     s.add_argument("--format", default="text", choices=["text", "json", "ctm"])
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_transcribe)

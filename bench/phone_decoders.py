@@ -5,18 +5,22 @@ whose order dev chose (2-5), the RNN phone-sequence beam search, and the HMM's
 n-best lists rescored with the RNN. Every setting (acoustic scale, LM weight,
 penalty, n-gram order) is tuned on dev; test and test_unseen are decoded once.
 
-Also printed: the perplexity of the RNN phone LM and of the n-grams on dev and
-test phone transcripts; for the RNN decoder, the utterances of test whose
-reference phones score better than the decoded path (search errors); and how
-often the constrained RNN search (an alignment) agrees with the HMM's Viterbi
-alignment, frame by frame.
+The phone LMs (n-grams and RNN alike) are trained on two sets of phone sequences:
+``train``, the training set's phone transcripts; ``text``, those plus the word
+LM's training text (``lang_words/lm_text.txt``, which excludes the dev and test
+prompts) expanded through the lexicon (first pronunciations, ``sil`` at both ends).
+
+Also printed: the perplexity of every phone LM on dev and test phone transcripts;
+for the RNN decoder, the utterances of test whose reference phones score better
+than the decoded path (search errors); and how often the constrained RNN search
+(an alignment) agrees with the HMM's Viterbi alignment, frame by frame.
 
     python bench/phone_decoders.py [--size small] [--model exp/synth_small/cd_lstm_1000]
-        [--phone-lm exp/synth_small/phone_lm] [--orders 2,3,4,5] [--device auto]
+        [--orders 2,3,4,5] [--device auto]
 
-Needs the recipe through stage 7 (``recipes/synth/run.sh --size small --stop-stage 8``);
-the phone LM is trained when ``--phone-lm`` has none (as stage 9 does). Work files go
-to ``exp/synth_<size>/phone_decoders/<model>``, the table to RESULTS.md there.
+Needs the recipe through stage 8 (``recipes/synth/run.sh --size small --stop-stage 8``).
+Work files (phone LMs, graphs, a copy of the model bundle) go to
+``exp/synth_<size>/phone_decoders/<model>``, the table to RESULTS.md there.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from asr.nn.phone_lm import load_phone_lm, perplexity  # noqa: E402
 from asr.nn.train import resolve_device  # noqa: E402
 from asr.score.per import score_phones  # noqa: E402
 from asr.steps.decode import ACWT_GRID, decode_with, set_features, set_posteriors, tune_rnn  # noqa: E402
-from asr.steps.train_phone_lm import phone_sentences, train_phone_lm_stage  # noqa: E402
+from asr.steps.train_phone_lm import expanded_sentences, phone_sentences, train_phone_lm_stage  # noqa: E402
 
 SETS = ("dev", "test", "test_unseen")
 #: (LM weight, penalty) grid of n-best rescoring, tuned on dev.
@@ -79,8 +83,9 @@ def timed_decode(model: HybridModel, decoder, data: EvalSet, acwt: float) -> tup
     return data.per(hyps), (time.time() - start) / data.audio_seconds
 
 
-def hmm_rows(model: HybridModel, sets: dict[str, EvalSet], graphs: dict[int, Path]) -> dict[int, dict]:
-    """Per n-gram order: acwt tuned on dev, PER and RTF of every set."""
+def hmm_rows(model: HybridModel, sets: dict[str, EvalSet], graphs: dict[tuple[str, int], Path]
+             ) -> dict[tuple[str, int], dict]:
+    """Per phone n-gram (training text, order): acwt tuned on dev, PER and RTF of every set."""
     out = {}
     for order, graph in graphs.items():
         decoder = WfstDecoder(graph, model.transitions, beam=13.0)
@@ -90,7 +95,7 @@ def hmm_rows(model: HybridModel, sets: dict[str, EvalSet], graphs: dict[int, Pat
         for name, data in sets.items():
             row[name], row[f"{name}_rtf"] = timed_decode(model, decoder, data, acwt)
         out[order] = row
-        print(f"HMM {order}-gram (acwt {acwt}): " + ", ".join(f"{n} {row[n]:.2f}" for n in sets), flush=True)
+        print(f"HMM {order} (acwt {acwt}): " + ", ".join(f"{n} {row[n]:.2f}" for n in sets), flush=True)
     return out
 
 
@@ -157,78 +162,113 @@ def alignment_agreement(model: HybridModel, data: EvalSet, lm) -> float:
     return 100.0 * same / total
 
 
-def perplexities(out: Path, data: Path, model: HybridModel, lm, orders: list[int]) -> dict[str, dict[str, float]]:
-    """{model: {set: perplexity per phone (</s> included)}} on dev and test."""
+def perplexities(out: Path, data: Path, model: HybridModel, lms: dict, orders: list[int]
+                 ) -> dict[str, dict[str, float]]:
+    """{phone LM: {set: perplexity per phone (</s> included)}} on dev and test."""
     texts = {}
     for name in ("dev", "test"):
         texts[name] = out / f"{name}.phones.txt"  # the 48-phone transcripts, as the LMs are trained on
         dd = read_datadir(data / name, require_phones=True)
         texts[name].write_text("".join(f"{u} {' '.join(dd.phone_text(u))}\n" for u in dd.utts))
     table = {}
-    for order in orders:
-        r = lm_report(out / f"lang_{order}/lm.arpa", texts)
-        table[f"{order}-gram"] = {n: r[n]["ppl"] for n in texts}
-    table["RNN"] = {n: perplexity(lm, list(phone_sentences(data / n, model.phones).values()), model.device)
-                    for n in texts}
+    for source, lm in lms.items():
+        for order in orders:
+            r = lm_report(out / f"lang_{source}_{order}/lm.arpa", texts)
+            table[f"{order}-gram ({source})"] = {n: r[n]["ppl"] for n in texts}
+        table[f"RNN ({source})"] = {n: perplexity(lm, list(phone_sentences(data / n, model.phones).values()),
+                                                  model.device) for n in texts}
     return table
+
+
+def phone_texts(out: Path, data: Path, phones: list[str]) -> dict[str, Path]:
+    """The phone LMs' training sequences as Kaldi text: ``train`` (the transcripts) and ``text``
+    (those and the word LM text expanded through the lexicon)."""
+    expanded = out / "text.phone_text"
+    if not expanded.is_file():
+        lang = data / "lang_words"
+        seqs = expanded_sentences(lang / "lm_text.txt", lang / "lexicon.txt", phones)
+        lines = [f"x{i:06d} {' '.join(phones[t - 1] for t in s)}\n" for i, s in enumerate(seqs)]
+        expanded.write_text((data / "train/phone_text").read_text() + "".join(lines))
+    return {"train": data / "train/phone_text", "text": expanded}
+
+
+def train_lms(out: Path, data: Path, device: torch.device) -> dict[str, Path]:
+    """The two RNN phone LMs (trained when missing): {source: dir}. ``text`` as stage 9 trains
+    it (``recipes/synth/conf/phone_lm.yaml``, 10 epochs of 64-utterance batches); ``train``,
+    a few hundred utterances, with the defaults (40 epochs of 32), both stopped early on dev."""
+    dirs = {"train": out / "phone_lm_train", "text": out / "phone_lm_text"}
+    lang = data / "lang_words"
+    for source, d in dirs.items():
+        if source == "text":
+            conf, extra = ROOT / "recipes/synth/conf/phone_lm.yaml", {"extra_text": lang / "lm_text.txt",
+                                                                      "lexicon": lang / "lexicon.txt"}
+        else:
+            conf, extra = None, {}
+        train_phone_lm_stage(data / "train", data / "dev", d, data / "lang/phones.txt", conf, device, **extra)
+    return dirs
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="small")
     p.add_argument("--model", type=Path, help="acoustic model bundle (default: the recipe's CD model)")
-    p.add_argument("--phone-lm", type=Path, help="phone LM dir (default exp/synth_<size>/phone_lm)")
     p.add_argument("--orders", default="2,3,4,5")
     p.add_argument("--device", default="auto")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(2)
     data, exp = ROOT / f"data/synth_{args.size}", ROOT / f"exp/synth_{args.size}"
     src = args.model or exp / "cd_lstm_1000"
-    lm_dir = args.phone_lm or exp / "phone_lm"
     orders = sorted({int(o) for o in args.orders.split(",")})
     out = exp / "phone_decoders" / src.name
     bundle = out / "bundle"
-    if not bundle.is_dir():  # a copy: the bench installs graphs, a phone LM and settings into it
+    if not bundle.is_dir():  # a copy: the bench installs phone LMs and settings into it
         shutil.copytree(src, bundle, ignore=shutil.ignore_patterns("decode*", "ali_*", "epoch-*.pt", "partial.pt"))
     device = resolve_device(args.device)
-    if not (lm_dir / "phone_lm.pt").is_file():
-        train_phone_lm_stage(data / "train", data / "dev", lm_dir, data / "lang/phones.txt", None, device)
+    lm_dirs = train_lms(out.parent, data, device)
     model = HybridModel.load(bundle, device)
-    install_phone_lm(model, lm_dir)
-    lm = load_phone_lm(lm_dir, device, model.phones)
-    graphs = {o: make_decoding_graph(out / f"lang_{o}", model.context, data / "train/phone_text", order=o,
-                                     graph_dir=out / f"graph_{o}") for o in orders}
+    lms = {source: load_phone_lm(d, device, model.phones) for source, d in lm_dirs.items()}
+    texts = phone_texts(out.parent, data, model.phones)
+    graphs = {(source, o): make_decoding_graph(out.parent / f"lang_{source}_{o}", model.context, texts[source],
+                                               order=o, graph_dir=out / f"graph_{source}_{o}")
+              for source in texts for o in orders}
     sets = {name: EvalSet(model, data / name) for name in SETS}
     nn_rtf = sum(s.nn_seconds for s in sets.values()) / sum(s.audio_seconds for s in sets.values())
-    ppl = perplexities(out, data, model, lm, orders)
+    ppl = perplexities(out.parent, data, model, lms, orders)
     hmm = hmm_rows(model, sets, graphs)
-    best_order = min(hmm, key=lambda o: hmm[o]["dev"])
-    rnn = rnn_row(model, sets, lm)
-    print(f"RNN {rnn['settings']}: " + ", ".join(f"{n} {rnn[n]:.2f}" for n in SETS), flush=True)
-    resc = rescore_row(model, sets, graphs[2], hmm[2]["acwt"], lm)
-    errors, n_utts = search_errors(model, sets["test"], lm)
-    agree = alignment_agreement(model, sets["test"], lm)
+    rnn = {}
+    for source in ("train", "text"):
+        install_phone_lm(model, lm_dirs[source])
+        rnn[source] = rnn_row(model, sets, lms[source])
+        print(f"RNN ({source}) {rnn[source]['settings']}: " + ", ".join(f"{n} {rnn[source][n]:.2f}" for n in SETS),
+              flush=True)
+    resc = rescore_row(model, sets, graphs[("train", 2)], hmm[("train", 2)]["acwt"], lms["text"])
+    errors, n_utts = search_errors(model, sets["test"], lms["text"])  # the bundle holds the text LM now
+    agree = alignment_agreement(model, sets["test"], lms["text"])
 
     def line(name: str, r: dict, how: str) -> str:
         return (f"| {name} | {how} | {r['dev']:.2f} | {r['test']:.2f} | {r['test_unseen']:.2f} | "
                 f"{r['test_rtf']:.4f} |")
 
-    s = rnn["settings"]
-    rows = ["| decoder | settings (dev) | dev PER | test PER | unseen PER | search RTF (test) |",
-            "|---|---|---|---|---|---|",
-            line("HMM, phone bigram", hmm[2], f"acwt {hmm[2]['acwt']}"),
-            line(f"HMM, phone {best_order}-gram (order chosen on dev)", hmm[best_order],
-                 f"acwt {hmm[best_order]['acwt']}"),
-            line("RNN beam search", rnn, f"acwt {s.acwt}, LM weight {s.lm_weight}, penalty {s.penalty}"),
-            line("HMM bigram n-best (100) rescored with the RNN", resc,
-                 f"LM weight {resc['lm_weight']}, penalty {resc['penalty']}")]
+    rows = ["| decoder | phone LM trained on | settings (dev) | dev PER | test PER | unseen PER | search RTF |",
+            "|---|---|---|---|---|---|---|"]
+    for source in ("train", "text"):
+        best = min((o for o in orders), key=lambda o: hmm[(source, o)]["dev"])
+        for o in sorted({2, best}) if source == "train" else [best]:
+            r = hmm[(source, o)]
+            rows.append(line(f"HMM, phone {o}-gram" + (" (order chosen on dev)" if o == best else ""),
+                             r, f"{source} | acwt {r['acwt']}"))
+    for source in ("train", "text"):
+        st = rnn[source]["settings"]
+        rows.append(line("RNN beam search", rnn[source],
+                         f"{source} | acwt {st.acwt}, LM weight {st.lm_weight}, penalty {st.penalty}"))
+    rows.append(line("HMM (bigram, train) 100-best rescored with the RNN", resc,
+                     f"text | LM weight {resc['lm_weight']}, penalty {resc['penalty']}"))
     ppl_rows = ["| phone LM | dev ppl | test ppl |", "|---|---|---|"] + \
         [f"| {k} | {v['dev']:.2f} | {v['test']:.2f} |" for k, v in ppl.items()]
-    other = [f"HMM {o}-gram: dev {hmm[o]['dev']:.2f}, test {hmm[o]['test']:.2f}" for o in orders]
-    body = "\n".join(rows) + "\n\n" + "\n".join(ppl_rows) + "\n\n" + "; ".join(other) + (
-        f"\n\nNetwork RTF (every decoder reads the same posteriors): {nn_rtf:.4f}. "
-        f"RNN search errors on test (reference phones score better than the decoded path): "
+    other = [f"{s} {o}-gram: dev {hmm[(s, o)]['dev']:.2f}, test {hmm[(s, o)]['test']:.2f}" for s, o in hmm]
+    body = "\n".join(rows) + "\n\n" + "\n".join(ppl_rows) + "\n\nEvery HMM: " + "; ".join(other) + (
+        f".\n\nNetwork RTF (every decoder reads the same posteriors): {nn_rtf:.4f}. "
+        f"RNN (text) search errors on test (reference phones score better than the decoded path): "
         f"{errors} of {n_utts} utterances. Constrained RNN search vs HMM Viterbi alignment on test: "
         f"{agree:.2f}% of frames with the same pdf.")
     report(out / "RESULTS.md", f"Phone decoders, {src.name}, synth_{args.size}", body,

@@ -34,6 +34,7 @@ import torch
 
 from asr.errors import GraphError, ModelError
 from asr.hmm.context import ContextDependency, Split
+from asr.hmm.transitions import PhoneRun
 from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE, DEFAULT_TRANSITION_SCALE, transition_costs
 from asr.nn.phone_lm import BOUNDARY, PhoneLm
 
@@ -73,6 +74,13 @@ class SearchResult:
     entries: np.ndarray
     score: float
     reached_final: bool
+
+    @property
+    def runs(self) -> list[PhoneRun]:
+        """The phones of the path with their frames (0-based phone indices, as the WFST decoder's)."""
+        starts = np.flatnonzero(self.entries).tolist()
+        ends = starts[1:] + [len(self.entries)]
+        return [PhoneRun(p - 1, a, b) for p, a, b in zip(self.phones, starts, ends)]
 
 
 def pdf_table(ctx: ContextDependency) -> np.ndarray:

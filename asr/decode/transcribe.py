@@ -16,7 +16,8 @@ word arcs once, at load); the words and their times come from FasterDecoder's
 best path (its phone alignment matched to the lexicon), and, for JSON and CTM,
 each word's confidence is the share of the lattice's 20 best word sequences
 (weighted by their posteriors) that agree with it at its position. Phones:
-the phone graph.
+the phone graph, or (``decoder="rnn"``) the RNN phone-sequence decoder with its
+settings tuned on dev (:mod:`asr.decode.rnn_decode`).
 """
 
 from __future__ import annotations
@@ -62,10 +63,13 @@ class Recogniser:
     """A model bundle with its decoder, loaded once for many files."""
 
     def __init__(self, model: HybridModel, output: str = "words", max_segment_s: float = MAX_SEGMENT_S,
-                 confidences: bool = True) -> None:
-        """``confidences``: also decode a lattice per segment for the words' confidences."""
+                 confidences: bool = True, decoder: str = "hmm") -> None:
+        """``confidences``: also decode a lattice per segment for the words' confidences;
+        ``decoder``: ``hmm`` (the WFST search) or ``rnn`` (phones only)."""
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}")
+        if decoder == "rnn" and output != "phones":
+            raise AsrError("the RNN phone-sequence decoder reads phones: use --output phones with --decoder rnn")
         self.model, self.output, self.max_segment_s = model, output, max_segment_s
         self.shift_s = model.feat_cfg.frame_shift_ms / 1000
         if output == "words":
@@ -76,6 +80,11 @@ class Recogniser:
             self.decoder = WfstDecoder(fst, model.transitions, opts.beam, opts.max_active, check=False)
             self.lattices = (LatticeDecoder(fst, model.transitions, opts.lattice_search_beam, opts.lattice_beam,
                                             name=str(self.graph.path)) if confidences else None)
+        elif decoder == "rnn":
+            from asr.decode.rnn_decode import rnn_decoder, tuned_settings
+
+            settings = tuned_settings(model)
+            self.decoder, self.acwt = rnn_decoder(model, settings), settings.acwt
         else:
             self.decoder, self.acwt = model.decoder(), model.acwt
 
@@ -136,9 +145,10 @@ def format_transcript(tr: Transcript, fmt: str) -> str:
     raise ValueError(f"unknown output format {fmt!r}")
 
 
-def transcribe_files(model: HybridModel, paths: list[Path], fmt: str = "text", output: str = "words") -> int:
+def transcribe_files(model: HybridModel, paths: list[Path], fmt: str = "text", output: str = "words",
+                     decoder: str = "hmm") -> int:
     """Print the transcript of each file; return the number of files that failed."""
-    recogniser = Recogniser(model, output, confidences=fmt != "text")
+    recogniser = Recogniser(model, output, confidences=fmt != "text", decoder=decoder)
     failed = 0
     for path in paths:
         try:

@@ -4,6 +4,7 @@
 #   stage stop_stage data exp conf cd_conf cd_leaves cd_init ci_realigned device ngpu feat_kind times
 #   nj lm_sentences vocab_size lm_opts (extra prepare-lang options, e.g. "--lm my.arpa")
 #   phone_lm_conf (stage 9: the phone LM's settings; phone_lm_opts: more train-phone-lm options)
+#   phone_lm_text (true: the phone LM also reads the word LM's text expanded through the lexicon)
 # where $data holds train/ dev/ test/ data dirs with phone segmentations, and
 # optionally more test sets (test_unseen/: voices never heard in training),
 # which are scored with the settings tuned on dev, like test.
@@ -179,9 +180,14 @@ decode_rnn_system() {
 if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
   log "Stage 9: the recurrent phone-sequence model; RNN phone-sequence decoding (PER), settings tuned on dev"
   SECONDS=0
+  text_opts=()
+  if [ "$phone_lm_text" = true ]; then
+    text_opts=(--extra-text "$data/lang_words/lm_text.txt" --lexicon "$data/lang_words/lexicon.txt")
+  fi
   # shellcheck disable=SC2086  # phone_lm_opts is a list of options
   asr --log-file "$exp/log/phone_lm.log" train-phone-lm "$data/train" "$data/dev" "$exp/phone_lm" \
-    --phones "$data/lang/phones.txt" --conf "$phone_lm_conf" --eval "${eval_dirs[@]}" --device "$device" $phone_lm_opts
+    --phones "$data/lang/phones.txt" --conf "$phone_lm_conf" --eval "${eval_dirs[@]}" --device "$device" \
+    "${text_opts[@]}" $phone_lm_opts
   for model in "${systems[@]}"; do decode_rnn_system "$model"; done
   record_time "$times" "9 RNN phone decoder" "$SECONDS"
 fi
