@@ -54,15 +54,18 @@ def test_results_table(tmp_path):
             for sub, w in (("decode_words_dev", 14.5), ("decode_words_test", 25.125), ("decode_words_test_unseen", 40.0)):
                 (exp / sub).mkdir()
                 (exp / sub / "scores.yaml").write_text(yaml.safe_dump({"wer": w}))
+            for sub, r in (("decode_rnn_dev", 16.0), ("decode_rnn_test", 17.5)):  # and the RNN decoder
+                (exp / sub).mkdir()
+                (exp / sub / "scores.yaml").write_text(yaml.safe_dump({"per": r, "decoder": "rnn"}))
         (exp / "targets.yaml").write_text(yaml.safe_dump({"alignment": alignment}))
         (exp / "history.yaml").write_text(yaml.safe_dump([{"seconds": 100.4}, {"seconds": 50.2}]))
         systems.append(exp)
     times = tmp_path / "times.tsv"
     times.write_text("0 corpus\t12\n4 train CI LSTM\t300\n")
     table = results_table(systems, times, out=tmp_path / "RESULTS.md")
-    assert "| ci_lstm | 144 | uniform | 20.50 | 21.50 | — | 30.00 | 70.00 | 0.2 | — | — | — | 151 |" in table
-    assert ("| cd_lstm_500 | 500 | realigned | 18.25 | 19.25 | 33.00 | 30.00 | 70.00 | 0.2 | 14.50 | 25.12 | 40.00 "
-            "| 151 |") in table
+    assert "| ci_lstm | 144 | uniform | 20.50 | 21.50 | — | 30.00 | 70.00 | 0.2 | — | — | — | — | — | — | 151 |" in table
+    assert ("| cd_lstm_500 | 500 | realigned | 18.25 | 19.25 | 33.00 | 30.00 | 70.00 | 0.2 | 16.00 | 17.50 | — "
+            "| 14.50 | 25.12 | 40.00 | 151 |") in table
     assert "| 4 train CI LSTM | 300 |" in table
     assert (systems[0] / "RESULTS.md").read_text().startswith("# Results: ci_lstm")
     assert table in (tmp_path / "RESULTS.md").read_text()

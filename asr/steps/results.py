@@ -12,7 +12,9 @@ SCORING_NOTE = ("PER on 39 phones after Kaldi's 60-48-39 folding; silence is sco
                 "(as in Kaldi's TIMIT recipe since 2014); acoustic scale chosen on dev. "
                 "Frame accuracy is against the uniform split of the reference segmentation, "
                 "mapped to each model's pdfs. WER over the word graph HCLG (lexicon + word "
-                "trigram); its acoustic scale and word insertion penalty chosen on dev.")
+                "trigram); its acoustic scale and word insertion penalty chosen on dev. PER RNN: "
+                "the RNN phone-sequence decoder (stage 9), its acoustic scale, LM weight and phone "
+                "insertion penalty chosen on dev.")
 
 
 UNSEEN_NOTE = ("unseen: the test_unseen set, spoken only by voices held out of training and dev "
@@ -49,19 +51,23 @@ def results_table(exp_dirs: list[Path], stage_times: Path | None = None,
                   out: Path | None = None) -> str:
     """A Markdown table, one row per system: pdfs, targets, PER on dev, test
     and the held-out-voice set test_unseen (HMM), test PER of the framewise
-    argmax, test frame accuracy, acoustic scale, WER on dev, test and
+    argmax, test frame accuracy, acoustic scale, PER of the RNN phone-sequence
+    decoder on the three sets, WER on dev, test and
     test_unseen, training seconds; then seconds per recipe stage. Written to each
     experiment's ``RESULTS.md`` and to ``out``."""
     lines = ["| system | pdfs | targets | dev PER | test PER | unseen PER | test PER argmax | test frame acc "
-             "| acwt | dev WER | test WER | unseen WER | train s |", "|---" * 13 + "|"]
+             "| acwt | dev PER RNN | test PER RNN | unseen PER RNN | dev WER | test WER | unseen WER | train s |",
+             "|---" * 16 + "|"]
     for exp in map(Path, exp_dirs):
         per = {s: _scores(exp / f"decode_{s}" / "scores.yaml") for s in ("dev", "test", "test_unseen")}
+        rnn = {s: _scores(exp / f"decode_rnn_{s}" / "scores.yaml").get("per") for s in ("dev", "test", "test_unseen")}
         wer = {s: _scores(exp / f"decode_words_{s}" / "scores.yaml").get("wer") for s in ("dev", "test", "test_unseen")}
         test = per["test"]
         lines.append(f"| {exp.name} | {_fmt(test.get('num_pdfs'), 'd')} | {_targets(exp)} | "
                      f"{_fmt(per['dev'].get('per'))} | {_fmt(test.get('per'))} | {_fmt(per['test_unseen'].get('per'))} | "
                      f"{_fmt(test.get('per_argmax'))} | {_fmt(test.get('frame_acc'))} | "
-                     f"{_fmt(test.get('acwt'), 'g')} | {_fmt(wer['dev'])} | {_fmt(wer['test'])} | "
+                     f"{_fmt(test.get('acwt'), 'g')} | {_fmt(rnn['dev'])} | {_fmt(rnn['test'])} | "
+                     f"{_fmt(rnn['test_unseen'])} | {_fmt(wer['dev'])} | {_fmt(wer['test'])} | "
                      f"{_fmt(wer['test_unseen'])} | {_fmt(_train_seconds(exp), '.0f')} |")
     lines += ["", SCORING_NOTE, "", UNSEEN_NOTE]
     if stage_times and Path(stage_times).is_file():
