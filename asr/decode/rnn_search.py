@@ -27,7 +27,9 @@ gives an alignment.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -37,6 +39,19 @@ from asr.hmm.context import ContextDependency, Split
 from asr.hmm.transitions import PhoneRun
 from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE, DEFAULT_TRANSITION_SCALE, transition_costs
 from asr.nn.phone_lm import BOUNDARY, PhoneLm
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch's CPU ops on one thread meanwhile. The search's LM steps are small (a few
+    hundred rows): a second thread gains nothing on them, and when another process keeps
+    the cores busy, two threads ran the search 15 times slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -239,6 +254,10 @@ class RnnPhoneDecoder:
         if constrain is not None and len(constrain) * self.num_states > len(scores):
             raise GraphError(f"utterance {utt}: {len(scores)} frames cannot hold the "
                              f"{len(constrain)} phones of its transcript ({self.num_states} frames each)")
+        with one_thread():
+            return self._search(scores, constrain)
+
+    def _search(self, scores: np.ndarray, constrain: list[int] | None) -> SearchResult:
         trie = PhoneTrie(self.lm, self.device)
         ref = None if constrain is None else np.asarray(list(constrain) + [BOUNDARY], dtype=np.int64)
         hyps, history = self._start(trie, ref), []

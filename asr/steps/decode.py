@@ -180,9 +180,9 @@ def _decoder(model: HybridModel, decoder: str, beam: float) -> tuple[PhoneDecode
 
 #: The RNN decoder's settings tried on dev, one coordinate at a time (LM weight, then
 #: penalty, then the acoustic scale as a multiple of the HMM's tuned one, then the LM weight again).
-LM_WEIGHTS = (0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
-PENALTIES = (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
-ACWT_FACTORS = (0.5, 0.7, 1.0, 1.4, 2.0)
+LM_WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0)
+PENALTIES = (-2.0, -1.0, 0.0, 1.0, 2.0)
+ACWT_FACTORS = (0.5, 0.7, 1.0, 1.4)
 
 
 def tune_rnn(model: HybridModel, dev_dir: Path, out_dir: Path, start: "RnnSettings | None" = None,
