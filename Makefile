@@ -5,6 +5,7 @@ PYTHON  ?= python3
 SIZE    ?= auto
 DEVICE  ?= auto
 NGPU    ?= 1
+RNN     ?= false
 PY      := $(VENV)/bin/python
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -26,7 +27,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 demo: setup
-	PATH="$(abspath $(VENV))/bin:$$PATH" recipes/synth/run.sh --size $(SIZE) --device $(DEVICE) --ngpu $(NGPU)
+	PATH="$(abspath $(VENV))/bin:$$PATH" recipes/synth/run.sh --size $(SIZE) --device $(DEVICE) --ngpu $(NGPU) --rnn-decoder $(RNN)
 
 test: setup
 	$(PY) -m pytest -q

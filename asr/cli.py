@@ -204,9 +204,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
         install_phone_lm(model, args.phone_lm)
     if args.tune_acwt and args.decoder == "rnn":
+        from asr.decode.rnn_decode import RnnSettings
         from asr.steps.decode import tune_rnn
 
-        tune_rnn(model, args.data_dir, args.out_dir)
+        tune_rnn(model, args.data_dir, args.out_dir,
+                 start=RnnSettings(acwt=model.acwt, beam=args.rnn_beam, max_active=args.max_active))
     elif args.tune_acwt:
         tune_acwt(model, args.data_dir, args.out_dir, beam=args.beam)
     decode_and_score(model, args.data_dir, args.out_dir, beam=args.beam, decoder=args.decoder)
@@ -466,6 +468,8 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--decoder", default="hmm", choices=["hmm", "rnn"],
                    help="hmm: the WFST search with the phone n-gram; rnn: the RNN phone-sequence decoder")
     s.add_argument("--phone-lm", type=Path, help="install this phone LM dir (asr train-phone-lm) first")
+    s.add_argument("--rnn-beam", type=float, default=12.0, help="--decoder rnn --tune: the search's beam")
+    s.add_argument("--max-active", type=int, default=2000, help="--decoder rnn --tune: most hypotheses kept")
     s.add_argument("--beam", type=float, default=13.0)
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_decode)

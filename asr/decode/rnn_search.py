@@ -369,20 +369,30 @@ class RnnPhoneDecoder:
 
     def _best(self, history: list[_Hyps], trie: PhoneTrie, ref: np.ndarray | None,
               scores: np.ndarray) -> SearchResult:
-        """Trace back from the best hypothesis that can end the utterance (else the best)."""
+        """Trace back from the best hypothesis that ends the utterance. When none survived
+        (``reached_final`` False): the best one in a phone's last state, its committed right
+        context's LM score swapped for ``</s>``'s (its last phone was read in that context);
+        failing that, the best of all."""
         last = history[-1]
-        final = last.state == self.num_states - 1
-        end = last.score.copy()
-        if self.commit:
-            final &= last.right == BOUNDARY
-        else:
-            end = end + self.config.lm_weight * trie.lm_rows(last.node)[:, BOUNDARY]
+        ends_phone = last.state == self.num_states - 1
+        end = last.score + self.config.lm_weight * trie.lm_rows(last.node)[:, BOUNDARY]
+        if self.commit:  # </s> was scored on entering the last phone; else the right context was
+            rows = trie.lm_rows(last.node)
+            end = np.where(last.right == BOUNDARY, last.score,
+                           end - self.config.lm_weight * rows[np.arange(len(rows)), last.right])
+        final = ends_phone & (last.right == BOUNDARY) if self.commit else ends_phone.copy()
         if ref is not None:
             final &= trie.depth[last.node] == len(ref) - 1
         reached = bool(final.any() and np.isfinite(end[final]).any())
-        pool = np.flatnonzero(final) if reached else np.arange(len(end))
-        i = int(pool[np.argmax(np.where(np.isfinite(end[pool]), end[pool], last.score[pool]))])
-        total = float(end[i]) if reached else float(last.score[i])
+        if reached:
+            pool = np.flatnonzero(final)
+        elif ref is None and ends_phone.any():
+            pool = np.flatnonzero(ends_phone)
+        else:
+            pool, end = np.arange(len(end)), last.score
+        pool = pool[np.isfinite(end[pool])] if np.isfinite(end[pool]).any() else pool
+        i = int(pool[np.argmax(end[pool])])
+        total = float(end[i])
         nodes, states = np.empty(len(history), np.int64), np.empty(len(history), np.int64)
         for t in range(len(history) - 1, -1, -1):
             h = history[t]

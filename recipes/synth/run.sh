@@ -28,12 +28,13 @@ lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexic
 phone_lm_conf=""    # the RNN decoder's phone LM (stage 9); default conf/phone_lm_<size>.yaml, else conf/phone_lm.yaml
 phone_lm_text=true  # the phone LM also reads the word LM text expanded through the lexicon (chosen on dev)
 phone_lm_opts=""    # more train-phone-lm options, e.g. "--eval /more/data/dir"
+rnn_decoder=true    # stage 9: the RNN phone-sequence decoder (false: skip it)
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage size seed nj device ngpu feat_kind unseen_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts out"
+option_names="stage stop_stage size seed nj device ngpu feat_kind unseen_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts rnn_decoder out"
 usage="Usage: $0 [--stage N] [--stop-stage M] [--size auto|tiny|small|medium|timit] [--device auto|cpu|cuda] [--ngpu N] [--unseen-voices awb]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"500 1000\"] [--cd-init true]
   [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 20000] [--lm-opts \"--lm my.arpa\"]
-  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--out dir]
+  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--out dir]
   e.g.: $0 --size small --stage 0 --stop-stage 10"
 
 . "$root/recipes/utils/parse_options.sh"

@@ -26,12 +26,13 @@ lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexic
 phone_lm_conf=$root/recipes/timit/conf/phone_lm.yaml  # the RNN decoder's phone LM (stage 9)
 phone_lm_text=true  # the phone LM also reads the word LM text expanded through the lexicon
 phone_lm_opts=""    # more train-phone-lm options, e.g. "--eval /more/data/dir"
+rnn_decoder=true    # stage 9: the RNN phone-sequence decoder (false: skip it)
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage timit nj device ngpu feat_kind conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts out"
+option_names="stage stop_stage timit nj device ngpu feat_kind conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts rnn_decoder out"
 usage="Usage: $0 --timit /path/to/TIMIT [--stage N] [--stop-stage M] [--device auto|cpu|cuda] [--ngpu N]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"1000 2000\"] [--cd-init true]
   [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 20000] [--lm-opts \"--lm my.arpa\"]
-  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--out dir]"
+  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--out dir]"
 
 . "$root/recipes/utils/parse_options.sh"
 . "$root/recipes/utils/stages.sh"

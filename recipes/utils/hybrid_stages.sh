@@ -5,6 +5,7 @@
 #   nj lm_sentences vocab_size lm_opts (extra prepare-lang options, e.g. "--lm my.arpa")
 #   phone_lm_conf (stage 9: the phone LM's settings; phone_lm_opts: more train-phone-lm options)
 #   phone_lm_text (true: the phone LM also reads the word LM's text expanded through the lexicon)
+#   rnn_decoder (false: skip stage 9)
 # where $data holds train/ dev/ test/ data dirs with phone segmentations, and
 # optionally more test sets (test_unseen/: voices never heard in training),
 # which are scored with the settings tuned on dev, like test.
@@ -177,7 +178,7 @@ decode_rnn_system() {
   done
 }
 
-if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
+if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ] && [ "$rnn_decoder" = true ]; then
   log "Stage 9: the recurrent phone-sequence model; RNN phone-sequence decoding (PER), settings tuned on dev"
   SECONDS=0
   text_opts=()
