@@ -143,6 +143,38 @@ def test_test_set_is_decoded_with_the_scale_dev_chose(recipe):
     assert manifest["decode"]["graph_sha256"] == manifest["graph"]["sha256"]
 
 
+def test_rnn_phone_decoder_stage(recipe, tmp_path):
+    """Stage 9: the phone LM is trained (on the transcripts and the expanded word text) and
+    installed in each bundle; the RNN decoder's settings are the best of the dev sweep, test
+    reads them, and it beats the HMM with the phone bigram on dev (tiny corpus)."""
+    out, proc = recipe
+    exp = out / "exp/synth_tiny"
+    ppl = {Path(k).name: v["ppl"] for k, v in yaml.safe_load((exp / "phone_lm/phone_lm_ppl.yaml").read_text()).items()}
+    # measured (seed 0, CPU): dev 10.31, test 14.27, test_unseen 10.92 per phone
+    assert ppl["dev"] < 11.5 and ppl["test"] < 15.5 and ppl["test_unseen"] < 12.0, ppl
+    # measured: CI dev 41.28 / test 52.66 (HMM 47.16 / 55.23); CD 41.83 / 51.11 (HMM 45.50 / 53.52)
+    for name, dev_max, test_max in (("ci_lstm", 43.5, 55.0), (f"cd_lstm_{TINY_LEAVES}", 44.0, 53.5)):
+        model = exp / name
+        tuned = yaml.safe_load((model / "rnn_decode.yaml").read_text())
+        assert tuned["dev_per"] == min(r["per"] for r in tuned["sweep"]) and len(tuned["sweep"]) >= 10
+        dev = yaml.safe_load((model / "decode_rnn_dev/scores.yaml").read_text())
+        test = yaml.safe_load((model / "decode_rnn_test/scores.yaml").read_text())
+        hmm_dev = yaml.safe_load((model / "decode_dev/scores.yaml").read_text())
+        assert dev["decoder"] == test["decoder"] == "rnn"
+        assert (test["acwt"], test["lm_weight"], test["penalty"]) == \
+            tuple(tuned["settings"][k] for k in ("acwt", "lm_weight", "penalty"))
+        assert dev["per"] < dev_max and test["per"] < test_max, (name, dev, test)
+        assert dev["per"] < hmm_dev["per"] - 2.0, (name, dev, hmm_dev)
+        manifest = yaml.safe_load((model / "bundle.yaml").read_text())["components"]
+        assert manifest["rnn_decode"]["phone_lm_sha256"] == manifest["phone_lm"]["sha256"]
+        assert f"| {dev['per']:.2f} | {test['per']:.2f} |" in proc.stdout  # the results table's RNN columns
+    wav = next(iter((out / "data/synth_tiny/test/wav.scp").read_text().split("\n"))).split()[1]
+    shown = asr("transcribe", "--model", str(exp / "ci_lstm"), "--output", "phones", "--decoder", "rnn", wav)
+    assert shown.returncode == 0 and len(shown.stdout.split(":")[-1].split()) > 5, shown.stderr
+    words = asr("transcribe", "--model", str(exp / "ci_lstm"), "--decoder", "rnn", wav)
+    assert words.returncode == 1 and "use --output phones" in words.stderr
+
+
 def test_second_run_reuses_everything(recipe):
     out, _ = recipe
     proc = run_recipe(out)
@@ -153,6 +185,7 @@ def test_second_run_reuses_everything(recipe):
     assert f"tree {out}/exp/synth_tiny/tree_{TINY_LEAVES} is up to date, skipping" in proc.stderr
     assert "ci_lstm: dev decode is up to date, skipping" in proc.stderr
     assert f"cd_lstm_{TINY_LEAVES}: dev decode is up to date, skipping" in proc.stderr
+    assert "ci_lstm: dev RNN decode is up to date, skipping" in proc.stderr
     assert "features exist with the same config" in (out / "exp/synth_tiny/log/feats.log").read_text()
 
 

@@ -106,7 +106,7 @@ def test_every_recipe_conf_builds_and_runs_one_step():
     from asr.steps.train_am import read_train_conf
 
     root = Path(__file__).resolve().parents[1]
-    confs = sorted(root.glob("recipes/*/conf/*.yaml"))
+    confs = sorted(c for c in root.glob("recipes/*/conf/*.yaml") if not c.name.startswith("phone_lm"))
     assert len(confs) >= 11
     for conf in confs:
         opts, tcfg, aug = read_train_conf(conf)
@@ -116,6 +116,24 @@ def test_every_recipe_conf_builds_and_runs_one_step():
         logits.logsumexp(-1).mean().backward()
         assert logits.shape == (2, 30, 48), conf
         assert all(p.grad is not None for p in model.parameters()), conf
+
+
+def test_every_phone_lm_conf_builds_and_steps():
+    """Each phone LM YAML under recipes/*/conf/ is accepted and its network takes a step."""
+    import torch
+
+    from asr.nn.phone_lm import PhoneLm
+    from asr.steps.train_phone_lm import read_phone_lm_conf
+
+    confs = sorted(Path(__file__).resolve().parents[1].glob("recipes/*/conf/phone_lm*.yaml"))
+    assert len(confs) >= 3
+    for conf in confs:
+        lm = PhoneLm(read_phone_lm_conf(conf, ["sil", "a", "b"]))
+        logits, _ = lm(torch.randint(0, 4, (2, 5)))
+        logits.logsumexp(-1).mean().backward()
+        assert logits.shape == (2, 5, 4), conf
+    with pytest.raises(ModelError, match="bad phone LM config"):
+        read_phone_lm_conf(confs[0], ["sil"], hidden=0)
 
 
 def test_a_model_yaml_from_before_the_kind_setting_reads_as_lstm(tmp_path):
