@@ -222,7 +222,7 @@ def main() -> int:
     out = exp / "phone_decoders" / src.name
     bundle = out / "bundle"
     if not bundle.is_dir():  # a copy: the bench installs phone LMs and settings into it
-        shutil.copytree(src, bundle, ignore=shutil.ignore_patterns("decode*", "ali_*", "epoch-*.pt", "partial.pt"))
+        shutil.copytree(src, bundle, ignore=shutil.ignore_patterns("decode_*", "ali_*", "epoch-*.pt", "partial.pt"))
     device = resolve_device(args.device)
     lm_dirs = train_lms(out.parent, data, device)
     model = HybridModel.load(bundle, device)
