@@ -18,33 +18,9 @@ from asr.hmm.transitions import Transitions
 from asr.lang.graph import alignment_graph
 from asr.nn.phone_lm import BOUNDARY, PhoneLm, PhoneLmConfig, encode, load_phone_lm, perplexity, train_phone_lm
 
-PHONES = ["sil", "a", "b", "c", "d"]
-ID = {p: i + 1 for i, p in enumerate(PHONES)}
-S = 3
+from test_context import ID, PHONES, S, toy_tree  # noqa: E402  (the toy phones and triphone tree)
+
 CPU = torch.device("cpu")
-
-
-def toy_tree() -> ContextDependency:
-    """Triphones of PHONES: every state of a..d asks "left in {a, b}?" then "right in {c, d}?";
-    sil stays CI (the tree of tests/test_context.py)."""
-    from asr.hmm.context import Split
-    from asr.hmm.topology import CI_TOPOLOGY
-
-    nodes: list = []
-    roots, pdf = [], 0
-    for k in range(len(PHONES)):
-        states = []
-        for _ in range(S):
-            base = len(nodes)
-            if k == 0:
-                nodes.append(pdf)
-                pdf += 1
-            else:
-                nodes += [Split(-1, 0, base + 1, base + 4), Split(+1, 1, base + 2, base + 3), pdf, pdf + 1, pdf + 2]
-                pdf += 3
-            states.append(base)
-        roots.append(states)
-    return ContextDependency(PHONES, CI_TOPOLOGY, 3, 1, [[2, 3], [4, 5]], nodes, roots, ["sil"])
 
 
 def markov_sentences(after_a: str, n: int, seed: int) -> list[list[str]]:
