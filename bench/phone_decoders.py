@@ -30,6 +30,7 @@ import logging
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ from asr.decode.rnn_decode import install_phone_lm, rnn_decoder, tuned_settings 
 from asr.decode.wfst import WfstDecoder  # noqa: E402
 from asr.lang.graph import alignment_graph, load_graph, make_decoding_graph  # noqa: E402
 from asr.lang.word_lm import lm_report  # noqa: E402
-from asr.nn.phone_lm import load_phone_lm, perplexity  # noqa: E402
+from asr.nn.phone_lm import load_phone_lm, perplexity, sentence_logprobs  # noqa: E402
 from asr.nn.train import resolve_device  # noqa: E402
 from asr.score.per import score_phones  # noqa: E402
 from asr.steps.decode import ACWT_GRID, decode_with, set_features, set_posteriors, tune_rnn  # noqa: E402
@@ -141,14 +142,18 @@ def search_errors(model: HybridModel, data: EvalSet, lm) -> tuple[int, int]:
     for utt, post in data.post.items():
         scores = scaled_loglikes(post, model.log_priors, settings.acwt)
         found = decoder.decode(scores, utt)
-        ref = decoder.decode(scores, utt, constrain=[ids[p] for p in data.refs[utt]])
-        errors += ref.reached_final and ref.score > found.score + 1e-6
+        phones = [ids[p] for p in data.refs[utt]]
+        ref = decoder.decode(scores, utt, constrain=phones)  # its score leaves the LM and penalty out
+        ref_total = ref.score + settings.lm_weight * sentence_logprobs(lm, [phones], model.device)[0] \
+            - settings.penalty * len(phones)
+        errors += ref.reached_final and ref_total > found.score + 1e-6
     return errors, len(data.post)
 
 
-def alignment_agreement(model: HybridModel, data: EvalSet, lm) -> float:
-    """% of frames where the constrained RNN search and the HMM's Viterbi alignment give the same pdf."""
-    settings = tuned_settings(model)
+def alignment_agreement(model: HybridModel, data: EvalSet, lm, beam: float = 50.0) -> float:
+    """% of frames where the constrained RNN search and the HMM's Viterbi alignment give the same
+    pdf, both with ``beam`` (the WFST's is 50)."""
+    settings = replace(tuned_settings(model), beam=beam, max_active=100000)
     decoder = rnn_decoder(model, settings, lm)
     ids = {p: i + 1 for i, p in enumerate(model.phones)}
     same = total = 0

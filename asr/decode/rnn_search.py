@@ -244,7 +244,8 @@ class RnnPhoneDecoder:
     # ------------------------------------------------------------ one utterance
     def decode(self, scores: np.ndarray, utt: str = "", constrain: list[int] | None = None) -> SearchResult:
         """The best path through ``scores`` (T, num_pdfs): acwt · (log posterior − log prior).
-        ``constrain``: the phone ids the path must read, in order (an alignment).
+        ``constrain``: the phone ids the path must read, in order (an alignment); the path's
+        score then leaves out the LM and the penalty, which are the same for every such path.
 
         Raises:
             ModelError: scores of the wrong shape or not finite. GraphError: the utterance
@@ -254,6 +255,10 @@ class RnnPhoneDecoder:
         if constrain is not None and len(constrain) * self.num_states > len(scores):
             raise GraphError(f"utterance {utt}: {len(scores)} frames cannot hold the "
                              f"{len(constrain)} phones of its transcript ({self.num_states} frames each)")
+        # Constrained, the LM and the penalty add the same to every complete path, but not to
+        # every partial one: they would only bias the pruning against the paths that advance.
+        self._lm_weight, self._penalty = (0.0, 0.0) if constrain is not None else \
+            (self.config.lm_weight, self.config.penalty)
         with one_thread():
             return self._search(scores, constrain)
 
@@ -288,12 +293,11 @@ class RnnPhoneDecoder:
         if not self.commit:
             return _Hyps(root, np.full(1, self.num_states - 1), root.copy(), np.zeros(1), np.full(1, -1))
         firsts = np.arange(1, self.num_phones + 1)
-        lm = trie.lm_rows(root)[0, firsts]
+        score = self._lm_weight * trie.lm_rows(root)[0, firsts]
         if ref is not None:
-            lm = np.where(firsts == ref[0], lm, -np.inf)
+            score = np.where(firsts == ref[0], score, -np.inf)
         n = len(firsts)
-        return _Hyps(np.zeros(n, np.int64), np.full(n, self.num_states - 1), firsts,
-                     self.config.lm_weight * lm, np.full(n, -1))
+        return _Hyps(np.zeros(n, np.int64), np.full(n, self.num_states - 1), firsts, score, np.full(n, -1))
 
     def _expand(self, hyps: _Hyps, trie: PhoneTrie, ref: np.ndarray | None) -> _Hyps:
         """Every successor of every hypothesis: its self-loop, its next state, and (from a
@@ -313,7 +317,7 @@ class RnnPhoneDecoder:
         """The hypotheses that enter a phone from ``exits`` (each at its phone's last state, or
         the root): CI, one per next phone v (LM: P(v | phones)); committed, the phone its right
         context names, with one per new right context v (LM: P(v | phones + that phone))."""
-        n, cfg = len(exits.score), self.config
+        n = len(exits.score)
         if n == 0:
             return exits
         if self.commit:
@@ -323,11 +327,11 @@ class RnnPhoneDecoder:
             lm_nodes = exits.node
             choices = np.arange(1, self.num_phones + 1)  # the phone entered
         lm = trie.lm_rows(lm_nodes)[:, choices]  # (n, V)
+        score = exits.score[:, None] + self._lm_weight * lm - self._penalty  # (n, V)
         if ref is not None:  # the choice must be the next phone of the transcript (or its end)
             depth = trie.depth[lm_nodes]
             want = ref[np.minimum(depth, len(ref) - 1)]
-            lm = np.where((choices[None, :] == want[:, None]) & (depth < len(ref))[:, None], lm, -np.inf)
-        score = exits.score[:, None] + cfg.lm_weight * lm - cfg.penalty  # (n, V)
+            score = np.where((choices[None, :] == want[:, None]) & (depth < len(ref))[:, None], score, -np.inf)
         v = len(choices)
         if self.commit:
             node, right = np.repeat(lm_nodes, v), np.tile(choices, n)
@@ -375,11 +379,11 @@ class RnnPhoneDecoder:
         failing that, the best of all."""
         last = history[-1]
         ends_phone = last.state == self.num_states - 1
-        end = last.score + self.config.lm_weight * trie.lm_rows(last.node)[:, BOUNDARY]
+        end = last.score + self._lm_weight * trie.lm_rows(last.node)[:, BOUNDARY]
         if self.commit:  # </s> was scored on entering the last phone; else the right context was
             rows = trie.lm_rows(last.node)
             end = np.where(last.right == BOUNDARY, last.score,
-                           end - self.config.lm_weight * rows[np.arange(len(rows)), last.right])
+                           end - self._lm_weight * rows[np.arange(len(rows)), last.right])
         final = ends_phone & (last.right == BOUNDARY) if self.commit else ends_phone.copy()
         if ref is not None:
             final &= trie.depth[last.node] == len(ref) - 1
