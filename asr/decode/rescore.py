@@ -16,7 +16,7 @@ is the HMM's best path.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -71,7 +71,8 @@ def rescore(lists: dict[str, NBest], lm_weight: float, penalty: float) -> dict[s
     return {u: nb.best(lm_weight, penalty) for u, nb in lists.items()}
 
 
-def tune_rescoring(lists: dict[str, NBest], per_of: "callable", lm_weights: Sequence[float],
+def tune_rescoring(lists: dict[str, NBest], per_of: Callable[[dict[str, list[int]]], float],
+                   lm_weights: Sequence[float],
                    penalties: Sequence[float]) -> tuple[float, float, dict[tuple[float, float], float]]:
     """The (lm_weight, penalty) of the grid with the lowest ``per_of(hyps)`` (on dev), and every PER."""
     grid = {(w, p): per_of(rescore(lists, w, p)) for w in lm_weights for p in penalties}

@@ -275,10 +275,10 @@ class RnnPhoneDecoder:
             cands.score = cands.score + scores[t, self._pdfs(cands, trie)]
             hyps = self._prune(cands, trie)
             history.append(hyps)
-        return self._best(history, trie, ref, scores)
+        return self._best(history, trie, ref)
 
     def _check(self, scores: np.ndarray, utt: str) -> np.ndarray:
-        num_pdfs = int(self.pdf_of.max()) + 1
+        num_pdfs = self.ctx.num_pdfs
         scores = np.asarray(scores)
         if scores.ndim != 2 or scores.shape[1] != num_pdfs or len(scores) == 0:
             raise ModelError(f"utterance {utt}: scores of shape {scores.shape}, expected (T > 0, {num_pdfs})")
@@ -371,17 +371,16 @@ class RnnPhoneDecoder:
         first = order[np.concatenate([[True], key[order][1:] != key[order][:-1]])]
         return hyps.take(first)
 
-    def _best(self, history: list[_Hyps], trie: PhoneTrie, ref: np.ndarray | None,
-              scores: np.ndarray) -> SearchResult:
+    def _best(self, history: list[_Hyps], trie: PhoneTrie, ref: np.ndarray | None) -> SearchResult:
         """Trace back from the best hypothesis that ends the utterance. When none survived
         (``reached_final`` False): the best one in a phone's last state, its committed right
         context's LM score swapped for ``</s>``'s (its last phone was read in that context);
         failing that, the best of all."""
         last = history[-1]
         ends_phone = last.state == self.num_states - 1
-        end = last.score + self._lm_weight * trie.lm_rows(last.node)[:, BOUNDARY]
+        rows = trie.lm_rows(last.node)
+        end = last.score + self._lm_weight * rows[:, BOUNDARY]
         if self.commit:  # </s> was scored on entering the last phone; else the right context was
-            rows = trie.lm_rows(last.node)
             end = np.where(last.right == BOUNDARY, last.score,
                            end - self._lm_weight * rows[np.arange(len(rows)), last.right])
         final = ends_phone & (last.right == BOUNDARY) if self.commit else ends_phone.copy()
@@ -402,7 +401,7 @@ class RnnPhoneDecoder:
             h = history[t]
             nodes[t], states[t] = h.node[i], h.state[i]
             i = int(h.back[i])
-        entries = np.concatenate([[True], (nodes[1:] != nodes[:-1]) | (states[1:] < states[:-1])])
+        entries = np.concatenate([[True], nodes[1:] != nodes[:-1]])  # every entered phone is a new node
         right = np.zeros(len(nodes), np.int64)  # each frame's right context: its phone's successor
         seq = trie.sequence(int(nodes[-1]))
         phone_of, parent, depth = trie.phone, trie.parent, trie.depth[nodes]

@@ -18,6 +18,7 @@ import torch
 import yaml
 from torch import nn
 
+from asr.errors import ModelError
 from asr.io import atomic_write_text, dataclass_defaults, load_yaml_config
 
 
@@ -233,6 +234,16 @@ AcousticModel = LstmAcousticModel | DnnAcousticModel
 def build_model(cfg: ModelConfig) -> AcousticModel:
     """The network of ``cfg.kind``."""
     return DnnAcousticModel(cfg) if cfg.kind == "dnn" else LstmAcousticModel(cfg)
+
+
+def load_weights(net: nn.Module, weights: Path, device: torch.device, what: str) -> nn.Module:
+    """``net`` with the state dict of ``weights`` (a checkpoint's ``model``), on ``device``, in eval
+    mode; ModelError naming the file and ``what`` was loaded when it does not fit or cannot be read."""
+    try:
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["model"])
+    except (RuntimeError, KeyError, EOFError, OSError, ValueError) as exc:
+        raise ModelError(f"{weights}: cannot load {what} ({exc})") from None
+    return net.to(device).eval()
 
 
 def count_parameters(model: nn.Module) -> int:

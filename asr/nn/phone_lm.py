@@ -289,9 +289,6 @@ def load_phone_lm(model_dir: Path, device: torch.device, phones: Sequence[str] |
     if phones is not None and list(cfg.phones) != list(phones):
         raise ModelError(f"{cfg_path}: the phone LM's {len(cfg.phones)} phones differ from the "
                          f"acoustic model's {len(phones)}")
-    model = PhoneLm(cfg)
-    try:
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["model"])
-    except (RuntimeError, KeyError, EOFError, OSError, ValueError) as exc:
-        raise ModelError(f"{weights}: cannot load the phone LM ({exc})") from None
-    return model.to(device).eval()
+    from asr.nn.model import load_weights
+
+    return load_weights(PhoneLm(cfg), weights, device, "the phone LM")

@@ -45,7 +45,8 @@ from asr.nn.curves import CURVE_PNG, plot_history
 from asr.nn.data import (IGNORE, Batch, FrameBatchSampler, PieceDataset, ResidentBatches, ResidentFrames,
                          StreamBatchSampler, collate)
 from asr.nn.distributed import Dist, current
-from asr.nn.model import AcousticModel, ModelConfig, State, StreamingModel, build_model, compile_network
+from asr.nn.model import (AcousticModel, ModelConfig, State, StreamingModel, build_model, compile_network,
+                          load_weights)
 
 log = logging.getLogger(__name__)
 
@@ -586,9 +587,4 @@ def load_model(exp_dir: Path, device: torch.device) -> AcousticModel:
     weights = exp_dir / "final.pt"
     if not weights.is_file():
         raise ModelError(f"{weights}: model weights not found (has training finished?)")
-    model = build_model(cfg)
-    try:
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["model"])
-    except (RuntimeError, KeyError, EOFError, OSError, ValueError) as exc:
-        raise ModelError(f"{weights}: cannot load weights for {exp_dir / 'model.yaml'} ({exc})") from None
-    return model.to(device).eval()
+    return load_weights(build_model(cfg), weights, device, f"weights for {exp_dir / 'model.yaml'}")

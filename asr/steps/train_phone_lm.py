@@ -95,13 +95,13 @@ def train_phone_lm_stage(train_dir: Path, dev_dir: Path, out_dir: Path, phones_t
     train = list(phone_sentences(train_dir, phones).values())
     if cfg.extra_text:
         train += expanded_sentences(Path(cfg.extra_text), Path(cfg.lexicon), phones)
-    dev = list(phone_sentences(dev_dir, phones).values())
+    evals = {d: list(phone_sentences(d, phones).values()) for d in (dev_dir, *eval_dirs)}
+    dev = evals[dev_dir]
     log.info("phone LM: %d training utterances (%d phones), %d dev", len(train), sum(map(len, train)), len(dev))
     train_phone_lm(out_dir, train, dev, cfg, device)
     model = load_phone_lm(out_dir, device, phones)
     report = {}
-    for d in (dev_dir, *eval_dirs):
-        sents = list(phone_sentences(d, phones).values())
+    for d, sents in evals.items():
         report[str(d)] = {"utterances": len(sents), "tokens": sum(len(s) + 1 for s in sents),
                           "ppl": round(perplexity(model, sents, device), 3)}
         log.info("phone LM perplexity on %s: %.3f", d, report[str(d)]["ppl"])
