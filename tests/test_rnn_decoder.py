@@ -220,3 +220,19 @@ def test_bad_scores_and_phone_sets_are_refused(lms):
         dec.decode(np.full((5, ctx.num_pdfs), np.nan, np.float32), "u1")
     with pytest.raises(ModelError, match="phones differ"):
         RnnPhoneDecoder(ContextDependency.ci(PHONES + ["e"]), lms["b"][0], CPU)
+
+
+def test_bad_phone_lm_input_is_named(tmp_path):
+    """An unknown phone names where it is; no dev utterances, or a word text without a
+    lexicon, is refused before any training."""
+    from asr.errors import DataError
+    from asr.steps.train_phone_lm import train_phone_lm_stage
+
+    with pytest.raises(DataError, match=r"data/train: utterance u1: phone 'zz' is not one of the model's 5"):
+        encode(PHONES, ["sil", "zz"], "data/train: utterance u1")
+    cfg = PhoneLmConfig(phones=tuple(PHONES), epochs=1)
+    with pytest.raises(DataError, match="needs training and dev utterances"):
+        train_phone_lm(tmp_path / "lm", [encode(PHONES, ["a"], "x")], [], cfg, CPU)
+    with pytest.raises(ModelError, match="go together"):
+        train_phone_lm_stage(tmp_path, tmp_path, tmp_path / "lm", tmp_path / "phones.txt", None, CPU,
+                             extra_text=tmp_path / "words.txt")
