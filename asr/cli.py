@@ -18,6 +18,47 @@ class UsageError(AsrError):
 log = logging.getLogger("asr")
 
 
+class _OldSpelling(argparse.Action):
+    """A deprecated option string: stores into the new option's destination and records
+    ``{old: new}`` in ``namespace.renamed`` (each old spelling once)."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        renamed = dict(getattr(namespace, "renamed", None) or {})
+        renamed[option_string] = self.new
+        namespace.renamed = renamed
+
+
+def _old_spelling(parser: argparse.ArgumentParser, old: str, new: str, flag: bool = False, **kwargs) -> None:
+    """Accept ``old`` as a deprecated spelling of ``new`` (already added to ``parser``):
+    same destination, type and nargs (``flag``: a store_true option); hidden from --help."""
+    target = next(a for a in parser._actions if new in a.option_strings)
+    if flag:
+        kwargs.update(nargs=0, const=True)
+    else:
+        kwargs.setdefault("type", target.type)
+        kwargs.setdefault("nargs", target.nargs)
+    parser.add_argument(old, action=_OldSpelling, new=new, dest=target.dest, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS, **kwargs)
+
+
+def _refuse(args: argparse.Namespace, names: tuple[str, ...], when: str, why: str) -> None:
+    """UsageError when an option of ``names`` (dests) was given (not None, False or []):
+    it would do nothing ``when`` (the mode chosen), because ``why``."""
+    given = [n for n in names if getattr(args, n, None) not in (None, False, [])]
+    if given:
+        raise UsageError(f"--{given[0].replace('_', '-')} does nothing {when}: {why}")
+
+
+def _default(value, default):
+    """``value``, or ``default`` when the option was not given (None)."""
+    return default if value is None else value
+
+
 def _setup_logging(verbose: bool, log_file: Path | None) -> None:
     """Console at INFO (DEBUG with --verbose); the log file, when given, always at
     DEBUG, so tracebacks of failures logged at debug level are kept there."""
@@ -41,7 +82,7 @@ def cmd_synth_corpus(args: argparse.Namespace) -> int:
     from asr.corpus.synth import generate_corpus
 
     unseen = [v for v in args.unseen_voices.replace(",", " ").split() if v]
-    generate_corpus(args.out_dir, size=args.size, seed=args.seed, num_jobs=args.num_jobs, unseen_voices=unseen)
+    generate_corpus(args.out_dir, size=args.size, seed=args.seed, num_jobs=args.nj, unseen_voices=unseen)
     return 0
 
 
@@ -75,9 +116,13 @@ def cmd_make_feats(args: argparse.Namespace) -> int:
     from asr.features.extract import FeatureConfig
     from asr.features.storage import make_features
 
+    if args.kind == "fbank":
+        _refuse(args, ("num_ceps",), "with --kind fbank", "cepstra are MFCC's (--kind mfcc)")
+    defaults = FeatureConfig()
     try:
-        cfg = FeatureConfig(kind=args.kind, num_mel_bins=args.num_mel_bins, num_ceps=args.num_ceps,
-                            cmvn=args.cmvn, energy=args.energy, pitch=args.pitch)
+        cfg = FeatureConfig(kind=args.kind, num_mel_bins=args.num_mel_bins,
+                            num_ceps=_default(args.num_ceps, defaults.num_ceps),
+                            cmvn=_default(args.cmvn, defaults.cmvn), energy=args.energy, pitch=args.pitch)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     for data_dir in args.data_dirs:
@@ -151,13 +196,17 @@ def cmd_align(args: argparse.Namespace) -> int:
     from asr.steps.align import align_set
 
     model = HybridModel.load(args.model_dir, resolve_device(args.device))
-    align_set(model, args.data_dir, args.ali_dir, acwt=args.acwt)
+    align_set(model, args.data_dir, args.ali_dir, acwt=args.acoustic_scale)
     return 0
 
 
 def cmd_show_alignment(args: argparse.Namespace) -> int:
     from asr.hmm.alignment import format_alignment, format_ctm, read_alignments, write_textgrids
 
+    if args.textgrid:
+        _refuse(args, ("ctm", "frames"), "with --textgrid", "that writes TextGrid files only; give one output at a time")
+    if args.ctm:
+        _refuse(args, ("frames",), "with --ctm", "CTM lines are per phone; frame lines are the plain listing's")
     aset = read_alignments(args.ali_dir)
     exporting = args.ctm or args.textgrid
     utts = args.utts or (sorted(aset.alignments) if exporting else sorted(aset.alignments)[:1])
@@ -189,30 +238,69 @@ def cmd_show_tree(args: argparse.Namespace) -> int:
     return 0
 
 
+#: decode's defaults of the options whose absence is checked (None: not given).
+DECODE_BEAM, RNN_BEAM, RNN_MAX_HYPS = 13.0, 12.0, 2000
+
+
+def check_decode_options(args: argparse.Namespace) -> None:
+    """UsageError for decode options that would do nothing with the decoder and mode chosen."""
+    if args.decoder == "rnn":
+        _refuse(args, ("beam",), "with --decoder rnn",
+                "it is the WFST (HMM) search's beam; the RNN search's is --rnn-beam (with --tune)")
+        if not args.tune:
+            _refuse(args, ("rnn_beam", "rnn_max_hyps"), "without --tune",
+                    "the RNN search's settings are chosen with --tune (on dev) and stored; "
+                    "without --tune the stored ones (rnn_decode.yaml) are used")
+    else:
+        _refuse(args, ("phone_lm", "rnn_beam", "rnn_max_hyps"), f"with --decoder {args.decoder}",
+                "it is an RNN decoder option (give --decoder rnn)")
+
+
+def graph_file(path: Path) -> Path:
+    """The phone graph of ``--graph-dir``: ``path/HCG.fst`` for a directory, else ``path`` itself."""
+    from asr.lang.graph import GRAPH_FST
+
+    return path / GRAPH_FST if path.is_dir() else path
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     from asr.decode.hybrid import HybridModel, install_graph
     from asr.nn.train import resolve_device
     from asr.steps.decode import decode_and_score, tune_acwt
 
+    check_decode_options(args)
     model = HybridModel.load(args.model_dir, resolve_device(args.device))
-    if args.graph:
-        install_graph(model, args.graph)
+    if args.graph_dir:
+        install_graph(model, graph_file(args.graph_dir))
     if args.phone_lm:
-        if args.decoder != "rnn":
-            raise UsageError("--phone-lm is the RNN decoder's (--decoder rnn)")
         from asr.decode.rnn_decode import install_phone_lm
 
         install_phone_lm(model, args.phone_lm)
-    if args.tune_acwt and args.decoder == "rnn":
+    beam = _default(args.beam, DECODE_BEAM)
+    if args.tune and args.decoder == "rnn":
         from asr.decode.rnn_decode import RnnSettings
         from asr.steps.decode import tune_rnn
 
         tune_rnn(model, args.data_dir, args.out_dir,
-                 start=RnnSettings(acwt=model.acwt, beam=args.rnn_beam, max_active=args.max_active))
-    elif args.tune_acwt:
-        tune_acwt(model, args.data_dir, args.out_dir, beam=args.beam)
-    decode_and_score(model, args.data_dir, args.out_dir, beam=args.beam, decoder=args.decoder)
+                 start=RnnSettings(acwt=model.acwt, beam=_default(args.rnn_beam, RNN_BEAM),
+                                   max_active=_default(args.rnn_max_hyps, RNN_MAX_HYPS)))
+    elif args.tune:
+        tune_acwt(model, args.data_dir, args.out_dir, beam=beam)
+    decode_and_score(model, args.data_dir, args.out_dir, beam=beam, decoder=args.decoder)
     return 0
+
+
+def transcribe_paths(args: argparse.Namespace) -> tuple[Path, list[Path]]:
+    """(model dir, audio files) of transcribe: the first positional path is the model dir,
+    unless the old ``--model DIR`` gave it."""
+    paths = [p for p in [args.model_dir, *args.files] if p is not None]
+    if args.model is not None:
+        model_dir, files = args.model, paths
+    else:
+        model_dir, files = (paths[0], paths[1:]) if paths else (None, [])
+    if model_dir is None or not files:
+        raise UsageError("transcribe MODEL_DIR FILE...: give the model dir and at least one audio file")
+    return model_dir, files
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
@@ -220,10 +308,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.decode.transcribe import transcribe_files
     from asr.nn.train import resolve_device
 
-    model = HybridModel.load(args.model, resolve_device(args.device))
-    failed = transcribe_files(model, args.files, fmt=args.format, output=args.output, decoder=args.decoder)
+    model_dir, files = transcribe_paths(args)
+    model = HybridModel.load(model_dir, resolve_device(args.device))
+    failed = transcribe_files(model, files, fmt=args.format, output=args.output, decoder=args.decoder)
     if failed:
-        log.error("%d of %d files could not be decoded", failed, len(args.files))
+        log.error("%d of %d files could not be decoded", failed, len(files))
     return 1 if failed else 0
 
 
@@ -268,21 +357,37 @@ def cmd_device(args: argparse.Namespace) -> int:
     return 0
 
 
+#: prepare-lang's word LM training options (None: not given) and their defaults.
+WORD_LM_DEFAULTS = {"vocab_size": 20000, "lm_sentences": 20000, "order": 3, "prune": 1e-7, "seed": 0,
+                    "nj": 1, "exclude": []}
+WORD_LM_OPTIONS = tuple(WORD_LM_DEFAULTS)
+
+
+def eval_text(path: Path) -> tuple[str, Path]:
+    """(name, text file) of a prepare-lang ``--eval`` set: a data dir (its ``text``, named
+    for the dir) or a text file (named for the dir holding it)."""
+    if path.is_dir():
+        return path.name, path / "text"
+    return path.parent.name or str(path), path
+
+
 def cmd_prepare_lang(args: argparse.Namespace) -> int:
     from asr.lang.lang_dir import prepare_lang
     from asr.lang.phones import PHONES48
     from asr.lang.word_lm import format_lm_report, lm_report, make_word_lm
 
     if args.lm is not None:
+        _refuse(args, WORD_LM_OPTIONS, "with --lm", "it sets how the word LM is trained, and --lm gives a ready one")
         arpa = args.lm
     else:
-        arpa = make_word_lm(args.lang_dir, args.train_dir / "text", args.exclude,
-                            num_sentences=args.lm_sentences, vocab_size=args.vocab_size,
-                            order=args.order, prune=args.prune, seed=args.seed, num_jobs=args.num_jobs)
+        opts = {k: _default(getattr(args, k), v) for k, v in WORD_LM_DEFAULTS.items()}
+        arpa = make_word_lm(args.lang_dir, args.train_dir / "text", opts["exclude"],
+                            num_sentences=opts["lm_sentences"], vocab_size=opts["vocab_size"],
+                            order=opts["order"], prune=opts["prune"], seed=opts["seed"], num_jobs=opts["nj"])
     prepare_lang(args.lang_dir, arpa, list(PHONES48), source=args.lexicon_source,
                  user_lexicon=args.lexicon, sil_prob=args.sil_prob)
-    if args.report:
-        report = format_lm_report(lm_report(arpa, {Path(t).parent.name or str(t): Path(t) for t in args.report}))
+    if args.eval:
+        report = format_lm_report(lm_report(arpa, dict(eval_text(Path(t)) for t in args.eval)))
         atomic_write_text(args.lang_dir / "lm_report.txt", report + "\n")
         print(report)
     return 0
@@ -316,24 +421,26 @@ def cmd_decode_words(args: argparse.Namespace) -> int:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="asr", description="Hybrid LSTM-HMM speech recognition toolkit")
+    p = argparse.ArgumentParser(prog="asr", description="Hybrid LSTM-HMM speech recognition toolkit",
+                                allow_abbrev=False)
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--log-file", type=Path, help="also write the log here")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("synth-corpus", help="generate a synthetic TIMIT-style corpus with flite")
+    s = sub.add_parser("synth-corpus", allow_abbrev=False, help="generate a synthetic TIMIT-style corpus with flite")
     s.add_argument("out_dir", type=Path)
     s.add_argument("--size", default="medium", choices=["tiny", "small", "medium", "timit"],
                    help="speakers in train/dev/test/test_unseen: tiny 8/2/2/2, small 48/8/8/8, "
                         "medium 144/8/8/8 (make demo), timit 462/50/24/24; 8 utterances each")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--num-jobs", type=int, default=2)
+    s.add_argument("--nj", type=int, default=2, help="synthesis processes")
+    _old_spelling(s, "--num-jobs", "--nj")
     s.add_argument("--unseen-voices", default="awb",
                    help="flite voices held out of train/dev/test, speaking only the test_unseen "
                         "set (comma-separated; '' for none)")
     s.set_defaults(func=cmd_synth_corpus)
 
-    s = sub.add_parser("prepare-timit", help="TIMIT tree → Kaldi data dirs train/dev/test")
+    s = sub.add_parser("prepare-timit", allow_abbrev=False, help="TIMIT tree → Kaldi data dirs train/dev/test")
     s.add_argument("timit_dir", type=Path)
     s.add_argument("out_dir", type=Path)
     s.add_argument("--dev-spk", type=Path, required=True, help="dev speaker list")
@@ -343,14 +450,14 @@ def get_parser() -> argparse.ArgumentParser:
                    help="another test set of TEST speakers, e.g. test_unseen=corpus/test_unseen_spk.list")
     s.set_defaults(func=cmd_prepare_timit)
 
-    s = sub.add_parser("subset-data", help="a data dir of some of another's speakers (features included)")
+    s = sub.add_parser("subset-data", allow_abbrev=False, help="a data dir of some of another's speakers (features included)")
     s.add_argument("src_dir", type=Path)
     s.add_argument("dst_dir", type=Path)
     s.add_argument("--speakers", type=Path, required=True, help="speaker list, one id a line")
     s.add_argument("--first", type=int, help="only the list's first N speakers")
     s.set_defaults(func=cmd_subset_data)
 
-    s = sub.add_parser("make-feats", help="features + CMVN statistics for data dirs")
+    s = sub.add_parser("make-feats", allow_abbrev=False, help="features + CMVN statistics for data dirs")
     s.add_argument("feat_dir", type=Path, help="where the ark files go")
     s.add_argument("data_dirs", type=Path, nargs="+")
     s.add_argument("--kind", default="fbank", choices=["fbank", "mfcc"])
@@ -358,13 +465,14 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--pitch", action="store_true", help="add pitch: voicing strength, log F0 and "
                    "its delta (Praat's tracker)")
     s.add_argument("--num-mel-bins", type=int, default=40)
-    s.add_argument("--num-ceps", type=int, default=13)
-    s.add_argument("--cmvn", default="speech", choices=["speech", "speaker"],
+    s.add_argument("--num-ceps", type=int, help="MFCC only (default 13)")
+    s.add_argument("--cmvn", choices=["speech", "speaker"],
                    help="CMVN statistics per utterance over its speech frames (Silero VAD), "
-                        "or per speaker over all frames")
+                        "or per speaker over all frames (default: FeatureConfig's, speaker; "
+                        "the recipes give speech)")
     s.set_defaults(func=cmd_make_feats)
 
-    s = sub.add_parser("make-graph", help="phone n-gram LM and the decoding graph H∘C∘G")
+    s = sub.add_parser("make-graph", allow_abbrev=False, help="phone n-gram LM and the decoding graph H∘C∘G")
     s.add_argument("train_dir", type=Path, help="data dir whose phone_text trains the LM")
     s.add_argument("lang_dir", type=Path, help="where phones.txt, lm.arpa and G.fst go")
     s.add_argument("--order", type=int, default=2)
@@ -372,32 +480,34 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--graph-dir", type=Path, help="where HCG.fst goes (default: lang_dir)")
     s.set_defaults(func=cmd_make_graph)
 
-    s = sub.add_parser("prepare-lang", help="word LM, lexicon, L and G (the word lang dir)")
+    s = sub.add_parser("prepare-lang", allow_abbrev=False, help="word LM, lexicon, L and G (the word lang dir)")
     s.add_argument("train_dir", type=Path, help="data dir whose text joins the LM training text")
     s.add_argument("lang_dir", type=Path)
     s.add_argument("--lm", type=Path, help="use this ARPA LM instead of training one")
-    s.add_argument("--exclude", type=Path, nargs="*", default=[],
+    s.add_argument("--exclude", type=Path, nargs="*",
                    help="Kaldi text files (dev, test) whose sentences never enter the LM text")
-    s.add_argument("--report", type=Path, nargs="*", default=[],
-                   help="Kaldi text files to report OOV rate and perplexity on")
-    s.add_argument("--vocab-size", type=int, default=20000)
-    s.add_argument("--lm-sentences", type=int, default=20000, help="sentences sampled for the LM text")
-    s.add_argument("--order", type=int, default=3)
-    s.add_argument("--prune", type=float, default=1e-7, help="kaldingram pruning threshold (0: none)")
+    s.add_argument("--eval", type=Path, nargs="*", default=[],
+                   help="data dirs (their text) or Kaldi text files to report OOV rate and perplexity on")
+    s.add_argument("--vocab-size", type=int, help="words of the LM (default 20000)")
+    s.add_argument("--lm-sentences", type=int, help="sentences sampled for the LM text (default 20000)")
+    s.add_argument("--order", type=int, help="LM order (default 3)")
+    s.add_argument("--prune", type=float, help="kaldingram pruning threshold (0: none; default 1e-7)")
     s.add_argument("--lexicon", type=Path, help="your pronunciations, CMUdict format (they come first)")
     s.add_argument("--lexicon-source", default="cmudict", choices=["cmudict", "flite"])
     s.add_argument("--sil-prob", type=float, default=0.5, help="optional silence between words")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--num-jobs", type=int, default=1)
+    s.add_argument("--seed", type=int, help="LM text sampling seed (default 0)")
+    s.add_argument("--nj", type=int, help="LM text processes (default 1)")
+    _old_spelling(s, "--num-jobs", "--nj")
+    _old_spelling(s, "--report", "--eval")
     s.set_defaults(func=cmd_prepare_lang)
 
-    s = sub.add_parser("make-word-graph", help="the word decoding graph HCLG for a model's tree")
+    s = sub.add_parser("make-word-graph", allow_abbrev=False, help="the word decoding graph HCLG for a model's tree")
     s.add_argument("lang_dir", type=Path, help="a dir made by prepare-lang")
     s.add_argument("graph_dir", type=Path, help="where HCLG.fst and its tables go")
     s.add_argument("--tree", type=Path, help="tree.json (or a model dir) of a CD model; default CI")
     s.set_defaults(func=cmd_make_word_graph)
 
-    s = sub.add_parser("train", aliases=["train-ci"],
+    s = sub.add_parser("train", allow_abbrev=False, aliases=["train-ci"],
                        help="train an LSTM acoustic model (CI, or CD with --tree)")
     s.add_argument("train_dir", type=Path)
     s.add_argument("dev_dir", type=Path)
@@ -414,7 +524,7 @@ def get_parser() -> argparse.ArgumentParser:
                    "machine, started with torchrun: one per GPU on CUDA, gloo processes on the CPU")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("train-phone-lm", help="train the recurrent phone-sequence model (the RNN decoder's LM)")
+    s = sub.add_parser("train-phone-lm", allow_abbrev=False, help="train the recurrent phone-sequence model (the RNN decoder's LM)")
     s.add_argument("train_dir", type=Path)
     s.add_argument("dev_dir", type=Path)
     s.add_argument("out_dir", type=Path)
@@ -427,15 +537,16 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_train_phone_lm)
 
-    s = sub.add_parser("align", help="Viterbi realignment of a data set within its phone transcripts")
+    s = sub.add_parser("align", allow_abbrev=False, help="Viterbi realignment of a data set within its phone transcripts")
     s.add_argument("model_dir", type=Path)
     s.add_argument("data_dir", type=Path)
     s.add_argument("ali_dir", type=Path)
-    s.add_argument("--acwt", type=float, default=1.0, help="acoustic scale (default 1)")
+    s.add_argument("--acoustic-scale", type=float, default=1.0, help="acoustic scale (default 1)")
+    _old_spelling(s, "--acwt", "--acoustic-scale")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_align)
 
-    s = sub.add_parser("show-alignment", help="print alignments, or export them as CTM or TextGrid")
+    s = sub.add_parser("show-alignment", allow_abbrev=False, help="print alignments, or export them as CTM or TextGrid")
     s.add_argument("ali_dir", type=Path)
     s.add_argument("utts", nargs="*", help="utterances (default: the first; all with --ctm or --textgrid)")
     s.add_argument("--frames", action="store_true", help="also one line per frame")
@@ -443,7 +554,7 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--textgrid", type=Path, help="write <utt>.TextGrid files (Praat) into this dir")
     s.set_defaults(func=cmd_show_alignment)
 
-    s = sub.add_parser("build-tree", help="phonetic decision tree from alignments (CD states)")
+    s = sub.add_parser("build-tree", allow_abbrev=False, help="phonetic decision tree from alignments (CD states)")
     s.add_argument("data_dir", type=Path, help="data dir with features (the aligned set)")
     s.add_argument("ali_dir", type=Path)
     s.add_argument("out_dir", type=Path, help="where tree.json goes")
@@ -453,28 +564,34 @@ def get_parser() -> argparse.ArgumentParser:
                    "LSTM layer instead of on the features")
     s.set_defaults(func=cmd_build_tree)
 
-    s = sub.add_parser("show-tree", help="print a context dependency's decision tree")
+    s = sub.add_parser("show-tree", allow_abbrev=False, help="print a context dependency's decision tree")
     s.add_argument("tree", type=Path, help="tree.json or a model dir")
     s.add_argument("--max-depth", type=int)
     s.set_defaults(func=cmd_show_tree)
 
-    s = sub.add_parser("decode", help="decode and score a data set (PER)")
+    s = sub.add_parser("decode", allow_abbrev=False, help="decode and score a data set (PER)")
     s.add_argument("model_dir", type=Path)
     s.add_argument("data_dir", type=Path)
     s.add_argument("out_dir", type=Path)
-    s.add_argument("--graph", type=Path, help="install this decoding graph into the model first")
-    s.add_argument("--tune-acwt", "--tune", action="store_true", help="tune the decoder here (dev only): the "
+    s.add_argument("--graph-dir", type=Path, help="install this phone graph (a dir holding HCG.fst, made by "
+                   "make-graph, or the HCG.fst file) into the model first")
+    _old_spelling(s, "--graph", "--graph-dir")
+    s.add_argument("--tune", action="store_true", help="tune the decoder here (dev only): the "
                    "acoustic scale; for --decoder rnn also the LM weight and the phone insertion penalty")
     s.add_argument("--decoder", default="hmm", choices=["hmm", "rnn"],
                    help="hmm: the WFST search with the phone n-gram; rnn: the RNN phone-sequence decoder")
     s.add_argument("--phone-lm", type=Path, help="install this phone LM dir (asr train-phone-lm) first")
-    s.add_argument("--rnn-beam", type=float, default=12.0, help="--decoder rnn --tune: the search's beam")
-    s.add_argument("--max-active", type=int, default=2000, help="--decoder rnn --tune: most hypotheses kept")
-    s.add_argument("--beam", type=float, default=13.0)
+    s.add_argument("--rnn-beam", type=float, help=f"--decoder rnn --tune: the RNN search's beam, stored with "
+                   f"the settings tuned on dev (default {RNN_BEAM:g})")
+    s.add_argument("--rnn-max-hyps", type=int, help=f"--decoder rnn --tune: most hypotheses the RNN search "
+                   f"keeps, stored with the settings tuned on dev (default {RNN_MAX_HYPS})")
+    _old_spelling(s, "--max-active", "--rnn-max-hyps")
+    s.add_argument("--beam", type=float, help=f"--decoder hmm: the WFST search's beam (default {DECODE_BEAM:g})")
+    _old_spelling(s, "--tune-acwt", "--tune", flag=True)
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_decode)
 
-    s = sub.add_parser("decode-words", help="decode and score a data set over a word graph (WER)")
+    s = sub.add_parser("decode-words", allow_abbrev=False, help="decode and score a data set over a word graph (WER)")
     s.add_argument("model_dir", type=Path)
     s.add_argument("data_dir", type=Path)
     s.add_argument("out_dir", type=Path)
@@ -490,9 +607,12 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_decode_words)
 
-    s = sub.add_parser("transcribe", help="print the recognised words (or phones) of audio files")
-    s.add_argument("files", type=Path, nargs="+")
-    s.add_argument("--model", type=Path, required=True, help="model directory (exp/<sys>)")
+    s = sub.add_parser("transcribe", allow_abbrev=False, help="print the recognised words (or phones) of audio files")
+    s.usage = "asr transcribe [options] MODEL_DIR FILE [FILE ...]"
+    s.add_argument("model_dir", type=Path, nargs="?", help="model directory (exp/<sys>)")
+    s.add_argument("files", type=Path, nargs="*", help="audio files")
+    s.add_argument("--model", type=Path, action=_OldSpelling, new="the model dir as the first argument: "
+                   "asr transcribe MODEL_DIR FILE...", default=None, help=argparse.SUPPRESS)
     s.add_argument("--output", default="words", choices=["words", "phones"],
                    help="words (the bundle's word graph) or phones (its phone graph)")
     s.add_argument("--decoder", default="hmm", choices=["hmm", "rnn"],
@@ -501,7 +621,7 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_transcribe)
 
-    s = sub.add_parser("score", help="PER (39-phone folding) or WER of a hypothesis file")
+    s = sub.add_parser("score", allow_abbrev=False, help="PER (39-phone folding) or WER of a hypothesis file")
     s.add_argument("ref", type=Path, help="reference: '<utt> tokens...' per line (e.g. data/test/phone_text)")
     s.add_argument("hyp", type=Path, help="hypothesis in the same format (e.g. decode_test/hyp.txt)")
     s.add_argument("--unit", default="phone", choices=["phone", "word"])
@@ -510,23 +630,42 @@ def get_parser() -> argparse.ArgumentParser:
                    "the difference (95%% interval, how often it is better)")
     s.set_defaults(func=cmd_score)
 
-    s = sub.add_parser("results", help="print the results table of experiments")
+    s = sub.add_parser("results", allow_abbrev=False, help="print the results table of experiments")
     s.add_argument("exp_dirs", type=Path, nargs="+")
     s.add_argument("--stage-times", type=Path, help="TSV of stage seconds written by run.sh")
     s.add_argument("--out", type=Path, help="also write the table here (Markdown)")
     s.set_defaults(func=cmd_results)
 
-    s = sub.add_parser("device", help="print the device training and decoding would use: cpu or cuda")
+    s = sub.add_parser("device", allow_abbrev=False, help="print the device training and decoding would use: cpu or cuda")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto: cuda when torch sees a CUDA device, else cpu")
     s.set_defaults(func=cmd_device)
     return p
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line (exit 2 with a usage message on an error). transcribe's audio
+    files may follow options that follow its model dir (argparse would stop at the first)."""
+    parser = get_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "transcribe" and not any(e.startswith("-") for e in extra):
+        args.files = [*args.files, *map(Path, extra)]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def deprecations(args: argparse.Namespace) -> dict[str, str]:
+    """{old spelling: new spelling} of the deprecated options ``args`` was parsed from."""
+    return dict(getattr(args, "renamed", None) or {})
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
+    args = parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     _setup_logging(args.verbose, args.log_file)
+    for old, new in deprecations(args).items():
+        log.warning("%s is deprecated: use %s", old, new)
     try:
         return args.func(args)
     except AsrError as exc:

@@ -72,10 +72,11 @@ def write_conf(base: Path, path: Path, augment: dict | None = None, train: dict 
 def decode_eval_sets(model: Path, data: Path, graph: Path, logs: Path, device: str = "auto",
                      sets: tuple[str, ...] = EVAL_SETS) -> dict[str, float]:
     """Decode ``sets`` of ``data`` with ``model`` (the acoustic scale tuned on dev, which
-    comes first; a set decoded already is read back) → {set: PER %}."""
+    comes first, over the phone graph ``graph``, an HCG.fst; a set decoded already is read
+    back) → {set: PER %}."""
     for name in sets:
         if not (model / f"decode_{name}/scores.yaml").is_file():
-            tune = ["--graph", str(graph), "--tune-acwt"] if name == "dev" else []
+            tune = ["--graph-dir", str(graph.parent), "--tune"] if name == "dev" else []
             asr(logs.with_name(f"{logs.name}.decode_{name}.log"), "decode", str(model), str(data / name),
                 str(model / f"decode_{name}"), "--device", device, *tune)
     return {n: yaml.safe_load((model / f"decode_{n}/scores.yaml").read_text())["per"] for n in sets}
@@ -111,7 +112,8 @@ def epoch_point(model: Path, base_conf: Path, train: Path, data: Path, graph: Pa
 
 def feature_variant(data: Path, name: str, make_feats_opts: list[str], sets: tuple[str, ...] = ("train",) + EVAL_SETS) -> Path:
     """Copies of ``data``'s data dirs ``sets`` under ``data/<name>/``, their features
-    recomputed with ``asr make-feats`` options ``make_feats_opts`` (made once)."""
+    recomputed with ``asr make-feats`` options ``make_feats_opts`` (made once; CMVN over
+    speech frames, as the recipes compute it, unless the options give ``--cmvn``)."""
     out = data / name
     for part in sets:
         dst = out / part
@@ -120,7 +122,8 @@ def feature_variant(data: Path, name: str, make_feats_opts: list[str], sets: tup
             for f in (data / part).iterdir():
                 if f.is_file() and f.name not in ("feats.scp", "cmvn.scp", "feats.yaml"):
                     shutil.copy(f, dst / f.name)
-            asr(out / "feats.log", "make-feats", *make_feats_opts, str(out / "feats"), str(dst))
+            cmvn = [] if "--cmvn" in make_feats_opts else ["--cmvn", "speech"]
+            asr(out / "feats.log", "make-feats", *cmvn, *make_feats_opts, str(out / "feats"), str(dst))
     return out
 
 

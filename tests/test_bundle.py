@@ -68,9 +68,11 @@ def langs(tmp_path_factory) -> dict[str, Path]:
             "cd": make_decoding_graph(d / "bg", toy_cd_tree(), text, order=2, graph_dir=d / "cd")}
 
 
-def make_bundle(model_dir: Path, ctx: ContextDependency = CI) -> Path:
-    """A bundle as training writes it, with an untrained 1-layer network."""
-    feat_cfg = FeatureConfig(cmvn="speech")
+def make_bundle(model_dir: Path, ctx: ContextDependency = CI, feat_cfg: FeatureConfig | None = None,
+                targets: dict | None = None) -> Path:
+    """A bundle as training writes it, with an untrained 1-layer network (seeded: the same
+    weights every time); ``targets``: what its training targets are recorded to be."""
+    feat_cfg = feat_cfg or FeatureConfig(cmvn="speech")
     cfg = ModelConfig(input_dim=feat_cfg.dim, num_pdfs=ctx.num_pdfs,
                       num_layers=1, hidden=16, bidirectional=False, dropout=0.0)
     model_dir.mkdir(parents=True)
@@ -81,7 +83,7 @@ def make_bundle(model_dir: Path, ctx: ContextDependency = CI) -> Path:
     write_symbol_table(PHONES, model_dir / "phones.txt")
     save_log_priors(model_dir / "log_priors.txt", np.full(cfg.num_pdfs, -np.log(cfg.num_pdfs)))
     ctx.save(model_dir / TREE_JSON)
-    write_training_manifest(model_dir, feat_cfg, ctx, cfg.input_dim, {"alignment": "uniform"})
+    write_training_manifest(model_dir, feat_cfg, ctx, cfg.input_dim, targets or {"alignment": "uniform"})
     return model_dir
 
 
@@ -286,7 +288,7 @@ def test_a_silent_file_gives_an_empty_transcript(tuned_bundle, tmp_path, capsys)
 
     sf.write(tmp_path / "quiet.wav", np.zeros(16000 * 2), 16000)
     sf.write(tmp_path / "hiss.wav", np.random.default_rng(1).normal(0, 0.01, 16000 * 2), 16000)
-    assert main(["transcribe", "--model", str(tuned_bundle), "--output", "phones", "--format", "json",
+    assert main(["transcribe", str(tuned_bundle), "--output", "phones", "--format", "json",
                  str(tmp_path / "quiet.wav"), str(tmp_path / "hiss.wav")]) == 0
     for line in capsys.readouterr().out.splitlines():
         record = json.loads(line)
@@ -301,7 +303,7 @@ def test_transcribe_json_and_ctm_times(tuned_bundle, tmp_path, capsys):
 
     wav = speech_wav(tmp_path / "a.wav", 1.234)
     num_frames = FeatureConfig().num_frames(int(16000 * 1.234))  # 121
-    assert main(["transcribe", "--model", str(tuned_bundle), "--output", "phones", "--format", "json",
+    assert main(["transcribe", str(tuned_bundle), "--output", "phones", "--format", "json",
                  str(wav)]) == 0
     record = json.loads(capsys.readouterr().out)
     segs = record["phones"]
@@ -309,7 +311,7 @@ def test_transcribe_json_and_ctm_times(tuned_bundle, tmp_path, capsys):
     assert all(a["end"] == b["start"] for a, b in zip(segs, segs[1:]))
     assert all(s["end"] - s["start"] >= 0.03 - 1e-9 for s in segs)  # 3-state HMM: >= 3 frames
     assert " ".join(s["phone"] for s in segs) == record["text"]
-    assert main(["transcribe", "--model", str(tuned_bundle), "--output", "phones", "--format", "ctm",
+    assert main(["transcribe", str(tuned_bundle), "--output", "phones", "--format", "ctm",
                  str(wav)]) == 0
     ctm = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert [(c[0], c[1], c[4]) for c in ctm] == [("a", "1", s["phone"]) for s in segs]
@@ -327,7 +329,7 @@ def test_transcribe_logs_the_traceback_of_an_unexpected_failure(tuned_bundle, tm
     monkeypatch.setattr(transcribe, "features_and_speech", broken)
     log_file = tmp_path / "log.txt"
     wav = noise_wav(tmp_path / "b.wav", 0.5)
-    assert main(["--log-file", str(log_file), "transcribe", "--model", str(tuned_bundle), "--output", "phones",
+    assert main(["--log-file", str(log_file), "transcribe", str(tuned_bundle), "--output", "phones",
                  str(wav)]) == 1
     err = capsys.readouterr().err
     assert "b.wav: decoding failed (ZeroDivisionError: a bug in the front end)" in err
@@ -335,3 +337,73 @@ def test_transcribe_logs_the_traceback_of_an_unexpected_failure(tuned_bundle, tm
     text = log_file.read_text()
     assert "Traceback (most recent call last)" in text
     assert 'raise ZeroDivisionError("a bug in the front end")' in text
+
+
+def segmented_data(path: Path, feat_cfg: FeatureConfig, seed: int = 0) -> Path:
+    """A data dir of three 1 s noise utterances (one speaker), each segmented into ten
+    0.1 s phones (sil, 8 random phones, sil), with features of ``feat_cfg``."""
+    import soundfile as sf
+
+    from asr.corpus.datadir import write_datadir
+    from asr.features.storage import make_features
+
+    rng = np.random.default_rng(seed)
+    wav, text, utt2spk, segs = {}, {}, {}, {}
+    path.mkdir(parents=True)
+    for i in range(3):
+        utt = f"s1_u{i}"
+        sf.write(path / f"{utt}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+        phones = ["sil", *rng.choice([p for p in PHONES if p != "sil"], 8), "sil"]
+        wav[utt], text[utt], utt2spk[utt] = str(path / f"{utt}.wav"), "a b", "s1"
+        segs[utt] = [(round(0.1 * k, 2), round(0.1 * (k + 1), 2), str(p)) for k, p in enumerate(phones)]
+    write_datadir(path / "data", wav, text, utt2spk, phone_segments=segs)
+    make_features(path / "data", path / "feats", feat_cfg)
+    return path / "data"
+
+
+def test_frame_accuracy_is_scored_against_each_models_own_targets(tmp_path, langs):
+    """Two bundles with the same network, one recorded as trained on the uniform split, one
+    on a realignment: decode scores the first against the uniform split and the second
+    against its dev realignment (ali.yaml names the data dir), says which, and scores a
+    set it has no realignment of not at all; the results table names the targets."""
+    from asr.hmm.alignment import read_alignments
+    from asr.hmm.transitions import alignment_pdfs
+    from asr.steps.align import align_set
+    from asr.steps.decode import decode_and_score, set_features, set_posteriors
+    from asr.steps.results import results_table
+    from asr.steps.train_am import UNIFORM, load_targets
+
+    cfg = FeatureConfig(cmvn="speaker")
+    dev, test = segmented_data(tmp_path / "dev", cfg), segmented_data(tmp_path / "test", cfg, seed=1)
+    uniform = make_bundle(tmp_path / "exp/ci_lstm", feat_cfg=cfg, targets={"alignment": UNIFORM})
+    align_set(HybridModel.load(uniform, CPU), dev, tmp_path / "exp/ci_lstm/ali_dev")
+    ali_dirs = [str(tmp_path / "exp/ci_lstm/ali_train"), str(tmp_path / "exp/ci_lstm/ali_dev")]
+    realigned = make_bundle(tmp_path / "exp/ci_lstm_realigned", feat_cfg=cfg, targets={"alignment": ali_dirs})
+    scores = {}
+    for bundle in (uniform, realigned):
+        model = HybridModel.load(bundle, CPU)
+        install_graph(model, langs["bigram"])
+        save_acwt(model, 1.0, dev, 50.0, {1.0: 50.0})
+        for name, data in (("dev", dev), ("test", test)):
+            scores[bundle.name, name] = decode_and_score(model, data, bundle / f"decode_{name}")
+    post = set_posteriors(model, set_features(model, dev))  # the same network in both bundles
+    argmax = np.concatenate([post[u].argmax(-1) for u in sorted(post)])
+    aligned = read_alignments(tmp_path / "exp/ci_lstm/ali_dev").alignments
+    by_ali = 100 * np.mean(argmax == np.concatenate([alignment_pdfs(aligned[u], CI) for u in sorted(post)]))
+    uniform_tgt = load_targets(dev, post, CI)
+    by_uniform = 100 * np.mean(argmax == np.concatenate([uniform_tgt[u] for u in sorted(post)]))
+    assert abs(by_ali - by_uniform) > 1.0  # the two target sources disagree on this network
+    assert by_uniform == pytest.approx(0.34, abs=0.5) and by_ali == pytest.approx(7.48, abs=1.0)  # seeded run
+    assert scores["ci_lstm", "dev"]["frame_acc"] == pytest.approx(by_uniform, abs=0.01)
+    assert scores["ci_lstm", "dev"]["frame_acc_targets"] == "uniform split"
+    assert scores["ci_lstm_realigned", "dev"]["frame_acc"] == pytest.approx(by_ali, abs=0.01)
+    assert scores["ci_lstm_realigned", "dev"]["frame_acc_targets"] == f"realignment {ali_dirs[1]}"
+    assert scores["ci_lstm", "test"]["frame_acc"] is not None  # the uniform split exists for any set
+    assert scores["ci_lstm_realigned", "test"]["frame_acc"] is None  # no realignment of test
+    assert "none of" in scores["ci_lstm_realigned", "test"]["frame_acc_targets"]
+    on_disk = yaml.safe_load((realigned / "decode_dev/scores.yaml").read_text())
+    assert on_disk["frame_acc_targets"] == f"realignment {ali_dirs[1]}"
+    table = results_table([uniform, realigned])
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines()[2:4]}
+    assert rows["ci_lstm"][7:9] == [f"{by_uniform:.2f}", "uniform split"]
+    assert rows["ci_lstm_realigned"][7:9] == [f"{by_ali:.2f}", "realignment ci_lstm/ali_dev"]

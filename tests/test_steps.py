@@ -46,8 +46,10 @@ def test_results_table(tmp_path):
         exp = tmp_path / name
         for sub, p in (("decode_dev", per), ("decode_test", per + 1)):
             (exp / sub).mkdir(parents=True)
+            frame = ({"frame_acc": 61.5, "frame_acc_targets": "realignment /exp/ci_lstm/ali_dev"}
+                     if name == "cd_lstm_500" and sub == "decode_dev" else {"frame_acc": 70.0})  # old scores: no source
             (exp / sub / "scores.yaml").write_text(yaml.safe_dump(
-                {"per": p, "per_argmax": 30.0, "frame_acc": 70.0, "acwt": 0.2, "num_pdfs": pdfs}))
+                {"per": p, "per_argmax": 30.0, "acwt": 0.2, "num_pdfs": pdfs, **frame}))
         if name == "cd_lstm_500":  # only this system decoded words and the held-out voices
             (exp / "decode_test_unseen").mkdir()
             (exp / "decode_test_unseen/scores.yaml").write_text(yaml.safe_dump({"per": 33.0}))
@@ -63,9 +65,11 @@ def test_results_table(tmp_path):
     times = tmp_path / "times.tsv"
     times.write_text("0 corpus\t12\n4 train CI LSTM\t300\n")
     table = results_table(systems, times, out=tmp_path / "RESULTS.md")
-    assert "| ci_lstm | 144 | uniform | 20.50 | 21.50 | — | 30.00 | 70.00 | 0.2 | — | — | — | — | — | — | 151 |" in table
-    assert ("| cd_lstm_500 | 500 | realigned | 18.25 | 19.25 | 33.00 | 30.00 | 70.00 | 0.2 | 16.00 | 17.50 | — "
-            "| 14.50 | 25.12 | 40.00 | 151 |") in table
+    assert ("| ci_lstm | 144 | uniform | 20.50 | 21.50 | — | 30.00 | 70.00 | uniform split | 0.2 | — | — | — | — | — "
+            "| — | 151 |") in table
+    assert ("| cd_lstm_500 | 500 | realigned | 18.25 | 19.25 | 33.00 | 30.00 | 61.50 | realignment ci_lstm/ali_dev | 0.2 "
+            "| 16.00 | 17.50 | — | 14.50 | 25.12 | 40.00 | 151 |") in table
+    assert "dev frame acc | frame targets" in table and "against each model's own training targets" in table
     assert "| 4 train CI LSTM | 300 |" in table
     assert (systems[0] / "RESULTS.md").read_text().startswith("# Results: ci_lstm")
     assert table in (tmp_path / "RESULTS.md").read_text()

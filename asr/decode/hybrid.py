@@ -207,7 +207,7 @@ class HybridModel:
         (:func:`check_graph_for_model`) for the file with this SHA-256.
         """
         graph_c = component(self.components, "graph", self.model_dir,
-                            "install one with 'asr decode MODEL DEV OUT --graph HCG.fst --tune-acwt'")
+                            "install one with 'asr decode MODEL DEV OUT --graph-dir data/lang --tune'")
         expect_equal(self.model_dir, "the graph file's SHA-256", graph_c.get("sha256"),
                      file_sha256(self.graph_path))
         return WfstDecoder(self.graph_path, self.transitions, beam=beam, check=False)
@@ -216,7 +216,7 @@ class HybridModel:
     def acwt(self) -> float:
         """The acoustic scale tuned on dev; ModelError when none was."""
         dec_c = component(self.components, "decode", self.model_dir,
-                          "no acoustic scale was tuned: run 'asr decode MODEL DEV OUT --tune-acwt' "
+                          "no acoustic scale was tuned: run 'asr decode MODEL DEV OUT --tune' "
                           "on a dev set first")
         return float(dec_c["acwt"])
 

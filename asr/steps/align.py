@@ -63,7 +63,7 @@ def path_score(scores: np.ndarray, ci_tids: np.ndarray, ctx: ContextDependency,
     """
     pdfs = alignment_pdfs(ci_tids, ctx)
     acoustic = float(scores[np.arange(len(pdfs)), pdfs].sum())
-    loop_cost, forward_cost = transition_costs(ctx.topology.self_loop_prob, self_loop_scale, 1.0)
+    loop_cost, forward_cost = transition_costs(ctx.topology.self_loop_prob, self_loop_scale)
     ci = ci_transitions(ctx.phones, ctx.topology)
     idx = np.asarray(ci_tids, dtype=np.int64) - 1
     loops = int(ci.tid_is_loop[idx].sum())

@@ -54,8 +54,48 @@ def set_posteriors(model: HybridModel, feats: dict[str, np.ndarray]) -> dict[str
     return {u: post[u] for u in sorted(post)}
 
 def frame_accuracy(post: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> float:
+    """Fraction of frames whose argmax pdf (post: {utt: (T, P)}) is the target ({utt: (T,)})."""
     correct = sum(int((post[u].argmax(-1) == targets[u]).sum()) for u in post)
     return correct / sum(len(targets[u]) for u in post)
+
+
+#: What a model's frame accuracy is scored against when it was trained on the uniform split.
+UNIFORM_TARGETS = "uniform split"
+
+
+def _trained_alignment(model: HybridModel):
+    """What the model's training targets came from, as the bundle records it: UNIFORM (a
+    string), a list of alignment dirs (train, dev), or None when unrecorded."""
+    info = model.components.get("network", {}).get("targets")
+    if info is None and (Path(model.model_dir) / "targets.yaml").is_file():
+        info = yaml.safe_load((Path(model.model_dir) / "targets.yaml").read_text())
+    return info.get("alignment") if isinstance(info, dict) else None
+
+
+def _aligned_data(ali_dir: Path) -> Path | None:
+    """The data dir an alignment dir aligned (its ali.yaml ``source.data``), or None."""
+    path = Path(ali_dir) / "ali.yaml"
+    if not path.is_file():
+        return None
+    source = (yaml.safe_load(path.read_text()) or {}).get("source") or {}
+    return Path(source["data"]).resolve() if source.get("data") else None
+
+
+def own_targets(model: HybridModel, data_dir: Path,
+                post: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray] | None, str]:
+    """The model's own training targets for ``data_dir``'s utterances ({utt: (T,) pdf ids})
+    and what they are: ``"uniform split"`` for a model trained on it (or that records nothing),
+    ``"realignment <ali dir>"`` for one trained on a realignment whose train or dev
+    alignment is of ``data_dir``. (None, why) when the model was trained on a realignment
+    and none of its alignments is of ``data_dir`` (e.g. a test set)."""
+    alignment = _trained_alignment(model)
+    if not isinstance(alignment, list):
+        return load_targets(data_dir, post, model.context), UNIFORM_TARGETS
+    data = Path(data_dir).resolve()
+    for ali_dir in map(Path, alignment):
+        if _aligned_data(ali_dir) == data:
+            return load_targets(data_dir, post, model.context, ali_dir), f"realignment {ali_dir}"
+    return None, f"none: the model was trained on a realignment ({', '.join(alignment)}), none of {data_dir}"
 
 class PhoneResult(Protocol):
     phones: list[int]     # phone ids (1-based, phones.txt)
@@ -146,12 +186,13 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
     write_report(argmax_result, out_dir / "per_report_argmax.txt", f"{data_dir} framewise argmax")
     frames = sum(len(p) for p in post.values())
     audio_seconds = frames * model.feat_cfg.frame_shift_ms / 1000
-    targets = load_targets(data_dir, post, model.context)  # post: (T, P) per utt; uniform split
+    targets, target_source = own_targets(model, data_dir, post)
+    frame_acc = None if targets is None else round(100 * frame_accuracy({u: post[u] for u in targets}, targets), 2)
     scores = {
         "data": str(data_dir), "decoder": decoder, "utterances": len(post), "frames": frames, "acwt": acwt,
         "num_pdfs": model.context.num_pdfs, "context_width": model.context.width,
         "per": round(hmm_result.counts.rate, 2), "per_argmax": round(argmax_result.counts.rate, 2),
-        "frame_acc": round(100 * frame_accuracy({u: post[u] for u in targets}, targets), 2),
+        "frame_acc": frame_acc, "frame_acc_targets": target_source,
         "failed_utterances": len(decoded.failed), "partial_paths": len(decoded.partial),
         "rtf_network": round(nn_seconds / audio_seconds, 4),
         "rtf_search": round(search_seconds / audio_seconds, 4),
@@ -162,9 +203,9 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
     if decoded.failed:
         atomic_write_text(out_dir / "failed_utts.txt",
                           "".join(f"{u} {why}\n" for u, why in sorted(decoded.failed.items())))
-    log.info("%s: PER %.2f%% (argmax %.2f%%), frame acc %.2f%%, %d failed, %d partial", data_dir,
-             scores["per"], scores["per_argmax"], scores["frame_acc"], len(decoded.failed),
-             len(decoded.partial))
+    log.info("%s: PER %.2f%% (argmax %.2f%%), frame acc %s (targets: %s), %d failed, %d partial", data_dir,
+             scores["per"], scores["per_argmax"], "—" if frame_acc is None else f"{frame_acc:.2f}%",
+             target_source, len(decoded.failed), len(decoded.partial))
     return scores
 
 

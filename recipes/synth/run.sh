@@ -74,7 +74,7 @@ mkdir -p "$exp/log"
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "Stage 0: generate the synthetic corpus ($size, seed $seed)"
   SECONDS=0
-  asr --log-file "$exp/log/corpus.log" synth-corpus "$data/corpus" --size "$size" --seed "$seed" --num-jobs "$nj" \
+  asr --log-file "$exp/log/corpus.log" synth-corpus "$data/corpus" --size "$size" --seed "$seed" --nj "$nj" \
     --unseen-voices "$unseen_voices"
   record_time "$times" "0 corpus" "$SECONDS"
 fi

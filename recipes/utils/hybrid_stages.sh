@@ -36,10 +36,13 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   SECONDS=0
   asr --log-file "$exp/log/graph.log" make-graph "$data/train" "$data/lang" --order 2
   log "Stage 2: word trigram ($vocab_size-word vocabulary), lexicon, L, G and the CI word graph"
+  # the options that train the word LM, unless lm_opts gives one (--lm)
+  lm_train_opts=(--exclude "$data/dev/text" "${eval_texts[@]}" --vocab-size "$vocab_size"
+                 --lm-sentences "$lm_sentences" --nj "$nj")
+  case " $lm_opts " in *" --lm "*|*" --lm="*) lm_train_opts=() ;; esac
   # shellcheck disable=SC2086
   asr --log-file "$exp/log/lang_words.log" prepare-lang "$data/train" "$data/lang_words" \
-    --exclude "$data/dev/text" "${eval_texts[@]}" --report "$data/dev/text" "${eval_texts[@]}" \
-    --vocab-size "$vocab_size" --lm-sentences "$lm_sentences" --num-jobs "$nj" $lm_opts
+    "${lm_train_opts[@]}" --eval "$data/dev" "${eval_dirs[@]}" $lm_opts
   asr --log-file "$exp/log/graph_words_ci.log" make-word-graph "$data/lang_words" "$data/graph_words_ci"
   record_time "$times" "2 lang" "$SECONDS"
 fi
@@ -47,7 +50,7 @@ fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "Stage 3: $feat_kind features and CMVN statistics (per utterance, speech frames by Silero VAD)"
   SECONDS=0
-  asr --log-file "$exp/log/feats.log" make-feats --kind "$feat_kind" "$data/feats" "$data/train" "$data/dev" "${eval_dirs[@]}"
+  asr --log-file "$exp/log/feats.log" make-feats --kind "$feat_kind" --cmvn speech "$data/feats" "$data/train" "$data/dev" "${eval_dirs[@]}"
   record_time "$times" "3 features" "$SECONDS"
 fi
 
@@ -108,14 +111,14 @@ if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
 fi
 
 decode_system() {
-  # decode_system <model dir> <graph>: tune the acoustic scale on dev, decode test.
+  # decode_system <model dir> <graph dir>: tune the acoustic scale on dev, decode test.
   local model=$1 graph=$2 name
   name=$(basename "$model")
   # redo dev (and so test) when the graph or the model changed since the last tuning
-  if [ ! -f "$model/decode_dev/scores.yaml" ] || ! cmp -s "$graph" "$model/graph/HCG.fst" \
+  if [ ! -f "$model/decode_dev/scores.yaml" ] || ! cmp -s "$graph/HCG.fst" "$model/graph/HCG.fst" \
      || [ "$model/final.pt" -nt "$model/decode.yaml" ]; then
     asr --log-file "$exp/log/decode_dev_$name.log" decode "$model" "$data/dev" "$model/decode_dev" \
-      --graph "$graph" --tune-acwt --device "$device"
+      --graph-dir "$graph" --tune --device "$device"
   else
     log "$name: dev decode is up to date, skipping"
   fi
@@ -150,9 +153,9 @@ if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
   SECONDS=0
   for model in "${systems[@]}"; do
     case $(basename "$model") in
-      cd_lstm_*) decode_system "$model" "$exp/tree_${model##*_}/HCG.fst"
+      cd_lstm_*) decode_system "$model" "$exp/tree_${model##*_}"
                  decode_words_system "$model" "$exp/tree_${model##*_}/graph_words" ;;
-      *) decode_system "$model" "$data/lang/HCG.fst"
+      *) decode_system "$model" "$data/lang"
          decode_words_system "$model" "$data/graph_words_ci" ;;
     esac
   done
