@@ -1,8 +1,14 @@
-"""H, H∘C∘G for a CI model and the phone decoding graph (real kaldingram, kaldilm, kaldifst)."""
+"""H, H∘C∘G for a CI model and the phone decoding graph (real kaldingram, kaldilm, kaldifst).
+
+No figure of a particular build is asserted (they change with the libraries): the graph is
+checked against costs worked out directly from the ARPA bigram and the HMM transition costs
+on random paths, for determinism, for stochastic HMM states, and for every transition id
+being on some path."""
 
 from __future__ import annotations
 
 import math
+import os
 import random
 import shutil
 from pathlib import Path
@@ -14,15 +20,18 @@ import asr.lang.graph as graph_module
 from asr.errors import GraphError
 from asr.hmm.context import ContextDependency
 from asr.hmm.topology import CI_TOPOLOGY
-from asr.lang.graph import load_graph, make_decoding_graph, make_h
-from asr.lang.symbols import read_symbol_table
+from asr.hmm.transitions import enter_tid, loop_tid
+from asr.lang.graph import (DEFAULT_SELF_LOOP_SCALE, load_graph, make_decoding_graph, make_h,
+                            read_graph_settings, transition_costs)
+from asr.lang.symbols import BOS, EOS, read_symbol_table
 from asr.lang.phones import PHONES48
+from asr.lang.word_lm import ArpaModel
 
 N = len(PHONES48)
 NUM_PDFS = 3 * N
 NUM_TIDS = 2 * NUM_PDFS
 SELF_LOOP_PROB = CI_TOPOLOGY.self_loop_prob
-FILES = ("phones.txt", "lm.arpa", "G.fst", "HCG.fst", "HCG.yaml")
+FILES = ("phones.txt", "lm.arpa", "G.fst", "lm.yaml", "HCG.fst", "HCG.yaml")
 CI = ContextDependency.ci(list(PHONES48))
 #: compose_context's windows for a CI model: epsilon, one per phone, then #0 (id N+1).
 CI_WINDOWS = [[]] + [[i] for i in range(1, N + 1)] + [[-(N + 1)]]
@@ -73,6 +82,17 @@ def test_h_structure() -> None:
     assert all(a.ilabel <= NUM_TIDS for a in all_arcs(h_plain))
 
 
+def test_hmm_states_are_stochastic_at_scale_one() -> None:
+    """With self_loop_scale 1 the arcs leaving every HMM state (self-loop, forward or exit)
+    are its transition probabilities: they sum to 1."""
+    h = make_h(CI, CI_WINDOWS, self_loop_scale=1.0)
+    for s in range(1, h.num_states):
+        total = sum(math.exp(-a.weight.value) for a in kaldifst.ArcIterator(h, s))
+        assert total == pytest.approx(1.0, abs=1e-6), s
+    assert transition_costs(0.75, 1.0) == pytest.approx((-math.log(0.75), -math.log(0.25)))
+    assert transition_costs(0.75, 0.1) == pytest.approx((-0.1 * math.log(0.75), -0.1 * math.log(0.25)))
+
+
 def test_h_rejects_bad_options() -> None:
     with pytest.raises(GraphError, match="no phone"):
         make_h(CI, [[], [-(N + 1)]])
@@ -93,11 +113,67 @@ def test_decoding_graph_labels(lang: Path) -> None:
     olabels = {a.olabel for a in arcs}
     assert ilabels - {0} == set(range(1, NUM_TIDS + 1))  # every transition id, no #0 left
     assert olabels - {0} == set(range(1, N + 1))  # phone ids only, no #0
-    # The figures of this 48-phone bigram (300 random sentences), from a real run: the
-    # same as the pdf-labelled H∘G had (C is the identity for a CI model).
-    assert hg.num_states == 146
-    assert len(arcs) == 2498
-    assert sum(a.ilabel == 0 for a in arcs) == N + 1  # backoff arcs, now epsilons
+    assert all(a.olabel == 0 for a in arcs if a.ilabel == 0)  # backoff arcs, now epsilons
+    # Every state is on some complete path (so every transition id, hence every pdf, is).
+    trimmed = kaldifst.StdVectorFst(hg)
+    kaldifst.connect(trimmed)
+    assert trimmed.num_states == hg.num_states and len(all_arcs(trimmed)) == len(arcs)
+
+
+LN10 = math.log(10.0)
+
+
+def lm_cost(model: ArpaModel, phones: list[str]) -> float:
+    """-ln P(phones </s> | <s>) in a tropical back-off G: each word costs the cheaper of its
+    bigram and the history's back-off weight plus its unigram."""
+    cost, history = 0.0, BOS
+    for w in [*phones, EOS]:
+        backoff = -LN10 * (model.bow.get((history,), 0.0) + model.prob[(w,)])
+        direct = model.prob.get((history, w))
+        cost += backoff if direct is None else min(-LN10 * direct, backoff)
+        history = w
+    return cost
+
+
+def random_path(rng: random.Random) -> tuple[list[str], list[int], float]:
+    """Random phones, a transition-id path through them (1-4 frames a state), and the
+    path's HMM transition cost (self-loops and forward arcs, Kaldi-scaled)."""
+    loop_cost, forward_cost = transition_costs(SELF_LOOP_PROB, DEFAULT_SELF_LOOP_SCALE)
+    phones = [rng.choice(PHONES48) for _ in range(rng.randint(1, 15))]
+    tids: list[int] = []
+    cost = 0.0
+    for p in phones:
+        for state in range(3):
+            pdf = 3 * PHONES48.index(p) + state
+            frames = rng.randint(1, 4)
+            tids += [enter_tid(pdf)] + [loop_tid(pdf)] * (frames - 1)
+            cost += (frames - 1) * loop_cost + forward_cost
+    return phones, tids, cost
+
+
+def test_graph_costs_equal_the_lm_and_hmm_costs_on_random_paths(lang: Path) -> None:
+    """Every random transition-id path goes through H∘C∘G, reads out its phones, and costs
+    exactly -ln P_LM(phones) plus its HMM transition costs, worked out from lm.arpa."""
+    hcg = load_graph(lang / "lang" / "HCG.fst")
+    model = ArpaModel(lang / "lang" / "lm.arpa")
+    assert model.order == 2
+    rng = random.Random(7)
+    for k in range(25):
+        phones, tids, hmm_cost = random_path(rng)
+        path = kaldifst.make_linear_acceptor(tids)
+        kaldifst.arcsort(path, sort_type="olabel")
+        composed = kaldifst.compose(path, hcg)
+        assert composed.num_states > 0, (k, phones)
+        ok, ilabels, olabels, weight = kaldifst.get_linear_symbol_sequence(kaldifst.shortest_path(composed))
+        assert ok and list(ilabels) == tids
+        assert list(olabels) == [PHONES48.index(p) + 1 for p in phones], k
+        assert weight.value == pytest.approx(lm_cost(model, phones) + hmm_cost, abs=2e-3), (k, phones)
+    # A path that leaves a phone before its last state is no path of the graph.
+    _, tids, _ = random_path(rng)
+    cut = kaldifst.make_linear_acceptor(tids[:-1] + [enter_tid(0)])
+    kaldifst.arcsort(cut, sort_type="olabel")
+    assert kaldifst.compose(cut, hcg).num_states == 0 or \
+        kaldifst.shortest_path(kaldifst.compose(cut, hcg)).num_states == 0
 
 
 def test_rebuild_is_identical_and_skips(lang: Path, tmp_path: Path) -> None:
@@ -186,3 +262,55 @@ def test_graph_is_rebuilt_when_its_settings_change(lang: Path, tmp_path: Path) -
     make_decoding_graph(copy, CI, lang / "text", self_loop_scale=1.0)
     assert (copy / "HCG.fst").read_bytes() != before
     assert "self_loop_scale: 1.0" in (copy / "HCG.yaml").read_text()
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Set ``path``'s times ``seconds`` before now."""
+    stamp = int((path.stat().st_mtime - seconds) * 1e9)
+    os.utime(path, ns=(stamp, stamp))
+
+
+def test_older_replacement_text_rebuilds_everything(lang: Path, tmp_path: Path) -> None:
+    """Caches are keyed by content, not time: a phone text replaced by a different file with
+    an OLDER time stamp retrains the LM and rebuilds G and the graph, which then equal a
+    fresh build from that text."""
+    copy, text = tmp_path / "lang", tmp_path / "text"
+    shutil.copytree(lang / "lang", copy)
+    write_phone_text(text, seed=1)
+    _age(text, 3600)
+    make_decoding_graph(tmp_path / "fresh", CI, text)
+    _age(text, 3600)
+    make_decoding_graph(copy, CI, text)
+    for name in ("lm.arpa", "G.fst", "HCG.fst"):
+        assert (copy / name).read_bytes() != (lang / "lang" / name).read_bytes(), name
+        assert (copy / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
+
+
+def test_older_replacement_lm_rebuilds_g_and_the_graph(lang: Path, tmp_path: Path) -> None:
+    """An lm.arpa replaced by hand by a different, OLDER file is kept (its text did not
+    change), and G and the graph are rebuilt from it."""
+    copy, text = tmp_path / "lang", tmp_path / "text"
+    shutil.copytree(lang / "lang", copy)
+    write_phone_text(text, seed=2)
+    make_decoding_graph(tmp_path / "other", CI, text)
+    shutil.copyfile(tmp_path / "other" / "lm.arpa", copy / "lm.arpa")
+    _age(copy / "lm.arpa", 3600)
+    make_decoding_graph(copy, CI, lang / "text")
+    assert (copy / "lm.arpa").read_bytes() == (tmp_path / "other" / "lm.arpa").read_bytes()
+    for name in ("G.fst", "HCG.fst"):
+        assert (copy / name).read_bytes() == (tmp_path / "other" / name).read_bytes(), name
+
+
+def test_settings_with_an_old_transition_scale_key_still_count(lang: Path, tmp_path: Path) -> None:
+    """HCG.yaml of older versions holds a transition_scale (it could never change a cost):
+    it is ignored, and the graph is still up to date."""
+    copy = tmp_path / "lang"
+    shutil.copytree(lang / "lang", copy)
+    yaml_path = copy / "HCG.yaml"
+    yaml_path.write_text(yaml_path.read_text() + "transition_scale: 1.0\n")
+    before = (copy / "HCG.fst").stat().st_mtime_ns
+    make_decoding_graph(copy, CI, lang / "text")
+    assert (copy / "HCG.fst").stat().st_mtime_ns == before
+    settings = read_graph_settings(copy / "HCG.fst")
+    assert settings is not None and "transition_scale" not in settings
+    assert settings["self_loop_scale"] == DEFAULT_SELF_LOOP_SCALE

@@ -224,3 +224,41 @@ def test_lexicon_fst(tmp_path: Path) -> None:
         make_lexicon_fst(TOY, phone_ids, word_ids, sil_prob=1.0)
     with pytest.raises(LexiconError, match="'#2' is not in the phone table"):
         make_lexicon_fst(TOY, {k: v for k, v in phone_ids.items() if k != "#2"}, word_ids)
+
+
+# --- the LM's garbage words (<unk>, <SPOKEN_NOISE>) -------------------------------
+
+
+def test_garbage_words_get_the_garbage_phone_and_no_letter_to_sound(tmp_path: Path) -> None:
+    """<unk> / <UNK> / <SPOKEN_NOISE> (in every KenLM or SRILM model built with -unk) are not
+    looked up in CMUdict or sent to flite (which says <unk> as 'ax ng k'): they get the
+    garbage phone, whatever the source."""
+    cache = tmp_path / "cache.txt"
+    words = ["<unk>", "<UNK>", "<SPOKEN_NOISE>", "the", "blorptastic"]
+    for source in ("cmudict", "flite"):
+        lex = build_lexicon(words, PHONES48, source=source, cache_path=cache)
+        for w in words[:3]:
+            assert lex.prons[w] == [("sil",)], (source, w)
+        assert lex.prons["the"][0] == ("dh", "ax")
+    assert set(Lexicon.load(cache, PHONES48).prons) == {"the", "blorptastic"}  # flite saw only these
+    with pytest.raises(LexiconError, match="'<unk>' is an LM garbage token"):
+        flite_pronunciations(["<unk>"])
+    with pytest.raises(LexiconError, match="garbage phone 'spn'.*not in the phone set"):
+        build_lexicon(["<unk>", "the"], PHONES48, garbage_phone="spn")
+    from asr.lang.phones import GARBAGE_PHONE
+
+    assert GARBAGE_PHONE == "sil"  # the 48-phone set has no spoken-noise phone
+
+
+def test_unk_said_as_silence_is_told_apart_from_optional_silence(tmp_path: Path) -> None:
+    """'<unk> sil' would read like L's optional silence (L∘G not determinizable): it gets a
+    disambiguation symbol, and L reads 'sil #1' as <unk>, a bare 'sil' as silence."""
+    lex = Lexicon({**TOY.prons, "<unk>": [("sil",)]})
+    entries, _ = add_disambig(lex)
+    assert ("<unk>", ("sil", "#1")) in entries
+    phone_ids, word_ids, _ = write_lang_tables(lex, PHONES48, tmp_path)
+    assert "<unk> sil #1\n" in (tmp_path / "lexicon_disambig.txt").read_text()
+    fst = make_lexicon_fst(lex, phone_ids, word_ids, sil_prob=0.5)
+    assert _read(fst, ["aa", "b", "sil", "#1", "b", "aa"], phone_ids)[0] == \
+        [word_ids["ab"], word_ids["<unk>"], word_ids["ba"]]
+    assert _read(fst, ["aa", "b", "sil", "b", "aa"], phone_ids)[0] == [word_ids["ab"], word_ids["ba"]]

@@ -14,7 +14,7 @@ from asr.decode.wfst import WfstDecoder
 from asr.decode.words import WordGraph, word_spans
 from asr.errors import GraphError
 from asr.hmm.transitions import Transitions
-from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE, make_h, compose, determinize, _disambig_to_epsilon
+from asr.lang.graph import make_h, compose, determinize, _disambig_to_epsilon
 from asr.lang.lang_dir import prepare_lang
 from asr.lang.lexicon import Lexicon
 from asr.lang.word_graph import (compose_lg, make_word_graph, phone_disambig_ids, HCLG_YAML)
@@ -169,11 +169,132 @@ def test_word_spans_follow_the_planted_boundaries(graph_dir: Path):
 
 
 def test_graph_is_cached_and_rebuilt_when_the_lm_changes(lang: Path, graph_dir: Path, tmp_path: Path):
+    """The cache is keyed by the inputs' bytes: an unchanged lang dir reuses the graph; a G
+    replaced by a different file with an OLDER time stamp rebuilds it."""
+    import os
+    import shutil
+
     before = (graph_dir / "HCLG.fst").stat().st_mtime_ns
     make_word_graph(lang, toy_tree(), graph_dir)
     assert (graph_dir / "HCLG.fst").stat().st_mtime_ns == before
     settings = (graph_dir / HCLG_YAML).read_text()
     assert "hclg_states" in settings and "peak_rss_mb" in settings
+
+    copy, graphs = tmp_path / "lang", tmp_path / "graph"
+    shutil.copytree(lang, copy)
+    shutil.copytree(graph_dir, graphs)
+    other = tmp_path / "other.arpa"
+    other.write_text(ARPA.replace("-3.0 ab cee", "-0.1 ab cee").replace("-0.3 ab sea", "-3.0 ab sea"))
+    prepare_lang(tmp_path / "lang_other", other, PHONES, user_lexicon=lang.parent / "user.dict")
+    assert (tmp_path / "lang_other" / "G.fst").read_bytes() != (copy / "G.fst").read_bytes()
+    shutil.copyfile(tmp_path / "lang_other" / "G.fst", copy / "G.fst")
+    old = (graphs / "HCLG.fst").stat().st_mtime_ns - 10**10
+    os.utime(copy / "G.fst", ns=(old, old))  # older than the graph built from the old G
+    old_bytes = (graphs / "HCLG.fst").read_bytes()
+    make_word_graph(copy, toy_tree(), graphs)
+    assert (graphs / "HCLG.fst").read_bytes() != old_bytes
+    ctx = toy_tree()
+    scores, _ = planted(ctx, phone_ids(["ab", "cee", "cd"]), np.random.default_rng(3), ctx.num_pdfs)
+    decoded = WfstDecoder(WordGraph.load(graphs, PHONES).fst, Transitions(ctx)).decode(scores)
+    assert WordGraph.load(graphs, PHONES).symbols(decoded.olabels) == ["ab", "cee", "cd"]  # the new LM
+
+
+def test_old_settings_with_a_transition_scale_are_still_up_to_date(lang: Path, graph_dir: Path,
+                                                                  tmp_path: Path):
+    """HCLG.yaml written when graphs recorded a (meaningless) transition_scale still loads and
+    still counts as up to date."""
+    import shutil
+
+    import yaml
+
+    graphs = tmp_path / "graph"
+    shutil.copytree(graph_dir, graphs)
+    settings = yaml.safe_load((graphs / HCLG_YAML).read_text())
+    settings["transition_scale"] = 1.0
+    (graphs / HCLG_YAML).write_text(yaml.safe_dump(settings, sort_keys=False))
+    before = (graphs / "HCLG.fst").stat().st_mtime_ns
+    make_word_graph(lang, toy_tree(), graphs)
+    assert (graphs / "HCLG.fst").stat().st_mtime_ns == before
+    loaded = WordGraph.load(graphs, PHONES)
+    assert loaded.fst.num_states > 0 and "transition_scale" not in loaded.settings
+
+
+# ---- <unk>: a word of G and L, pronounced with the garbage phone, left out of transcripts
+
+#: ARPA with KenLM / SRILM's <unk>: after "ab" it is far likelier than "cd" straight away.
+UNK_ARPA = """\\data\\
+ngram 1=5
+ngram 2=4
+
+\\1-grams:
+-1.0 <s> -0.3
+-99 </s>
+-0.8 <unk> -0.3
+-1.0 ab -0.3
+-1.0 cd -0.3
+
+\\2-grams:
+-0.2 <s> ab
+-0.1 ab <unk>
+-0.1 <unk> cd
+-0.2 cd </s>
+
+\\end\\
+"""
+
+
+@pytest.fixture(scope="module")
+def unk_graph(lang: Path, tmp_path_factory) -> tuple[Path, dict]:
+    d = tmp_path_factory.mktemp("unk")
+    (d / "lm.arpa").write_text(UNK_ARPA)
+    record = prepare_lang(d / "lang", d / "lm.arpa", PHONES, user_lexicon=lang.parent / "user.dict")
+    return make_word_graph(d / "lang", toy_tree(), d / "graph"), record
+
+
+def test_unk_is_pronounced_with_the_garbage_phone(unk_graph):
+    """<unk> never reaches CMUdict or flite (flite would say 'ax ng k', phones outside this
+    set): it is the garbage phone, with a disambiguation symbol against optional silence."""
+    from asr.lang.phones import GARBAGE_PHONE
+
+    graph_dir, record = unk_graph
+    lang = graph_dir.parent / "lang"
+    assert GARBAGE_PHONE == "sil" and record["garbage_phone"] == "sil"
+    assert record["garbage_words"] == ["<unk>"]
+    assert Lexicon.load(lang / "lexicon.txt", PHONES).prons["<unk>"] == [("sil",)]
+    assert "<unk> sil #1\n" in (lang / "lexicon_disambig.txt").read_text()
+    assert not (lang / "flite_prons.txt").exists()  # nothing was sent to flite
+    assert "<unk>" in (lang / "words.txt").read_text().split()
+
+
+def test_unk_is_decoded_and_dropped_from_the_text_unless_kept(unk_graph):
+    """sil ab sil cd sil: the LM makes '<unk>' (the middle silence) likelier than optional
+    silence. HCLG keeps <unk>; the words of the transcript drop it unless keep_unk."""
+    from asr.decode.transcribe import Transcript, format_transcript
+    from asr.decode.words import word_tokens
+
+    graph_dir, _ = unk_graph
+    ctx = toy_tree()
+    graph = WordGraph.load(graph_dir, PHONES)
+    planted_phones = [ID["sil"], ID["aa"], ID["iy"], ID["sil"], ID["m"], ID["n"], ID["sil"]]
+    scores, _ = planted(ctx, planted_phones, np.random.default_rng(0), ctx.num_pdfs)
+    path = WfstDecoder(graph.fst, Transitions(ctx)).decode(scores)
+    assert graph.symbols(path.olabels, keep_unk=True) == ["ab", "<unk>", "cd"]
+    assert graph.symbols(path.olabels) == ["ab", "cd"]
+    kept = word_tokens(graph, PHONES, path.olabels, path.runs, [0.9, 0.5, 0.8], keep_unk=True)
+    dropped = word_tokens(graph, PHONES, path.olabels, path.runs, [0.9, 0.5, 0.8])
+    assert [(w, c) for _, _, w, c in kept] == [("ab", 0.9), ("<unk>", 0.5), ("cd", 0.8)]
+    assert dropped == [kept[0], kept[2]]
+    sil_runs = [r for r in path.runs if PHONES[r.phone] == "sil"]
+    assert kept[1][:2] == (sil_runs[1].start, sil_runs[1].end)  # <unk> is the middle silence
+    assert word_spans(path.runs, PHONES, graph.symbols(path.olabels), graph.lexicon) == \
+        word_spans(path.runs, PHONES, graph.symbols(path.olabels, keep_unk=True), graph.lexicon)
+
+    def text(tokens):
+        return format_transcript(Transcript("a.wav", "word", [t for _, _, t, _ in tokens],
+                                            [(a / 100, b / 100, t, c) for a, b, t, c in tokens]), "text")
+
+    assert text(dropped) == "a.wav: ab cd"
+    assert text(kept) == "a.wav: ab <unk> cd"
 
 
 @pytest.mark.parametrize("text, what", [("", "empty"), ("\\data\\\nngram 1=0\n\\end\\\n", "no n-gram"),

@@ -15,7 +15,9 @@ scale and word insertion penalty tuned on dev (the penalty put on the graph's
 word arcs once, at load); the words and their times come from FasterDecoder's
 best path (its phone alignment matched to the lexicon), and, for JSON and CTM,
 each word's confidence is the share of the lattice's 20 best word sequences
-(weighted by their posteriors) that agree with it at its position. Phones:
+(weighted by their posteriors) that agree with it at its position. The LM's
+garbage words (``<unk>``, ``<SPOKEN_NOISE>``) are left out of the transcript
+unless ``keep_unk``. Phones:
 the phone graph, or (``decoder="rnn"``) the RNN phone-sequence decoder with its
 settings tuned on dev (:mod:`asr.decode.rnn_decode`).
 """
@@ -34,7 +36,7 @@ from asr.decode.hybrid import HybridModel, scaled_loglikes
 from asr.decode.jobs import SearchOptions
 from asr.decode.lattice import LatticeDecoder, nbest_words, word_confidences
 from asr.decode.segment import MAX_SEGMENT_S, frame_energy_db, segment_frames
-from asr.decode.words import load_word_graph, word_decode_params, word_spans
+from asr.decode.words import load_word_graph, word_decode_params, word_tokens
 from asr.decode.wfst import WfstDecoder
 from asr.errors import AsrError
 from asr.features.cmvn import apply_cmvn, enough_speech, speech_stats
@@ -44,7 +46,6 @@ from asr.lang.word_graph import with_word_penalty
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("words", "phones")
-FORMATS = ("text", "json", "ctm")
 
 
 @dataclass
@@ -63,14 +64,16 @@ class Recogniser:
     """A model bundle with its decoder, loaded once for many files."""
 
     def __init__(self, model: HybridModel, output: str = "words", max_segment_s: float = MAX_SEGMENT_S,
-                 confidences: bool = True, decoder: str = "hmm") -> None:
+                 confidences: bool = True, decoder: str = "hmm", keep_unk: bool = False) -> None:
         """``confidences``: also decode a lattice per segment for the words' confidences;
-        ``decoder``: ``hmm`` (the WFST search) or ``rnn`` (phones only)."""
+        ``decoder``: ``hmm`` (the WFST search) or ``rnn`` (phones only); ``keep_unk``: keep
+        the LM's garbage words (``<unk>`` …) in word transcripts."""
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}")
         if decoder == "rnn" and output != "phones":
             raise AsrError("the RNN phone-sequence decoder reads phones: use --output phones with --decoder rnn")
         self.model, self.output, self.max_segment_s = model, output, max_segment_s
+        self.keep_unk = keep_unk
         self.shift_s = model.feat_cfg.frame_shift_ms / 1000
         if output == "words":
             self.graph = load_word_graph(model)
@@ -96,13 +99,10 @@ class Recogniser:
             result = self.decoder.decode(scores, utt=name)
             return [(offset + r.start, offset + r.end, model.phones[r.phone], None) for r in result.runs]
         path = self.decoder.decode(scores, utt=name)
-        words = self.graph.symbols(path.olabels)
-        spans = word_spans(path.runs, model.phones, words, self.graph.lexicon)
-        if self.lattices is None:
-            conf = [None] * len(spans)
-        else:
-            conf = word_confidences(path.olabels, nbest_words(self.lattices.lattice(scores, name)))
-        return [(offset + s.start, offset + s.end, s.word, c) for s, c in zip(spans, conf)]
+        conf = (None if self.lattices is None
+                else word_confidences(path.olabels, nbest_words(self.lattices.lattice(scores, name))))
+        return [(offset + a, offset + b, word, c) for a, b, word, c
+                in word_tokens(self.graph, model.phones, path.olabels, path.runs, conf, self.keep_unk)]
 
     def transcribe(self, path: Path) -> Transcript:
         """Recognise one audio file (any rate or channel count)."""
@@ -146,9 +146,11 @@ def format_transcript(tr: Transcript, fmt: str) -> str:
 
 
 def transcribe_files(model: HybridModel, paths: list[Path], fmt: str = "text", output: str = "words",
-                     decoder: str = "hmm") -> int:
-    """Print the transcript of each file; return the number of files that failed."""
-    recogniser = Recogniser(model, output, confidences=fmt != "text", decoder=decoder)
+                     decoder: str = "hmm", keep_unk: bool = False) -> int:
+    """Print the transcript of each file; return the number of files that failed.
+
+    ``keep_unk``: keep the LM's garbage words (``<unk>`` …) in word transcripts."""
+    recogniser = Recogniser(model, output, confidences=fmt != "text", decoder=decoder, keep_unk=keep_unk)
     failed = 0
     for path in paths:
         try:

@@ -11,6 +11,11 @@ and word insertion penalty chosen on dev as ``word_decode``.
 Word times come from the best path's phone runs matched to the words'
 pronunciations, not from where the word labels sit on the graph's arcs (a
 determinized graph moves them).
+
+The LM's garbage words (``<unk>``, ``<SPOKEN_NOISE>``:
+:func:`asr.lang.symbols.is_garbage_word`) are words of the graph, but the
+words of a transcript leave them out unless ``keep_unk`` is asked for
+(:meth:`WordGraph.symbols`, :func:`word_spans`, :func:`transcript_words`).
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ from asr.decode.bundle import component, expect_equal, file_sha256, update_manif
 from asr.errors import GraphError, ModelError
 from asr.hmm.transitions import PhoneRun
 from asr.io import atomic_path, atomic_write_text
-from asr.lang.graph import load_graph
+from asr.lang.graph import OBSOLETE_SETTINGS, load_graph
 from asr.lang.lexicon import Lexicon
 from asr.lang.phones import SIL
-from asr.lang.symbols import read_symbol_table
+from asr.lang.symbols import is_garbage_word, read_symbol_table
 from asr.lang.word_graph import HCLG_FST, HCLG_YAML, LEXICON_TXT, OUTPUT_LABELS, PHONES_TXT, WORDS_TXT
 
 log = logging.getLogger(__name__)
@@ -75,13 +80,20 @@ class WordGraph:
         lexicon = Lexicon.load(graph_dir / LEXICON_TXT, phones)
         return cls(graph_dir / HCLG_FST, load_graph(graph_dir / HCLG_FST), words, lexicon, settings)
 
-    def symbols(self, word_ids: Sequence[int]) -> list[str]:
-        """The words of a path's output labels."""
-        return [self.words[i] for i in word_ids]
+    def symbols(self, word_ids: Sequence[int], keep_unk: bool = False) -> list[str]:
+        """The words of a path's output labels; garbage words (``<unk>`` …) dropped
+        unless ``keep_unk``."""
+        return transcript_words([self.words[i] for i in word_ids], keep_unk)
+
+
+def transcript_words(words: Sequence[str], keep_unk: bool = False) -> list[str]:
+    """``words`` without the LM's garbage words (``<unk>``, ``<SPOKEN_NOISE>``) unless ``keep_unk``."""
+    return list(words) if keep_unk else [w for w in words if not is_garbage_word(w)]
 
 
 def read_word_graph_settings(graph_dir: Path) -> dict:
-    """HCLG.yaml of a word graph dir; GraphError when absent or not a word graph's."""
+    """HCLG.yaml of a word graph dir, less keys of older versions that mean nothing now
+    (``transition_scale``); GraphError when absent or not a word graph's."""
     path = Path(graph_dir) / HCLG_YAML
     try:
         settings = yaml.safe_load(path.read_text())
@@ -90,7 +102,7 @@ def read_word_graph_settings(graph_dir: Path) -> dict:
                          f"build the graph with 'asr make-word-graph'") from None
     if not isinstance(settings, dict) or settings.get("output_labels") != OUTPUT_LABELS:
         raise GraphError(f"{path}: not the settings of a word graph (HCLG)")
-    return settings
+    return {k: v for k, v in settings.items() if k not in OBSOLETE_SETTINGS}
 
 
 def check_word_graph_dir(graph_dir: Path, context_summary: dict) -> dict:
@@ -166,37 +178,64 @@ def word_decode_params(model) -> tuple[float, float]:
 
 
 def word_spans(runs: Sequence[PhoneRun], phones: Sequence[str], words: Sequence[str],
-               lexicon: Lexicon) -> list[WordSpan]:
+               lexicon: Lexicon, keep_unk: bool = False) -> list[WordSpan]:
     """The frames of each word of a best path.
 
     Args:
         runs: the path's phone runs (phone index into ``phones``, frames).
         phones: the model's phone list.
-        words: the path's words, in order.
+        words: the path's words, in order (garbage words such as ``<unk>``
+            may be there or may have been dropped).
         lexicon: their pronunciations.
+        keep_unk: keep the spans of garbage words (``<unk>`` …); by default
+            they are dropped (the result is then shorter than ``words``).
 
-    The non-silence runs are split into the words' pronunciations by a
-    depth-first search over each word's variants. Raises ModelError when no
-    split exists (the graph and lexicon do not belong together).
+    The runs are split into the words' pronunciations, with any number of
+    silence runs (L's optional silence) before, between and after the words,
+    by a depth-first search over each word's variants; a word pronounced
+    with silence (``<unk>`` said with the garbage phone ``sil``) takes a
+    silence run. Raises ModelError when no split exists (the graph and
+    lexicon do not belong together).
     """
-    spoken = [r for r in runs if phones[r.phone] != SIL]
-    symbols = [phones[r.phone] for r in spoken]
+    symbols = [phones[r.phone] for r in runs]
     split = _split_from(symbols, 0, 0, list(words), lexicon, {})
     if split is None:
-        raise ModelError(f"the decoded phones {' '.join(symbols)} are not a pronunciation of "
+        spoken = [s for s in symbols if s != SIL]
+        raise ModelError(f"the decoded phones {' '.join(spoken)} are not a pronunciation of "
                          f"'{' '.join(words)}' (word graph and lexicon do not match)")
-    spans, pos = [], 0
-    for word, n in zip(words, split):
-        spans.append(WordSpan(word, spoken[pos].start, spoken[pos + n - 1].end))
-        pos += n
-    return spans
+    spans = [WordSpan(word, runs[first].start, runs[first + n - 1].end)
+             for word, (first, n) in zip(words, split)]
+    return spans if keep_unk else [s for s in spans if not is_garbage_word(s.word)]
+
+
+def word_tokens(graph: WordGraph, phones: Sequence[str], word_ids: Sequence[int],
+                runs: Sequence[PhoneRun], confidences: Sequence[float] | None = None,
+                keep_unk: bool = False) -> list[tuple[int, int, str, float | None]]:
+    """(start frame, end frame, word, confidence) of each word of a best path.
+
+    Args:
+        graph: the word graph the path is from.
+        phones: the model's phone list.
+        word_ids: the path's output labels (ids of words.txt).
+        runs: the path's phone runs.
+        confidences: one per word id (None: no confidences).
+        keep_unk: keep the LM's garbage words (``<unk>`` …); by default they are dropped.
+    """
+    words = graph.symbols(word_ids, keep_unk=True)
+    spans = word_spans(runs, phones, words, graph.lexicon, keep_unk=True)
+    conf = list(confidences) if confidences is not None else [None] * len(spans)
+    if len(conf) != len(spans):
+        raise ModelError(f"{len(conf)} confidences for the {len(spans)} words of a path")
+    return [(s.start, s.end, s.word, c) for s, c in zip(spans, conf)
+            if keep_unk or not is_garbage_word(s.word)]
 
 
 def _split_from(symbols: list[str], pos: int, w: int, words: list[str], lexicon: Lexicon,
-                memo: dict[tuple[int, int], list[int] | None]) -> list[int] | None:
-    """Phone counts of ``words[w:]`` that cover ``symbols[pos:]`` exactly, or None."""
+                memo: dict[tuple[int, int], list[tuple[int, int]] | None]) -> list[tuple[int, int]] | None:
+    """(first run, number of runs) of each of ``words[w:]`` covering ``symbols[pos:]``
+    exactly but for silence runs between words, or None."""
     if w == len(words):
-        return [] if pos == len(symbols) else None
+        return [] if all(s == SIL for s in symbols[pos:]) else None
     key = (pos, w)
     if key in memo:
         return memo[key]
@@ -206,7 +245,9 @@ def _split_from(symbols: list[str], pos: int, w: int, words: list[str], lexicon:
         if tuple(symbols[pos:pos + n]) == tuple(pron):
             rest = _split_from(symbols, pos + n, w + 1, words, lexicon, memo)
             if rest is not None:
-                result = [n, *rest]
+                result = [(pos, n), *rest]
                 break
+    if result is None and pos < len(symbols) and symbols[pos] == SIL:
+        result = _split_from(symbols, pos + 1, w, words, lexicon, memo)  # optional silence
     memo[key] = result
     return result

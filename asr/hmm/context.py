@@ -11,7 +11,9 @@ trivial case: ``width`` 1, one leaf per (phone, state), pdf
 of this toolkit). A context-dependent (CD) model has ``width`` 3 and a
 phonetic decision tree (:mod:`asr.hmm.tree` builds it).
 
-The tree has one root per (phone, HMM state). A node is a leaf (a pdf id) or
+The tree has one root per (phone, HMM state) (Kaldi's default shares one
+root among a phone's states and may share it among phones; here no root is
+shared). A node is a leaf (a pdf id) or
 a question "is the phone at ``position`` (−1 left, +1 right, relative to the
 centre) in phone set Q?", with a yes and a no child. Every pdf therefore
 belongs to exactly one (phone, state), which is what lets a pdf path be read

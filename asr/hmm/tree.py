@@ -13,8 +13,18 @@ Three steps, each its own function:
    of phone ids) that a split may ask about a neighbour.
 3. :func:`build_tree` grows one tree per (phone, HMM state) greedily: the
    leaf whose best question gains the most log-likelihood is split first,
-   until ``num_leaves`` leaves exist or no split gains enough. The result is
-   a :class:`~asr.hmm.context.ContextDependency` of width 3 (triphones).
+   until ``num_leaves`` leaves exist or no split gains more than
+   ``min_gain`` (0 by default, and the build-tree step does not set it: any
+   positive gain splits). The result is a
+   :class:`~asr.hmm.context.ContextDependency` of width 3 (triphones).
+
+Unlike Kaldi's ``build-tree``: roots are never shared (Kaldi's default
+``roots.txt`` has one root per phone shared by its states, so it can ask
+about the HMM state and group states; here every (phone, state) has its own
+root and questions ask only about the left and right phones); there is no
+bottom-up merge of the leaves after splitting (Kaldi's ``--cluster-thresh``
+pass); and the questions are the phone clusters plus one silence question
+(no ``extra_questions.txt``). See docs/kaldi_differences.md.
 
 The objective throughout is Kaldi's: the log-likelihood of pooled data
 under one diagonal Gaussian with its maximum-likelihood mean and variance,
@@ -487,7 +497,9 @@ def build_tree(stats: TreeStats, phones: Sequence[str], topology: Topology,
     a (phone, state) without data keeps one leaf. Then, while fewer than
     ``num_leaves`` leaves exist, the leaf with the largest gain is split by
     its best question (:func:`best_split`), if that gain exceeds
-    ``min_gain`` and both children have ``min_occupancy`` frames.
+    ``min_gain`` and both children have ``min_occupancy`` frames. Leaves are
+    never merged afterwards, and questions are about the left and right
+    neighbours only (never the HMM state or the centre phone).
 
     Args:
         questions: phone-id sets (:func:`cluster_phones`); all are stored in

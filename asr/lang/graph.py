@@ -1,4 +1,4 @@
-"""The phone decoding graph H∘C∘G for hybrid decoding, built the Kaldi way.
+"""The phone decoding graph H∘C∘G for hybrid decoding, after Kaldi's ``mkgraph.sh``.
 
 G is a phone n-gram (kaldilm) with ``#0`` on the input side of its backoff
 arcs. kaldifst's ``compose_context`` gives C∘G for the model's context
@@ -10,6 +10,15 @@ left-to-right HMM per distinct (phone, pdf sequence), entered from a hub.
 Disambiguation windows (``#0`` of G, and ``#-1``, C's ``[0]`` at the start)
 get input labels above every transition id; H∘C∘G is determinized with them
 and only then are they turned into epsilons, so the decoder never sees them.
+
+Where this differs from Kaldi's ``mkgraph.sh`` (see docs/kaldi_differences.md):
+determinization is ``determinize_star`` in the tropical semiring (Kaldi uses
+the log semiring); there is no weight pushing and no minimization of the
+result; the disambiguation labels become epsilons and no epsilon is removed
+(Kaldi runs ``fstrmepslocal``); the HMM transition costs come from the
+topology's fixed self-loop probability scaled by ``self_loop_scale`` (there
+is no trained transition model and no transition scale: each HMM state has
+one forward arc, whose renormalised probability is 1).
 
 Label conventions: input label = transition id (1-based; ``DecodableCtc``
 scores label i with column i-1, so the decoder gathers each label's pdf
@@ -30,6 +39,7 @@ from typing import Sequence, Union
 import kaldifst
 import yaml
 
+from asr.decode.bundle import file_sha256
 from asr.errors import GraphError
 from asr.hmm.context import ContextDependency
 from asr.hmm.transitions import enter_tid, loop_tid
@@ -41,11 +51,13 @@ logger = logging.getLogger(__name__)
 
 #: Kaldi's default scale on HMM self-loop costs (against an acoustic scale near 0.1).
 DEFAULT_SELF_LOOP_SCALE = 0.1
-#: Kaldi's default scale on the (renormalised) non-self-loop transition costs.
-DEFAULT_TRANSITION_SCALE = 1.0
 #: Stop determinization beyond this many states (a sign of a broken input).
 MAX_DET_STATES = 5_000_000
 PHONES_TXT, LM_ARPA, G_FST = "phones.txt", "lm.arpa", "G.fst"
+#: What lm.arpa and G.fst were made from (SHA-256 of their inputs), in the phone lang dir.
+LM_YAML = "lm.yaml"
+#: Keys of older HCG.yaml / HCLG.yaml files that no longer mean anything: read and ignored.
+OBSOLETE_SETTINGS = ("transition_scale",)
 #: The decoding graph and the settings it was built with.
 GRAPH_FST, GRAPH_YAML = "HCG.fst", "HCG.yaml"
 #: What the graph's input labels are (recorded in HCG.yaml).
@@ -53,26 +65,22 @@ INPUT_LABELS = "transition-ids"
 HUB = 0
 
 
-def transition_costs(self_loop_prob: float, self_loop_scale: float,
-                      transition_scale: float) -> tuple[float, float]:
-    """Return (self-loop cost, forward cost) in -log units, Kaldi-style.
+def transition_costs(self_loop_prob: float, self_loop_scale: float) -> tuple[float, float]:
+    """Return (self-loop cost, forward cost) in -ln units, Kaldi-style.
 
     As in Kaldi's ``AddSelfLoops``: the self-loop costs
-    ``-log(p) * self_loop_scale``; leaving the state costs
-    ``-log(1 - p) * self_loop_scale`` plus ``transition_scale`` times the
-    cost of the renormalised non-self-loop transitions. Every state here has a
-    single forward transition, whose renormalised probability is 1, so that
-    last term is 0 whatever ``transition_scale`` is.
+    ``-ln(p) * self_loop_scale`` and leaving the state costs
+    ``-ln(1 - p) * self_loop_scale``. (Kaldi adds ``transition_scale`` times
+    the cost of the renormalised non-self-loop transitions; every HMM state
+    here has one forward transition, whose renormalised probability is 1, so
+    that term is always 0 and there is no transition scale.)
     """
     if not 0.0 < self_loop_prob < 1.0:
         raise GraphError(f"self-loop probability must be in (0, 1), got {self_loop_prob}")
-    if self_loop_scale < 0 or transition_scale < 0:
-        raise GraphError(f"scales must be >= 0, got self_loop_scale={self_loop_scale}, "
-                         f"transition_scale={transition_scale}")
-    renormalised_forward_prob = 1.0  # one forward arc per state
+    if not self_loop_scale >= 0:
+        raise GraphError(f"self_loop_scale must be >= 0, got {self_loop_scale}")
     loop_cost = -math.log(self_loop_prob) * self_loop_scale
-    forward_cost = (-math.log(1.0 - self_loop_prob) * self_loop_scale
-                    - math.log(renormalised_forward_prob) * transition_scale)
+    forward_cost = -math.log(1.0 - self_loop_prob) * self_loop_scale
     return loop_cost, forward_cost
 
 
@@ -88,7 +96,6 @@ def _is_phone_window(window: Sequence[int], ctx: ContextDependency) -> bool:
 
 def make_h(ctx: ContextDependency, windows: Sequence[Sequence[int]], disambig_to_epsilon: bool = False,
            self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
-           transition_scale: float = DEFAULT_TRANSITION_SCALE,
            self_loops: bool = True) -> kaldifst.StdVectorFst:
     """Build H: transition ids → window labels (indices into ``windows``).
 
@@ -117,8 +124,7 @@ def make_h(ctx: ContextDependency, windows: Sequence[Sequence[int]], disambig_to
     Returns:
         An olabel-sorted StdVectorFst.
     """
-    loop_cost, forward_cost = transition_costs(ctx.topology.self_loop_prob, self_loop_scale,
-                                                transition_scale)
+    loop_cost, forward_cost = transition_costs(ctx.topology.self_loop_prob, self_loop_scale)
     num_tids = 2 * ctx.num_pdfs
     h = kaldifst.StdVectorFst()
     h.add_state()
@@ -223,8 +229,7 @@ def determinize(fst: kaldifst.StdVectorFst, what: str) -> kaldifst.StdVectorFst:
 
 
 def compose_hcg(g: kaldifst.StdVectorFst, ctx: ContextDependency, g_disambig: Sequence[int],
-                self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
-                transition_scale: float = DEFAULT_TRANSITION_SCALE) -> kaldifst.StdVectorFst:
+                self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE) -> kaldifst.StdVectorFst:
     """H∘C∘G, determinized with its disambiguation labels, which then become epsilons.
 
     Args:
@@ -238,7 +243,7 @@ def compose_hcg(g: kaldifst.StdVectorFst, ctx: ContextDependency, g_disambig: Se
     cg, windows = kaldifst.compose_context(list(g_disambig), ctx.width, ctx.central, g)
     if cg.num_states == 0:
         raise GraphError("C∘G is empty")
-    h = make_h(ctx, windows, self_loop_scale=self_loop_scale, transition_scale=transition_scale)
+    h = make_h(ctx, windows, self_loop_scale=self_loop_scale)
     hcg = determinize(compose(h, cg, "H∘C∘G"), "H∘C∘G")
     n = _disambig_to_epsilon(hcg, 2 * ctx.num_pdfs + 1)
     if hcg.num_states == 0 or hcg.start < 0:
@@ -248,8 +253,7 @@ def compose_hcg(g: kaldifst.StdVectorFst, ctx: ContextDependency, g_disambig: Se
 
 
 def alignment_graph(ctx: ContextDependency, phone_ids: Sequence[int],
-                    self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
-                    transition_scale: float = DEFAULT_TRANSITION_SCALE) -> kaldifst.StdVectorFst:
+                    self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE) -> kaldifst.StdVectorFst:
     """H∘C∘(linear acceptor of ``phone_ids``): the paths of one known phone sequence.
 
     Its input labels are transition ids, its outputs the phone ids; used for
@@ -259,8 +263,7 @@ def alignment_graph(ctx: ContextDependency, phone_ids: Sequence[int],
         raise GraphError("alignment graph: empty phone sequence")
     line = kaldifst.make_linear_acceptor([int(p) for p in phone_ids])
     cg, windows = kaldifst.compose_context([], ctx.width, ctx.central, line)
-    h = make_h(ctx, windows, disambig_to_epsilon=True, self_loop_scale=self_loop_scale,
-               transition_scale=transition_scale)
+    h = make_h(ctx, windows, disambig_to_epsilon=True, self_loop_scale=self_loop_scale)
     return compose(h, cg, "the alignment graph")
 
 
@@ -292,14 +295,6 @@ def write_fst(fst: kaldifst.StdVectorFst, path: Path, const: bool = False) -> No
     with atomic_path(path) as tmp:
         if not out.write(str(tmp)):
             raise GraphError(f"{path}: could not write FST")
-
-
-def _is_up_to_date(target: Path, sources: list[Path]) -> bool:
-    """True when ``target`` exists and is not older than any of ``sources``."""
-    if not target.is_file():
-        return False
-    mtime = target.stat().st_mtime_ns
-    return all(src.stat().st_mtime_ns <= mtime for src in sources)
 
 
 def _ensure_phone_table(path: Path, phones: list[str]) -> None:
@@ -371,35 +366,44 @@ def _fst_is_valid(path: Path) -> bool:
         return False
 
 
-def graph_settings(order: int, ctx: ContextDependency,
-                   self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
-                   transition_scale: float = DEFAULT_TRANSITION_SCALE) -> dict:
-    """The settings a decoding graph is built with (written beside it as HCG.yaml)."""
+def graph_settings(order: int, ctx: ContextDependency, g_path: Path,
+                   self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE) -> dict:
+    """The settings a decoding graph is built with (written beside it as HCG.yaml),
+    G.fst by the SHA-256 of its bytes."""
     return {"lm_order": int(order), "input_labels": INPUT_LABELS,
             "topology": ctx.topology.to_dict(), "context": ctx.summary(),
-            "self_loop_scale": float(self_loop_scale), "transition_scale": float(transition_scale)}
+            "self_loop_scale": float(self_loop_scale), "g_sha256": file_sha256(g_path)}
+
+
+def _read_yaml_dict(path: Path) -> dict | None:
+    """The mapping in a YAML file, or None when absent, unreadable or not a mapping."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def read_graph_settings(graph_path: Path) -> dict | None:
-    """The settings in HCG.yaml beside ``graph_path``, or None when absent or unreadable."""
-    path = Path(graph_path).with_name(GRAPH_YAML)
-    try:
-        settings = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+    """The settings in HCG.yaml beside ``graph_path``, or None when absent or unreadable.
+
+    Keys of older versions that no longer mean anything (:data:`OBSOLETE_SETTINGS`)
+    are dropped.
+    """
+    settings = _read_yaml_dict(Path(graph_path).with_name(GRAPH_YAML))
+    if settings is None:
         return None
-    return settings if isinstance(settings, dict) else None
+    return {k: v for k, v in settings.items() if k not in OBSOLETE_SETTINGS}
 
 
 def build_graph(g_path: Path, ctx: ContextDependency, graph_path: Path,
-                self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
-                transition_scale: float = DEFAULT_TRANSITION_SCALE) -> None:
+                self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE) -> None:
     """Compose H∘C with G from ``g_path`` (see :func:`compose_hcg`); write a const graph."""
     g = kaldifst.StdVectorFst.read(str(g_path))
     if g is None or g.num_states == 0:
         raise GraphError(f"{g_path}: G is missing, unreadable or empty")
     try:
-        hcg = compose_hcg(g, ctx, [g_disambig_label(len(ctx.phones))], self_loop_scale,
-                          transition_scale)
+        hcg = compose_hcg(g, ctx, [g_disambig_label(len(ctx.phones))], self_loop_scale)
     except GraphError as exc:
         raise GraphError(f"{graph_path}: composing H∘C with {g_path}: {exc}") from exc
     write_fst(hcg, graph_path, const=True)
@@ -407,12 +411,30 @@ def build_graph(g_path: Path, ctx: ContextDependency, graph_path: Path,
                 ctx.num_pdfs, graph_path)
 
 
+def _step_inputs(record_path: Path, step: str) -> dict | None:
+    """What ``step`` (a file of the lang dir) was last made from, as lm.yaml records it."""
+    record = _read_yaml_dict(record_path) or {}
+    inputs = record.get(step)
+    return inputs if isinstance(inputs, dict) else None
+
+
+def _set_step_inputs(record_path: Path, step: str, inputs: dict | None) -> None:
+    """Record (or, with None, forget) what ``step`` was made from, atomically."""
+    record = _read_yaml_dict(record_path) or {}
+    if inputs is None:
+        if step not in record:
+            return
+        record.pop(step)
+    else:
+        record[step] = inputs
+    atomic_write_text(record_path, yaml.safe_dump(record, sort_keys=True))
+
+
 def make_decoding_graph(lang_dir: Path, ctx: ContextDependency, train_phone_text: Path,
                         order: int = 2, graph_dir: Path | None = None,
-                        self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
-                        transition_scale: float = DEFAULT_TRANSITION_SCALE) -> Path:
-    """Build ``lang_dir/{phones.txt, lm.arpa, G.fst}`` and ``graph_dir/{HCG.fst, HCG.yaml,
-    phones.txt}``; return the graph's path.
+                        self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE) -> Path:
+    """Build ``lang_dir/{phones.txt, lm.arpa, G.fst, lm.yaml}`` and ``graph_dir/{HCG.fst,
+    HCG.yaml, phones.txt}``; return the graph's path.
 
     Args:
         lang_dir: the phone LM's directory.
@@ -421,32 +443,41 @@ def make_decoding_graph(lang_dir: Path, ctx: ContextDependency, train_phone_text
         order: phone n-gram order.
         graph_dir: where the graph goes (default ``lang_dir``; a CD model's
             graph goes beside its tree).
-        self_loop_scale, transition_scale: H's transition scaling (see :func:`make_h`).
+        self_loop_scale: H's scale on the HMM transition costs (see :func:`make_h`).
 
-    Each file is skipped when it exists, is valid and is not older than its
-    inputs (make-style); the graph is also rebuilt when HCG.yaml records
-    other settings (LM order, context dependency, scales). Raises GraphError
-    on bad input.
+    Every cache is keyed by content: lm.yaml records the SHA-256 of the
+    files lm.arpa (the phone text, phones.txt; the order) and G.fst (lm.arpa,
+    phones.txt) were made from, HCG.yaml that of G.fst and the graph's
+    settings (LM order, context dependency, scale). A file is rebuilt when it
+    is missing or invalid or its recorded inputs differ, whatever the files'
+    times. Raises GraphError on bad input.
     """
     lang_dir, train_phone_text = Path(lang_dir), Path(train_phone_text)
     graph_dir = Path(graph_dir) if graph_dir is not None else lang_dir
     phones = ctx.phones
     for d in (lang_dir, graph_dir):
         d.mkdir(parents=True, exist_ok=True)
-    phones_txt, arpa, g = (lang_dir / n for n in (PHONES_TXT, LM_ARPA, G_FST))
+    phones_txt, arpa, g, record = (lang_dir / n for n in (PHONES_TXT, LM_ARPA, G_FST, LM_YAML))
     graph = graph_dir / GRAPH_FST
     _ensure_phone_table(phones_txt, phones)
     if not train_phone_text.is_file():
         raise GraphError(f"{train_phone_text}: phone transcript for the LM does not exist")
-    if not (_is_up_to_date(arpa, [train_phone_text]) and _arpa_is_valid(arpa, order)):
+    lm_inputs = {"text_sha256": file_sha256(train_phone_text), "order": int(order),
+                 "phones_sha256": file_sha256(phones_txt)}
+    if not (_step_inputs(record, LM_ARPA) == lm_inputs and _arpa_is_valid(arpa, order)):
+        _set_step_inputs(record, LM_ARPA, None)
         _train_phone_lm(train_phone_text, phones, arpa, order)
-    if not (_is_up_to_date(g, [arpa, phones_txt]) and _fst_is_valid(g)):
+        _set_step_inputs(record, LM_ARPA, lm_inputs)
+    g_inputs = {"lm_sha256": file_sha256(arpa), "phones_sha256": lm_inputs["phones_sha256"]}
+    if not (_step_inputs(record, G_FST) == g_inputs and _fst_is_valid(g)):
+        _set_step_inputs(record, G_FST, None)
         arpa_to_g(arpa, phones_txt, g)
+        _set_step_inputs(record, G_FST, g_inputs)
     if graph_dir != lang_dir:
         _ensure_phone_table(graph_dir / PHONES_TXT, phones)
-    settings = graph_settings(order, ctx, self_loop_scale, transition_scale)
-    if not (_is_up_to_date(graph, [g]) and _fst_is_valid(graph)
-            and read_graph_settings(graph) == settings):
-        build_graph(g, ctx, graph, self_loop_scale, transition_scale)
+    settings = graph_settings(order, ctx, g, self_loop_scale)
+    if not (read_graph_settings(graph) == settings and _fst_is_valid(graph)):
+        (graph_dir / GRAPH_YAML).unlink(missing_ok=True)  # no stale settings beside a new graph
+        build_graph(g, ctx, graph, self_loop_scale)
         atomic_write_text(graph_dir / GRAPH_YAML, yaml.safe_dump(settings, sort_keys=True))
     return graph

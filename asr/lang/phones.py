@@ -9,11 +9,9 @@ closures fold to ``cl`` / ``vcl`` (48) and to ``sil`` (39), as do ``pau``,
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterable, Optional
 
 from asr.errors import DataError
-from asr.io import atomic_write_text
 
 # (61-phone symbol, 48-phone symbol or None when deleted, 39-phone symbol or None)
 _MAP_ROWS: tuple[tuple[str, Optional[str], Optional[str]], ...] = (
@@ -47,6 +45,10 @@ MAP_48_39: dict[str, str] = {r[1]: r[2] for r in _MAP_ROWS if r[1] and r[2]}
 PHONES39: tuple[str, ...] = tuple(sorted(set(MAP_48_39.values())))
 #: The silence phone of the 48 and 39 sets.
 SIL = "sil"
+#: The phone the LM's garbage words (``<unk>``, ``<SPOKEN_NOISE>``) are pronounced with,
+#: as Kaldi's ``<UNK>`` is with ``spn``. The 48-phone set has no spoken-noise phone, so
+#: it is silence.
+GARBAGE_PHONE = SIL
 
 assert len(PHONES61) == 61 and len(PHONES48) == 48 and len(PHONES39) == 39
 
@@ -84,9 +86,3 @@ def fold_to_39(phones: Iterable[str], where: str = "") -> list[str]:
         else:
             raise DataError(f"{where}: unknown phone {p!r}")
     return out
-
-
-def write_phone_map(path: Path) -> None:
-    """Write the 61/48/39 map in Kaldi's ``phones.60-48-39.map`` format."""
-    lines = ["\t".join(x for x in row if x) for row in _MAP_ROWS]
-    atomic_write_text(path, "\n".join(lines) + "\n")

@@ -24,6 +24,19 @@ DISAMBIG = "#0"
 BOS, EOS = "<s>", "</s>"
 #: Symbols a user's token may not be (they have a fixed meaning in the tables).
 RESERVED = frozenset({EPS, DISAMBIG, BOS, EOS})
+#: The unknown-word token of KenLM / SRILM models built with ``-unk``.
+UNK = "<unk>"
+#: LM tokens that stand for no word (an unknown word, noise), compared lower-cased:
+#: ``<unk>`` / ``<UNK>`` and Kaldi's ``<SPOKEN_NOISE>``. They are words of G and L
+#: (pronounced with the lang's garbage phone), never get a letter-to-sound
+#: pronunciation, and are left out of transcripts unless asked for.
+GARBAGE_WORDS = frozenset({UNK, "<spoken_noise>"})
+
+
+def is_garbage_word(word: str) -> bool:
+    """True for the LM's unknown-word / noise tokens (:data:`GARBAGE_WORDS`, any case)."""
+    return word.lower() in GARBAGE_WORDS
+
 
 
 def is_disambig(symbol: str) -> bool:

@@ -1,4 +1,4 @@
-"""The word decoding graph HCLG, built as Kaldi's ``mkgraph.sh`` builds it.
+"""The word decoding graph HCLG, after Kaldi's ``mkgraph.sh`` (differences below).
 
     L  lexicon with optional silence and disambiguation symbols (``#1`` …,
        ``#0`` looping for G's backoff arcs)          :mod:`asr.lang.lexicon`
@@ -6,9 +6,18 @@
     LG = minimize_encoded(determinize_star(L ∘ G))
     CLG, windows = compose_context(phone disambiguation ids, width, central, LG)
     H  from the tree and the windows, without HMM self-loops (:func:`make_h`)
-    HCLG = determinize_star(H ∘ CLG); disambiguation inputs → epsilon;
+    HCLG = determinize_star(H ∘ CLG); disambiguation inputs → epsilon (not minimized);
            HMM self-loops added (:func:`add_hmm_self_loops`) with Kaldi's
-           transition scaling; written as a const FST.
+           self-loop scaling; written as a const FST.
+
+Where this differs from ``mkgraph.sh`` (see docs/kaldi_differences.md): both
+determinizations are ``determinize_star`` in the tropical semiring (Kaldi's
+use the log semiring); LG is not weight-pushed (Kaldi: ``fstpushspecial``) and
+HCLG is not minimized (Kaldi: ``fstminimizeencoded``); disambiguation inputs
+become epsilons and no epsilon is removed (no ``fstrmepslocal``); L has no
+silence disambiguation symbol (Kaldi adds ``#sil`` only with silence
+probabilities, which are not modelled here); self-loops are not reordered
+(Kaldi's ``add-self-loops --reorder=true``).
 
 Input labels are transition ids (:mod:`asr.hmm.transitions`), output labels
 word ids of ``words.txt``. Adding the self-loops after determinization, as
@@ -35,9 +44,8 @@ from asr.errors import GraphError
 from asr.hmm.context import ContextDependency
 from asr.hmm.transitions import loop_tid
 from asr.io import atomic_path, atomic_write_text
-from asr.lang.graph import (DEFAULT_SELF_LOOP_SCALE, DEFAULT_TRANSITION_SCALE, INPUT_LABELS,
-                            _disambig_to_epsilon, compose, determinize, make_h, transition_costs,
-                            write_fst)
+from asr.lang.graph import (DEFAULT_SELF_LOOP_SCALE, INPUT_LABELS, _disambig_to_epsilon, compose,
+                            determinize, make_h, transition_costs, write_fst)
 from asr.lang.symbols import EPS, is_disambig, read_phone_table, read_symbol_table
 
 logger = logging.getLogger(__name__)
@@ -47,7 +55,7 @@ PHONES_TXT, WORDS_TXT, LEXICON_TXT, L_FST, G_FST = (
     "phones.txt", "words.txt", "lexicon.txt", "L_disambig.fst", "G.fst")
 HCLG_FST, HCLG_YAML = "HCLG.fst", "HCLG.yaml"
 #: The lang files whose contents a word graph depends on.
-LANG_GRAPH_INPUTS = (L_FST, G_FST, WORDS_TXT, LEXICON_TXT)
+LANG_GRAPH_INPUTS = (L_FST, G_FST, WORDS_TXT, LEXICON_TXT, PHONES_TXT)
 #: What a word graph's output labels are (recorded in HCLG.yaml).
 OUTPUT_LABELS = "words"
 
@@ -191,8 +199,7 @@ def add_hmm_self_loops(fst: kaldifst.StdVectorFst, num_pdfs: int, loop_cost: flo
 
 
 def compose_hclg(lg: kaldifst.StdVectorFst, ctx: ContextDependency, phone_disambig: Sequence[int],
-                 self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
-                 transition_scale: float = DEFAULT_TRANSITION_SCALE) -> tuple[kaldifst.StdVectorFst, int]:
+                 self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE) -> tuple[kaldifst.StdVectorFst, int]:
     """H∘C∘LG, determinized, disambiguation inputs removed, self-loops added.
 
     Args:
@@ -206,13 +213,12 @@ def compose_hclg(lg: kaldifst.StdVectorFst, ctx: ContextDependency, phone_disamb
     clg, windows = kaldifst.compose_context(list(phone_disambig), ctx.width, ctx.central, lg)
     if clg.num_states == 0:
         raise GraphError("C∘LG is empty")
-    h = make_h(ctx, windows, self_loop_scale=self_loop_scale, transition_scale=transition_scale,
-               self_loops=False)
+    h = make_h(ctx, windows, self_loop_scale=self_loop_scale, self_loops=False)
     del windows
     hclg = determinize(compose(h, clg, "H∘C∘LG"), "H∘C∘LG")
     del clg
     _disambig_to_epsilon(hclg, 2 * ctx.num_pdfs + 1)
-    loop_cost, _ = transition_costs(ctx.topology.self_loop_prob, self_loop_scale, transition_scale)
+    loop_cost, _ = transition_costs(ctx.topology.self_loop_prob, self_loop_scale)
     split = add_hmm_self_loops(hclg, ctx.num_pdfs, loop_cost)
     if hclg.num_states == 0 or hclg.start < 0:
         raise GraphError("HCLG is empty")
@@ -220,15 +226,14 @@ def compose_hclg(lg: kaldifst.StdVectorFst, ctx: ContextDependency, phone_disamb
 
 
 def build_hclg(lexicon_fst: kaldifst.StdVectorFst, g: kaldifst.StdVectorFst, ctx: ContextDependency,
-               phone_disambig: Sequence[int], self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
-               transition_scale: float = DEFAULT_TRANSITION_SCALE
+               phone_disambig: Sequence[int], self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE
                ) -> tuple[kaldifst.StdVectorFst, BuildStats]:
     """L and G → HCLG (see the module docstring), with its sizes, time and peak memory."""
     start = time.time()
     lg = compose_lg(lexicon_fst, g)
     lg_states, lg_arcs = lg.num_states, num_arcs(lg)
     logger.info("LG: %d states, %d arcs (%.1f s)", lg_states, lg_arcs, time.time() - start)
-    hclg, split = compose_hclg(lg, ctx, phone_disambig, self_loop_scale, transition_scale)
+    hclg, split = compose_hclg(lg, ctx, phone_disambig, self_loop_scale)
     stats = BuildStats(lg_states, lg_arcs, hclg.num_states, num_arcs(hclg), split,
                        time.time() - start, peak_rss_mb())
     logger.info("HCLG: %d states, %d arcs, %d states split for self-loops (%.1f s, peak RSS %.0f MB)",
@@ -237,19 +242,17 @@ def build_hclg(lexicon_fst: kaldifst.StdVectorFst, g: kaldifst.StdVectorFst, ctx
 
 
 def graph_inputs(lang_dir: Path) -> dict:
-    """SHA-256 of the lang files a word graph is built from (L, G, words, lexicon)."""
+    """SHA-256 of the lang files a word graph is built from (L, G, words, lexicon, phones)."""
     from asr.decode.bundle import file_sha256
 
     return {name: file_sha256(Path(lang_dir) / name) for name in LANG_GRAPH_INPUTS}
 
 
-def word_graph_settings(lang_dir: Path, ctx: ContextDependency, self_loop_scale: float,
-                        transition_scale: float) -> dict:
+def word_graph_settings(lang_dir: Path, ctx: ContextDependency, self_loop_scale: float) -> dict:
     """What a word graph is built from and with (HCLG.yaml, less the build figures)."""
     return {"input_labels": INPUT_LABELS, "output_labels": OUTPUT_LABELS,
             "topology": ctx.topology.to_dict(), "context": ctx.summary(),
-            "self_loop_scale": float(self_loop_scale), "transition_scale": float(transition_scale),
-            "inputs": graph_inputs(lang_dir)}
+            "self_loop_scale": float(self_loop_scale), "inputs": graph_inputs(lang_dir)}
 
 
 def _read_settings(path: Path) -> dict | None:
@@ -269,22 +272,22 @@ def phone_disambig_ids(phones_txt: Path) -> list[int]:
 
 
 def make_word_graph(lang_dir: Path, ctx: ContextDependency, graph_dir: Path,
-                    self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
-                    transition_scale: float = DEFAULT_TRANSITION_SCALE) -> Path:
+                    self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE) -> Path:
     """Build ``graph_dir/{HCLG.fst, HCLG.yaml}`` from a word lang dir and copy its
     words.txt, lexicon.txt and phones.txt beside it; return the graph dir.
 
     The graph is rebuilt only when HCLG.yaml records other inputs (the
-    SHA-256 of L, G, words.txt and lexicon.txt), another context dependency
-    or other scales. Raises GraphError on bad input.
+    SHA-256 of the bytes of L, G, words.txt, lexicon.txt and phones.txt;
+    never their times), another context dependency or another scale.
+    Raises GraphError on bad input.
     """
     lang_dir, graph_dir = Path(lang_dir), Path(graph_dir)
-    for name in LANG_GRAPH_INPUTS + (PHONES_TXT,):
+    for name in LANG_GRAPH_INPUTS:
         if not (lang_dir / name).is_file():
             raise GraphError(f"{lang_dir / name}: missing; prepare the lang dir with 'asr prepare-lang'")
     phones = read_phone_table(lang_dir / PHONES_TXT)
     ctx.check_phones(phones, str(lang_dir / PHONES_TXT))
-    settings = word_graph_settings(lang_dir, ctx, self_loop_scale, transition_scale)
+    settings = word_graph_settings(lang_dir, ctx, self_loop_scale)
     old = _read_settings(graph_dir / HCLG_YAML)
     if old is not None and {k: old.get(k) for k in settings} == settings and (graph_dir / HCLG_FST).is_file():
         logger.info("%s is up to date", graph_dir / HCLG_FST)
@@ -294,9 +297,10 @@ def make_word_graph(lang_dir: Path, ctx: ContextDependency, graph_dir: Path,
     if lexicon_fst is None or g is None or lexicon_fst.num_states == 0 or g.num_states == 0:
         raise GraphError(f"{lang_dir}: {L_FST} or {G_FST} is unreadable or empty")
     hclg, stats = build_hclg(lexicon_fst, g, ctx, phone_disambig_ids(lang_dir / PHONES_TXT),
-                             self_loop_scale, transition_scale)
+                             self_loop_scale)
     del lexicon_fst, g
     graph_dir.mkdir(parents=True, exist_ok=True)
+    (graph_dir / HCLG_YAML).unlink(missing_ok=True)  # no stale settings beside a new graph
     write_fst(hclg, graph_dir / HCLG_FST, const=True)
     for name in (WORDS_TXT, LEXICON_TXT, PHONES_TXT):
         with atomic_path(graph_dir / name) as tmp:
