@@ -309,8 +309,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.nn.train import resolve_device
 
     model_dir, files = transcribe_paths(args)
+    if args.keep_unk and args.output != "words":
+        raise UsageError("--keep-unk does nothing with --output phones: <unk> is a word")
     model = HybridModel.load(model_dir, resolve_device(args.device))
-    failed = transcribe_files(model, files, fmt=args.format, output=args.output, decoder=args.decoder)
+    failed = transcribe_files(model, files, fmt=args.format, output=args.output, decoder=args.decoder,
+                              keep_unk=args.keep_unk)
     if failed:
         log.error("%d of %d files could not be decoded", failed, len(files))
     return 1 if failed else 0
@@ -618,6 +621,8 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--decoder", default="hmm", choices=["hmm", "rnn"],
                    help="phones: hmm, the phone graph; rnn, the RNN phone-sequence decoder (tuned on dev)")
     s.add_argument("--format", default="text", choices=["text", "json", "ctm"])
+    s.add_argument("--keep-unk", action="store_true",
+                   help="print the LM's <unk> (and other garbage words) where they were decoded; dropped by default")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_transcribe)
 

@@ -71,6 +71,8 @@ def test_the_installed_command_warns_for_an_old_spelling(tmp_path):
 
 #: Option combinations that would do nothing: (argv, what the message must say).
 NO_OPS = [
+    (["transcribe", "m", "a.wav", "--output", "phones", "--keep-unk"],
+     "--keep-unk does nothing with --output phones"),
     (["decode", "m", "d", "o", "--decoder", "rnn", "--beam", "10"],
      "--beam does nothing with --decoder rnn: it is the WFST (HMM) search's beam"),
     (["decode", "m", "d", "o", "--decoder", "rnn", "--rnn-beam", "10"], "--rnn-beam does nothing without --tune"),

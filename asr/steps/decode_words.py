@@ -39,6 +39,7 @@ from asr.decode.words import (WordGraph, install_word_graph, load_word_graph, sa
                               word_decode_params, word_spans)
 from asr.errors import AsrError
 from asr.io import atomic_write_text
+from asr.lang.symbols import RESERVED, is_garbage_word
 from asr.score.per import score_words
 from asr.score.report import write_report
 from asr.steps.decode import set_features, set_posteriors, write_hyps
@@ -148,7 +149,7 @@ def decode_words_and_score(model: HybridModel, data_dir: Path, out_dir: Path, nj
     atomic_write_text(out_dir / "hyp.ctm", "".join(
         format_ctm(u, _spans(model, graph, r, hyps[u]), model.feat_cfg.frame_shift_ms / 1000)
         for u, r in sorted(results.items())))
-    vocab = set(graph.words[1:])
+    vocab = {w for w in graph.words[1:] if w not in RESERVED and not w.startswith("#") and not is_garbage_word(w)}
     write_report(result, out_dir / "wer_report.txt", f"{data_dir} words, acwt {acwt:g}, penalty {penalty:g}",
                  utt2spk=dd.utt2spk, vocab=vocab)
     audio_seconds = frames * model.feat_cfg.frame_shift_ms / 1000
