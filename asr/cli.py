@@ -536,7 +536,7 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--eval", type=Path, nargs="*", default=[], help="more data dirs to report perplexity on")
     s.add_argument("--extra-text", type=Path, help="word sentences (one a line) to expand through "
                    "--lexicon into more training sequences")
-    s.add_argument("--lexicon", type=Path, help="lexicon.txt (word p1 p2 ...; the first pronunciation is read)")
+    s.add_argument("--lexicon", type=Path, help="the lexicon --extra-text is expanded through (each word's first pronunciation): a lang dir's lexicon.txt (word p1 p2 ..., as prepare-lang writes it) or a CMUdict-format file (stress digits, WORD(2) variants, ;;; comments)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_train_phone_lm)
 

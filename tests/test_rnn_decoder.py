@@ -180,6 +180,56 @@ def test_a_beam_of_one_is_greedy_decoding(lms):
             >= dec.decode(scores).score - 1e-9  # a wide beam finds a path at least as good
 
 
+class RecordingDecoder(RnnPhoneDecoder):
+    """The decoder, keeping each frame's candidates (as (key, score) pairs) and survivors."""
+
+    def _prune(self, cands, trie):
+        kept = super()._prune(cands, trie)
+        self.frames.append((hypothesis_keys(cands, trie), cands.score.copy(), hypothesis_keys(kept, trie),
+                            kept.score.copy()))
+        return kept
+
+    def decode(self, scores, utt="", constrain=None):
+        self.frames = []
+        return super().decode(scores, utt, constrain)
+
+
+def hypothesis_keys(hyps, trie) -> list[tuple]:
+    """What makes each hypothesis distinct: (its phone sequence, HMM state, right context); a CI
+    entry not yet given its trie node (right = −phone) reads that phone after its node's."""
+    out = []
+    for node, state, right in zip(hyps.node.tolist(), hyps.state.tolist(), hyps.right.tolist()):
+        seq = tuple(trie.sequence(node))
+        out.append((seq + (-right,), state, 0) if right < 0 else (seq, state, right))
+    return out
+
+
+@pytest.mark.parametrize("cd", [False, True])
+@pytest.mark.parametrize("max_active", [7, 40])
+def test_max_active_counts_distinct_hypotheses(lms, cd, max_active):
+    """Duplicates (same phones, state and right context) are recombined before max_active
+    prunes: every frame keeps min(max_active, distinct candidates in the beam) hypotheses, no
+    two alike, each its key's best, and they are the best distinct ones."""
+    ctx = toy_tree() if cd else ContextDependency.ci(PHONES)
+    rng = np.random.default_rng(11)
+    scores = segment_scores(ctx, [([str(rng.choice(PHONES))], int(rng.integers(3, 7))) for _ in range(8)], rng)
+    scores += rng.standard_normal(scores.shape).astype(np.float32)
+    dec = RecordingDecoder(ctx, lms["b"][0], CPU, SearchConfig(beam=1e6, max_active=max_active))
+    dec.decode(scores)
+    crowded = 0
+    for cand_keys, cand_scores, kept_keys, kept_scores in dec.frames:
+        best: dict[tuple, float] = {}
+        for k, v in zip(cand_keys, cand_scores.tolist()):
+            best[k] = max(best.get(k, -np.inf), v)
+        assert len(set(kept_keys)) == len(kept_keys)  # no two kept alike
+        assert len(kept_keys) == min(max_active, len(best))
+        assert all(best[k] == v for k, v in zip(kept_keys, kept_scores.tolist()))
+        dropped = [v for k, v in best.items() if k not in set(kept_keys)]
+        assert not dropped or max(dropped) <= kept_scores.min()
+        crowded += len(cand_keys) > len(best) and len(best) > max_active
+    assert crowded > len(dec.frames) // 2  # duplicates were there to recombine, beyond max_active
+
+
 @pytest.mark.parametrize("cd", [False, True])
 def test_constrained_search_is_the_viterbi_alignment(lms, cd):
     """Constrained to the transcript, the search returns a path of the right length reading
@@ -200,6 +250,27 @@ def test_constrained_search_is_the_viterbi_alignment(lms, cd):
     assert free.phones != ids  # unconstrained, the silence wins somewhere
     with pytest.raises(GraphError, match="cannot hold"):
         RnnPhoneDecoder(ctx, lms["b"][0], CPU).decode(scores[:10], constrain=ids)
+
+
+@pytest.mark.parametrize("graph, loop_scale", [
+    ({"self_loop_scale": 0.3, "transition_scale": 1.0}, 0.3),  # an older bundle's graph component
+    ({"self_loop_scale": 0.3}, 0.3),
+    ({}, 0.1),  # no graph installed: Kaldi's default
+])
+def test_the_bundle_decoder_reads_the_graphs_self_loop_scale_only(tmp_path, graph, loop_scale):
+    """The RNN decoder takes the self-loop scale of the bundle's graph component (the transition
+    costs the graph's H has); an older bundle's ``transition_scale`` is ignored."""
+    from asr.decode.hybrid import HybridModel
+    from asr.decode.rnn_decode import RnnSettings, rnn_decoder
+    from test_bundle import make_bundle
+
+    model = HybridModel.load(make_bundle(tmp_path / "model"), CPU)
+    model.components = {**model.components, "graph": graph}
+    lm = PhoneLm(PhoneLmConfig(phones=tuple(model.phones), embed=4, hidden=8, num_layers=1))
+    dec = rnn_decoder(model, RnnSettings(acwt=0.5), lm)
+    p = model.context.topology.self_loop_prob
+    assert dec.loop_lp == pytest.approx(math.log(p) * loop_scale)
+    assert dec.forward_lp == pytest.approx(math.log(1 - p) * loop_scale)
 
 
 def test_pdf_table_agrees_with_the_tree():

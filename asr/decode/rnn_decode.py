@@ -100,6 +100,6 @@ def save_settings(model: HybridModel, settings: RnnSettings, dev_dir: Path, dev_
 
 def rnn_decoder(model: HybridModel, settings: RnnSettings, lm: PhoneLm | None = None) -> RnnPhoneDecoder:
     """The RNN decoder of the bundle's context dependency and phone LM (``lm``: already loaded)."""
-    graph = model.components.get("graph", {})
-    kwargs = {k: graph[k] for k in ("self_loop_scale", "transition_scale") if k in graph}
+    graph = model.components.get("graph", {})  # an older bundle's transition_scale is not read
+    kwargs = {"self_loop_scale": graph["self_loop_scale"]} if "self_loop_scale" in graph else {}
     return RnnPhoneDecoder(model.context, lm or bundle_phone_lm(model), model.device, settings.search(), **kwargs)

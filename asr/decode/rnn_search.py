@@ -6,7 +6,8 @@ hypothesis.
 
 A hypothesis is (phone sequence so far, HMM state of its last phone, right context):
 the phone sequences live in a trie (:class:`PhoneTrie`), so hypotheses with the
-same sequence and state at a frame recombine (Viterbi), and each trie node holds
+same sequence, state and right context at a frame recombine (Viterbi: the best is
+kept) before ``max_active`` counts them, and each trie node holds
 the LM's distribution over what follows it, computed once, when first needed, in
 one batched LM step for every node that needs it at that frame.
 
@@ -37,7 +38,7 @@ import torch
 from asr.errors import GraphError, ModelError
 from asr.hmm.context import ContextDependency, Split
 from asr.hmm.transitions import PhoneRun
-from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE, DEFAULT_TRANSITION_SCALE, transition_costs
+from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE, transition_costs
 from asr.nn.phone_lm import BOUNDARY, PhoneLm
 
 
@@ -57,8 +58,9 @@ def one_thread() -> Iterator[None]:
 @dataclass(frozen=True)
 class SearchConfig:
     """Search settings. ``beam``: log-score width kept below the best hypothesis;
-    ``max_active``: hypotheses kept at most per frame; ``lm_weight``: scale of the LM's
-    log probabilities; ``penalty``: cost per phone (phone insertion penalty)."""
+    ``max_active``: distinct hypotheses (after recombination) kept at most per frame;
+    ``lm_weight``: scale of the LM's log probabilities; ``penalty``: cost per phone (phone
+    insertion penalty)."""
 
     beam: float = 12.0
     max_active: int = 2000
@@ -228,8 +230,7 @@ class RnnPhoneDecoder:
     """Beam search over one acoustic model's pdfs and one phone LM (see the module doc)."""
 
     def __init__(self, ctx: ContextDependency, lm: PhoneLm, device: torch.device,
-                 config: SearchConfig = SearchConfig(), self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE,
-                 transition_scale: float = DEFAULT_TRANSITION_SCALE) -> None:
+                 config: SearchConfig = SearchConfig(), self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE) -> None:
         if list(lm.cfg.phones) != list(ctx.phones):
             raise ModelError(f"the phone LM's {len(lm.cfg.phones)} phones differ from the acoustic "
                              f"model's {len(ctx.phones)}")
@@ -237,8 +238,7 @@ class RnnPhoneDecoder:
         self.num_phones, self.num_states = len(ctx.phones), ctx.topology.states_per_phone
         self.pdf_of = pdf_table(ctx)
         self.commit = ctx.width > 1  # the right context is chosen on entering a phone
-        loop_cost, forward_cost = transition_costs(ctx.topology.self_loop_prob, self_loop_scale,
-                                                   transition_scale)
+        loop_cost, forward_cost = transition_costs(ctx.topology.self_loop_prob, self_loop_scale)
         self.loop_lp, self.forward_lp = -loop_cost, -forward_cost
 
     # ------------------------------------------------------------ one utterance
@@ -356,20 +356,32 @@ class RnnPhoneDecoder:
         return self.pdf_of[left, phone, right, hyps.state]
 
     def _prune(self, cands: _Hyps, trie: PhoneTrie) -> _Hyps:
-        """Beam and max-active pruning, trie nodes for the CI entries that survive, then
-        recombination: one hypothesis (the best) per (node, state, right context)."""
-        keep = np.flatnonzero(cands.score >= cands.score.max() - self.config.beam)
-        if len(keep) > self.config.max_active:
-            keep = keep[np.argpartition(-cands.score[keep], self.config.max_active - 1)[: self.config.max_active]]
-        hyps = cands.take(keep)
+        """Beam pruning, recombination (one hypothesis, the best, per :meth:`_keys`), then the
+        ``max_active`` best of what is left; trie nodes are made for the CI entries that survive.
+        (Beam pruning before recombination keeps what it would keep after: the best score and
+        each key's best are the same.)"""
+        hyps = cands.take(np.flatnonzero(cands.score >= cands.score.max() - self.config.beam))
+        key = self._keys(hyps, trie)
+        order = np.lexsort((-hyps.score, key))
+        hyps = hyps.take(order[np.concatenate([[True], key[order][1:] != key[order][:-1]])])
+        if len(hyps) > self.config.max_active:
+            hyps = hyps.take(np.argpartition(-hyps.score, self.config.max_active - 1)[: self.config.max_active])
         entering = np.flatnonzero(hyps.right < 0)
         for i in entering:
             hyps.node[i] = trie.child(int(hyps.node[i]), int(-hyps.right[i]))
         hyps.right[entering] = 0
-        key = (hyps.node * self.num_states + hyps.state) * (self.num_phones + 1) + hyps.right
-        order = np.lexsort((-hyps.score, key))
-        first = order[np.concatenate([[True], key[order][1:] != key[order][:-1]])]
-        return hyps.take(first)
+        return hyps
+
+    def _keys(self, hyps: _Hyps, trie: PhoneTrie) -> np.ndarray:
+        """(N,) int64: equal exactly for the hypotheses with the same phone sequence, state and
+        right context. A trie node is its (parent, last phone), so a CI entry not yet given its
+        node (node = the parent, right = −phone) gets the key of the node it will have."""
+        entering = hyps.right < 0
+        parent = np.where(entering, hyps.node, trie.parent[hyps.node])  # -1: the root
+        phone = np.where(entering, -hyps.right, trie.phone[hyps.node])
+        right = np.where(entering, 0, hyps.right)
+        p1 = self.num_phones + 1
+        return (((parent + 1) * p1 + phone) * self.num_states + hyps.state) * p1 + right
 
     def _best(self, history: list[_Hyps], trie: PhoneTrie, ref: np.ndarray | None) -> SearchResult:
         """Trace back from the best hypothesis that ends the utterance. When none survived

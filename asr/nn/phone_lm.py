@@ -10,8 +10,15 @@ n-gram over the same phones gives, and perplexities compare directly
 
 Training (:func:`train_phone_lm`): whole utterances in padded batches, Adam,
 gradient clipping, newbob halving on the dev loss (:class:`asr.nn.train.Newbob`),
-the best dev epoch kept as ``phone_lm.pt``; a checkpoint after every epoch
-(``phone_lm.ckpt.pt``) lets an interrupted run resume to the same weights.
+the best dev epoch kept as ``phone_lm.pt``. After every epoch a checkpoint
+(``phone_lm_ckpt/epoch-N.pt``: model, optimizer, scheduler, RNG states, epoch, best
+dev loss, history; written atomically, the last two kept) lets a killed run resume
+to the weights of an uninterrupted one. The checkpoint policy is the acoustic
+trainer's (:mod:`asr.nn.train`): a damaged newest checkpoint is named in a warning
+and the one before is used; when checkpoints exist but none can be read the run
+stops with a ModelError. A run that starts without a checkpoint beside a finished
+``phone_lm.pt`` counts that model's dev loss as the best so far, so it is replaced
+only by a better one.
 """
 
 from __future__ import annotations
@@ -28,14 +35,15 @@ import yaml
 from torch import nn
 
 from asr.errors import DataError, ModelError
-from asr.io import atomic_path, atomic_write_text, load_yaml_config
+from asr.io import atomic_write_text, load_yaml_config
 
 log = logging.getLogger(__name__)
 
 #: Token of the utterance boundary: ``<s>`` as input, ``</s>`` as output.
 BOUNDARY = 0
-CONFIG_FILE, WEIGHTS_FILE, CHECKPOINT_FILE, HISTORY_FILE = ("phone_lm.yaml", "phone_lm.pt", "phone_lm.ckpt.pt",
-                                                            "phone_lm_history.yaml")
+CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE = "phone_lm.yaml", "phone_lm.pt", "phone_lm_history.yaml"
+#: The epoch checkpoints' dir (``epoch-N.pt``, as the acoustic trainer names them).
+CHECKPOINT_DIR = "phone_lm_ckpt"
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, N, hidden)
 
@@ -209,31 +217,89 @@ def _epoch(model: PhoneLm, optimizer: torch.optim.Optimizer, sentences: list[np.
     return total / count
 
 
-def _resume(path: Path, model: PhoneLm, optimizer: torch.optim.Optimizer, scheduler) -> dict | None:
-    """The state of the epoch checkpoint at ``path`` loaded into the objects; None when there is none
-    or it is damaged (a warning names it: training starts afresh)."""
+def _finished_loss(out_dir: Path, cfg: PhoneLmConfig, dev: list[np.ndarray], device: torch.device) -> float:
+    """Dev loss per token of the finished ``phone_lm.pt`` of ``out_dir``; inf when there is none,
+    or when it cannot be read (a warning names it: it will be replaced)."""
+    path = out_dir / WEIGHTS_FILE
     if not path.is_file():
-        return None
+        return float("inf")
+    with torch.random.fork_rng(devices=[]):  # the training RNG stream stays as seeded
+        model = PhoneLm(cfg)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle raises many kinds
+        first_line = (str(exc).splitlines() or [""])[0]
+        log.warning("%s: damaged phone LM (%s: %s); the next epoch replaces it", path, type(exc).__name__,
+                    first_line)
+        return float("inf")
+    dev_ll, dev_count = log_likelihood(model.to(device), dev, device)
+    log.info("%s: finished phone LM, dev loss %.4f; only a better one replaces it", path, -dev_ll / dev_count)
+    return -dev_ll / dev_count
+
+
+def _checkpoint(model: PhoneLm, optimizer: torch.optim.Optimizer, scheduler, state: dict) -> dict:
+    """An epoch checkpoint, in the acoustic trainer's layout (:func:`asr.nn.train._read_checkpoint`
+    reads it): model, optimizer, scheduler, the CPU and CUDA RNG states, the training state."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "state": state}
+
+
+def _resume(out_dir: Path, model: PhoneLm, optimizer: torch.optim.Optimizer, scheduler) -> dict | None:
+    """The training state of the newest readable epoch checkpoint of ``out_dir``, loaded into
+    the objects and the RNGs; None when there is no checkpoint. A damaged one is named in a
+    warning and the one before it is used; ModelError when there are checkpoints but none can
+    be read (:func:`asr.nn.train._load_checkpoint`) or the one read does not fit the model."""
+    from asr.nn.train import _load_checkpoint
+
+    found = _load_checkpoint(out_dir / CHECKPOINT_DIR)
+    if found is None:
+        return None
+    path, ckpt = found
+    try:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        state = dict(ckpt["state"])
-    except Exception as exc:  # noqa: BLE001 - a damaged pickle raises many kinds
-        log.warning("%s: damaged checkpoint (%s: %s); training from the start", path, type(exc).__name__, exc)
-        return None
-    log.info("resuming the phone LM after epoch %d", state["epoch"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise ModelError(f"{path}: checkpoint does not fit the phone LM of {CONFIG_FILE} ({exc}); "
+                         f"remove {path.parent} to train from scratch") from None
+    torch.set_rng_state(ckpt["torch_rng"].cpu())
+    if ckpt.get("cuda_rng") and torch.cuda.is_available():
+        for i, rng in enumerate(ckpt["cuda_rng"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(rng.cpu(), i)
+    state = ckpt["state"]
+    log.info("resuming the phone LM after epoch %d (%s)", state["epoch"], path)
     return state
+
+
+def _end_epoch(out_dir: Path, model: PhoneLm, optimizer: torch.optim.Optimizer, scheduler, state: dict,
+               dev_loss: float) -> None:
+    """After epoch ``state["epoch"]``: ``phone_lm.pt`` when ``dev_loss`` is the best so far, then
+    the epoch checkpoint (older ones but the one before removed) and the history, all atomic."""
+    from asr.nn.train import _remove_old_checkpoints, _save_checkpoint
+
+    epoch = state["epoch"]
+    if dev_loss < state["best_loss"]:
+        state["best_loss"] = dev_loss
+        _save_checkpoint(out_dir / WEIGHTS_FILE, {"model": model.state_dict(), "epoch": epoch,
+                                                  "dev_loss": dev_loss})
+    ckpt_dir = out_dir / CHECKPOINT_DIR
+    _save_checkpoint(ckpt_dir / f"epoch-{epoch}.pt", _checkpoint(model, optimizer, scheduler, state))
+    _remove_old_checkpoints(ckpt_dir, epoch)
+    atomic_write_text(out_dir / HISTORY_FILE, yaml.safe_dump(state["history"], sort_keys=False))
 
 
 def train_phone_lm(out_dir: Path, train: list[np.ndarray], dev: list[np.ndarray], cfg: PhoneLmConfig,
                    device: torch.device) -> dict:
     """Train (or resume, or find finished) a phone LM in ``out_dir`` on token sequences
-    (:func:`encode`); return its state: epoch, history (per epoch: train and dev loss per
+    (:func:`encode`); return its state: epoch, lr, history (per epoch: train and dev loss per
     token, dev perplexity, lr), best dev loss. Writes ``phone_lm.yaml``, ``phone_lm.pt`` (the
-    best dev epoch), ``phone_lm.ckpt.pt`` and ``phone_lm_history.yaml``."""
+    best dev epoch), ``phone_lm_ckpt/epoch-N.pt`` and ``phone_lm_history.yaml``.
+
+    Raises:
+        DataError: no training or no dev sequences. ModelError: ``out_dir`` holds a phone LM
+            of another config, its checkpoints are all damaged, or training diverged.
+    """
     from asr.nn.train import Newbob
 
     if not train or not dev:
@@ -249,8 +315,8 @@ def train_phone_lm(out_dir: Path, train: list[np.ndarray], dev: list[np.ndarray]
     model = PhoneLm(cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = Newbob(optimizer, cfg.lr_decay, cfg.min_improvement)
-    state = _resume(out_dir / CHECKPOINT_FILE, model, optimizer, scheduler) or \
-        {"epoch": 0, "history": [], "best_loss": float("inf")}
+    state = _resume(out_dir, model, optimizer, scheduler) or \
+        {"epoch": 0, "history": [], "best_loss": _finished_loss(out_dir, cfg, dev, device), "lr": cfg.lr}
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         if lr < cfg.min_lr:
@@ -265,15 +331,8 @@ def train_phone_lm(out_dir: Path, train: list[np.ndarray], dev: list[np.ndarray]
         log.info("phone LM epoch %d: train %.3f, dev %.3f (ppl %.2f), lr %.2g", epoch, train_loss, dev_loss,
                  math.exp(dev_loss), lr)
         scheduler.step(dev_loss)
-        if dev_loss < state["best_loss"]:
-            state["best_loss"] = dev_loss
-            with atomic_path(out_dir / WEIGHTS_FILE) as tmp:
-                torch.save({"model": model.state_dict(), "epoch": epoch}, tmp)
-        state["epoch"] = epoch
-        with atomic_path(out_dir / CHECKPOINT_FILE) as tmp:
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                        "state": state}, tmp)
+        state["epoch"], state["lr"] = epoch, optimizer.param_groups[0]["lr"]
+        _end_epoch(out_dir, model, optimizer, scheduler, state, dev_loss)
     atomic_write_text(out_dir / HISTORY_FILE, yaml.safe_dump(state["history"], sort_keys=False))
     return state
 

@@ -4,6 +4,7 @@ phone transcripts (early stopping on dev's), and report its perplexity."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 import yaml
 
 from asr.corpus.datadir import read_datadir
-from asr.errors import ModelError
+from asr.errors import DataError, ModelError
 from asr.io import atomic_write_text
 from asr.lang.symbols import read_phone_table
 from asr.nn.phone_lm import PhoneLmConfig, encode, load_phone_lm, perplexity, train_phone_lm
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: Perplexities of the trained model, per data set, beside it.
 PPL_FILE = "phone_lm_ppl.yaml"
+#: An ARPAbet symbol as CMUdict writes it: upper-case, with or without a stress digit.
+_ARPABET = re.compile(r"[A-Z]+[012]?")
 
 
 def phone_sentences(data_dir: Path, phones: list[str]) -> dict[str, np.ndarray]:
@@ -34,26 +37,71 @@ def phone_sentences(data_dir: Path, phones: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
+def lexicon_is_cmudict(path: Path, phones: list[str]) -> bool:
+    """Whether the lexicon at ``path`` is in CMUdict format rather than a lang dir's
+    ``lexicon.txt``: it has ``;;;`` comment lines or an upper-case ARPAbet symbol (``AA1``,
+    ``B``) that is not one of ``phones``. LexiconError naming the file when it cannot be read."""
+    from asr.lang.lexicon import LexiconError
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LexiconError(f"{path}: cannot read the lexicon ({exc})") from None
+    known = set(phones)
+    for line in text.splitlines():
+        if line.lstrip().startswith(";;;"):
+            return True
+        if any(_ARPABET.fullmatch(p) and p not in known for p in line.split()[1:]):
+            return True
+    return False
+
+
+def first_pronunciations(lexicon: Path, phones: list[str]) -> dict[str, tuple[str, ...]]:
+    """{word: its first pronunciation} of a lexicon in either format: a lang dir's
+    ``lexicon.txt`` (``word p1 p2 …`` over ``phones``, a word's lines in order, words as
+    written: :meth:`asr.lang.lexicon.Lexicon.load`) or CMUdict format (ARPAbet with or without
+    stress digits, ``WORD(2)`` variants, ``;;;`` comments, words lower-cased:
+    :func:`asr.lang.lexicon.read_cmudict_format`), told apart by :func:`lexicon_is_cmudict`.
+    LexiconError naming file:line on a phone not in ``phones`` or a malformed line."""
+    from asr.lang.lexicon import Lexicon, read_cmudict_format
+
+    if lexicon_is_cmudict(lexicon, phones):
+        log.info("%s: read as a CMUdict-format lexicon", lexicon)
+        lex = read_cmudict_format(lexicon, phones)
+    else:
+        lex = Lexicon.load(lexicon, phones)
+    return {w: p[0] for w, p in lex.prons.items()}
+
+
+def _text_lines(text: Path) -> list[str]:
+    """The lines of a UTF-8 word text; DataError naming the file when it cannot be read."""
+    try:
+        return Path(text).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DataError(f"{text}: cannot read the word text ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{text}: the word text is not UTF-8") from None
+
+
 def expanded_sentences(text: Path, lexicon: Path, phones: list[str]) -> list[np.ndarray]:
     """The phone sequences of the sentences of a word text (one sentence a line), each word
-    read with its first pronunciation in ``lexicon`` and the sentence framed by ``sil`` (as
-    the corpus's phone transcripts are) when that is a phone. A sentence with a word the
-    lexicon lacks is left out (counted in the log)."""
-    from asr.lang.lexicon import read_cmudict_format
-
-    prons = read_cmudict_format(lexicon, phones).prons
+    read with its first pronunciation in ``lexicon`` (:func:`first_pronunciations`; a word
+    is looked up as written, then lower-cased) and the sentence framed by ``sil`` (as the
+    corpus's phone transcripts are) when that is a phone. A sentence with a word the lexicon
+    lacks is left out (counted in the log)."""
+    prons = first_pronunciations(lexicon, phones)
     edge = ["sil"] if "sil" in phones else []
     out, skipped = [], 0
-    with open(text, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            words = line.split()
-            if not words:
-                continue
-            if any(w not in prons for w in words):
-                skipped += 1
-                continue
-            seq = edge + [p for w in words for p in prons[w][0]] + edge
-            out.append(encode(phones, seq, f"{text}:{lineno}"))
+    for lineno, line in enumerate(_text_lines(text), 1):
+        words = line.split()
+        if not words:
+            continue
+        found = [prons.get(w) or prons.get(w.lower()) for w in words]
+        if not all(found):
+            skipped += 1
+            continue
+        seq = edge + [p for pron in found for p in pron] + edge
+        out.append(encode(phones, seq, f"{text}:{lineno}"))
     log.info("%s: %d sentences expanded through %s (%d with a word it lacks left out)", text, len(out),
              lexicon, skipped)
     return out
