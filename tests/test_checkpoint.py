@@ -10,7 +10,7 @@ import torch
 
 from asr.errors import ModelError
 from asr.nn.model import ModelConfig
-from asr.nn.train import TrainConfig, train
+from asr.nn.train import TrainConfig, load_model, train
 
 DIM, PDFS = 4, 3
 CPU = torch.device("cpu")
@@ -117,9 +117,29 @@ def test_all_checkpoints_damaged_raises_model_error_naming_each(tmp_path):
 
 
 def test_checkpoint_of_another_network_raises_model_error(tmp_path):
+    """A call with another network is refused before it writes anything: the dir's files
+    are byte for byte what they were, and its model still loads."""
     tiny_train(tmp_path, epochs=1)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(ModelError, match=r"epoch-1\.pt: checkpoint does not fit the network of model\.yaml"):
         tiny_train(tmp_path, epochs=2, hidden=12)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert load_model(tmp_path, CPU).cfg.hidden == 8
+
+
+def test_checkpoint_without_every_process_rng_state_resumes(tmp_path):
+    """A checkpoint written before every process's RNG state was kept (``torch_rng`` alone)
+    resumes as it did: to the weights of an uninterrupted run (dropout on)."""
+    cfg = ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=1, hidden=8, bidirectional=False, dropout=0.3)
+    args = (tiny_data(8, 1), tiny_data(3, 2), cfg)
+    train(tmp_path / "straight", *args, TrainConfig(epochs=2, lr=0.01, batch_frames=200, chunk_frames=50), CPU)
+    exp = tmp_path / "old"
+    train(exp, *args, TrainConfig(epochs=1, lr=0.01, batch_frames=200, chunk_frames=50), CPU)
+    ckpt = torch.load(exp / "epoch-1.pt", weights_only=True)
+    assert torch.equal(ckpt.pop("rank_rng")[0]["torch"], ckpt["torch_rng"])
+    torch.save(ckpt, exp / "epoch-1.pt")
+    train(exp, *args, TrainConfig(epochs=2, lr=0.01, batch_frames=200, chunk_frames=50), CPU)
+    assert_same_weights(epoch_weights(exp / "epoch-2.pt"), epoch_weights(tmp_path / "straight/epoch-2.pt"))
 
 
 def test_checkpoint_of_a_gpu_run_resumes_on_cpu(tmp_path):

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -261,3 +263,97 @@ def test_batched_scoring_equals_one_utterance_at_a_time(monkeypatch, opts):
     assert sorted(u for u, _ in batched) == sorted(feats)
     for utt, post in batched:
         np.testing.assert_allclose(post, hybrid.log_posteriors(model, feats[utt], torch.device("cpu")), atol=1e-5)
+
+
+def test_a_short_last_group_joins_the_one_before():
+    """Pieces of 10, 20, ..., 60 frames in batches of 100 over 2 processes: grouped by
+    length they are [0, 1, 2], [3, 4], [5]; the last group joins the one before, so that
+    every process has a piece of every batch, shuffled or not (dev)."""
+    lengths = np.arange(10, 70, 10)
+    for shuffle in (False, True):
+        samplers = [FrameBatchSampler(lengths, 100, seed=0, shuffle=shuffle, rank=r, world_size=2) for r in (0, 1)]
+        for epoch in (1, 2, 3):
+            for s in samplers:
+                s.set_epoch(epoch)
+            assert sorted(map(sorted, samplers[0].global_batches())) == [[0, 1, 2], [3, 4, 5]]
+            shares = [list(s) for s in samplers]
+            assert all(len(share) >= 1 for ranks in shares for share in ranks), shares
+            assert sorted(i for ranks in shares for share in ranks for i in share) == list(range(6))
+
+
+def test_fewer_pieces_than_processes_give_the_others_an_empty_piece():
+    """One dev piece over 2 processes: process 1 scores an empty piece, which pads to no frames."""
+    from asr.nn.data import EMPTY
+
+    feats, targets = toy_data(1, 0)
+    ds = PieceDataset(feats, targets, chunk_frames=1000)
+    shares = []
+    for rank in (0, 1):
+        sampler = FrameBatchSampler(ds.lengths, 100, shuffle=False, rank=rank, world_size=2)
+        sampler.set_epoch(0)
+        shares += list(sampler)
+    assert shares == [[0], [EMPTY]]
+    batch = collate([ds[i] for i in shares[1]])
+    assert batch.num_frames == 0 and (batch.targets == IGNORE).all()
+
+
+def test_batches_change_between_epochs_and_repeat_for_the_same_epoch():
+    """With the default TrainConfig the pieces are reshuffled within length buckets every
+    epoch: epochs 1 and 2 group them differently, the same (seed, epoch) the same way (a
+    resumed run), each piece once an epoch, each batch within its padded-frame budget."""
+    from asr.nn.train import epoch_loader
+
+    data = toy_data(60, 0)
+    cfg = TrainConfig(batch_frames=200, chunk_frames=25, resident=False, seed=3)
+    model = ModelConfig(input_dim=DIM, num_pdfs=PDFS)
+
+    def batches(epoch: int, seed: int = 3) -> list[frozenset[int]]:
+        _, sampler = epoch_loader(data, {}, model, replace(cfg, seed=seed), epoch, 0, torch.device("cpu"), None)
+        return [frozenset(b) for b in sampler.global_batches()]
+
+    ds = PieceDataset(*data, cfg.chunk_frames)
+    one, two = batches(1), batches(2)
+    for epoch in (one, two):
+        assert sorted(i for b in epoch for i in b) == list(range(len(ds)))
+        assert all(len(b) * max(ds.lengths[list(b)]) <= cfg.batch_frames for b in epoch)
+    assert set(one) != set(two)  # other contents, not just another order
+    assert len(set(one) & set(two)) < len(one) / 2, (len(set(one) & set(two)), len(one))
+    assert batches(2) == two and batches(2, seed=4) != two
+    # the padding stays low: the pieces of a batch are of about the same length
+    padded = sum(len(b) * max(ds.lengths[list(b)]) for b in two)
+    assert padded < 1.2 * ds.lengths.sum()
+
+
+def test_bucket_width_zero_keeps_the_batches_of_every_epoch():
+    """``bucket_width`` 0 (how a train.yaml written before it reads) groups the pieces by
+    length alone: every epoch the same batches, in another order."""
+    feats, targets = toy_data(30, 0)
+    ds = PieceDataset(feats, targets, chunk_frames=25)
+    sampler = FrameBatchSampler(ds.lengths, 100, seed=0, bucket_width=0.0)
+    got = []
+    for epoch in (1, 2):
+        sampler.set_epoch(epoch)
+        got.append(sampler.global_batches())
+    assert sorted(map(sorted, got[0])) == sorted(map(sorted, got[1])) and got[0] != got[1]
+    assert TrainConfig.defaults()["bucket_width"] == 0.0 and TrainConfig().bucket_width > 0
+
+
+def test_an_old_train_yaml_reads_as_the_same_batches_every_epoch(tmp_path):
+    """A train.yaml written before ``bucket_width`` existed continues with 0 (its batches);
+    the default is refused with a message naming the setting."""
+    import yaml
+    from dataclasses import asdict
+
+    from asr.steps.train_am import check_config
+
+    old = {k: v for k, v in asdict(TrainConfig()).items() if k != "bucket_width"}
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(old))
+
+    def check(cfg: TrainConfig) -> None:
+        check_config(tmp_path, "train.yaml", asdict(cfg), may_grow=("epochs",), defaults=TrainConfig.defaults(),
+                     free=TrainConfig.FREE)
+
+    check(TrainConfig(bucket_width=0.0))
+    new = TrainConfig().bucket_width
+    with pytest.raises(ModelError, match=f"different config \\(bucket_width 0.0 there, {new} now"):
+        check(TrainConfig())

@@ -1,6 +1,7 @@
 """The trainer: truncated BPTT with carried state, data-parallel runs over gloo
 processes, mid-epoch checkpoints that survive a kill, the training curve."""
 
+import json
 import os
 import re
 import signal
@@ -22,18 +23,8 @@ from asr.nn.train import PARTIAL, TrainConfig, carry, train
 DIM, PDFS = 6, 5
 CPU = torch.device("cpu")
 
-#: Trains a small LSTM on toy data in one process or, under torchrun, in several.
-#: argv: exp_dir epochs tbptt checkpoint_every delay dropout
-SCRIPT = '''
-import logging
-import sys
-from pathlib import Path
-import numpy as np
-import torch
-from asr.nn.distributed import init_distributed
-from asr.nn.model import ModelConfig
-from asr.nn.train import TrainConfig, train
-
+#: The script's toy data: ``n`` utterances of 6-dim features whose targets (of 5) show in them.
+TOY = '''
 def toy(n, seed):
     rng = np.random.default_rng(seed)
     feats, targets = {}, {}
@@ -43,15 +34,31 @@ def toy(n, seed):
         x[np.arange(len(y)), y] += 1.5
         feats[f"u{u:02d}"], targets[f"u{u:02d}"] = x, y
     return feats, targets
+'''
 
+#: Trains a small LSTM on toy data (train ``toy(48, 1)``, dev ``toy(8, 2)``) in one process
+#: or, under torchrun, in several.
+#: argv: exp_dir epochs tbptt checkpoint_every delay dropout [more TrainConfig settings as JSON]
+SCRIPT = '''
+import json
+import logging
+import sys
+from pathlib import Path
+import numpy as np
+import torch
+from asr.nn.distributed import init_distributed
+from asr.nn.model import ModelConfig
+from asr.nn.train import TrainConfig, train
+''' + TOY + '''
 exp, epochs, tbptt, every, delay = Path(sys.argv[1]), *map(int, sys.argv[2:6])
 dropout = float(sys.argv[6])
+opts = {"batch_frames": 240, **json.loads(sys.argv[7])}
 torch.set_num_threads(1)
 logging.basicConfig(level=logging.INFO)
 device = init_distributed(torch.device("cpu"))
 model = ModelConfig(input_dim=6, num_pdfs=5, num_layers=2, hidden=24, bidirectional=False, dropout=dropout,
                     output_delay=delay)
-cfg = TrainConfig(epochs=epochs, lr=0.01, batch_frames=240, chunk_frames=40, tbptt=tbptt, checkpoint_every=every)
+cfg = TrainConfig(epochs=epochs, lr=0.01, chunk_frames=40, tbptt=tbptt, checkpoint_every=every, **opts)
 train(exp, toy(48, 1), toy(8, 2), model, cfg, device)
 '''
 
@@ -75,8 +82,10 @@ def free_port() -> int:
 
 
 def command(script: Path, exp: Path, epochs: int, tbptt: int = 0, every: int = 0, delay: int = 0,
-            nproc: int = 1, dropout: float = 0.0) -> list[str]:
-    args = [str(script), str(exp), str(epochs), str(tbptt), str(every), str(delay), str(dropout)]
+            nproc: int = 1, dropout: float = 0.0, opts: dict | None = None) -> list[str]:
+    """Run SCRIPT; ``opts``: TrainConfig settings besides those of its argv."""
+    args = [str(script), str(exp), str(epochs), str(tbptt), str(every), str(delay), str(dropout),
+            json.dumps(opts or {})]
     if nproc == 1:
         return [sys.executable, *args]
     return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
@@ -178,13 +187,41 @@ def test_tbptt_trains_and_writes_the_curve(tmp_path, script):
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
-@pytest.mark.parametrize("tbptt,delay", [(0, 0), (10, 2)])
-def test_two_gloo_processes_match_one(tmp_path, script, tbptt, delay):
+def script_toy(n: int, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """SCRIPT's toy data."""
+    scope = {"np": np}
+    exec(TOY, scope)  # noqa: S102 - the constant above
+    return scope["toy"](n, seed)
+
+
+def fewest_pieces(opts: dict, epochs: int) -> tuple[list[int], int]:
+    """The fewest pieces in a batch of SCRIPT's training epochs 1..``epochs`` and of its dev
+    set, batched with ``opts`` (TrainConfig settings) for one process: a batch of one piece is
+    a group that a run of two processes has to merge (the others have four or more)."""
+    from asr.nn.data import FrameBatchSampler
+
+    cfg = TrainConfig(chunk_frames=40, **{"batch_frames": 240, **opts})
+    train_lengths = PieceDataset(*script_toy(48, 1), cfg.chunk_frames).lengths
+    dev_lengths = PieceDataset(*script_toy(8, 2), cfg.chunk_frames).lengths
+    sampler = FrameBatchSampler(train_lengths, cfg.batch_frames, cfg.seed, bucket_width=cfg.bucket_width)
+    fewest = []
+    for epoch in range(1, epochs + 1):
+        sampler.set_epoch(epoch)
+        fewest.append(min(map(len, sampler.global_batches())))
+    dev = FrameBatchSampler(dev_lengths, cfg.batch_frames, shuffle=False)
+    return fewest, min(map(len, dev.global_batches()))
+
+
+@pytest.mark.parametrize("tbptt,delay,opts", [(0, 0, {"batch_frames": 200, "bucket_width": 0}), (10, 2, {})])
+def test_two_gloo_processes_match_one(tmp_path, script, tbptt, delay, opts):
     """DDP over 2 gloo processes, each on its half of every batch, ends within
     1e-4 of one process training on the whole batches (dropout is off: the
-    processes draw other masks than one process would)."""
-    run(command(script, tmp_path / "one", epochs=2, tbptt=tbptt, delay=delay))
-    run(command(script, tmp_path / "two", epochs=2, tbptt=tbptt, delay=delay, nproc=2))
+    processes draw other masks than one process would). Batched by length, the
+    dev set's last group holds one piece: both processes score a share of it."""
+    if not tbptt:
+        assert fewest_pieces(opts, 2) == ([2, 2], 1)
+    run(command(script, tmp_path / "one", epochs=2, tbptt=tbptt, delay=delay, opts=opts))
+    run(command(script, tmp_path / "two", epochs=2, tbptt=tbptt, delay=delay, nproc=2, opts=opts))
     a, b = weights(tmp_path / "one/epoch-2.pt"), weights(tmp_path / "two/epoch-2.pt")
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-4, rtol=1e-3)
@@ -222,11 +259,19 @@ def kill_mid_epoch(cmd: list[str], exp: Path) -> None:
     assert (exp / PARTIAL).is_file()  # killed mid-epoch
 
 
-@pytest.mark.parametrize("nproc,tbptt", [(1, 0), (2, 10)])
-def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, script, nproc, tbptt):
-    """Killed mid-epoch and resumed from ``partial.pt``, a run (with dropout: the RNG
-    state is in the checkpoint) ends with the weights and history of an uninterrupted one."""
-    opts = dict(epochs=2, tbptt=tbptt, every=3, nproc=nproc, dropout=0.2)
+#: A batching of SCRIPT's data whose second training epoch and dev set have a group of one piece.
+SHORT_GROUPS = {"batch_frames": 200, "bucket_width": 0.2}
+
+
+@pytest.mark.parametrize("nproc,tbptt,train_opts", [(1, 0, {}), (2, 10, {}), (2, 0, SHORT_GROUPS)])
+def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, script, nproc, tbptt, train_opts):
+    """Killed mid-epoch and resumed from ``partial.pt``, a run (with dropout: every
+    process's RNG state is in the checkpoint) ends with the weights and history of an
+    uninterrupted one; over 2 processes too, with batches that change from epoch to
+    epoch and a last length group of one piece (merged into the one before)."""
+    if train_opts:
+        assert fewest_pieces(train_opts, 2) == ([5, 1], 1)
+    opts = dict(epochs=2, tbptt=tbptt, every=3, nproc=nproc, dropout=0.2, opts=train_opts)
     run(command(script, tmp_path / "straight", **opts))
     resumed = tmp_path / "resumed"
     kill_mid_epoch(command(script, resumed, **opts), resumed)
@@ -243,6 +288,12 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, script, np
     for ra, rb in zip(ha, hb, strict=True):
         assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-5)
         assert ra["dev_frame_acc"] == rb["dev_frame_acc"]
+    ckpt = torch.load(tmp_path / "straight/epoch-2.pt", map_location="cpu", weights_only=True)
+    states = [r["torch"] for r in ckpt["rank_rng"]]
+    assert len(states) == nproc and torch.equal(ckpt["torch_rng"], states[0])
+    if nproc == 2:  # process r is seeded with seed + r: its own dropout masks, even where
+        # its streams are the shape of the other's (tbptt: both draw as many numbers)
+        assert not torch.equal(states[0], states[1])
 
 
 def test_a_mid_epoch_checkpoint_of_another_process_count_is_refused(tmp_path, script):
@@ -272,7 +323,8 @@ def test_delayed_pieces_are_the_extended_utterance_cut(delay):
 def test_resident_batches_equal_host_batches(fixed, delay):
     """Batches gathered from the features held on the device equal the pieces padded on the
     host (:func:`collate`), for length-bucketed and stream batches, with output delay, and
-    with each utterance read in the version (original or copy) the epoch drew."""
+    with each utterance read in the version (original or copy) the epoch drew, and with the
+    pieces reshuffled within length buckets."""
     from asr.nn.data import FrameBatchSampler, ResidentBatches, ResidentFrames
 
     rng = np.random.default_rng(1)
@@ -285,7 +337,7 @@ def test_resident_batches_equal_host_batches(fixed, delay):
     epoch = tuple({u: (original, copy)[v][k][u] for u, v in versions.items()} for k in (0, 1))
     ds = PieceDataset(*epoch, 9 if fixed else 25, fixed=fixed, delay=delay)
     sampler = (StreamBatchSampler(ds.utterance_pieces, ds.lengths, streams=4, seed=5) if fixed
-               else FrameBatchSampler(ds.lengths, 60, seed=5))
+               else FrameBatchSampler(ds.lengths, 60, seed=5, bucket_width=0.2))
     sampler.set_epoch(1)
     resident = ResidentBatches(ResidentFrames([original, copy], torch.device("cpu"), delay), ds, sampler, versions)
     batches = list(resident)
@@ -312,3 +364,27 @@ def test_resident_and_host_batches_train_the_same_weights(tmp_path, tbptt):
         got[resident] = weights(tmp_path / str(resident) / "epoch-2.pt")
     for name, w in got[True].items():
         torch.testing.assert_close(w, got[False][name], rtol=0, atol=1e-6)
+
+
+CURVE_SCRIPT = """
+import sys
+import matplotlib
+matplotlib.use("svg")
+from pathlib import Path
+from asr.nn.curves import plot_history
+history = [{"epoch": e, "train_loss": 2.0 / e, "dev_loss": 2.2 / e, "train_frame_acc": 0.3 + 0.1 * e,
+            "dev_frame_acc": 0.25 + 0.1 * e} for e in (1, 2, 3)]
+plot_history(history, Path(sys.argv[1]))
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+
+
+def test_the_curve_leaves_the_callers_matplotlib_backend_alone(tmp_path):
+    """A caller that chose the svg backend still has it after the curve is drawn (and
+    pyplot was not imported), and the PNG is written."""
+    proc = subprocess.run([sys.executable, "-c", CURVE_SCRIPT, str(tmp_path / "curve.png")], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["svg", "False"]
+    png = (tmp_path / "curve.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000

@@ -13,15 +13,16 @@ CURVE_PNG = "training_curve.png"
 
 def plot_history(history: list[dict], path: Path) -> None:
     """Plot the per-epoch records of a training run (``train_loss``, ``dev_loss``,
-    ``train_frame_acc``, ``dev_frame_acc`` against ``epoch``) to ``path`` (PNG, atomically)."""
-    import matplotlib
+    ``train_frame_acc``, ``dev_frame_acc`` against ``epoch``) to ``path`` (PNG, atomically),
+    without pyplot: the caller's matplotlib backend and open figures are untouched."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its font search logs pages at debug level
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))  # drawn by its own Agg canvas: pyplot's backend and figures are left alone
+    FigureCanvasAgg(fig)
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for split, style in (("train", "o-"), ("dev", "s--")):
         ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], style, label=split)
         ax_acc.plot(epochs, [100 * r[f"{split}_frame_acc"] for r in history], style, label=split)
@@ -33,4 +34,3 @@ def plot_history(history: list[dict], path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)

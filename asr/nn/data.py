@@ -5,8 +5,9 @@ Two ways to batch a training epoch:
 
 - :class:`FrameBatchSampler` (every model): pieces of up to ``chunk_frames``
   frames, grouped by length (length bucketing keeps padding low) into batches
-  of at most ``batch_frames`` padded frames, the batch order shuffled. Each
-  piece starts from a zero recurrent state.
+  of at most ``batch_frames`` padded frames, the batch order shuffled and
+  (``bucket_width``) the pieces reshuffled within length buckets every epoch,
+  so that the batches change. Each piece starts from a zero recurrent state.
 - :class:`StreamBatchSampler` (unidirectional models, truncated BPTT):
   utterances are dealt to parallel streams, each cut into pieces of a fixed
   number of frames; batch k holds the k-th piece of every stream, so the
@@ -14,12 +15,13 @@ Two ways to batch a training epoch:
   every stream whose utterance goes on (``Batch.reset`` marks the others).
 
 Both split every batch over the ``world_size`` processes of a distributed
-run (process ``rank`` takes its share), and both can start an epoch at a
-given batch (a run resumed mid-epoch). Padded tensors are built batch by
-batch, never a whole epoch at once: on the host by :func:`collate` (through a
-``DataLoader``), or, with the features resident on the training device
-(:class:`ResidentFrames`), gathered there by :class:`ResidentBatches` with
-one indexing operation per batch and no host-to-device copy of features.
+run (process ``rank`` takes its share, never an empty one), and both can
+start an epoch at a given batch (a run resumed mid-epoch). Padded tensors are
+built batch by batch, never a whole epoch at once: on the host by
+:func:`collate` (through a ``DataLoader``), or, with the features resident
+on the training device (:class:`ResidentFrames`), gathered there by
+:class:`ResidentBatches` with one indexing operation per batch and no
+host-to-device copy of features.
 """
 
 from __future__ import annotations
@@ -237,7 +239,10 @@ class _EpochSampler(Sampler[list[int]]):
         return self.global_frames(k)
 
     def share(self, batch: list[int]) -> list[int]:
-        return batch[self.rank:: self.world_size]
+        """This process's pieces of ``batch``: every ``world_size``-th from ``rank`` on, or
+        ``[EMPTY]`` when the batch has fewer pieces than processes (a dev set smaller
+        than the run: the process scores an empty piece, and joins every all-reduce)."""
+        return batch[self.rank:: self.world_size] or [EMPTY]
 
     def __iter__(self):
         for batch in self.global_batches()[self.start:]:
@@ -252,24 +257,49 @@ class _EpochSampler(Sampler[list[int]]):
 
 class FrameBatchSampler(_EpochSampler):
     """Pieces grouped by length into batches of at most ``batch_frames`` padded
-    frames (and at least ``world_size`` pieces, so that every process has one);
-    with ``shuffle`` the batch order is drawn from (seed, epoch)."""
+    frames and at least ``world_size`` pieces, so that every process has one
+    (a last group of fewer pieces joins the group before it, which may then
+    exceed ``batch_frames`` by up to ``world_size - 1`` pieces).
+
+    With ``shuffle`` the batch order is drawn from (seed, epoch), and with
+    ``bucket_width`` > 0 the batches themselves change from epoch to epoch: the
+    pieces are put in length buckets of relative width ``bucket_width`` (piece
+    lengths in [w^(k - o), w^(k + 1 - o)) frames for w = 1 + bucket_width, the
+    offset o drawn from (seed, epoch)), shuffled within each bucket, and cut into
+    batches in that order (padded frames: pieces times the longest of them).
+    """
 
     def __init__(self, lengths: np.ndarray, batch_frames: int, seed: int = 0, shuffle: bool = True,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, bucket_width: float = 0.0) -> None:
         super().__init__(lengths, seed, shuffle, rank, world_size)
-        self.batch_frames = batch_frames
-        if len(lengths) < world_size:
-            raise ValueError(f"{len(lengths)} pieces cannot be shared by {world_size} processes")
+        if bucket_width < 0:
+            raise ValueError(f"bucket_width must be at least 0, not {bucket_width}")
+        self.batch_frames, self.bucket_width = batch_frames, bucket_width
+
+    def _order(self, rng: np.random.Generator | None) -> list[int]:
+        """Piece indices by length (ties by index), or with ``rng`` and a
+        ``bucket_width`` by length bucket, shuffled within each bucket."""
+        if rng is None or not self.bucket_width:
+            return sorted(range(len(self.lengths)), key=lambda i: self.lengths[i])
+        offset = rng.random()
+        log_len = np.log(np.maximum(self.lengths, 1)) / np.log1p(self.bucket_width)
+        bucket = np.floor(log_len + offset)
+        within = rng.permutation(len(self.lengths))
+        return np.lexsort((within, bucket)).tolist()
 
     def _global_batches(self, rng: np.random.Generator | None) -> list[list[int]]:
-        order = sorted(range(len(self.lengths)), key=lambda i: self.lengths[i])
         groups: list[list[int]] = [[]]
-        for i in order:
-            longest = self.lengths[i]  # sorted: the newest piece is the longest
-            if len(groups[-1]) >= self.world_size and (len(groups[-1]) + 1) * longest > self.batch_frames:
+        longest = 0  # the longest piece of the newest group
+        for i in self._order(rng):
+            size = max(longest, int(self.lengths[i]))
+            if len(groups[-1]) >= self.world_size and (len(groups[-1]) + 1) * size > self.batch_frames:
                 groups.append([])
+                size = int(self.lengths[i])
             groups[-1].append(i)
+            longest = size
+        if len(groups) > 1 and len(groups[-1]) < self.world_size:
+            last = groups.pop()
+            groups[-1] += last
         if rng is not None:
             rng.shuffle(groups)
         return groups

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as tdist
@@ -38,6 +39,15 @@ class Dist:
             x = x.clone()
             tdist.all_reduce(x)
         return x
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        """Every process's ``obj`` (picklable), by rank (``[obj]`` in a one-process run);
+        every process must call it."""
+        if self.world_size == 1:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        tdist.all_gather_object(out, obj)
+        return out
 
     def barrier(self) -> None:
         if self.world_size > 1:

@@ -12,7 +12,8 @@ no step waits for it. Under ``torchrun`` (:mod:`asr.nn.distributed`) each
 process trains on its share of every batch inside DistributedDataParallel.
 
 Checkpoints after every epoch (and every ``checkpoint_every`` batches, as
-``partial.pt``) hold the model, optimizer, scheduler, RNG state and history,
+``partial.pt``) hold the model, optimizer, scheduler, every process's RNG
+state (process r of a multi-process run is seeded with seed + r) and history,
 so an interrupted run resumes where it stopped, on this host or another (a
 GPU run resumes on a CPU), and ends with the weights of an uninterrupted
 one. The last two epoch checkpoints are kept: when the newest is damaged (a
@@ -59,6 +60,8 @@ STATE_KEYS = ("epoch", "history", "best_loss", "lr")
 PARTIAL = "partial.pt"
 _EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
 _TAG_COPIES = 17  # keeps the copy draws' RNG stream apart from the batch shuffle's
+#: Default relative width of the length buckets whose pieces are reshuffled every epoch.
+BUCKET_WIDTH = 0.2
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class TrainConfig:
     resident: bool = True          # hold the features on the training device, batches gathered
                                    # there (false: padded on the host and copied every step)
     compile: bool = False          # torch.compile the network
+    bucket_width: float = BUCKET_WIDTH  # pieces are reshuffled each epoch within length buckets of this
+                                   # relative width, so that the batches change (0: the same batches
+                                   # every epoch, only their order shuffled); not with tbptt
 
     #: Settings that do not change the trained weights: a run may resume with them changed.
     FREE = ("resident", "checkpoint_every")
@@ -94,11 +100,14 @@ class TrainConfig:
             raise ValueError("tbptt and checkpoint_every must be at least 0")
         if self.tbptt > self.batch_frames:
             raise ValueError(f"tbptt ({self.tbptt}) is longer than a batch ({self.batch_frames} frames)")
+        if not self.bucket_width >= 0:
+            raise ValueError(f"bucket_width must be at least 0, not {self.bucket_width}")
 
     @classmethod
     def defaults(cls) -> dict:
-        """Each setting's default: how a train.yaml written before it existed reads it."""
-        return dataclass_defaults(cls)
+        """How a train.yaml written before a setting existed reads it: the setting's default,
+        or the behaviour of the runs then (``bucket_width`` 0: the same batches every epoch)."""
+        return {**dataclass_defaults(cls), "bucket_width": 0.0}
 
     def check_model(self, model_cfg: ModelConfig) -> None:
         """ValueError when these settings do not fit the network."""
@@ -323,6 +332,7 @@ def _read_checkpoint(path: Path, epoch: int) -> dict[str, Any]:
     rng = ckpt["torch_rng"]
     if not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8):
         raise ValueError("torch_rng is not a ByteTensor")
+    _check_rank_rng(ckpt)
     if state["epoch"] != epoch:
         raise ValueError(f"holds epoch {state['epoch']!r}, not {epoch}")
     return ckpt
@@ -374,9 +384,9 @@ def _load_partial(exp_dir: Path, after_epoch: int) -> tuple[dict[str, Any], Prog
 
 
 def _restore(path: Path, ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: Newbob) -> dict:
+             scheduler: Newbob, dist: Dist) -> dict:
     """Load a checkpoint read by ``_load_checkpoint`` into ``model`` (on its
-    device), ``optimizer``, ``scheduler`` and the RNGs; return its training state."""
+    device), ``optimizer``, ``scheduler`` and this process's RNGs; return its training state."""
     try:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])  # casts the state tensors to each parameter's device
@@ -390,12 +400,41 @@ def _restore(path: Path, ckpt: dict[str, Any], model: nn.Module, optimizer: torc
         scheduler.best = state["best_loss"]
     for group in optimizer.param_groups:
         group["lr"] = state["lr"]
-    torch.set_rng_state(ckpt["torch_rng"].cpu())
-    cuda_rng = ckpt.get("cuda_rng")
-    if cuda_rng and torch.cuda.is_available():
-        for i, rng in enumerate(cuda_rng[: torch.cuda.device_count()]):  # a host may have fewer GPUs
-            torch.cuda.set_rng_state(rng.cpu(), i)
+    # written before every process's state was kept: process 0's alone
+    states = ckpt.get("rank_rng") or [{"torch": ckpt["torch_rng"], "cuda": ckpt.get("cuda_rng")}]
+    if dist.rank < len(states):
+        _set_rng_state(states[dist.rank])
+    else:
+        log.info("%s holds the RNG states of %d processes; process %d goes on from seed + %d", path.name,
+                 len(states), dist.rank, dist.rank)
     return state
+
+
+def _rng_state() -> dict[str, Any]:
+    """This process's RNG states: ``torch`` (the CPU generator's ByteTensor) and ``cuda``
+    (every visible device's, or None without CUDA)."""
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(rng: dict[str, Any]) -> None:
+    """Restore an :func:`_rng_state` (on a host with fewer GPUs, the devices it has)."""
+    torch.set_rng_state(rng["torch"].cpu())
+    cuda_rng = rng.get("cuda")
+    if cuda_rng and torch.cuda.is_available():
+        for i, state in enumerate(cuda_rng[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state.cpu(), i)
+
+
+def _check_rank_rng(ckpt: dict[str, Any]) -> None:
+    """ValueError unless the checkpoint's optional ``rank_rng`` is a list of RNG states."""
+    states = ckpt.get("rank_rng")
+    if states is None:
+        return
+    if not (isinstance(states, list) and states and all(
+            isinstance(r, dict) and isinstance(r.get("torch"), torch.Tensor) and r["torch"].dtype == torch.uint8
+            for r in states)):
+        raise ValueError("rank_rng is not a list of RNG states")
 
 
 def _remove_old_checkpoints(exp_dir: Path, epoch: int) -> None:
@@ -408,11 +447,14 @@ def _remove_old_checkpoints(exp_dir: Path, epoch: int) -> None:
 
 
 def _checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Newbob,
-                state: dict, progress: Progress | None = None) -> dict[str, Any]:
+                state: dict, rng_states: list[dict[str, Any]], progress: Progress | None = None
+                ) -> dict[str, Any]:
+    """What a checkpoint holds; ``rng_states``: every process's :func:`_rng_state`, by rank
+    (``rank_rng``; process 0's also as ``torch_rng`` and ``cuda_rng``, as a one-process
+    run wrote them before)."""
     ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "state": state}
+            "scheduler": scheduler.state_dict(), "torch_rng": rng_states[0]["torch"],
+            "cuda_rng": rng_states[0]["cuda"], "rank_rng": rng_states, "state": state}
     if progress is not None:
         ckpt["progress"] = {f.name: getattr(progress, f.name) for f in fields(Progress)}
     return ckpt
@@ -431,7 +473,7 @@ def epoch_loader(data: Data, versions: dict[str, int], model_cfg: ModelConfig, c
     else:
         ds = PieceDataset(*data, cfg.chunk_frames)
         sampler = FrameBatchSampler(ds.lengths, cfg.batch_frames, cfg.seed, rank=dist.rank,
-                                    world_size=dist.world_size)
+                                    world_size=dist.world_size, bucket_width=cfg.bucket_width)
     sampler.set_epoch(epoch, start)
     return _loader(ds, sampler, device, resident, versions), sampler
 
@@ -499,12 +541,10 @@ def train(
         cfg.check_model(model_cfg)
     except ValueError as exc:
         raise ModelError(f"{exp_dir}: {exc}") from None
-    if dist.is_main:
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        model_cfg.save(exp_dir / "model.yaml")
-        atomic_write_text(exp_dir / "train.yaml", yaml.safe_dump(asdict(cfg), sort_keys=True))
     torch.manual_seed(cfg.seed)
-    model = build_model(model_cfg).to(device)
+    model = build_model(model_cfg).to(device)  # the same initial weights on every process
+    if dist.rank:  # dropout masks and SpecAugment draws of its own (process 0 goes on as one process does)
+        torch.manual_seed(cfg.seed + dist.rank)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = Newbob(optimizer, cfg.lr_decay, cfg.min_improvement)
     state = {"epoch": 0, "history": [], "best_loss": float("inf"), "lr": cfg.lr}
@@ -522,9 +562,13 @@ def train(
         log.info("initialised %d parameter tensors from a trained model; %s start random",
                  len(init_weights), ", ".join(missing) or "none")
     if ckpt is not None:
-        state = _restore(*ckpt, model, optimizer, scheduler)
+        state = _restore(*ckpt, model, optimizer, scheduler, dist)
         log.info("resuming after epoch %d%s (%s)", state["epoch"],
                  f", batch {progress.batch}" if progress else "", ckpt[0].name)
+    if dist.is_main:  # only once the checkpoint is known to fit: a refused call leaves the dir as it was
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        model_cfg.save(exp_dir / "model.yaml")
+        atomic_write_text(exp_dir / "train.yaml", yaml.safe_dump(asdict(cfg), sort_keys=True))
     start_epoch = state["epoch"]
     net = wrap_network(model, cfg, device)
     copies = copies or []
@@ -534,8 +578,9 @@ def train(
     amp = cfg.bf16 and device.type == "cuda"
 
     def save_partial(p: Progress) -> None:
+        rng_states = dist.all_gather(_rng_state())
         if dist.is_main:
-            _save_checkpoint(exp_dir / PARTIAL, _checkpoint(model, optimizer, scheduler, state, p))
+            _save_checkpoint(exp_dir / PARTIAL, _checkpoint(model, optimizer, scheduler, state, rng_states, p))
 
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
@@ -567,10 +612,12 @@ def train(
         improved = dev["loss"] < state["best_loss"]
         state["best_loss"] = min(state["best_loss"], dev["loss"])
         state["epoch"] = epoch
+        rng_states = dist.all_gather(_rng_state())
         if dist.is_main:
             if improved:
                 _save_checkpoint(exp_dir / "final.pt", {"model": model.state_dict(), "epoch": epoch})
-            _save_checkpoint(exp_dir / f"epoch-{epoch}.pt", _checkpoint(model, optimizer, scheduler, state))
+            _save_checkpoint(exp_dir / f"epoch-{epoch}.pt",
+                             _checkpoint(model, optimizer, scheduler, state, rng_states))
             _remove_old_checkpoints(exp_dir, epoch)
             plot_history(state["history"], exp_dir / CURVE_PNG)
     if ckpt is not None and state["epoch"] == start_epoch:

@@ -105,9 +105,10 @@ def check_config(exp_dir: Path, name: str, cfg_dict: dict, may_grow: tuple[str, 
         raise ModelError(f"{path}: not a config mapping; use a new experiment dir or delete it")
     old = {**(defaults or {}), **old}
     skip = set(may_grow) | set(free)
-    same = {k: v for k, v in old.items() if k not in skip} == {k: v for k, v in cfg_dict.items() if k not in skip}
-    if not same:
-        raise ModelError(f"{path}: {exp_dir} was trained with a different config; "
+    differ = sorted(k for k in set(old) | set(cfg_dict) if k not in skip and old.get(k) != cfg_dict.get(k))
+    if differ:
+        changes = ", ".join(f"{k} {old.get(k)!r} there, {cfg_dict.get(k)!r} now" for k in differ)
+        raise ModelError(f"{path}: {exp_dir} was trained with a different config ({changes}); "
                          f"use a new experiment dir or delete it")
     for key in may_grow:
         if key in old and key in cfg_dict and cfg_dict[key] < old[key]:
