@@ -36,6 +36,7 @@ from torch import nn
 
 from asr.errors import DataError, ModelError
 from asr.io import atomic_write_text, load_yaml_config
+from asr.nn.checkpoint import load_checkpoint, remove_old_checkpoints, rng_state, save_checkpoint, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -238,21 +239,19 @@ def _finished_loss(out_dir: Path, cfg: PhoneLmConfig, dev: list[np.ndarray], dev
 
 
 def _checkpoint(model: PhoneLm, optimizer: torch.optim.Optimizer, scheduler, state: dict) -> dict:
-    """An epoch checkpoint, in the acoustic trainer's layout (:func:`asr.nn.train._read_checkpoint`
+    """An epoch checkpoint, in the acoustic trainer's layout (:func:`asr.nn.checkpoint.read_checkpoint`
     reads it): model, optimizer, scheduler, the CPU and CUDA RNG states, the training state."""
+    rng = rng_state()
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "state": state}
+            "torch_rng": rng["torch"], "cuda_rng": rng["cuda"], "state": state}
 
 
 def _resume(out_dir: Path, model: PhoneLm, optimizer: torch.optim.Optimizer, scheduler) -> dict | None:
     """The training state of the newest readable epoch checkpoint of ``out_dir``, loaded into
     the objects and the RNGs; None when there is no checkpoint. A damaged one is named in a
     warning and the one before it is used; ModelError when there are checkpoints but none can
-    be read (:func:`asr.nn.train._load_checkpoint`) or the one read does not fit the model."""
-    from asr.nn.train import _load_checkpoint
-
-    found = _load_checkpoint(out_dir / CHECKPOINT_DIR)
+    be read (:func:`asr.nn.checkpoint.load_checkpoint`) or the one read does not fit the model."""
+    found = load_checkpoint(out_dir / CHECKPOINT_DIR)
     if found is None:
         return None
     path, ckpt = found
@@ -263,10 +262,7 @@ def _resume(out_dir: Path, model: PhoneLm, optimizer: torch.optim.Optimizer, sch
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise ModelError(f"{path}: checkpoint does not fit the phone LM of {CONFIG_FILE} ({exc}); "
                          f"remove {path.parent} to train from scratch") from None
-    torch.set_rng_state(ckpt["torch_rng"].cpu())
-    if ckpt.get("cuda_rng") and torch.cuda.is_available():
-        for i, rng in enumerate(ckpt["cuda_rng"][: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(rng.cpu(), i)
+    set_rng_state({"torch": ckpt["torch_rng"], "cuda": ckpt.get("cuda_rng")})
     state = ckpt["state"]
     log.info("resuming the phone LM after epoch %d (%s)", state["epoch"], path)
     return state
@@ -276,16 +272,14 @@ def _end_epoch(out_dir: Path, model: PhoneLm, optimizer: torch.optim.Optimizer, 
                dev_loss: float) -> None:
     """After epoch ``state["epoch"]``: ``phone_lm.pt`` when ``dev_loss`` is the best so far, then
     the epoch checkpoint (older ones but the one before removed) and the history, all atomic."""
-    from asr.nn.train import _remove_old_checkpoints, _save_checkpoint
-
     epoch = state["epoch"]
     if dev_loss < state["best_loss"]:
         state["best_loss"] = dev_loss
-        _save_checkpoint(out_dir / WEIGHTS_FILE, {"model": model.state_dict(), "epoch": epoch,
+        save_checkpoint(out_dir / WEIGHTS_FILE, {"model": model.state_dict(), "epoch": epoch,
                                                   "dev_loss": dev_loss})
     ckpt_dir = out_dir / CHECKPOINT_DIR
-    _save_checkpoint(ckpt_dir / f"epoch-{epoch}.pt", _checkpoint(model, optimizer, scheduler, state))
-    _remove_old_checkpoints(ckpt_dir, epoch)
+    save_checkpoint(ckpt_dir / f"epoch-{epoch}.pt", _checkpoint(model, optimizer, scheduler, state))
+    remove_old_checkpoints(ckpt_dir, epoch)
     atomic_write_text(out_dir / HISTORY_FILE, yaml.safe_dump(state["history"], sort_keys=False))
 
 

@@ -45,20 +45,14 @@ from asr.io import atomic_path, atomic_write_text, dataclass_defaults
 from asr.nn.curves import CURVE_PNG, plot_history
 from asr.nn.data import (IGNORE, Batch, FrameBatchSampler, PieceDataset, ResidentBatches, ResidentFrames,
                          StreamBatchSampler, collate)
+from asr.nn.checkpoint import (PARTIAL, load_checkpoint, read_checkpoint, remove_old_checkpoints, rng_state,
+                               save_checkpoint, set_rng_state)
 from asr.nn.distributed import Dist, current
 from asr.nn.model import (AcousticModel, ModelConfig, State, StreamingModel, build_model, compile_network,
                           load_weights)
 
 log = logging.getLogger(__name__)
 
-#: Epoch checkpoints kept: the newest and, in case it is damaged, the one before.
-KEEP_CHECKPOINTS = 2
-#: What an epoch checkpoint must hold (``cuda_rng`` is optional: None on CPU runs).
-CHECKPOINT_KEYS = ("model", "optimizer", "torch_rng", "state")
-STATE_KEYS = ("epoch", "history", "best_loss", "lr")
-#: The mid-epoch checkpoint (``checkpoint_every``); removed when its epoch ends.
-PARTIAL = "partial.pt"
-_EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
 _TAG_COPIES = 17  # keeps the copy draws' RNG stream apart from the batch shuffle's
 #: Default relative width of the length buckets whose pieces are reshuffled every epoch.
 BUCKET_WIDTH = 0.2
@@ -299,68 +293,6 @@ def epoch_data(train_data: Data, copies: list[Data], versions: dict[str, int]) -
     return ({u: every[v][0][u] for u, v in versions.items()}, {u: every[v][1][u] for u, v in versions.items()})
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _epoch_checkpoints(exp_dir: Path) -> list[tuple[int, Path]]:
-    """(N, path) of the ``epoch-N.pt`` files of ``exp_dir``, oldest first."""
-    matches = (_EPOCH_FILE.fullmatch(p.name) for p in exp_dir.glob("epoch-*.pt"))
-    return sorted((int(m.group(1)), exp_dir / m.group(0)) for m in matches if m)
-
-
-def _read_checkpoint(path: Path, epoch: int) -> dict[str, Any]:
-    """The checkpoint written after ``epoch``, every tensor on the CPU.
-
-    Raises:
-        ValueError: the file cannot be read or does not hold a complete
-            checkpoint; the message says what is wrong (not the file name).
-    """
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - damaged pickles raise Key/Index/Type/Unicode/...Error too
-        first_line = (str(exc).splitlines() or [""])[0]
-        raise ValueError(f"cannot be read ({type(exc).__name__}: {first_line})") from None
-    if not isinstance(ckpt, dict):
-        raise ValueError(f"holds a {type(ckpt).__name__}, not a checkpoint dict")
-    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
-    state = ckpt.get("state")
-    missing += [f"state.{k}" for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
-    if missing:
-        raise ValueError(f"lacks {', '.join(missing)}")
-    rng = ckpt["torch_rng"]
-    if not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8):
-        raise ValueError("torch_rng is not a ByteTensor")
-    _check_rank_rng(ckpt)
-    if state["epoch"] != epoch:
-        raise ValueError(f"holds epoch {state['epoch']!r}, not {epoch}")
-    return ckpt
-
-
-def _load_checkpoint(exp_dir: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The newest readable epoch checkpoint of ``exp_dir`` (tensors on the CPU).
-
-    A damaged checkpoint is skipped with a warning naming it. Returns None
-    when there is no checkpoint at all (a fresh start).
-
-    Raises:
-        ModelError: there are checkpoints but none can be read (starting
-            afresh would silently throw the training away).
-    """
-    problems = []
-    for epoch, path in reversed(_epoch_checkpoints(exp_dir)):
-        try:
-            return path, _read_checkpoint(path, epoch)
-        except ValueError as exc:
-            log.warning("%s: damaged checkpoint, %s; skipping it", path, exc)
-            problems.append(f"{path.name} {exc}")
-    if problems:
-        raise ModelError(f"{exp_dir}: no usable checkpoint to resume from ({'; '.join(problems)}); "
-                         "remove the epoch-*.pt files to train from scratch")
-    return None
-
-
 def _load_partial(exp_dir: Path, after_epoch: int) -> tuple[dict[str, Any], Progress] | None:
     """The mid-epoch checkpoint of ``exp_dir`` when it continues epoch ``after_epoch`` + 1;
     None when there is none, or it is damaged or stale (a warning names it)."""
@@ -368,7 +300,7 @@ def _load_partial(exp_dir: Path, after_epoch: int) -> tuple[dict[str, Any], Prog
     if not path.is_file():
         return None
     try:
-        ckpt = _read_checkpoint(path, after_epoch)
+        ckpt = read_checkpoint(path, after_epoch)
         p = ckpt.get("progress")
         if not isinstance(p, dict) or set(p) != {f.name for f in fields(Progress)}:
             raise ValueError("lacks the epoch's progress")
@@ -385,7 +317,7 @@ def _load_partial(exp_dir: Path, after_epoch: int) -> tuple[dict[str, Any], Prog
 
 def _restore(path: Path, ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
              scheduler: Newbob, dist: Dist) -> dict:
-    """Load a checkpoint read by ``_load_checkpoint`` into ``model`` (on its
+    """Load a checkpoint read by ``load_checkpoint`` into ``model`` (on its
     device), ``optimizer``, ``scheduler`` and this process's RNGs; return its training state."""
     try:
         model.load_state_dict(ckpt["model"])
@@ -403,53 +335,17 @@ def _restore(path: Path, ckpt: dict[str, Any], model: nn.Module, optimizer: torc
     # written before every process's state was kept: process 0's alone
     states = ckpt.get("rank_rng") or [{"torch": ckpt["torch_rng"], "cuda": ckpt.get("cuda_rng")}]
     if dist.rank < len(states):
-        _set_rng_state(states[dist.rank])
+        set_rng_state(states[dist.rank])
     else:
         log.info("%s holds the RNG states of %d processes; process %d goes on from seed + %d", path.name,
                  len(states), dist.rank, dist.rank)
     return state
 
 
-def _rng_state() -> dict[str, Any]:
-    """This process's RNG states: ``torch`` (the CPU generator's ByteTensor) and ``cuda``
-    (every visible device's, or None without CUDA)."""
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def _set_rng_state(rng: dict[str, Any]) -> None:
-    """Restore an :func:`_rng_state` (on a host with fewer GPUs, the devices it has)."""
-    torch.set_rng_state(rng["torch"].cpu())
-    cuda_rng = rng.get("cuda")
-    if cuda_rng and torch.cuda.is_available():
-        for i, state in enumerate(cuda_rng[: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(state.cpu(), i)
-
-
-def _check_rank_rng(ckpt: dict[str, Any]) -> None:
-    """ValueError unless the checkpoint's optional ``rank_rng`` is a list of RNG states."""
-    states = ckpt.get("rank_rng")
-    if states is None:
-        return
-    if not (isinstance(states, list) and states and all(
-            isinstance(r, dict) and isinstance(r.get("torch"), torch.Tensor) and r["torch"].dtype == torch.uint8
-            for r in states)):
-        raise ValueError("rank_rng is not a list of RNG states")
-
-
-def _remove_old_checkpoints(exp_dir: Path, epoch: int) -> None:
-    """Keep the ``KEEP_CHECKPOINTS`` newest epoch checkpoints up to ``epoch``; drop the
-    mid-epoch one."""
-    for n, old in _epoch_checkpoints(exp_dir):
-        if n <= epoch - KEEP_CHECKPOINTS:
-            old.unlink()
-    (exp_dir / PARTIAL).unlink(missing_ok=True)
-
-
 def _checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Newbob,
                 state: dict, rng_states: list[dict[str, Any]], progress: Progress | None = None
                 ) -> dict[str, Any]:
-    """What a checkpoint holds; ``rng_states``: every process's :func:`_rng_state`, by rank
+    """What a checkpoint holds; ``rng_states``: every process's :func:`rng_state`, by rank
     (``rank_rng``; process 0's also as ``torch_rng`` and ``cuda_rng``, as a one-process
     run wrote them before)."""
     ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -548,7 +444,7 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = Newbob(optimizer, cfg.lr_decay, cfg.min_improvement)
     state = {"epoch": 0, "history": [], "best_loss": float("inf"), "lr": cfg.lr}
-    ckpt = _load_checkpoint(exp_dir)
+    ckpt = load_checkpoint(exp_dir)
     partial = _load_partial(exp_dir, ckpt[1]["state"]["epoch"] if ckpt else 0)
     progress = None
     if partial is not None:
@@ -578,9 +474,9 @@ def train(
     amp = cfg.bf16 and device.type == "cuda"
 
     def save_partial(p: Progress) -> None:
-        rng_states = dist.all_gather(_rng_state())
+        rng_states = dist.all_gather(rng_state())
         if dist.is_main:
-            _save_checkpoint(exp_dir / PARTIAL, _checkpoint(model, optimizer, scheduler, state, rng_states, p))
+            save_checkpoint(exp_dir / PARTIAL, _checkpoint(model, optimizer, scheduler, state, rng_states, p))
 
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
@@ -612,13 +508,13 @@ def train(
         improved = dev["loss"] < state["best_loss"]
         state["best_loss"] = min(state["best_loss"], dev["loss"])
         state["epoch"] = epoch
-        rng_states = dist.all_gather(_rng_state())
+        rng_states = dist.all_gather(rng_state())
         if dist.is_main:
             if improved:
-                _save_checkpoint(exp_dir / "final.pt", {"model": model.state_dict(), "epoch": epoch})
-            _save_checkpoint(exp_dir / f"epoch-{epoch}.pt",
+                save_checkpoint(exp_dir / "final.pt", {"model": model.state_dict(), "epoch": epoch})
+            save_checkpoint(exp_dir / f"epoch-{epoch}.pt",
                              _checkpoint(model, optimizer, scheduler, state, rng_states))
-            _remove_old_checkpoints(exp_dir, epoch)
+            remove_old_checkpoints(exp_dir, epoch)
             plot_history(state["history"], exp_dir / CURVE_PNG)
     if ckpt is not None and state["epoch"] == start_epoch:
         log.info("%s: training finished already (%d epochs)", exp_dir, state["epoch"])
