@@ -3,19 +3,18 @@ model kept, and the word text expanded through a lexicon (both formats)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
 import torch
 
+from asr.decode.rnn_search import one_thread
 from asr.errors import ModelError
 from asr.lang.lexicon import Lexicon, LexiconError
 from asr.nn.phone_lm import CHECKPOINT_DIR, WEIGHTS_FILE, PhoneLmConfig, encode, train_phone_lm
@@ -58,19 +57,8 @@ train_phone_lm(Path(sys.argv[1]), TRAIN, DEV, CFG, torch.device("cpu"))
 """
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Torch on one CPU thread meanwhile (as the child runs: same float results)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def train(out: Path, cfg: PhoneLmConfig = CFG) -> dict:
-    with one_thread():
+    with one_thread():  # as the child runs: the same float results
         return train_phone_lm(out, TRAIN, DEV, cfg, CPU)
 
 
