@@ -212,7 +212,8 @@ def fewest_pieces(opts: dict, epochs: int) -> tuple[list[int], int]:
     return fewest, min(map(len, dev.global_batches()))
 
 
-@pytest.mark.parametrize("tbptt,delay,opts", [(0, 0, {"batch_frames": 200, "bucket_width": 0}), (10, 2, {})])
+@pytest.mark.parametrize("tbptt,delay,opts", [(0, 0, {"batch_frames": 200, "bucket_width": 0}),
+                                               pytest.param(10, 2, {}, marks=pytest.mark.slow)])
 def test_two_gloo_processes_match_one(tmp_path, script, tbptt, delay, opts):
     """DDP over 2 gloo processes, each on its half of every batch, ends within
     1e-4 of one process training on the whole batches (dropout is off: the
@@ -263,7 +264,8 @@ def kill_mid_epoch(cmd: list[str], exp: Path) -> None:
 SHORT_GROUPS = {"batch_frames": 200, "bucket_width": 0.2}
 
 
-@pytest.mark.parametrize("nproc,tbptt,train_opts", [(1, 0, {}), (2, 10, {}), (2, 0, SHORT_GROUPS)])
+@pytest.mark.parametrize("nproc,tbptt,train_opts", [(1, 0, {}), pytest.param(2, 10, {}, marks=pytest.mark.slow),
+                                                    (2, 0, SHORT_GROUPS)])
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, script, nproc, tbptt, train_opts):
     """Killed mid-epoch and resumed from ``partial.pt``, a run (with dropout: every
     process's RNG state is in the checkpoint) ends with the weights and history of an
@@ -296,6 +298,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, script, np
         assert not torch.equal(states[0], states[1])
 
 
+@pytest.mark.slow
 def test_a_mid_epoch_checkpoint_of_another_process_count_is_refused(tmp_path, script):
     exp = tmp_path / "exp"
     kill_mid_epoch(command(script, exp, epochs=2, every=3, nproc=2), exp)
