@@ -130,6 +130,14 @@ def test_load_model_without_weights(tmp_path):
         load_model(tmp_path, torch.device("cpu"))
 
 
+@pytest.mark.parametrize("content", [b"garbage", b"", b"PK\x03\x04 truncated zip"])
+def test_damaged_weights_are_named_not_a_traceback(tmp_path, content):
+    ModelConfig(input_dim=DIM, num_pdfs=PDFS).save(tmp_path / "model.yaml")
+    (tmp_path / "final.pt").write_bytes(content)
+    with pytest.raises(ModelError, match=r"final.pt: cannot load weights for .*model.yaml \(\w+"):
+        load_model(tmp_path, torch.device("cpu"))
+
+
 def test_padding_does_not_change_outputs():
     """A sequence scored alone and inside a padded batch gives the same logits
     (the backward direction must not read the padding)."""

@@ -11,6 +11,7 @@ The DNN (``kind: dnn``) reads each frame with ``context`` frames either side
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -241,8 +242,9 @@ def load_weights(net: nn.Module, weights: Path, device: torch.device, what: str)
     mode; ModelError naming the file and ``what`` was loaded when it does not fit or cannot be read."""
     try:
         net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["model"])
-    except (RuntimeError, KeyError, EOFError, OSError, ValueError) as exc:
-        raise ModelError(f"{weights}: cannot load {what} ({exc})") from None
+    except (RuntimeError, KeyError, EOFError, OSError, ValueError, TypeError, pickle.UnpicklingError) as exc:
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise ModelError(f"{weights}: cannot load {what} ({type(exc).__name__}: {first_line})") from None
     return net.to(device).eval()
 
 

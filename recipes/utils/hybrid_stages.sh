@@ -151,14 +151,24 @@ decode_words_system() {
 if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
   log "Stage 8: HMM decoding with the phone bigram (PER) and the word trigram (WER); scales tuned on dev"
   SECONDS=0
+  # up to $nj systems at a time, each in its own process (a system's own steps stay in order:
+  # they update one bundle); the stage fails after all have ended if any failed
+  pids=() failed=0
   for model in "${systems[@]}"; do
     case $(basename "$model") in
-      cd_lstm_*) decode_system "$model" "$exp/tree_${model##*_}"
-                 decode_words_system "$model" "$exp/tree_${model##*_}/graph_words" ;;
-      *) decode_system "$model" "$data/lang"
-         decode_words_system "$model" "$data/graph_words_ci" ;;
+      cd_lstm_*) (decode_system "$model" "$exp/tree_${model##*_}"
+                  decode_words_system "$model" "$exp/tree_${model##*_}/graph_words") & ;;
+      *) (decode_system "$model" "$data/lang"
+          decode_words_system "$model" "$data/graph_words_ci") & ;;
     esac
+    pids+=("$!")
+    if [ "${#pids[@]}" -ge "$nj" ]; then
+      wait "${pids[0]}" || failed=1
+      pids=("${pids[@]:1}")
+    fi
   done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  if [ "$failed" -ne 0 ]; then log "Stage 8: a system's decoding failed (its log is in $exp/log/)"; exit 1; fi
   record_time "$times" "8 decode" "$SECONDS"
 fi
 
