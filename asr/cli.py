@@ -82,7 +82,22 @@ def cmd_synth_corpus(args: argparse.Namespace) -> int:
     from asr.corpus.synth import generate_corpus
 
     unseen = [v for v in args.unseen_voices.replace(",", " ").split() if v]
-    generate_corpus(args.out_dir, size=args.size, seed=args.seed, num_jobs=args.nj, unseen_voices=unseen)
+    generate_corpus(args.out_dir, size=args.size, seed=args.seed, num_jobs=args.nj, unseen_voices=unseen,
+                    layout=args.layout)
+    return 0
+
+
+def cmd_import_corpus(args: argparse.Namespace) -> int:
+    from asr.corpus.layouts import import_corpus
+
+    _refuse(args, ("speaker_chars",) if args.layout != "aligner" else (), f"for the {args.layout} layout",
+            "only aligner-style dirs take it")
+    _refuse(args, ("skip_incomplete",) if args.layout == "kaldi" else (), "for a Kaldi data dir",
+            "it is validated as it is (fix it with Kaldi's utils/fix_data_dir.sh)")
+    if args.speaker_chars is not None and args.speaker_chars < 1:
+        raise UsageError("--speaker-chars must be at least 1")
+    import_corpus(args.layout, args.src, args.out_dir, speaker_chars=args.speaker_chars,
+                  skip_incomplete=args.skip_incomplete, lowercase=args.lowercase)
     return 0
 
 
@@ -130,20 +145,38 @@ def cmd_make_feats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _context(tree: Path | None):
-    """The context dependency of ``--tree`` (a tree.json or a model dir), or CI over the 48 phones."""
-    from asr.hmm.context import TREE_JSON, ContextDependency
-    from asr.lang.phones import PHONES48
+def _lang(path: Path):
+    """The Lang of a lang dir (or of the dir holding a given phones.txt)."""
+    from asr.phones.lang import Lang
 
-    if tree is None:
-        return ContextDependency.ci(list(PHONES48))
+    return Lang.load(path.parent if path.is_file() else path)
+
+
+def _tree(tree: Path):
+    from asr.hmm.context import TREE_JSON, ContextDependency
+
     return ContextDependency.load(tree / TREE_JSON if tree.is_dir() else tree)
+
+
+def _context(tree: Path | None, lang_dir: Path):
+    """The context dependency of ``--tree`` (a tree.json or a model dir), checked against the
+    lang dir's phones and topology, or CI over the lang's phones."""
+    from asr.hmm.context import ContextDependency
+
+    lang = _lang(lang_dir)
+    if tree is None:
+        return ContextDependency.ci(list(lang.phones), lang.topology)
+    ctx = _tree(tree)
+    ctx.check_phones(list(lang.phones), f"{tree} against the lang dir {lang_dir}")
+    if ctx.topology != lang.topology:
+        raise DataError(f"{tree}: its topology differs from the lang dir {lang_dir}'s")
+    return ctx
 
 
 def cmd_make_graph(args: argparse.Namespace) -> int:
     from asr.lang.graph import make_decoding_graph
 
-    make_decoding_graph(args.lang_dir, _context(args.tree), args.train_dir / "phone_text",
+    make_decoding_graph(args.lang_dir, _context(args.tree, args.lang or args.lang_dir), args.train_dir / "phone_text",
                         order=args.order, graph_dir=args.graph_dir)
     return 0
 
@@ -171,7 +204,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return subprocess.run(torchrun_command(args.ngpu, args.argv)).returncode
     device = init_distributed(device)
     train_am(args.train_dir, args.dev_dir, args.exp_dir, model_opts, train_cfg,
-             device, _context(args.tree), ali, init_from=args.init_from, aug=aug)
+             device, _context(args.tree, args.lang), _lang(args.lang), ali, init_from=args.init_from, aug=aug)
     return 0
 
 
@@ -179,7 +212,10 @@ def cmd_train_phone_lm(args: argparse.Namespace) -> int:
     from asr.nn.train import resolve_device
     from asr.steps.train_phone_lm import train_phone_lm_stage
 
-    train_phone_lm_stage(args.train_dir, args.dev_dir, args.out_dir, args.phones, args.conf,
+    if args.lang is None:
+        raise UsageError("the following argument is required: --lang")
+    lang_dir = args.lang.parent if args.lang.is_file() else args.lang  # a lang dir, or its phones.txt
+    train_phone_lm_stage(args.train_dir, args.dev_dir, args.out_dir, lang_dir, args.conf,
                          resolve_device(args.device), tuple(args.eval), args.extra_text, args.lexicon)
     return 0
 
@@ -226,7 +262,7 @@ def cmd_show_alignment(args: argparse.Namespace) -> int:
 def cmd_build_tree(args: argparse.Namespace) -> int:
     from asr.steps.build_tree import build_tree_stage
 
-    build_tree_stage(args.data_dir, args.ali_dir, args.out_dir, num_leaves=args.num_leaves,
+    build_tree_stage(args.data_dir, args.ali_dir, args.out_dir, _lang(args.lang), num_leaves=args.num_leaves,
                      min_occupancy=args.min_occupancy, hidden_from=args.hidden_from)
     return 0
 
@@ -234,7 +270,7 @@ def cmd_build_tree(args: argparse.Namespace) -> int:
 def cmd_show_tree(args: argparse.Namespace) -> int:
     from asr.hmm.tree import format_tree
 
-    print(format_tree(_context(args.tree), max_depth=args.max_depth))
+    print(format_tree(_tree(args.tree), max_depth=args.max_depth))
     return 0
 
 
@@ -323,11 +359,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     from asr.score.per import read_transcripts, score_phones, score_summary, score_words
     from asr.score.report import write_report
 
+    if args.lang is not None and args.unit != "phone":
+        raise UsageError("--lang does nothing with --unit word: it says how phones are scored")
+    lang = None if args.lang is None else _model_or_lang(args.lang)
+
     def score(hyp_path: Path):
         refs, hyps = read_transcripts(args.ref), read_transcripts(hyp_path)
         try:
             if args.unit == "phone":
-                return score_phones(refs, hyps)
+                return score_phones(refs, hyps, lang)
             return score_words({u: " ".join(w) for u, w in refs.items()},
                                {u: " ".join(w) for u, w in hyps.items()})
         except DataError as exc:
@@ -344,6 +384,18 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(score_summary(other, str(args.compare)))
         print(paired_bootstrap(result, other).summary(str(args.hyp), str(args.compare)))
     return 0
+
+
+def _model_or_lang(path: Path):
+    """The Lang of a lang dir or of a model bundle's copy (``MODEL/lang``)."""
+    from asr.decode.bundle import BUNDLE_YAML
+
+    if (path / BUNDLE_YAML).is_file():
+        from asr.decode.hybrid import HybridModel
+        from asr.nn.train import resolve_device
+
+        return HybridModel.load(path, resolve_device("cpu")).lang
+    return _lang(path)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -374,21 +426,48 @@ def eval_text(path: Path) -> tuple[str, Path]:
     return path.parent.name or str(path), path
 
 
+#: prepare-lang's options for a phone set derived from the lexicon (refused with --phone-lang).
+DERIVED_LANG_OPTIONS = ("keep_stress", "position_dependent_phones", "silence_phone", "noise_phone",
+                        "num_sil_states", "num_nonsil_states")
+
+
+def _prepare_lang_phones(args: argparse.Namespace):
+    """(the phone lang, the pronunciation source, where the lang came from) of prepare-lang:
+    --phone-lang's lang dir, or a lang derived from the lexicon."""
+    from asr.lang.lang_dir import LangOptions, lexicon_lang
+    from asr.phones.lang import Lang
+
+    if args.phone_lang is not None:
+        return Lang.load(args.phone_lang), args.lexicon_source or "cmudict", str(args.phone_lang)
+    given = {"keep_stress": args.keep_stress, "position_dependent": args.position_dependent_phones,
+             "silence_phone": args.silence_phone, "noise_phone": args.noise_phone,
+             "num_sil_states": args.num_sil_states, "num_nonsil_states": args.num_nonsil_states}
+    return lexicon_lang(args.lexicon, args.lexicon_source,
+                        LangOptions(**{k: v for k, v in given.items() if v is not None}))
+
+
 def cmd_prepare_lang(args: argparse.Namespace) -> int:
     from asr.lang.lang_dir import prepare_lang
-    from asr.lang.phones import PHONES48
     from asr.lang.word_lm import format_lm_report, lm_report, make_word_lm
 
     if args.lm is not None:
         _refuse(args, WORD_LM_OPTIONS, "with --lm", "it sets how the word LM is trained, and --lm gives a ready one")
+    if args.phone_lang is not None:
+        _refuse(args, DERIVED_LANG_OPTIONS, "with --phone-lang", "the phone lang gives the phones and their HMMs")
+    train_text = args.train_dir / "text"
+    if not train_text.is_file():
+        raise DataError(f"{train_text}: not found: the words of the training transcripts get "
+                        f"pronunciations too (TRAIN is a data dir with a text file)")
+    lang, source, lang_origin = _prepare_lang_phones(args)
+    if args.lm is not None:
         arpa = args.lm
     else:
         opts = {k: _default(getattr(args, k), v) for k, v in WORD_LM_DEFAULTS.items()}
         arpa = make_word_lm(args.lang_dir, args.train_dir / "text", opts["exclude"],
                             num_sentences=opts["lm_sentences"], vocab_size=opts["vocab_size"],
                             order=opts["order"], prune=opts["prune"], seed=opts["seed"], num_jobs=opts["nj"])
-    prepare_lang(args.lang_dir, arpa, list(PHONES48), source=args.lexicon_source,
-                 user_lexicon=args.lexicon, sil_prob=args.sil_prob)
+    prepare_lang(args.lang_dir, arpa, lang, source=source, user_lexicon=args.lexicon, train_text=train_text,
+                 sil_prob=args.sil_prob, lang_origin=lang_origin)
     if args.eval:
         report = format_lm_report(lm_report(arpa, dict(eval_text(Path(t)) for t in args.eval)))
         atomic_write_text(args.lang_dir / "lm_report.txt", report + "\n")
@@ -399,7 +478,7 @@ def cmd_prepare_lang(args: argparse.Namespace) -> int:
 def cmd_make_word_graph(args: argparse.Namespace) -> int:
     from asr.lang.word_graph import make_word_graph
 
-    make_word_graph(args.lang_dir, _context(args.tree), args.graph_dir)
+    make_word_graph(args.lang_dir, _context(args.tree, args.lang_dir), args.graph_dir)
     return 0
 
 
@@ -441,7 +520,22 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--unseen-voices", default="awb",
                    help="flite voices held out of train/dev/test, speaking only the test_unseen "
                         "set (comma-separated; '' for none)")
+    s.add_argument("--layout", default="timit", choices=["timit", "librispeech"],
+                   help="timit: SPHERE + PHN/WRD/TXT (default); librispeech: FLAC + trans.txt, "
+                        "true boundaries in alignments/ (docs/corpora.md)")
     s.set_defaults(func=cmd_synth_corpus)
+
+    s = sub.add_parser("import-corpus", allow_abbrev=False,
+                       help="a corpus as it comes (Kaldi data dir, LibriSpeech, aligner dir) → a validated data dir")
+    s.add_argument("layout", choices=["kaldi", "librispeech", "aligner"])
+    s.add_argument("src", type=Path, help="the data dir, LibriSpeech subset (or its parent) or corpus dir")
+    s.add_argument("out_dir", type=Path, help="the data dir to write")
+    s.add_argument("--speaker-chars", type=int, metavar="N",
+                   help="aligner: the speaker is the first N characters of each file name")
+    s.add_argument("--skip-incomplete", action="store_true",
+                   help="skip (with a warning) audio without a transcript and transcripts without audio")
+    s.add_argument("--lowercase", action="store_true", help="lower-case the transcripts (kept as written otherwise)")
+    s.set_defaults(func=cmd_import_corpus)
 
     s = sub.add_parser("prepare-timit", allow_abbrev=False, help="TIMIT tree → Kaldi data dirs train/dev/test")
     s.add_argument("timit_dir", type=Path)
@@ -477,7 +571,9 @@ def get_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("make-graph", allow_abbrev=False, help="phone n-gram LM and the decoding graph H∘C∘G")
     s.add_argument("train_dir", type=Path, help="data dir whose phone_text trains the LM")
-    s.add_argument("lang_dir", type=Path, help="where phones.txt, lm.arpa and G.fst go")
+    s.add_argument("lang_dir", type=Path, help="where phones.txt, lm.arpa and G.fst go; the lang dir "
+                   "of the phones unless --lang names another")
+    s.add_argument("--lang", type=Path, help="the lang dir of the phones (default: lang_dir)")
     s.add_argument("--order", type=int, default=2)
     s.add_argument("--tree", type=Path, help="tree.json (or a model dir) of a CD model; default CI")
     s.add_argument("--graph-dir", type=Path, help="where HCG.fst goes (default: lang_dir)")
@@ -495,8 +591,23 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--lm-sentences", type=int, help="sentences sampled for the LM text (default 20000)")
     s.add_argument("--order", type=int, help="LM order (default 3)")
     s.add_argument("--prune", type=float, help="kaldingram pruning threshold (0: none; default 1e-7)")
-    s.add_argument("--lexicon", type=Path, help="your pronunciations, CMUdict format (they come first)")
-    s.add_argument("--lexicon-source", default="cmudict", choices=["cmudict", "flite"])
+    s.add_argument("--phone-lang", type=Path,
+                   help="the phone lang dir to map pronunciations onto (e.g. data/lang from prepare-timit); "
+                        "default: a phone set derived from the lexicon")
+    s.add_argument("--lexicon", type=Path, help="your pronunciations, CMUdict format (they come first; "
+                   "without --phone-lang the phone set is derived from them)")
+    s.add_argument("--lexicon-source", choices=["cmudict", "flite"],
+                   help="where the words --lexicon lacks get pronunciations: cmudict (then flite) or flite "
+                        "(default: cmudict, but flite when the phone set is derived from --lexicon)")
+    s.add_argument("--keep-stress", action="store_true",
+                   help="derived phone set: keep stress digits (AH0 AH1 AH2 are 3 phones)")
+    s.add_argument("--position-dependent-phones", action="store_true",
+                   help="derived phone set: Kaldi's word-position phones (P_B P_E P_I P_S)")
+    s.add_argument("--silence-phone", help="derived phone set: the silence phone's name (default SIL)")
+    s.add_argument("--noise-phone", help="derived phone set: the spoken-noise phone's name (default SPN), "
+                   "the pronunciation of <unk>")
+    s.add_argument("--num-sil-states", type=int, help="derived phone set: HMM states of SIL and SPN (default 5)")
+    s.add_argument("--num-nonsil-states", type=int, help="derived phone set: HMM states of the other phones (default 3)")
     s.add_argument("--sil-prob", type=float, default=0.5, help="optional silence between words")
     s.add_argument("--seed", type=int, help="LM text sampling seed (default 0)")
     s.add_argument("--nj", type=int, help="LM text processes (default 1)")
@@ -515,6 +626,8 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("train_dir", type=Path)
     s.add_argument("dev_dir", type=Path)
     s.add_argument("exp_dir", type=Path)
+    s.add_argument("--lang", type=Path, required=True, help="the lang dir: phones, silence, "
+                   "topology, scoring (e.g. data/lang, written by prepare-timit or prepare-lang)")
     s.add_argument("--conf", type=Path, help="YAML with 'model:' and 'train:' sections")
     s.add_argument("--tree", type=Path, help="tree.json (or a dir holding one) numbering the "
                    "outputs; default: CI states")
@@ -531,7 +644,8 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("train_dir", type=Path)
     s.add_argument("dev_dir", type=Path)
     s.add_argument("out_dir", type=Path)
-    s.add_argument("--phones", type=Path, required=True, help="phones.txt of the acoustic models (lang dir)")
+    s.add_argument("--lang", type=Path, help="the acoustic models' lang dir (or its phones.txt); required")
+    _old_spelling(s, "--phones", "--lang")
     s.add_argument("--conf", type=Path, help="YAML of phone LM settings (asr.nn.phone_lm.PhoneLmConfig)")
     s.add_argument("--eval", type=Path, nargs="*", default=[], help="more data dirs to report perplexity on")
     s.add_argument("--extra-text", type=Path, help="word sentences (one a line) to expand through "
@@ -561,6 +675,8 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("data_dir", type=Path, help="data dir with features (the aligned set)")
     s.add_argument("ali_dir", type=Path)
     s.add_argument("out_dir", type=Path, help="where tree.json goes")
+    s.add_argument("--lang", type=Path, required=True, help="the lang dir: its not-split roots "
+                   "(silence) and extra questions")
     s.add_argument("--num-leaves", type=int, default=1000)
     s.add_argument("--min-occupancy", type=float, default=50.0, help="frames a leaf needs at least")
     s.add_argument("--hidden-from", type=Path, help="a model dir: Gaussians on its network's last "
@@ -626,10 +742,12 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_transcribe)
 
-    s = sub.add_parser("score", allow_abbrev=False, help="PER (39-phone folding) or WER of a hypothesis file")
+    s = sub.add_parser("score", allow_abbrev=False, help="PER (folded by a lang's score map) or WER of a hypothesis file")
     s.add_argument("ref", type=Path, help="reference: '<utt> tokens...' per line (e.g. data/test/phone_text)")
     s.add_argument("hyp", type=Path, help="hypothesis in the same format (e.g. decode_test/hyp.txt)")
     s.add_argument("--unit", default="phone", choices=["phone", "word"])
+    s.add_argument("--lang", type=Path, help="phones: fold by this lang dir's (or model dir's) score map, "
+                   "e.g. TIMIT's 48 to 39 (default: score the phones as given)")
     s.add_argument("--report", type=Path, help="write an sclite-style report here")
     s.add_argument("--compare", type=Path, help="a second hypothesis file: paired bootstrap of "
                    "the difference (95%% interval, how often it is better)")

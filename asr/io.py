@@ -1,10 +1,11 @@
-"""Atomic file writing: a temp file in the same directory, then a rename,
-so an interrupted run never leaves a half-written file behind."""
+"""Atomic file writing (a temp file in the same directory, then a rename,
+so an interrupted run never leaves a half-written file behind) and file hashes."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -73,3 +74,11 @@ def atomic_write_text(path: PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -76,7 +76,7 @@ def train_system(out: Path, row: str, kind: str, exp: Path, data: Path, leaves: 
     if kind == "cd":
         opts += ["--tree", str(exp / f"tree_{leaves}/tree.json"), "--init-from", str(out / f"ci_{row}")]
     asr(out / f"{kind}_{row}.train.log", "train", str(data / "train"), str(data / "dev"), str(model),
-        "--conf", str(conf), "--device", device, *opts)
+        "--lang", str(data / "lang"), "--conf", str(conf), "--device", device, *opts)
     return model
 
 

@@ -47,7 +47,7 @@ def train_and_decode(row: str, args, data: Path, out: Path) -> dict:
     feats_s = time.time() - start
     model = out / f"ci_{row}"
     asr(out / f"ci_{row}.train.log", "train", str(rdata / "train"), str(rdata / "dev"), str(model),
-        "--conf", str(recipe_conf("ci", args.size)), "--device", args.device)
+        "--lang", str(data / "lang"), "--conf", str(recipe_conf("ci", args.size)), "--device", args.device)
     per = decode_eval_sets(model, rdata, data / "lang/HCG.fst", out / f"ci_{row}", args.device)
     history = yaml.safe_load((model / "history.yaml").read_text())
     dim = yaml.safe_load((model / "model.yaml").read_text())["input_dim"]

@@ -60,7 +60,7 @@ def train_and_decode(row: str, args, out: Path, data: Path, exp: Path) -> dict:
         graph = data / "lang/HCG.fst"
     start = time.time()
     asr(out / f"{kind}_{row}.train.log", "train", str(rdata / "train"), str(rdata / "dev"), str(model),
-        "--conf", str(conf), "--device", args.device, *extra)
+        "--lang", str(data / "lang"), "--conf", str(conf), "--device", args.device, *extra)
     wall = time.time() - start
     per = decode_eval_sets(model, rdata, graph, out / f"{kind}_{row}", args.device)
     history = yaml.safe_load((model / "history.yaml").read_text())

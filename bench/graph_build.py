@@ -19,7 +19,7 @@ from pathlib import Path
 
 from asr.hmm.context import ContextDependency
 from asr.lang.graph import load_graph, make_decoding_graph
-from asr.lang.phones import PHONES48
+from asr.phones.timit import PHONES48
 
 
 def write_phone_text(path: Path, num_utts: int, seed: int = 0) -> None:

@@ -26,6 +26,9 @@ from asr.corpus.datadir import read_datadir  # noqa: E402
 from asr.decode.hybrid import HybridModel, argmax_phones  # noqa: E402
 from asr.steps.decode import decode_with, set_features  # noqa: E402
 from asr.score.per import score_phones  # noqa: E402
+from asr.phones.timit import timit_lang  # noqa: E402
+
+TIMIT = timit_lang()  # the synthetic corpus's lang: PER folded to 39
 
 
 def time_it(fn):
@@ -43,8 +46,8 @@ def model_rows(model_dir: Path, data_dir: Path, refs: dict) -> list[tuple[str, o
     hmm, t_search = time_it(lambda: decode_with(model, decoder, post, acwt).hyps)
     argmax, t_argmax = time_it(lambda: {u: argmax_phones(post[u], model.context) for u in post})
     name = f"{model_dir.name} ({model.context.num_pdfs} pdfs, acwt {acwt})"
-    return [(f"{name} + HMM", score_phones(refs, hmm), t_nn + t_search),
-            (f"{name} argmax", score_phones(refs, argmax), t_nn + t_argmax)]
+    return [(f"{name} + HMM", score_phones(refs, hmm, TIMIT), t_nn + t_search),
+            (f"{name} argmax", score_phones(refs, argmax, TIMIT), t_nn + t_argmax)]
 
 
 def main() -> int:
@@ -80,7 +83,7 @@ def print_table(data_dir: Path, model_dirs: list[Path]) -> None:
     rows = [row for d in model_dirs for row in model_rows(d, data_dir, refs)]
     ps = pocketsphinx_phone_decoder()
     peer, t_peer = time_it(lambda: {u: ps_decode_phones(ps, a.samples, a.rate) for u, a in audio.items()})
-    rows.append(("pocketsphinx allphone (en-us-phone.lm)", score_phones(refs, peer), t_peer))
+    rows.append(("pocketsphinx allphone (en-us-phone.lm)", score_phones(refs, peer, TIMIT), t_peer))
     print(f"test set: {data_dir} ({len(refs)} utterances, {seconds:.0f} s of audio); "
           f"acoustic scales chosen on dev; CPU, 2 threads")
     print(f"{'system':60s} {'PER %':>7s} {'sub':>5s} {'del':>5s} {'ins':>5s} {'RTF':>7s}")

@@ -54,6 +54,9 @@ from asr.nn.train import resolve_device  # noqa: E402
 from asr.score.per import score_phones  # noqa: E402
 from asr.steps.decode import ACWT_GRID, decode_with, set_features, set_posteriors, tune_rnn  # noqa: E402
 from asr.steps.train_phone_lm import expanded_sentences, phone_sentences, train_phone_lm_stage  # noqa: E402
+from asr.phones.timit import timit_lang  # noqa: E402
+
+TIMIT = timit_lang()  # the synthetic corpus's lang: PER folded to 39
 
 SETS = ("dev", "test", "test_unseen")
 #: (LM weight, penalty) grid of n-best rescoring, tuned on dev.
@@ -74,7 +77,7 @@ class EvalSet:
         self.audio_seconds = sum(len(p) for p in self.post.values()) * model.feat_cfg.frame_shift_ms / 1000
 
     def per(self, hyps: dict[str, list[str]]) -> float:
-        return score_phones(self.refs, hyps).counts.rate
+        return score_phones(self.refs, hyps, TIMIT).counts.rate
 
 
 def timed_decode(model: HybridModel, decoder, data: EvalSet, acwt: float) -> tuple[float, float]:
@@ -191,7 +194,7 @@ def phone_texts(out: Path, data: Path, phones: list[str]) -> dict[str, Path]:
     expanded = out / "text.phone_text"
     if not expanded.is_file():
         lang = data / "lang_words"
-        seqs = expanded_sentences(lang / "lm_text.txt", lang / "lexicon.txt", phones)
+        seqs = expanded_sentences(lang / "lm_text.txt", lang / "lexicon.txt", phones, TIMIT.optional_silence)
         lines = [f"x{i:06d} {' '.join(phones[t - 1] for t in s)}\n" for i, s in enumerate(seqs)]
         expanded.write_text((data / "train/phone_text").read_text() + "".join(lines))
     return {"train": data / "train/phone_text", "text": expanded}
@@ -209,7 +212,7 @@ def train_lms(out: Path, data: Path, device: torch.device) -> dict[str, Path]:
                                                                       "lexicon": lang / "lexicon.txt"}
         else:
             conf, extra = None, {}
-        train_phone_lm_stage(data / "train", data / "dev", d, data / "lang/phones.txt", conf, device, **extra)
+        train_phone_lm_stage(data / "train", data / "dev", d, data / "lang", conf, device, **extra)
     return dirs
 
 

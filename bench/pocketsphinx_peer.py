@@ -144,13 +144,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     from asr.corpus.datadir import read_datadir
     from asr.score.per import score_phones, score_summary
     from asr.score.report import write_report
+    from asr.phones.timit import timit_lang
 
     start = time.perf_counter()
     hyps, seconds = decode_datadir(args.data_dir)
     elapsed = time.perf_counter() - start
     data = read_datadir(args.data_dir, require_phones=True)
     refs = {u: data.phone_text(u) for u in data.utts}
-    result = score_phones(refs, hyps)
+    result = score_phones(refs, hyps, timit_lang())
     if args.report:
         write_report(result, args.report, title=f"pocketsphinx allphone on {args.data_dir}")
     print(f"{score_summary(result, str(args.data_dir))}  RTF {elapsed / max(seconds, 1e-9):.3f} "

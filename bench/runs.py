@@ -102,7 +102,7 @@ def epoch_point(model: Path, base_conf: Path, train: Path, data: Path, graph: Pa
     if not (point / "final.pt").is_file():
         conf = write_conf(base_conf, model.parent / "conf" / f"{model.name}_e{epochs}.yaml", train={"epochs": epochs})
         asr(model.parent / f"{model.name}.train.log", "train", str(train), str(data / "dev"), str(model),
-            "--conf", str(conf), "--device", device, *train_opts)
+            "--lang", str(data / "lang"), "--conf", str(conf), "--device", device, *train_opts)
         snapshot(model, point)
     per = decode_eval_sets(point, data, graph, model.parent / f"{model.name}_e{epochs}", device)
     history = yaml.safe_load((point / "history.yaml").read_text())

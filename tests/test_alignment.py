@@ -10,10 +10,10 @@ from asr.errors import DataError, ModelError
 from asr.hmm.alignment import (AlignmentSet, check_against_features, format_alignment, format_ctm,
                                format_textgrid, read_alignments, write_alignments, write_textgrids)
 from asr.hmm.context import ContextDependency
-from asr.hmm.topology import CI_TOPOLOGY, Topology
+from asr.phones.topology import DEFAULT_TOPOLOGY as CI_TOPOLOGY, Topology
 from asr.hmm.transitions import PhoneRun, alignment_from_runs, enter_tid, loop_tid
-from asr.lang.phones import PHONES48
-from asr.lang.symbols import read_phone_table
+from asr.phones.timit import PHONES48
+from asr.symbols import read_phone_table
 
 PHONES = list(PHONES48)
 SHIFT = 0.01
@@ -29,7 +29,7 @@ def _runs(spec, phones=PHONES):
 
 
 def _ali(spec, phones=PHONES, topology=CI_TOPOLOGY):
-    return alignment_from_runs(_runs(spec, phones), topology)
+    return alignment_from_runs(_runs(spec, phones), phones, topology)
 
 
 SPECS = {

@@ -18,10 +18,11 @@ from asr.decode.hybrid import HybridModel, install_graph, save_acwt, write_train
 from asr.errors import GraphError, ModelError
 from asr.features.extract import FeatureConfig
 from asr.hmm.context import TREE_JSON, ContextDependency, Split
-from asr.hmm.topology import CI_TOPOLOGY
+from asr.phones.topology import DEFAULT_TOPOLOGY as CI_TOPOLOGY
 from asr.lang.graph import make_decoding_graph
-from asr.lang.phones import PHONES48
-from asr.lang.symbols import write_symbol_table
+from asr.phones.lang import Lang
+from asr.phones.timit import PHONES48, timit_lang
+from asr.symbols import write_symbol_table
 from asr.nn.model import LstmAcousticModel, ModelConfig
 from asr.nn.priors import save_log_priors
 from asr.steps.decode import decode_with
@@ -83,7 +84,8 @@ def make_bundle(model_dir: Path, ctx: ContextDependency = CI, feat_cfg: FeatureC
     write_symbol_table(PHONES, model_dir / "phones.txt")
     save_log_priors(model_dir / "log_priors.txt", np.full(cfg.num_pdfs, -np.log(cfg.num_pdfs)))
     ctx.save(model_dir / TREE_JSON)
-    write_training_manifest(model_dir, feat_cfg, ctx, cfg.input_dim, targets or {"alignment": "uniform"})
+    lang = timit_lang() if ctx.phones == PHONES else Lang(ctx.phones, ("sil",), "sil", ctx.topology)
+    write_training_manifest(model_dir, feat_cfg, ctx, lang, cfg.input_dim, targets or {"alignment": "uniform"})
     return model_dir
 
 

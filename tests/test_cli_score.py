@@ -1,4 +1,5 @@
 from asr.cli import main
+from asr.phones.timit import timit_lang
 
 
 def test_score_phones_and_words(tmp_path, capsys):
@@ -6,9 +7,15 @@ def test_score_phones_and_words(tmp_path, capsys):
     ref.write_text("u1 sil dh ax k ae t sil\nu2 sil m ae t sil\n")
     # ax folds to ah, so 'ah' for 'ax' is correct; u2's hypothesis is empty
     hyp.write_text("u1 sil dh ah k eh t sil\nu2\n")
-    assert main(["score", str(ref), str(hyp), "--report", str(tmp_path / "rep.txt")]) == 0
+    timit_lang().write(tmp_path / "lang")
+    assert main(["score", str(ref), str(hyp), "--lang", str(tmp_path / "lang"),
+                 "--report", str(tmp_path / "rep.txt")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("%PER 50.00 [ 6 / 12, 0 ins, 5 del, 1 sub ]")
+    assert main(["score", str(ref), str(hyp)]) == 0  # without a lang: the phones as given
+    assert capsys.readouterr().out.startswith("%PER 58.33 [ 7 / 12, 0 ins, 5 del, 2 sub ]")
+    assert main(["score", "--unit", "word", "--lang", str(tmp_path / "lang"), str(ref), str(hyp)]) == 1
+    assert "--lang does nothing with --unit word" in capsys.readouterr().err
     assert "ae -> eh" in (tmp_path / "rep.txt").read_text().replace("  ", " ")
     assert main(["score", "--unit", "word", str(ref), str(hyp)]) == 0
     # word scoring compares tokens as they are: no folding, so ah/ax is an error too

@@ -13,11 +13,11 @@ from asr.decode.wfst import WfstDecoder
 from asr.errors import DataError, ModelError
 from asr.hmm.alignment import AlignmentSet, read_alignments, write_alignments
 from asr.hmm.context import ContextDependency, Split
-from asr.hmm.topology import CI_TOPOLOGY
+from asr.phones.topology import DEFAULT_TOPOLOGY as CI_TOPOLOGY
 from asr.hmm.transitions import (PhoneRun, Transitions, alignment_from_runs, alignment_pdfs,
                                  check_alignment, ci_transitions)
 from asr.lang.graph import alignment_graph, make_decoding_graph
-from asr.lang.phones import PHONES48
+from asr.phones.timit import PHONES48
 from asr.steps.align import path_score
 
 PHONES = ["sil", "a", "b", "c", "d"]
@@ -99,8 +99,8 @@ def test_transition_ids_round_trip():
     ctx = toy_tree()
     tr = Transitions(ctx)
     runs = [PhoneRun(0, 0, 4), PhoneRun(2, 4, 9), PhoneRun(2, 9, 12), PhoneRun(0, 12, 16)]
-    ci_ali = alignment_from_runs(runs, CI_TOPOLOGY)
-    check_alignment(ci_ali, len(PHONES), CI_TOPOLOGY, 16, "u")
+    ci_ali = alignment_from_runs(runs, PHONES, CI_TOPOLOGY)
+    check_alignment(ci_ali, PHONES, CI_TOPOLOGY, 16, "u")
     assert ci_transitions(PHONES, CI_TOPOLOGY).phone_runs(ci_ali) == runs  # "b b" stays two phones
     pdfs = alignment_pdfs(ci_ali, ctx)
     windows = ctx.windows([1, 3, 3, 1])
@@ -115,7 +115,7 @@ def test_transition_ids_round_trip():
     with pytest.raises(DataError, match="frame 5"):
         broken = ci_ali.copy()
         broken[5] = ci_ali[8]  # jumps to the last state of b
-        check_alignment(broken, len(PHONES), CI_TOPOLOGY, 16, "u")
+        check_alignment(broken, PHONES, CI_TOPOLOGY, 16, "u")
 
 
 def planted(ctx: ContextDependency, phone_ids: list[int], rng: np.random.Generator,
@@ -177,17 +177,17 @@ def test_forced_alignment_finds_the_planted_path_and_beats_the_uniform_split():
     result = WfstDecoder(graph, tr, beam=50.0).decode(scores)
     np.testing.assert_array_equal(result.pdfs, pdfs)
     ali = tr.to_ci(result.tids)
-    check_alignment(ali, len(PHONES), CI_TOPOLOGY, len(pdfs), "u")
+    check_alignment(ali, PHONES, CI_TOPOLOGY, len(pdfs), "u")
     viterbi = path_score(scores, ali, ctx)
     assert viterbi.total == pytest.approx(-(result.graph_cost + result.acoustic_cost), abs=1e-3)
     bounds = np.linspace(0, len(pdfs), len(phones) + 1).astype(int)
     uniform = alignment_from_runs([PhoneRun(p - 1, int(a), int(b)) for p, a, b in
-                                   zip(phones, bounds[:-1], bounds[1:])], CI_TOPOLOGY)
+                                   zip(phones, bounds[:-1], bounds[1:])], PHONES, CI_TOPOLOGY)
     assert viterbi.total > path_score(scores, uniform, ctx).total + 1.0
 
 
 def test_alignment_of_another_phone_set_is_a_named_error(tmp_path: Path):
-    ali = alignment_from_runs([PhoneRun(0, 0, 3), PhoneRun(1, 3, 7)], CI_TOPOLOGY)
+    ali = alignment_from_runs([PhoneRun(0, 0, 3), PhoneRun(1, 3, 7)], PHONES, CI_TOPOLOGY)
     write_alignments(tmp_path / "ali", AlignmentSet(PHONES, CI_TOPOLOGY, 0.01, {"u": ali}))
     with pytest.raises(ModelError, match="another phone set"):
         read_alignments(tmp_path / "ali", expect_phones=list(PHONES48))

@@ -18,6 +18,9 @@ from asr.corpus.datadir import (
 )
 from asr.errors import DataError
 
+#: The phones the fixture's phone segments use (a stand-in for a lang dir's phone set).
+PHONES = frozenset({"sil", "hh", "ah", "s"})
+
 
 def _audio(tmp_path: Path, name: str) -> str:
     p = tmp_path / "audio" / f"{name}.wav"
@@ -121,12 +124,23 @@ def test_validation_errors(tmp_path: Path, contents: dict, fname: str, old: str,
     _write(tmp_path, contents)
     _edit(tmp_path / "data" / fname, old, new)
     with pytest.raises(DataError, match=pattern):
-        validate_datadir(tmp_path / "data")
+        validate_datadir(tmp_path / "data", phones=PHONES)
+
+
+def test_any_phone_is_accepted_without_a_phone_set(tmp_path: Path, contents: dict) -> None:
+    contents["phone_segments"]["spka_u2"] = [(0.0, 0.5, "zz")]
+    assert _write(tmp_path, contents).phone_text("spka_u2") == ["zz"]
+    with pytest.raises(DataError, match=r"phone_segments:4: utterance 'spka_u2': unknown phone 'zz'"):
+        validate_datadir(tmp_path / "data", phones=PHONES)
 
 
 def test_utt_not_prefixed_by_speaker(tmp_path: Path, contents: dict) -> None:
-    contents["utt2spk"]["spkb_u1"] = "spka"
-    with pytest.raises(DataError, match=r"utt2spk:3: utterance id 'spkb_u1' is not prefixed by its speaker id 'spka'"):
+    contents.pop("spk2gender")
+    contents["utt2spk"]["spkb_u1"] = "spka"  # not prefixed, but sorted consistently: Kaldi accepts it
+    assert _write(tmp_path / "ok", contents).spk2utt == {"spka": ["spka_u1", "spka_u2", "spkb_u1"]}
+    contents["utt2spk"]["spka_u1"] = "spkb"  # sorted by utterance, speakers go spkb, spka: refused
+    with pytest.raises(DataError, match=r"utt2spk:2: utterance 'spka_u2' of speaker 'spka' sorts after "
+                                        r"'spka_u1' of speaker 'spkb'.*prefix each utterance id with its speaker id"):
         _write(tmp_path, contents)
     assert not (tmp_path / "data").exists(), "nothing is written when validation fails"
 
@@ -136,8 +150,10 @@ def test_missing_audio_and_pipes(tmp_path: Path, contents: dict) -> None:
     Path(contents["wav"]["spkb_u1"]).unlink()
     with pytest.raises(DataError, match=r"wav.scp:3: utterance 'spkb_u1': audio file .* does not exist"):
         read_datadir(tmp_path / "data")
-    contents["wav"]["spkb_u1"] = "sox x.wav -t wav - |"
-    with pytest.raises(DataError, match="pipes are not supported"):
+    contents["wav"]["spkb_u1"] = "sox x.wav -t wav - |"  # a pipe: its program must exist, not its file
+    assert _write(tmp_path, contents).wav["spkb_u1"] == "sox x.wav -t wav - |"
+    contents["wav"]["spkb_u1"] = "no-such-program x.flac |"
+    with pytest.raises(DataError, match=r"wav.scp:3: utterance 'spkb_u1': program 'no-such-program' .* not found"):
         _write(tmp_path, contents)
 
 
@@ -171,7 +187,7 @@ def test_write_rejects_bad_segments(tmp_path: Path, contents: dict) -> None:
         _write(tmp_path, contents)
     contents["phone_segments"]["spka_u2"] = [(0.0, 0.5, "q")]
     with pytest.raises(DataError, match="unknown phone 'q'"):
-        _write(tmp_path, contents)
+        write_datadir(tmp_path / "data", **contents, phones=PHONES)
 
 
 def test_subset_keeps_the_speakers_utterances_and_features(tmp_path: Path, contents: dict) -> None:

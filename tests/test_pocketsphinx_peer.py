@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from asr.audio import resample_audio
-from asr.lang.phones import MAP_61_48, PHONES39, fold_to_39
+from asr.phones.timit import MAP_61_48, PHONES39, fold_to_39
 from asr.score.per import score_phones
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -97,7 +97,7 @@ def test_cmu_mapping_and_bad_input(decoder) -> None:
 
 def test_main_on_a_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from asr.corpus.datadir import write_datadir
-    from asr.lang.phones import fold_61_to_48
+    from asr.phones.timit import fold_61_to_48
     from pocketsphinx_peer import main
 
     wav, text, utt2spk, segs = {}, {}, {}, {}

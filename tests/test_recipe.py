@@ -249,14 +249,15 @@ def test_tree_on_hidden_activations_and_refusals(smoke, tmp_path):
     assert shown.returncode == 0 and "sil state 0: pdf " in shown.stdout  # silence is not split
     assert scores(exp / f"cd_lstm_{TINY_LEAVES}/decode_test/scores.yaml")["num_pdfs"] == tree["num_pdfs"]
     proc = asr("build-tree", str(data / "train"), str(exp / "ci_lstm/ali_train"), str(tmp_path / "t"),
-               "--num-leaves", "200", "--hidden-from", str(exp / "ci_lstm"))
+               "--lang", str(data / "lang"), "--num-leaves", "200", "--hidden-from", str(exp / "ci_lstm"))
     assert proc.returncode == 0, proc.stderr
     info = yaml.safe_load((tmp_path / "t/tree.yaml").read_text())
     assert info["statistics"].startswith("hidden activations of") and 144 < info["num_pdfs"] <= 200
     proc = asr("build-tree", str(data / "train"), str(exp / "ci_lstm/ali_train"), str(tmp_path / "u"),
-               "--num-leaves", "100")
-    assert proc.returncode == 1 and "--num-leaves 100 is below the 48 phones x 3 states" in proc.stderr
-    proc = asr("build-tree", str(data / "dev"), str(exp / "ci_lstm/ali_train"), str(tmp_path / "v"))
+               "--lang", str(data / "lang"), "--num-leaves", "100")
+    assert proc.returncode == 1 and "--num-leaves 100 is below the 144 (phone, state) pairs" in proc.stderr
+    proc = asr("build-tree", str(data / "dev"), str(exp / "ci_lstm/ali_train"), str(tmp_path / "v"),
+               "--lang", str(data / "lang"))
     assert proc.returncode == 1 and "ali_train" in proc.stderr, proc.stderr
 
 
@@ -538,7 +539,7 @@ def test_train_with_two_gloo_processes(recipe, tmp_path):
                     "train: {epochs: 1, tbptt: 20, batch_frames: 2000}\n")
     model = tmp_path / "uni"
     proc = subprocess.run([str(BIN / "asr"), "train", str(data / "train"), str(data / "dev"), str(model),
-                           "--conf", str(conf), "--device", "cpu", "--ngpu", "2"],
+                           "--lang", str(data / "lang"), "--conf", str(conf), "--device", "cpu", "--ngpu", "2"],
                           capture_output=True, text=True, timeout=600, env={**venv_env(), "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "starting 2 training processes (gloo, on the CPU)" in proc.stderr
@@ -546,7 +547,7 @@ def test_train_with_two_gloo_processes(recipe, tmp_path):
     for name in ("final.pt", "bundle.yaml", "history.yaml", "training_curve.png", "log_priors.txt"):
         assert (model / name).is_file(), name
     bad = subprocess.run([str(BIN / "asr"), "train", str(data / "train"), str(data / "dev"), str(tmp_path / "x"),
-                          "--ngpu", "0"], capture_output=True, text=True, timeout=120)
+                          "--lang", str(data / "lang"), "--ngpu", "0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "--ngpu 0: give at least 1" in bad.stderr
 
 

@@ -56,10 +56,10 @@ def test_synth_relative_out_and_conf_with_spaces(tmp_path: Path) -> None:
 
 def test_synth_default_conf_is_read_from_the_repository(tmp_path: Path) -> None:
     """No --conf: the default, relative to the repository, is found from any directory;
-    training then stops at the missing features under the cwd-relative --out."""
+    training then stops at the missing lang dir under the cwd-relative --out."""
     proc = run_script("recipes/synth/run.sh", tmp_path, "--size", "tiny", "--out", "o", "--device", "cpu",
                       "--stage", "4", "--stop-stage", "4")
     assert proc.returncode == 1
     assert "training config not found" not in proc.stderr and "bad training config" not in proc.stderr
-    assert f"{tmp_path}/o/data/synth_tiny/train" in proc.stderr, proc.stderr
+    assert f"{tmp_path}/o/data/synth_tiny/lang is not a lang dir" in proc.stderr, proc.stderr
     assert (tmp_path / "o/exp/synth_tiny/log/train_ci.log").is_file()

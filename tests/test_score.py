@@ -12,7 +12,9 @@ import pytest
 from rapidfuzz.distance import Levenshtein
 
 from asr.errors import DataError
-from asr.lang.phones import PHONES48
+from asr.phones.timit import PHONES48, timit_lang
+
+TIMIT = timit_lang()
 from asr.score.align import align, align_indices
 from asr.score.per import ErrorCounts, counts_from_pairs, score_phones, score_summary, score_words
 from asr.score.report import format_alignment, write_report
@@ -75,7 +77,7 @@ def test_per_and_wer_split_alike() -> None:
     cases = [(TIE_REF, TIE_HYP)] + _random_pairs(11, list(PHONES48[:6]))
     refs = {f"u{i:04d}": r for i, (r, _) in enumerate(cases)}
     hyps = {f"u{i:04d}": h for i, (_, h) in enumerate(cases)}
-    per = score_phones(refs, hyps, fold39=False)
+    per = score_phones(refs, hyps)
     wer = score_words({u: " ".join(t) for u, t in refs.items()}, {u: " ".join(t) for u, t in hyps.items()})
     assert _split(per.per_utt["u0000"]) == _split(wer.per_utt["u0000"]) == TIE_SPLIT
     assert per.per_utt == wer.per_utt
@@ -90,13 +92,13 @@ def test_error_counts() -> None:
 
 
 def test_score_phones_folds_to_39() -> None:
-    refs = {"u1": ["sil", "cl", "k", "ao", "ix", "sil"], "u2": "sil zh ax-h sil"}
+    refs = {"u1": ["sil", "cl", "k", "ao", "ix", "sil"], "u2": "sil zh ax sil"}
     hyps = {"u1": ["sil", "vcl", "k", "aa", "ih", "epi"], "u2": "sil sh ah"}
-    res = score_phones(refs, hyps)
+    res = score_phones(refs, hyps, TIMIT)
     assert res.per_utt["u1"].errors == 0
     assert (res.per_utt["u2"].ref_len, res.per_utt["u2"].dels) == (4, 1)
     assert res.alignments["u1"][1] == ("sil", "sil")
-    raw = score_phones(refs, hyps, fold39=False)
+    raw = score_phones(refs, hyps)
     assert raw.per_utt["u1"].sub == 4
     assert raw.confusions[("ao", "aa")] == 1
 
@@ -104,20 +106,20 @@ def test_score_phones_folds_to_39() -> None:
 def test_score_phones_missing_and_unknown(caplog: pytest.LogCaptureFixture) -> None:
     refs = {"u1": ["sil", "aa", "sil"], "u2": ["sil", "b", "iy", "sil"]}
     with caplog.at_level(logging.WARNING):
-        res = score_phones(refs, {"u1": ["sil", "aa", "sil"]})
+        res = score_phones(refs, {"u1": ["sil", "aa", "sil"]}, TIMIT)
     assert "1 of 2 reference utterances have no hypothesis" in caplog.text
     assert res.missing == ["u2"]
     assert (res.counts.ref_len, res.counts.dels, res.counts.rate) == (7, 4, pytest.approx(400 / 7))
     with pytest.raises(DataError, match=r"have no reference, e.g. \['u9'\]"):
-        score_phones(refs, {"u9": ["sil"]})
+        score_phones(refs, {"u9": ["sil"]}, TIMIT)
     with pytest.raises(DataError, match=r"hypothesis of utterance 'u1'.*unknown phone 'xx'"):
-        score_phones(refs, {"u1": ["sil", "xx"]})
+        score_phones(refs, {"u1": ["sil", "xx"]}, TIMIT)
 
 
 def test_score_phones_counts_per_phone() -> None:
     refs = {"a": "sil b iy sil", "b": "sil b aa t sil"}
     hyps = {"a": "sil p iy sil", "b": "s sil b aa sil"}
-    res = score_phones(refs, hyps)
+    res = score_phones(refs, hyps, TIMIT)
     assert (res.counts.ref_len, res.counts.sub, res.counts.dels, res.counts.ins) == (9, 1, 1, 1)
     assert res.confusions == {("b", "p"): 1}
     assert res.ref_counts["b"] == 2 and res.ref_errors["b"] == 1
@@ -148,13 +150,13 @@ def test_format_alignment() -> None:
 def test_write_report(tmp_path: Path) -> None:
     refs = {f"spk{i}_u": "sil dh ax k ae t sil" for i in range(3)}
     hyps = {"spk0_u": "sil dh ax k ae t sil", "spk1_u": "sil d ax g ae sil", "spk2_u": "sil dh ah k ae t s sil"}
-    res = score_phones(refs, hyps)
+    res = score_phones(refs, hyps, TIMIT)
     out = tmp_path / "decode" / "per_report.txt"
     write_report(res, out, title="test set, bigram")
     text = out.read_text()
     assert text.startswith("test set, bigram\n")
-    assert "39-phone folding, Kaldi phones.60-48-39.map" in text
-    assert "silence is scored, as in Kaldi's TIMIT recipe since 2014" in text
+    assert "PER after the lang's score map, 48 phones scored as 39" in text
+    assert "silence is scored" in text
     assert "%PER 19.05 [ 4 / 21, 1 ins, 1 del, 2 sub ]" in text
     assert "     1  50.00  dh -> d" in text
     assert "id: spk1_u" in text and "REF:  sil DH ah K ae T   sil" in text
@@ -177,7 +179,7 @@ def test_report_alignment_agrees_with_scored_counts(tmp_path: Path) -> None:
 
 def test_all_48_phones_score() -> None:
     refs = {"u": list(PHONES48)}
-    res = score_phones(refs, refs)
+    res = score_phones(refs, refs, TIMIT)
     assert res.counts.errors == 0 and res.counts.ref_len == 48
 
 

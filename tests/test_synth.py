@@ -16,7 +16,7 @@ from asr.corpus.perturb import OUT_RATE, resample_ratio, warp
 from asr.corpus.synth_labels import find_burst, rescale_rows, timit_phones, word_rows
 from asr.corpus.tts import FliteSegment, flite_version, synthesize, word_pronunciations
 from asr.errors import DataError
-from asr.lang.phones import PHONES61
+from asr.phones.timit import PHONES61
 
 SPEC = synth.SIZES["tiny"]
 SPK_RE = re.compile(r"^[MF][A-Z]{3}[0-9]$")

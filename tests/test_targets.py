@@ -6,7 +6,7 @@ from asr.errors import DataError
 from asr.features.extract import FeatureConfig
 from asr.hmm.context import ContextDependency
 from asr.hmm.targets import TargetStats, TooShortError, fit_min_frames, segments_to_alignment
-from asr.hmm.topology import CI_TOPOLOGY, Topology
+from asr.phones.topology import DEFAULT_TOPOLOGY as CI_TOPOLOGY, Topology
 from asr.hmm.transitions import check_alignment, ci_transitions
 from asr.lang.graph import make_h
 
@@ -17,8 +17,8 @@ CI = ci_transitions(PHONES, CI_TOPOLOGY)
 
 def segments_to_pdfs(segs, centres, index, utt, stats=None):
     """CI pdfs of the uniform alignment (checked to be an HMM path)."""
-    ali = segments_to_alignment(segs, centres, index, utt, stats=stats)
-    check_alignment(ali, len(PHONES), CI_TOPOLOGY, len(centres), utt)
+    ali = segments_to_alignment(segs, centres, index, CI_TOPOLOGY, utt, stats=stats)
+    check_alignment(ali, PHONES, CI_TOPOLOGY, len(centres), utt)
     return CI.pdfs(ali), ali
 
 
@@ -27,11 +27,11 @@ def run_phones(ali):
 
 
 def test_state_path():
-    assert CI_TOPOLOGY.state_path(6).tolist() == [0, 0, 1, 1, 2, 2]
-    assert CI_TOPOLOGY.state_path(3).tolist() == [0, 1, 2]
+    assert CI_TOPOLOGY.default.state_path(6).tolist() == [0, 0, 1, 1, 2, 2]
+    assert CI_TOPOLOGY.default.state_path(3).tolist() == [0, 1, 2]
     with pytest.raises(ValueError, match="2 frames is shorter than the 3 frames"):
-        CI_TOPOLOGY.state_path(2)
-    assert Topology(states_per_phone=1).state_path(1).tolist() == [0]
+        CI_TOPOLOGY.default.state_path(2)
+    assert Topology(states_per_phone=1).default.state_path(1).tolist() == [0]
 
 
 def test_segments_to_pdfs_by_frame_centre():
@@ -67,7 +67,7 @@ def test_fit_min_frames_least_squares():
     assert fitted.tolist() == [0, 8, 11, 14, 30]  # the short run pushes both neighbours
     ok = np.array([0, 3, 10])
     assert fit_min_frames(ok, 13, 3) is ok  # already valid: unchanged
-    with pytest.raises(TooShortError, match="utterance u9: 8 frames cannot hold 3 phones"):
+    with pytest.raises(TooShortError, match="utterance u9: 8 frames cannot hold its 3 phones, whose HMMs need 9 frames"):
         fit_min_frames(ok, 8, 3, "u9")
 
 
@@ -89,7 +89,7 @@ def test_targets_are_paths_of_h():
 
 def test_unknown_phone_names_utterance():
     with pytest.raises(DataError, match="utterance u7: phone 'zz'"):
-        segments_to_alignment([(0.0, 0.5, "zz")], FeatureConfig().frame_centers(10), INDEX, "u7")
+        segments_to_alignment([(0.0, 0.5, "zz")], FeatureConfig().frame_centers(10), INDEX, CI_TOPOLOGY, "u7")
 
 
 def test_phone_runs_split_repeated_phone():

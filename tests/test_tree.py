@@ -5,9 +5,9 @@ import pytest
 
 from asr.errors import DataError
 from asr.hmm.context import ContextDependency, Split
-from asr.hmm.topology import CI_TOPOLOGY
+from asr.phones.topology import DEFAULT_TOPOLOGY as CI_TOPOLOGY
 from asr.hmm.transitions import PhoneRun, alignment_from_runs, ci_transitions
-from asr.hmm.tree import (TreeStats, accumulate_stats, build_tree, cluster_phones, event_pdfs,
+from asr.hmm.tree import (TreeStats, accumulate_stats, build_tree, cluster_phones,
                           format_tree, gaussian_loglike, leaf_stats, tree_loglike, tree_summary)
 
 PHONES = ["sil", "a", "b", "c", "d"]
@@ -33,7 +33,7 @@ def make_corpus(num_utts: int = 120, seed: int = 0):
         lengths = rng.integers(3, 9, size=len(seq))
         ends = np.cumsum(lengths)
         ali = alignment_from_runs([PhoneRun(int(p), int(e - n), int(e))
-                                   for p, n, e in zip(seq, lengths, ends)], CI_TOPOLOGY)
+                                   for p, n, e in zip(seq, lengths, ends)], PHONES, CI_TOPOLOGY)
         ids = seq + 1
         left = np.repeat(np.concatenate([[0], ids[:-1]]), lengths)
         centre = np.repeat(ids, lengths)
@@ -122,7 +122,7 @@ def test_tree_stats_save_load(tmp_path, stats):
 def test_planted_split_is_found_with_its_gain(corpus, stats):
     _, _, frames = corpus
     questions = subset_questions()
-    ctx = build_tree(stats, PHONES, CI_TOPOLOGY, questions, num_leaves=CI_LEAVES + 1,
+    ctx = build_tree(stats, PHONES, CI_TOPOLOGY, questions, ci_phones=["sil"], num_leaves=CI_LEAVES + 1,
                      min_occupancy=1)
     assert ctx.num_pdfs == CI_LEAVES + 1
     assert split_roots(ctx) == [(C, 1)]
@@ -139,7 +139,7 @@ def test_planted_split_is_found_with_its_gain(corpus, stats):
     ci = ContextDependency.ci(PHONES, CI_TOPOLOGY)
     assert tree_loglike(ctx, stats) - tree_loglike(ci, stats) == pytest.approx(gain, rel=1e-6)
     # the same split stays the first one of that root when the tree grows on
-    big = build_tree(stats, PHONES, CI_TOPOLOGY, questions, num_leaves=60, min_occupancy=1)
+    big = build_tree(stats, PHONES, CI_TOPOLOGY, questions, ci_phones=["sil"], num_leaves=60, min_occupancy=1)
     first = big.nodes[big.roots[C][1]]
     assert (first.position, big.questions[first.question]) == (-1, ctx.questions[root.question])
 
@@ -159,7 +159,7 @@ def test_min_occupancy_stops_small_children(corpus, stats):
     yes = np.isin(frames["left"][here], [A + 1, B + 1])
     smaller = min(yes.sum(), (~yes).sum())
     questions = subset_questions()
-    ctx = build_tree(stats, PHONES, CI_TOPOLOGY, questions, num_leaves=200,
+    ctx = build_tree(stats, PHONES, CI_TOPOLOGY, questions, ci_phones=["sil"], num_leaves=200,
                      min_occupancy=smaller + 1)
     root = ctx.nodes[ctx.roots[C][1]]
     planted = frozenset({A + 1, B + 1})
@@ -170,17 +170,17 @@ def test_min_occupancy_stops_small_children(corpus, stats):
                   if (ctx.pdf_phone[p], ctx.pdf_state[p]) in split_roots(ctx)]
     assert split_pdfs and count[split_pdfs].min() >= smaller + 1
     # more than half of every root: nothing can split
-    none = build_tree(stats, PHONES, CI_TOPOLOGY, questions, num_leaves=200,
+    none = build_tree(stats, PHONES, CI_TOPOLOGY, questions, ci_phones=["sil"], num_leaves=200,
                       min_occupancy=stats.count.sum())
     assert none.num_pdfs == CI_LEAVES
 
 
 def test_num_leaves_caps_and_silence_never_splits(stats):
     questions = subset_questions()
-    capped = build_tree(stats, PHONES, CI_TOPOLOGY, questions, num_leaves=CI_LEAVES + 4,
+    capped = build_tree(stats, PHONES, CI_TOPOLOGY, questions, ci_phones=["sil"], num_leaves=CI_LEAVES + 4,
                         min_occupancy=1)
     assert capped.num_pdfs == CI_LEAVES + 4
-    big = build_tree(stats, PHONES, CI_TOPOLOGY, questions, num_leaves=1000, min_occupancy=1)
+    big = build_tree(stats, PHONES, CI_TOPOLOGY, questions, ci_phones=["sil"], num_leaves=1000, min_occupancy=1)
     assert big.num_pdfs > CI_LEAVES + 10
     assert all(isinstance(big.nodes[r], int) for r in big.roots[SIL])
     assert big.ci_phones == ["sil"]
@@ -197,7 +197,7 @@ def test_num_leaves_caps_and_silence_never_splits(stats):
 @pytest.mark.parametrize("num_leaves,questions", [(CI_LEAVES, "subsets"), (500, "none")])
 def test_no_split_gives_the_ci_numbering(stats, num_leaves, questions):
     qs = subset_questions() if questions == "subsets" else []
-    ctx = build_tree(stats, PHONES, CI_TOPOLOGY, qs, num_leaves=num_leaves, min_occupancy=1)
+    ctx = build_tree(stats, PHONES, CI_TOPOLOGY, qs, ci_phones=["sil"], num_leaves=num_leaves, min_occupancy=1)
     ci = ContextDependency.ci(PHONES, CI_TOPOLOGY)
     assert ctx.nodes == ci.nodes and ctx.roots == ci.roots
     for window in ALL_WINDOWS:
@@ -207,7 +207,7 @@ def test_no_split_gives_the_ci_numbering(stats, num_leaves, questions):
 
 def test_unseen_triphones_get_a_pdf_of_their_phone_and_state(stats):
     questions = cluster_phones(stats, PHONES, exclude=["sil"])
-    ctx = build_tree(stats, PHONES, CI_TOPOLOGY, questions, num_leaves=80, min_occupancy=5)
+    ctx = build_tree(stats, PHONES, CI_TOPOLOGY, questions, ci_phones=["sil"], num_leaves=80, min_occupancy=5)
     assert ctx.num_pdfs > CI_LEAVES
     seen = {tuple(e[:3]) for e in stats.events.tolist()}
     unseen = [w for w in ALL_WINDOWS if w not in seen]
@@ -219,12 +219,12 @@ def test_unseen_triphones_get_a_pdf_of_their_phone_and_state(stats):
             assert (ctx.pdf_phone[pdf], ctx.pdf_state[pdf]) == (window[1] - 1, s)
     # the vectorised walk agrees with ContextDependency.pdf
     expected = [ctx.pdf(e[:3], e[3]) for e in stats.events.tolist()]
-    assert event_pdfs(ctx, stats.events).tolist() == expected
+    assert ctx.event_pdfs(stats.events).tolist() == expected
 
 
 def test_save_load_round_trip_and_format(tmp_path, stats):
     questions = cluster_phones(stats, PHONES, exclude=["sil"])
-    ctx = build_tree(stats, PHONES, CI_TOPOLOGY, questions, num_leaves=40, min_occupancy=5)
+    ctx = build_tree(stats, PHONES, CI_TOPOLOGY, questions, ci_phones=["sil"], num_leaves=40, min_occupancy=5)
     ctx.save(tmp_path / "tree.json")
     back = ContextDependency.load(tmp_path / "tree.json")
     assert back.digest() == ctx.digest()

@@ -12,10 +12,10 @@ import pytest
 from asr.decode.wfst import DecodeResult, WfstDecoder
 from asr.errors import GraphError, ModelError
 from asr.hmm.context import ContextDependency
-from asr.hmm.topology import CI_TOPOLOGY
+from asr.phones.topology import DEFAULT_TOPOLOGY as CI_TOPOLOGY
 from asr.hmm.transitions import ci_transitions
 from asr.lang.graph import load_graph, make_decoding_graph
-from asr.lang.phones import PHONES48
+from asr.phones.timit import PHONES48
 
 PHONES = list(PHONES48)
 STATES_PER_PHONE = CI_TOPOLOGY.states_per_phone

@@ -17,6 +17,8 @@ from asr.hmm.transitions import Transitions
 from asr.lang.graph import make_h, compose, determinize, _disambig_to_epsilon
 from asr.lang.lang_dir import prepare_lang
 from asr.lang.lexicon import Lexicon
+from asr.phones.lang import Lang
+from asr.phones.topology import Topology
 from asr.lang.word_graph import (compose_lg, make_word_graph, phone_disambig_ids, HCLG_YAML)
 from test_context import planted
 from test_context import toy_tree as _toy_tree
@@ -24,6 +26,8 @@ from test_context import toy_tree as _toy_tree
 #: Five phones of the 48-phone set (no stops, so no closures): silence, then p1..p4.
 PHONES = ["sil", "aa", "iy", "m", "n"]
 ID = {p: i + 1 for i, p in enumerate(PHONES)}
+#: Their lang: "sil" is the silence, the optional silence and the garbage phone.
+LANG = Lang(PHONES, ["sil"], "sil", Topology(3, 0.75))
 #: word -> pronunciation over PHONES.
 PRONS = {"ab": ["aa", "iy"], "abc": ["aa", "iy", "m"], "ba": ["iy", "aa"], "cd": ["m", "n"],
          "cee": ["m"], "sea": ["m"], "dad": ["n", "aa", "n"]}
@@ -68,7 +72,7 @@ def lang(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("lang")
     (d / "user.dict").write_text("".join(f"{w.upper()} {' '.join(p)}\n" for w, p in PRONS.items()))
     (d / "lm.arpa").write_text(ARPA)
-    prepare_lang(d / "lang", d / "lm.arpa", PHONES, user_lexicon=d / "user.dict", sil_prob=0.5)
+    prepare_lang(d / "lang", d / "lm.arpa", LANG, user_lexicon=d / "user.dict", sil_prob=0.5)
     return d / "lang"
 
 
@@ -161,7 +165,7 @@ def test_word_spans_follow_the_planted_boundaries(graph_dir: Path):
     sentence = ["ab", "sea", "cd"]
     scores, _ = planted(ctx, phone_ids(sentence), np.random.default_rng(2), ctx.num_pdfs)
     result = decoder.decode(scores)
-    spans = word_spans(result.runs, PHONES, graph.symbols(result.olabels), graph.lexicon)
+    spans = word_spans(result.runs, PHONES, "sil", graph.symbols(result.olabels), graph.lexicon)
     runs = [r for r in result.runs if PHONES[r.phone] != "sil"]
     assert [s.word for s in spans] == sentence
     assert (spans[0].start, spans[0].end) == (runs[0].start, runs[1].end)
@@ -185,7 +189,7 @@ def test_graph_is_cached_and_rebuilt_when_the_lm_changes(lang: Path, graph_dir: 
     shutil.copytree(graph_dir, graphs)
     other = tmp_path / "other.arpa"
     other.write_text(ARPA.replace("-3.0 ab cee", "-0.1 ab cee").replace("-0.3 ab sea", "-3.0 ab sea"))
-    prepare_lang(tmp_path / "lang_other", other, PHONES, user_lexicon=lang.parent / "user.dict")
+    prepare_lang(tmp_path / "lang_other", other, LANG, user_lexicon=lang.parent / "user.dict")
     assert (tmp_path / "lang_other" / "G.fst").read_bytes() != (copy / "G.fst").read_bytes()
     shutil.copyfile(tmp_path / "lang_other" / "G.fst", copy / "G.fst")
     old = (graphs / "HCLG.fst").stat().st_mtime_ns - 10**10
@@ -247,14 +251,14 @@ ngram 2=4
 def unk_graph(lang: Path, tmp_path_factory) -> tuple[Path, dict]:
     d = tmp_path_factory.mktemp("unk")
     (d / "lm.arpa").write_text(UNK_ARPA)
-    record = prepare_lang(d / "lang", d / "lm.arpa", PHONES, user_lexicon=lang.parent / "user.dict")
+    record = prepare_lang(d / "lang", d / "lm.arpa", LANG, user_lexicon=lang.parent / "user.dict")
     return make_word_graph(d / "lang", toy_tree(), d / "graph"), record
 
 
 def test_unk_is_pronounced_with_the_garbage_phone(unk_graph):
     """<unk> never reaches CMUdict or flite (flite would say 'ax ng k', phones outside this
     set): it is the garbage phone, with a disambiguation symbol against optional silence."""
-    from asr.lang.phones import GARBAGE_PHONE
+    from asr.phones.timit import GARBAGE_PHONE
 
     graph_dir, record = unk_graph
     lang = graph_dir.parent / "lang"
@@ -262,7 +266,7 @@ def test_unk_is_pronounced_with_the_garbage_phone(unk_graph):
     assert record["garbage_words"] == ["<unk>"]
     assert Lexicon.load(lang / "lexicon.txt", PHONES).prons["<unk>"] == [("sil",)]
     assert "<unk> sil #1\n" in (lang / "lexicon_disambig.txt").read_text()
-    assert not (lang / "flite_prons.txt").exists()  # nothing was sent to flite
+    assert not (lang / "flite_phones.txt").exists()  # nothing was sent to flite
     assert "<unk>" in (lang / "words.txt").read_text().split()
 
 
@@ -280,14 +284,14 @@ def test_unk_is_decoded_and_dropped_from_the_text_unless_kept(unk_graph):
     path = WfstDecoder(graph.fst, Transitions(ctx)).decode(scores)
     assert graph.symbols(path.olabels, keep_unk=True) == ["ab", "<unk>", "cd"]
     assert graph.symbols(path.olabels) == ["ab", "cd"]
-    kept = word_tokens(graph, PHONES, path.olabels, path.runs, [0.9, 0.5, 0.8], keep_unk=True)
-    dropped = word_tokens(graph, PHONES, path.olabels, path.runs, [0.9, 0.5, 0.8])
+    kept = word_tokens(graph, PHONES, "sil", path.olabels, path.runs, [0.9, 0.5, 0.8], keep_unk=True)
+    dropped = word_tokens(graph, PHONES, "sil", path.olabels, path.runs, [0.9, 0.5, 0.8])
     assert [(w, c) for _, _, w, c in kept] == [("ab", 0.9), ("<unk>", 0.5), ("cd", 0.8)]
     assert dropped == [kept[0], kept[2]]
     sil_runs = [r for r in path.runs if PHONES[r.phone] == "sil"]
     assert kept[1][:2] == (sil_runs[1].start, sil_runs[1].end)  # <unk> is the middle silence
-    assert word_spans(path.runs, PHONES, graph.symbols(path.olabels), graph.lexicon) == \
-        word_spans(path.runs, PHONES, graph.symbols(path.olabels, keep_unk=True), graph.lexicon)
+    assert word_spans(path.runs, PHONES, "sil", graph.symbols(path.olabels), graph.lexicon) == \
+        word_spans(path.runs, PHONES, "sil", graph.symbols(path.olabels, keep_unk=True), graph.lexicon)
 
     def text(tokens):
         return format_transcript(Transcript("a.wav", "word", [t for _, _, t, _ in tokens],
@@ -302,7 +306,7 @@ def test_unk_is_decoded_and_dropped_from_the_text_unless_kept(unk_graph):
 def test_bad_arpa_is_a_named_error(tmp_path: Path, text: str, what: str):
     (tmp_path / "bad.arpa").write_text(text)
     with pytest.raises(GraphError, match="bad.arpa"):
-        prepare_lang(tmp_path / "lang", tmp_path / "bad.arpa", PHONES)
+        prepare_lang(tmp_path / "lang", tmp_path / "bad.arpa", LANG)
 
 
 def test_nbest_and_confidences(graph_dir: Path):

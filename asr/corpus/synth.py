@@ -10,6 +10,10 @@ Layout written under ``out_dir`` (exactly TIMIT's, upper-case names)::
     test_unseen_spk.list              lower-case TEST speaker ids of the held-out-voice test set
     .complete                         JSON: size, seed, flite version (written last)
 
+``layout="librispeech"`` (``asr synth-corpus --layout librispeech``) writes the
+same speech in the LibriSpeech layout instead, word transcripts only, with the
+true phone and word boundaries in a side file (:mod:`asr.corpus.synth_layout`).
+
 Speakers are flite voices (kal, kal16, awb, rms male; slt female) with
 per-speaker perturbations (:mod:`asr.corpus.perturb`). The voices named in
 ``unseen_voices`` (default ``awb``) speak only the ``test_unseen`` partition:
@@ -27,6 +31,7 @@ import json
 import logging
 import math
 import multiprocessing
+import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,6 +51,10 @@ from asr.io import atomic_path, atomic_write_text
 log = logging.getLogger(__name__)
 
 COMPLETE_FILE = ".complete"
+#: Corpus layouts the generator writes: TIMIT's (the default), LibriSpeech's.
+LAYOUTS = ("timit", "librispeech")
+#: Where the LibriSpeech layout's TIMIT-layout work copy is made (removed when done).
+TIMIT_WORK_DIR = ".timit_layout"
 IN_PROGRESS_FILE = ".in_progress.json"
 DEV_LIST = "dev_spk.list"
 TEST_LIST = "test_spk.list"
@@ -332,8 +341,17 @@ def _utt_number(utt_id: str) -> int:
 # ---------------------------------------------------------------- corpus
 
 
-def _settings(size: str, seed: int, unseen_voices: Sequence[str]) -> dict:
-    return {"size": size, "seed": seed, "unseen_voices": list(unseen_voices), "flite_version": flite_version()}
+def _settings(size: str, seed: int, unseen_voices: Sequence[str], layout: str = "timit") -> dict:
+    """The corpus marker's settings (the TIMIT layout's have no "layout" key)."""
+    out = {"size": size, "seed": seed, "unseen_voices": list(unseen_voices), "flite_version": flite_version()}
+    return out if layout == "timit" else {**out, "layout": layout}
+
+
+def _size_spec(size: str, unseen: Sequence[str]) -> SizeSpec:
+    """The size's speakers (no test_unseen speakers when no voice is held out)."""
+    if size not in SIZES:
+        raise DataError(f"unknown synthetic corpus size {size!r}; choose one of {sorted(SIZES)}")
+    return SIZES[size] if unseen else replace(SIZES[size], test_unseen=0)
 
 
 def _read_json(path: Path) -> dict:
@@ -356,16 +374,18 @@ def _check_existing(out_dir: Path, settings: dict) -> bool:
     for marker in (COMPLETE_FILE, IN_PROGRESS_FILE):
         path = out_dir / marker
         if path.is_file():
+            asked = {**settings, "layout": settings.get("layout", "timit")}
             found = _read_json(path)
-            found = {k: found.get(k) for k in settings}
-            if found != settings:
+            found = {k: found.get(k, "timit" if k == "layout" else None) for k in asked}
+            if found != asked:
                 raise DataError(
                     f"{out_dir}: holds a synthetic corpus made with {found} ({marker}), "
-                    f"but {settings} was asked for; use another directory or delete this one"
+                    f"but {asked} was asked for; use another directory or delete this one"
                 )
             return marker == COMPLETE_FILE
-    if any((out_dir / d).exists() for d in ("TRAIN", "TEST")):
-        raise DataError(f"{out_dir}: has TRAIN/TEST but no {COMPLETE_FILE} or {IN_PROGRESS_FILE}: not made here")
+    if any((out_dir / d).exists() for d in ("TRAIN", "TEST", *PARTITIONS)):
+        raise DataError(f"{out_dir}: has TRAIN/TEST or {'/'.join(PARTITIONS)} but no {COMPLETE_FILE} or "
+                        f"{IN_PROGRESS_FILE}: not made here")
     return False
 
 
@@ -377,29 +397,45 @@ def _write_speaker_lists(out_dir: Path, speakers: Sequence[Speaker]) -> None:
 
 
 def generate_corpus(out_dir: Path, size: str = "medium", seed: int = 0, num_jobs: int = 2,
-                    unseen_voices: Sequence[str] = DEFAULT_UNSEEN_VOICES) -> Path:
-    """Write a synthetic TIMIT-style corpus under ``out_dir`` and return ``out_dir``.
+                    unseen_voices: Sequence[str] = DEFAULT_UNSEEN_VOICES, layout: str = "timit") -> Path:
+    """Write a synthetic corpus under ``out_dir`` and return ``out_dir``.
 
-    ``unseen_voices`` (possibly none) speak only the held-out ``test_unseen``
-    partition. Resumable: utterances whose four files exist are kept. A
-    finished corpus (``.complete``) with the same size, seed, held-out voices
-    and flite version returns at once.
+    ``layout`` "timit" (the default) writes TIMIT's layout (see the module
+    docstring); "librispeech" writes the same speech in LibriSpeech's layout
+    (:mod:`asr.corpus.synth_layout`). ``unseen_voices`` (possibly none) speak
+    only the held-out ``test_unseen`` partition. Resumable: utterances whose
+    files exist are kept. A finished corpus (``.complete``) with the same
+    size, seed, held-out voices, layout and flite version returns at once.
 
     Raises:
-        DataError: unknown size or voice, ``out_dir`` made with other settings,
+        DataError: unknown size, voice or layout, ``out_dir`` made with other settings,
             flite or pocketsphinx missing, or a flite output that cannot be labelled.
     """
     out_dir = Path(out_dir)
-    if size not in SIZES:
-        raise DataError(f"unknown synthetic corpus size {size!r}; choose one of {sorted(SIZES)}")
     unseen = check_unseen_voices(unseen_voices)
-    spec = SIZES[size] if unseen else replace(SIZES[size], test_unseen=0)
-    settings = _settings(size, seed, unseen)
+    spec = _size_spec(size, unseen)
+    if layout not in LAYOUTS:
+        raise DataError(f"unknown corpus layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    settings = _settings(size, seed, unseen, layout)
     if _check_existing(out_dir, settings):
         log.info("%s: synthetic corpus %s already complete", out_dir, settings)
+        shutil.rmtree(out_dir / TIMIT_WORK_DIR, ignore_errors=True)  # left by a run stopped at the very end
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / IN_PROGRESS_FILE, json.dumps(settings, indent=1) + "\n")
+    if layout == "librispeech":
+        _generate_librispeech(out_dir, size, seed, num_jobs, unseen)
+    else:
+        _generate_timit(out_dir, size, seed, num_jobs, unseen, spec)
+    atomic_write_text(out_dir / COMPLETE_FILE, json.dumps(settings, indent=1) + "\n")
+    (out_dir / IN_PROGRESS_FILE).unlink()
+    shutil.rmtree(out_dir / TIMIT_WORK_DIR, ignore_errors=True)
+    return out_dir
+
+
+def _generate_timit(out_dir: Path, size: str, seed: int, num_jobs: int, unseen: Sequence[str],
+                    spec: SizeSpec) -> None:
+    """Synthesize the utterances still missing in the TIMIT layout, then the speaker lists."""
     speakers = make_speakers(spec, seed, unseen)
     prompts = sample_prompts(spec, seed, num_jobs)
     jobs = make_jobs(spec, seed, out_dir, speakers, prompts)
@@ -407,6 +443,17 @@ def generate_corpus(out_dir: Path, size: str = "medium", seed: int = 0, num_jobs
     log.info("%s: %d utterances, %d to synthesize with %d jobs", out_dir, len(jobs), len(todo), num_jobs)
     _map_maybe_pool(synthesize_utterance, todo, num_jobs, f"synth {size}")
     _write_speaker_lists(out_dir, speakers)
-    atomic_write_text(out_dir / COMPLETE_FILE, json.dumps(settings, indent=1) + "\n")
-    (out_dir / IN_PROGRESS_FILE).unlink()
-    return out_dir
+
+
+def corpus_speakers(size: str, seed: int, unseen_voices: Sequence[str] = DEFAULT_UNSEEN_VOICES) -> list[Speaker]:
+    """The speakers :func:`generate_corpus` makes for these settings, in its order (nothing synthesized)."""
+    unseen = check_unseen_voices(unseen_voices)
+    return make_speakers(_size_spec(size, unseen), seed, unseen)
+
+
+def _generate_librispeech(out_dir: Path, size: str, seed: int, num_jobs: int, unseen: Sequence[str]) -> None:
+    """The TIMIT layout in ``out_dir/.timit_layout`` (resumable), converted to the LibriSpeech layout."""
+    from asr.corpus.synth_layout import write_librispeech_layout
+
+    work = generate_corpus(out_dir / TIMIT_WORK_DIR, size, seed, num_jobs, unseen, layout="timit")
+    write_librispeech_layout(work, out_dir, corpus_speakers(size, seed, unseen))

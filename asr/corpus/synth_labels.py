@@ -19,13 +19,11 @@ import numpy as np
 
 from asr.corpus.tts import FLITE_PAUSES, FliteSegment
 from asr.errors import DataError
-from asr.lang.phones import PHONES61
+from asr.phones.timit import CLOSURE, PHONES61
 from asr.score.align import align_indices
 
 log = logging.getLogger(__name__)
 
-#: Closure symbol of each TIMIT stop / affricate release.
-CLOSURE = {"b": "bcl", "d": "dcl", "g": "gcl", "p": "pcl", "t": "tcl", "k": "kcl", "jh": "dcl", "ch": "tcl"}
 #: Flite symbols that are not TIMIT symbols (besides pauses).
 FLITE_TO_TIMIT: dict[str, str] = {}
 EDGE_SILENCE = "h#"

@@ -12,7 +12,7 @@ Ids: speaker ``<spk>`` lower case (e.g. ``fcjf0``), utterance
 prefixed by speaker ids. Gender is the first letter of the speaker dir.
 
 Phones: .PHN (61 phones, offsets in samples) are folded to 48 phones with
-:func:`asr.lang.phones.fold_61_to_48`. ``q`` (glottal stop, deleted by the
+:func:`asr.phones.timit.fold_61_to_48`. ``q`` (glottal stop, deleted by the
 fold) is merged into the PREVIOUS segment, which is extended over the ``q``
 span (the next one when ``q`` comes first), so that segments stay contiguous
 and cover the same time as the .PHN file. Zero-length segments are dropped
@@ -32,7 +32,7 @@ import soundfile as sf
 
 from asr.corpus.datadir import DataDir, Segment, read_speaker_list, write_datadir
 from asr.errors import DataError
-from asr.lang.phones import MAP_61_48, fold_61_to_48
+from asr.phones.timit import MAP_61_48, fold_61_to_48, timit_lang
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,8 @@ def prepare_timit(
     expect_standard_counts: bool = False,
     extra_test: dict[str, Path] | None = None,
 ) -> dict[str, DataDir]:
-    """Write ``out_dir/train``, ``out_dir/dev`` and ``out_dir/test`` from a TIMIT tree.
+    """Write ``out_dir/train``, ``out_dir/dev`` and ``out_dir/test`` from a TIMIT tree,
+    and TIMIT's 48-phone lang dir ``out_dir/lang`` (:func:`asr.phones.timit.timit_lang`).
 
     Args:
         timit_dir: the dir holding TRAIN/TEST, or its parent.
@@ -283,4 +284,5 @@ def prepare_timit(
     if expect_standard_counts and {n: counts[n] for n in STANDARD_COUNTS} != STANDARD_COUNTS:
         raise DataError(f"{root}: utterance counts {counts} differ from the standard TIMIT counts {STANDARD_COUNTS}")
     out = {name: write_datadir(Path(out_dir) / name, *d) for name, d in data.items()}
+    timit_lang().write(Path(out_dir) / "lang")
     return out

@@ -6,6 +6,7 @@ and the settings each part was made with.
       network:  {files: [model.yaml, final.pt], input_dim: 40, num_pdfs: 144}
       features: {files: [feats.yaml], kind: fbank, dim: 40, ..., cmvn: {...}}
       phones:   {files: [phones.txt], num_phones: 48}
+      lang:     {files: [lang/phones.txt, lang/topo, lang/phones/…], sha256: …}
       topology: {states_per_phone: 3, self_loop_prob: 0.75}
       context:  {files: [tree.json], context_width: 1, central_position: 0, num_pdfs: 144, sha256: …}
       priors:   {files: [log_priors.txt], num_pdfs: 144}
@@ -16,8 +17,9 @@ and the settings each part was made with.
       phone_lm:    {files: [phone_lm/phone_lm.yaml, phone_lm/phone_lm.pt], sha256: …, num_phones: 48}
       rnn_decode:  {files: [rnn_decode.yaml], acwt: …, lm_weight: …, penalty: …, phone_lm_sha256: …}
 
-Training writes the first six (a bundle without ``context`` was written
-before the context dependency was stored, and is read as CI); installing a decoding graph adds ``graph``
+Training writes the first seven (a bundle without ``context`` was written
+before the context dependency was stored, and is read as CI; one without
+``lang`` before the lang dir was copied, and its lang is TIMIT's 48 phones); installing a decoding graph adds ``graph``
 (and drops a ``decode`` tuned on another graph); tuning the acoustic scale on
 dev adds ``decode``; the word graph and its tuned settings are the same pair
 for words (:mod:`asr.decode.words`), and the phone LM and its tuned settings the pair
@@ -28,29 +30,19 @@ names it.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from asr.errors import ModelError
-from asr.io import atomic_write_text
+from asr.io import atomic_write_text, file_sha256  # noqa: F401  (file_sha256: the bundle's hash)
 
 BUNDLE_YAML = "bundle.yaml"
 FORMAT_VERSION = 1
 #: All components, in the order they are written.
-COMPONENTS = ("network", "features", "phones", "topology", "context", "priors", "graph", "decode",
+COMPONENTS = ("network", "features", "phones", "lang", "topology", "context", "priors", "graph", "decode",
               "word_graph", "word_decode", "phone_lm", "rnn_decode")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_manifest(model_dir: Path) -> dict[str, Any]:

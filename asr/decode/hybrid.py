@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -26,14 +26,16 @@ import yaml
 
 from asr.decode.bundle import component, expect_equal, file_sha256, read_manifest, update_manifest
 from asr.decode.wfst import WfstDecoder, check_labels
-from asr.errors import GraphError, ModelError
+from asr.errors import DataError, GraphError, ModelError
 from asr.features.extract import FeatureConfig
 from asr.hmm.context import TREE_JSON, ContextDependency
-from asr.hmm.topology import Topology
+from asr.phones.lang import FILES as LANG_FILES, Lang
+from asr.phones.timit import timit_lang
+from asr.phones.topology import Topology
 from asr.hmm.transitions import Transitions
 from asr.io import atomic_path, atomic_write_text
 from asr.lang.graph import GRAPH_YAML, INPUT_LABELS, PHONES_TXT, load_graph, read_graph_settings
-from asr.lang.symbols import read_phone_table
+from asr.symbols import read_phone_table
 from asr.nn.model import AcousticModel
 from asr.nn.priors import load_log_priors
 from asr.nn.train import load_model
@@ -46,6 +48,8 @@ MAX_CHUNK_FRAMES = 6000
 CHUNK_CONTEXT = 200
 #: Where the decoding graph and its output symbol table live in a bundle.
 GRAPH_FST, GRAPH_PHONES = "graph/HCG.fst", "graph/phones.txt"
+#: Where a bundle keeps its copy of the lang dir's phone files.
+LANG_SUBDIR = "lang"
 
 
 def read_phone_list(path: Path) -> list[str]:
@@ -138,6 +142,7 @@ class HybridModel:
     feat_cfg: FeatureConfig
     phones: list[str]
     context: ContextDependency
+    lang: Lang
     log_priors: np.ndarray
     device: torch.device
     components: dict[str, Any]
@@ -157,6 +162,7 @@ class HybridModel:
         expect_equal(model_dir, "the front end (feats.yaml)", _with_defaults(feat_c.get("config")), asdict(feat_cfg))
         expect_equal(model_dir, "the number of phones (phones.txt)", phone_c.get("num_phones"), len(phones))
         ctx = _load_context(model_dir, comps, phones)
+        lang = _load_lang(model_dir, comps, ctx)
         expect_equal(model_dir, "the network's input dimension", net_c.get("input_dim"), network.cfg.input_dim)
         expect_equal(model_dir, "the network's output count", net_c.get("num_pdfs"), network.cfg.num_pdfs)
         if feat_cfg.dim != network.cfg.input_dim:
@@ -166,7 +172,7 @@ class HybridModel:
             raise ModelError(f"{model_dir}: network has {network.cfg.num_pdfs} outputs, the context "
                              f"dependency ({TREE_JSON}) has {ctx.num_pdfs} pdfs")
         priors = load_log_priors(model_dir / prior_c["files"][0], network.cfg.num_pdfs)
-        model = cls(model_dir, network, feat_cfg, phones, ctx, priors, device, comps)
+        model = cls(model_dir, network, feat_cfg, phones, ctx, lang, priors, device, comps)
         model._check_graph_and_decode()
         return model
 
@@ -242,10 +248,7 @@ def _read_acwt(path: Path) -> float:
 def _load_context(model_dir: Path, comps: dict[str, Any], phones: list[str]) -> ContextDependency:
     """The bundle's context dependency (CI from the topology for bundles without one)."""
     topo_c = component(comps, "topology", model_dir)
-    try:
-        topology = Topology(**topo_c)
-    except (TypeError, ModelError) as exc:
-        raise ModelError(f"{model_dir}/bundle.yaml: bad topology component ({exc})") from None
+    topology = Topology.from_dict(topo_c, f"{model_dir}/bundle.yaml: the topology component")
     if "context" not in comps:  # written before tree.json existed: a CI model
         return ContextDependency.ci(phones, topology)
     ctx_c = component(comps, "context", model_dir)
@@ -257,6 +260,33 @@ def _load_context(model_dir: Path, comps: dict[str, Any], phones: list[str]) -> 
     return ctx
 
 
+def _load_lang(model_dir: Path, comps: dict[str, Any], ctx: ContextDependency) -> Lang:
+    """The bundle's copy of its lang dir; TIMIT's 48-phone lang for bundles written before
+    the lang was copied (all of them were trained on it)."""
+    if "lang" not in comps:
+        lang = timit_lang()
+        if list(lang.phones) != ctx.phones:
+            raise ModelError(f"{model_dir}/bundle.yaml: no lang component, and the model's phones "
+                             f"are not TIMIT's 48 (the only lang of bundles without one)")
+        return replace(lang, topology=ctx.topology)
+    lang_c = component(comps, "lang", model_dir)
+    try:
+        lang = Lang.load(model_dir / LANG_SUBDIR)
+    except DataError as exc:
+        raise ModelError(f"{model_dir}: the bundle's lang: {exc}") from None
+    expect_equal(model_dir, "the lang (lang/)", lang_c.get("sha256"), lang.digest())
+    if list(lang.phones) != ctx.phones or lang.topology != ctx.topology:
+        raise ModelError(f"{model_dir / LANG_SUBDIR}: its phones or topology differ from the "
+                         f"context dependency's ({TREE_JSON})")
+    return lang
+
+
+def copy_lang(lang: Lang, model_dir: Path) -> dict:
+    """Write ``lang`` into ``model_dir/lang/``; return the bundle's lang component."""
+    lang.write(Path(model_dir) / LANG_SUBDIR)
+    return {"files": [f"{LANG_SUBDIR}/{name}" for name in LANG_FILES], "sha256": lang.digest()}
+
+
 #: What the bundle's features component says about CMVN, per ``FeatureConfig.cmvn``.
 CMVN_DESCRIPTION = {
     "speech": {"training": "per utterance, speech frames (Silero VAD)",
@@ -266,10 +296,12 @@ CMVN_DESCRIPTION = {
 
 
 def write_training_manifest(model_dir: Path, feat_cfg: FeatureConfig, ctx: ContextDependency,
-                            input_dim: int, targets: dict) -> None:
-    """Record the components training made (network, features, phones, topology,
-    context dependency, priors); ``targets`` says where the frame targets came from."""
+                            lang: Lang, input_dim: int, targets: dict) -> None:
+    """Record the components training made (network, features, phones, the lang's copy,
+    topology, context dependency, priors); ``targets`` says where the frame targets came from."""
     num_pdfs = ctx.num_pdfs
+    if list(lang.phones) != ctx.phones or lang.topology != ctx.topology:
+        raise ModelError(f"{model_dir}: the lang's phones or topology differ from the model's")
     update_manifest(
         model_dir,
         network={"files": ["model.yaml", "final.pt"], "input_dim": input_dim, "num_pdfs": num_pdfs,
@@ -277,6 +309,7 @@ def write_training_manifest(model_dir: Path, feat_cfg: FeatureConfig, ctx: Conte
         features={"files": ["feats.yaml"], "config": asdict(feat_cfg),
                   "cmvn": CMVN_DESCRIPTION[feat_cfg.cmvn]},
         phones={"files": [PHONES_TXT], "num_phones": len(ctx.phones)},
+        lang=copy_lang(lang, model_dir),
         topology=ctx.topology.to_dict(),
         context={"files": [TREE_JSON], **ctx.summary()},
         priors={"files": ["log_priors.txt"], "num_pdfs": num_pdfs},

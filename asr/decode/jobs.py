@@ -24,7 +24,7 @@ from asr.errors import AsrError
 from asr.hmm.context import ContextDependency
 from asr.hmm.transitions import Transitions
 from asr.lang.graph import load_graph
-from asr.lang.symbols import read_symbol_table
+from asr.symbols import read_symbol_table
 from asr.lang.word_graph import WORDS_TXT, with_word_penalty
 
 _worker: dict = {}

@@ -36,9 +36,9 @@ import numpy as np
 import torch
 
 from asr.errors import GraphError, ModelError
-from asr.hmm.context import ContextDependency, Split
+from asr.hmm.context import ContextDependency
 from asr.hmm.transitions import PhoneRun
-from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE, transition_costs
+from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE
 from asr.nn.phone_lm import BOUNDARY, PhoneLm
 
 
@@ -102,32 +102,20 @@ class SearchResult:
 
 def pdf_table(ctx: ContextDependency) -> np.ndarray:
     """pdf of (left phone, phone, right phone, state): (P + 1, P + 1, P + 1, S) int64,
-    phone ids 1-based, 0 the utterance edge (row phone = 0 is -1). CI models and
-    triphone trees (width 3, centre 1) only."""
-    p, s = len(ctx.phones), ctx.topology.states_per_phone
+    phone ids 1-based, 0 the utterance edge, S the most states of any phone (-1 where the
+    phone is 0 or has fewer states). CI models and triphone trees (width 3, centre 1) only."""
+    p, s = len(ctx.phones), int(ctx.num_states.max())
     if not (ctx.width == 1 or (ctx.width == 3 and ctx.central == 1)):
         raise ModelError(f"the RNN decoder handles CI models and triphones; this context dependency has "
                          f"width {ctx.width}, centre {ctx.central}")
-    table = np.full((p + 1, p + 1, p + 1, s), -1, dtype=np.int64)
     ids = np.arange(p + 1)
-    left, right = np.meshgrid(ids, ids, indexing="ij")  # (P + 1, P + 1) each
-    for phone in range(1, p + 1):
-        for k in range(s):
-            _fill(ctx, ctx.roots[phone - 1][k], left, right, np.ones_like(left, dtype=bool), table[:, phone, :, k])
+    table = np.full((p + 1, p + 1, p + 1, s), -1, dtype=np.int64)
+    for phone in range(1, p + 1):  # one centre phone at a time: (P+1, P+1, states, 4) events
+        states = np.arange(int(ctx.num_states[phone - 1]))
+        left, right, state = np.meshgrid(ids, ids, states, indexing="ij")
+        events = np.stack([left, np.full_like(left, phone), right, state], axis=-1)
+        table[:, phone, :, : len(states)] = ctx.event_pdfs(events.reshape(-1, 4)).reshape(left.shape)
     return table
-
-
-def _fill(ctx: ContextDependency, index: int, left: np.ndarray, right: np.ndarray, mask: np.ndarray,
-          out: np.ndarray) -> None:
-    """Write the leaves of the subtree at node ``index`` into ``out`` where ``mask`` holds."""
-    node = ctx.nodes[index]
-    if not isinstance(node, Split):
-        out[mask] = node
-        return
-    ctx_phones = left if node.position < 0 else right
-    yes = np.isin(ctx_phones, list(ctx.questions[node.question]))
-    _fill(ctx, node.yes, left, right, mask & yes, out)
-    _fill(ctx, node.no, left, right, mask & ~yes, out)
 
 
 class PhoneTrie:
@@ -235,11 +223,14 @@ class RnnPhoneDecoder:
             raise ModelError(f"the phone LM's {len(lm.cfg.phones)} phones differ from the acoustic "
                              f"model's {len(ctx.phones)}")
         self.ctx, self.lm, self.device, self.config = ctx, lm.eval(), device, config
-        self.num_phones, self.num_states = len(ctx.phones), ctx.topology.states_per_phone
+        self.num_phones, self.num_states = len(ctx.phones), int(ctx.num_states.max())
+        # per phone id (0: the root, a 1-state "phone" that is left at once, at no cost)
+        self.states = np.concatenate([[1], ctx.num_states])      # (P + 1,) states of each phone
+        self.last_state = self.states - 1
         self.pdf_of = pdf_table(ctx)
         self.commit = ctx.width > 1  # the right context is chosen on entering a phone
-        loop_cost, forward_cost = transition_costs(ctx.topology.self_loop_prob, self_loop_scale)
-        self.loop_lp, self.forward_lp = -loop_cost, -forward_cost
+        loop_cost, forward_cost = ctx.topology.costs(ctx.phones, self_loop_scale)  # (P,) each
+        self.loop_lp, self.forward_lp = np.concatenate([[0.0], -loop_cost]), np.concatenate([[0.0], -forward_cost])
 
     # ------------------------------------------------------------ one utterance
     def decode(self, scores: np.ndarray, utt: str = "", constrain: list[int] | None = None) -> SearchResult:
@@ -252,9 +243,10 @@ class RnnPhoneDecoder:
                 is shorter than its constrained phones' HMMs.
         """
         scores = self._check(scores, utt)
-        if constrain is not None and len(constrain) * self.num_states > len(scores):
+        need = None if constrain is None else int(self.states[np.asarray(constrain, dtype=np.int64)].sum())
+        if need is not None and need > len(scores):
             raise GraphError(f"utterance {utt}: {len(scores)} frames cannot hold the "
-                             f"{len(constrain)} phones of its transcript ({self.num_states} frames each)")
+                             f"{len(constrain)} phones of its transcript ({need} frames: one per HMM state)")
         # Constrained, the LM and the penalty add the same to every complete path, but not to
         # every partial one: they would only bias the pruning against the paths that advance.
         self._lm_weight, self._penalty = (0.0, 0.0) if constrain is not None else \
@@ -266,6 +258,8 @@ class RnnPhoneDecoder:
         trie = PhoneTrie(self.lm, self.device)
         ref = None if constrain is None else np.asarray(list(constrain) + [BOUNDARY], dtype=np.int64)
         hyps, history = self._start(trie, ref), []
+        if ref is not None:  # frames the transcript's phones from the k-th on need: (len(ref),)
+            self._need_from = np.concatenate([np.cumsum(self.states[ref[:-1]][::-1])[::-1], [0]])
         for t in range(len(scores)):
             cands = hyps if t == 0 else self._expand(hyps, trie, ref)
             if t == 0:
@@ -291,26 +285,27 @@ class RnnPhoneDecoder:
         contexts, one hypothesis per first phone (scored by the LM, the phone its right context)."""
         root = np.zeros(1, np.int64)
         if not self.commit:
-            return _Hyps(root, np.full(1, self.num_states - 1), root.copy(), np.zeros(1), np.full(1, -1))
+            return _Hyps(root, np.full(1, self.last_state[0]), root.copy(), np.zeros(1), np.full(1, -1))
         firsts = np.arange(1, self.num_phones + 1)
         score = self._lm_weight * trie.lm_rows(root)[0, firsts]
         if ref is not None:
             score = np.where(firsts == ref[0], score, -np.inf)
         n = len(firsts)
-        return _Hyps(np.zeros(n, np.int64), np.full(n, self.num_states - 1), firsts, score, np.full(n, -1))
+        return _Hyps(np.zeros(n, np.int64), np.full(n, self.last_state[0]), firsts, score, np.full(n, -1))
 
     def _expand(self, hyps: _Hyps, trie: PhoneTrie, ref: np.ndarray | None) -> _Hyps:
         """Every successor of every hypothesis: its self-loop, its next state, and (from a
         phone's last state) the entry into the next phone."""
         idx = np.arange(len(hyps.score))
+        phone = trie.phone[hyps.node]  # each hypothesis's current phone (pruned: all have their node)
         loop = hyps.take(idx)
-        loop.score, loop.back = hyps.score + self.loop_lp, idx
-        inner = hyps.state < self.num_states - 1
+        loop.score, loop.back = hyps.score + self.loop_lp[phone], idx
+        inner = hyps.state < self.last_state[phone]
         fwd = hyps.take(idx[inner])
-        fwd.state, fwd.score, fwd.back = fwd.state + 1, fwd.score + self.forward_lp, idx[inner]
+        fwd.state, fwd.score, fwd.back = fwd.state + 1, fwd.score + self.forward_lp[phone[inner]], idx[inner]
         last = ~inner & ((hyps.right != BOUNDARY) if self.commit else True)
         exits = hyps.take(idx[last])
-        exits.score = exits.score + self.forward_lp
+        exits.score = exits.score + self.forward_lp[phone[last]]
         return _Hyps.concat([loop, fwd, self._enter(exits, trie, ref, idx[last])])
 
     def _enter(self, exits: _Hyps, trie: PhoneTrie, ref: np.ndarray | None, back: np.ndarray) -> _Hyps:
@@ -341,9 +336,11 @@ class RnnPhoneDecoder:
 
     def _feasible(self, hyps: _Hyps, trie: PhoneTrie, phones: int, frames_left: int) -> _Hyps:
         """The hypotheses that can still read all ``phones`` of the transcript in the frames
-        left (each of the phones after theirs needs ``states_per_phone`` frames)."""
-        depth = np.where(hyps.right < 0, trie.depth[hyps.node] + 1, trie.depth[hyps.node])
-        need = (self.num_states - 1 - hyps.state) + (phones - depth) * self.num_states
+        left (each phone after theirs needs one frame per HMM state)."""
+        entering = hyps.right < 0
+        depth = np.where(entering, trie.depth[hyps.node] + 1, trie.depth[hyps.node])
+        phone = np.where(entering, -hyps.right, trie.phone[hyps.node])
+        need = (self.last_state[phone] - hyps.state) + self._need_from[np.minimum(depth, phones)]
         return hyps.take(np.flatnonzero(need <= frames_left))
 
     def _pdfs(self, hyps: _Hyps, trie: PhoneTrie) -> np.ndarray:
@@ -389,7 +386,7 @@ class RnnPhoneDecoder:
         context's LM score swapped for ``</s>``'s (its last phone was read in that context);
         failing that, the best of all."""
         last = history[-1]
-        ends_phone = last.state == self.num_states - 1
+        ends_phone = last.state == self.last_state[trie.phone[last.node]]
         rows = trie.lm_rows(last.node)
         end = last.score + self._lm_weight * rows[:, BOUNDARY]
         if self.commit:  # </s> was scored on entering the last phone; else the right context was

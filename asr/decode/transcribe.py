@@ -102,7 +102,7 @@ class Recogniser:
         conf = (None if self.lattices is None
                 else word_confidences(path.olabels, nbest_words(self.lattices.lattice(scores, name))))
         return [(offset + a, offset + b, word, c) for a, b, word, c
-                in word_tokens(self.graph, model.phones, path.olabels, path.runs, conf, self.keep_unk)]
+                in word_tokens(self.graph, model.phones, model.lang.optional_silence, path.olabels, path.runs, conf, self.keep_unk)]
 
     def transcribe(self, path: Path) -> Transcript:
         """Recognise one audio file (any rate or channel count)."""

@@ -13,7 +13,7 @@ pronunciations, not from where the word labels sit on the graph's arcs (a
 determinized graph moves them).
 
 The LM's garbage words (``<unk>``, ``<SPOKEN_NOISE>``:
-:func:`asr.lang.symbols.is_garbage_word`) are words of the graph, but the
+:func:`asr.symbols.is_garbage_word`) are words of the graph, but the
 words of a transcript leave them out unless ``keep_unk`` is asked for
 (:meth:`WordGraph.symbols`, :func:`word_spans`, :func:`transcript_words`).
 """
@@ -34,8 +34,7 @@ from asr.hmm.transitions import PhoneRun
 from asr.io import atomic_path, atomic_write_text
 from asr.lang.graph import OBSOLETE_SETTINGS, load_graph
 from asr.lang.lexicon import Lexicon
-from asr.lang.phones import SIL
-from asr.lang.symbols import is_garbage_word, read_symbol_table
+from asr.symbols import is_garbage_word, read_symbol_table
 from asr.lang.word_graph import HCLG_FST, HCLG_YAML, LEXICON_TXT, OUTPUT_LABELS, PHONES_TXT, WORDS_TXT
 
 log = logging.getLogger(__name__)
@@ -177,13 +176,14 @@ def word_decode_params(model) -> tuple[float, float]:
     return float(comp["acwt"]), float(comp["word_penalty"])
 
 
-def word_spans(runs: Sequence[PhoneRun], phones: Sequence[str], words: Sequence[str],
+def word_spans(runs: Sequence[PhoneRun], phones: Sequence[str], silence: str, words: Sequence[str],
                lexicon: Lexicon, keep_unk: bool = False) -> list[WordSpan]:
     """The frames of each word of a best path.
 
     Args:
         runs: the path's phone runs (phone index into ``phones``, frames).
         phones: the model's phone list.
+        silence: the lang's optional-silence phone (L's silence between words).
         words: the path's words, in order (garbage words such as ``<unk>``
             may be there or may have been dropped).
         lexicon: their pronunciations.
@@ -193,14 +193,14 @@ def word_spans(runs: Sequence[PhoneRun], phones: Sequence[str], words: Sequence[
     The runs are split into the words' pronunciations, with any number of
     silence runs (L's optional silence) before, between and after the words,
     by a depth-first search over each word's variants; a word pronounced
-    with silence (``<unk>`` said with the garbage phone ``sil``) takes a
+    with silence (``<unk>`` said with a garbage phone that is the silence) takes a
     silence run. Raises ModelError when no split exists (the graph and
     lexicon do not belong together).
     """
     symbols = [phones[r.phone] for r in runs]
-    split = _split_from(symbols, 0, 0, list(words), lexicon, {})
+    split = _split_from(symbols, 0, 0, list(words), lexicon, silence, {})
     if split is None:
-        spoken = [s for s in symbols if s != SIL]
+        spoken = [s for s in symbols if s != silence]
         raise ModelError(f"the decoded phones {' '.join(spoken)} are not a pronunciation of "
                          f"'{' '.join(words)}' (word graph and lexicon do not match)")
     spans = [WordSpan(word, runs[first].start, runs[first + n - 1].end)
@@ -208,7 +208,7 @@ def word_spans(runs: Sequence[PhoneRun], phones: Sequence[str], words: Sequence[
     return spans if keep_unk else [s for s in spans if not is_garbage_word(s.word)]
 
 
-def word_tokens(graph: WordGraph, phones: Sequence[str], word_ids: Sequence[int],
+def word_tokens(graph: WordGraph, phones: Sequence[str], silence: str, word_ids: Sequence[int],
                 runs: Sequence[PhoneRun], confidences: Sequence[float] | None = None,
                 keep_unk: bool = False) -> list[tuple[int, int, str, float | None]]:
     """(start frame, end frame, word, confidence) of each word of a best path.
@@ -216,13 +216,14 @@ def word_tokens(graph: WordGraph, phones: Sequence[str], word_ids: Sequence[int]
     Args:
         graph: the word graph the path is from.
         phones: the model's phone list.
+        silence: the lang's optional-silence phone.
         word_ids: the path's output labels (ids of words.txt).
         runs: the path's phone runs.
         confidences: one per word id (None: no confidences).
         keep_unk: keep the LM's garbage words (``<unk>`` …); by default they are dropped.
     """
     words = graph.symbols(word_ids, keep_unk=True)
-    spans = word_spans(runs, phones, words, graph.lexicon, keep_unk=True)
+    spans = word_spans(runs, phones, silence, words, graph.lexicon, keep_unk=True)
     conf = list(confidences) if confidences is not None else [None] * len(spans)
     if len(conf) != len(spans):
         raise ModelError(f"{len(conf)} confidences for the {len(spans)} words of a path")
@@ -230,12 +231,12 @@ def word_tokens(graph: WordGraph, phones: Sequence[str], word_ids: Sequence[int]
             if keep_unk or not is_garbage_word(s.word)]
 
 
-def _split_from(symbols: list[str], pos: int, w: int, words: list[str], lexicon: Lexicon,
+def _split_from(symbols: list[str], pos: int, w: int, words: list[str], lexicon: Lexicon, silence: str,
                 memo: dict[tuple[int, int], list[tuple[int, int]] | None]) -> list[tuple[int, int]] | None:
     """(first run, number of runs) of each of ``words[w:]`` covering ``symbols[pos:]``
     exactly but for silence runs between words, or None."""
     if w == len(words):
-        return [] if all(s == SIL for s in symbols[pos:]) else None
+        return [] if all(s == silence for s in symbols[pos:]) else None
     key = (pos, w)
     if key in memo:
         return memo[key]
@@ -243,11 +244,11 @@ def _split_from(symbols: list[str], pos: int, w: int, words: list[str], lexicon:
     for pron in lexicon.prons.get(words[w], []):
         n = len(pron)
         if tuple(symbols[pos:pos + n]) == tuple(pron):
-            rest = _split_from(symbols, pos + n, w + 1, words, lexicon, memo)
+            rest = _split_from(symbols, pos + n, w + 1, words, lexicon, silence, memo)
             if rest is not None:
                 result = [(pos, n), *rest]
                 break
-    if result is None and pos < len(symbols) and symbols[pos] == SIL:
-        result = _split_from(symbols, pos + 1, w, words, lexicon, memo)  # optional silence
+    if result is None and pos < len(symbols) and symbols[pos] == silence:
+        result = _split_from(symbols, pos + 1, w, words, lexicon, silence, memo)  # optional silence
     memo[key] = result
     return result

@@ -42,8 +42,8 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from asr.audio import read_audio, resample_audio
-from asr.corpus.datadir import read_datadir, write_scp
+from asr.audio import resample_audio
+from asr.corpus.datadir import read_datadir, read_utterance_audio, write_scp
 from asr.errors import AsrError, DataError
 from asr.features.extract import FeatureConfig, features_and_speech
 from asr.io import atomic_write_text
@@ -223,7 +223,7 @@ def make_copy(train_dir: Path, name: str, aug: AugmentConfig) -> Path:
     tag = sum(ord(c) for c in name)
     for i, utt in enumerate(tqdm(dd.utts, desc=f"copy {name}", unit="utt", leave=False, disable=None)):
         try:
-            samples = read_audio(dd.wav[utt], rate=cfg.sample_rate).samples
+            samples = read_utterance_audio(dd, utt, rate=cfg.sample_rate)
             feats[utt], speech[utt] = _perturbed_features(name, samples, cfg, aug, [aug.seed, tag, i], utt)
         except AsrError as exc:
             raise DataError(f"{train_dir}: utterance {utt}: {exc}") from None

@@ -17,8 +17,7 @@ import kaldiio
 import numpy as np
 from tqdm import tqdm
 
-from asr.audio import read_audio
-from asr.corpus.datadir import DataDir, read_datadir, read_scp
+from asr.corpus.datadir import DataDir, read_datadir, read_scp, read_utterance_audio
 from asr.errors import AsrError, DataError
 from asr.features.cmvn import accumulate_stats, apply_cmvn, check_stats, speech_stats
 from asr.features.extract import FeatureConfig, features_and_speech
@@ -63,9 +62,9 @@ def extract_datadir(dd: DataDir, cfg: FeatureConfig) -> tuple[dict[str, np.ndarr
     feats: dict[str, np.ndarray] = {}
     speech: dict[str, np.ndarray | None] = {}
     for utt in tqdm(dd.utts, desc=f"features {dd.path.name}", unit="utt", leave=False, disable=None):
+        samples = read_utterance_audio(dd, utt, rate=cfg.sample_rate)  # its errors name the utterance
         try:
-            audio = read_audio(dd.wav[utt], rate=cfg.sample_rate)
-            feats[utt], speech[utt] = features_and_speech(audio.samples, cfg, name=dd.wav[utt])
+            feats[utt], speech[utt] = features_and_speech(samples, cfg, name=dd.audio_source(utt))
         except AsrError as exc:
             raise type(exc)(f"utterance {utt}: {exc}") from None
     return feats, cmvn_stats(dd.spk2utt, feats, speech, cfg)

@@ -38,11 +38,11 @@ import yaml
 from asr.corpus.datadir import read_scp
 from asr.errors import AsrError, DataError, ModelError
 from asr.hmm.context import ContextDependency
-from asr.hmm.topology import Topology
+from asr.phones.topology import Topology
 from asr.hmm.transitions import (PhoneRun, Transitions, alignment_pdfs, check_alignment,
                                  ci_transitions)
 from asr.io import atomic_path, atomic_write_text
-from asr.lang.symbols import RESERVED, is_disambig, read_phone_table, write_symbol_table
+from asr.symbols import RESERVED, is_disambig, read_phone_table, write_symbol_table
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def _checked_alignments(ali_dir: Path, aset: AlignmentSet) -> dict[str, np.ndarr
         tids = np.asarray(aset.alignments[utt])
         if not np.issubdtype(tids.dtype, np.integer):
             raise DataError(f"{where}: alignment has dtype {tids.dtype}, expected integers")
-        check_alignment(tids, len(aset.phones), aset.topology, len(tids), where)
+        check_alignment(tids, aset.phones, aset.topology, len(tids), where)
         out[utt] = tids.astype(np.int32)
     return out
 
@@ -273,7 +273,7 @@ def read_alignments(ali_dir: Path, expect_phones: Optional[Sequence[str]] = None
     if expect_topology is not None and expect_topology != topology:
         raise ModelError(f"{ali_dir}: alignment was made for another topology "
                          f"({topology}, expected {expect_topology})")
-    alignments = _read_vectors(ali_dir / ALI_SCP, len(phones), topology)
+    alignments = _read_vectors(ali_dir / ALI_SCP, phones, topology)
     frames = sum(len(a) for a in alignments.values())
     if (len(alignments), frames) != (meta["num_utterances"], meta["num_frames"]):
         raise DataError(f"{ali_dir}: {ALI_SCP} has {len(alignments)} utterances, {frames} frames; "
@@ -310,7 +310,7 @@ def _read_meta(path: Path) -> dict:
 
 def _meta_topology(path: Path, meta: dict) -> Topology:
     try:
-        return Topology(**meta["topology"])
+        return Topology.from_dict(meta["topology"])
     except (ModelError, TypeError, ValueError) as exc:
         raise DataError(f"{path}: bad topology {meta['topology']!r} ({exc})") from None
 
@@ -322,7 +322,7 @@ def _first_difference(found: list[str], expected: list[str]) -> str:
     return ""
 
 
-def _read_vectors(scp: Path, num_phones: int, topology: Topology) -> dict[str, np.ndarray]:
+def _read_vectors(scp: Path, phones: list[str], topology: Topology) -> dict[str, np.ndarray]:
     """{utt: (T,) int32} of an alignment scp, each read and checked as a CI HMM path."""
     rx = read_scp(scp)  # file:line errors, rejects duplicate keys
     out: dict[str, np.ndarray] = {}
@@ -337,7 +337,7 @@ def _read_vectors(scp: Path, num_phones: int, topology: Topology) -> dict[str, n
         if not isinstance(vec, np.ndarray) or vec.ndim != 1 or not np.issubdtype(vec.dtype, np.integer):
             shape = getattr(vec, "shape", None)
             raise DataError(f"{where}: {rx[utt]} is not an integer vector (shape {shape})")
-        check_alignment(vec, num_phones, topology, len(vec), where)
+        check_alignment(vec, phones, topology, len(vec), where)
         out[utt] = vec.astype(np.int32, copy=False)
     return out
 
@@ -474,13 +474,14 @@ def format_alignment(aset: AlignmentSet, utt: str, frames: bool = False) -> str:
     ``t  time  phone  state  pdf(CI)  loop|enter``.
     """
     tids = np.asarray(aset.tids(utt), dtype=np.int64)
-    tr, shift, s = aset.transitions, aset.frame_shift_s, aset.topology.states_per_phone
+    tr, shift = aset.transitions, aset.frame_shift_s
     runs = aset.runs(utt)
     width = max(len("phone"), *(len(p) for p in aset.phones))
     lines = [f"{utt}: {len(tids)} frames, {len(tids) * shift:.2f} s, {len(runs)} phones",
              f"{'start_s':>8} {'end_s':>8} {'frames':>6} {'phone':<{width}}  states"]
     for run in runs:
-        counts = np.bincount(tr.tid_state[tids[run.start:run.end] - 1], minlength=s)
+        counts = np.bincount(tr.tid_state[tids[run.start:run.end] - 1],
+                             minlength=int(tr.ctx.num_states[run.phone]))
         per_state = " ".join(f"{k}×{int(n)}" for k, n in enumerate(counts))
         lines.append(f"{run.start * shift:8.2f} {run.end * shift:8.2f} {run.end - run.start:6d} "
                      f"{aset.phones[run.phone]:<{width}}  states: {per_state}")

@@ -6,14 +6,17 @@ bundle, the alignments and the decision tree. As in Kaldi, a context window
 is a tuple of ``width`` phone ids (ids of ``phones.txt``: phone index + 1;
 0 stands for "no phone", the utterance edge) whose entry at
 ``central`` is the phone itself. The context-independent (CI) model is the
-trivial case: ``width`` 1, one leaf per (phone, state), pdf
-``phone_index * states_per_phone + state`` (the numbering of every CI model
-of this toolkit). A context-dependent (CD) model has ``width`` 3 and a
+trivial case: ``width`` 1, one leaf per (phone, state), numbered phone by
+phone: pdf ``ci_offsets[phone_index] + state``, where a phone's offset is
+the number of states of the phones before it (``phone_index · 3 + state``
+when every phone has 3 states; the numbering of every CI model of this
+toolkit). A context-dependent (CD) model has ``width`` 3 and a
 phonetic decision tree (:mod:`asr.hmm.tree` builds it).
 
-The tree has one root per (phone, HMM state) (Kaldi's default shares one
-root among a phone's states and may share it among phones; here no root is
-shared). A node is a leaf (a pdf id) or
+The tree has one root per (phone, HMM state); phones may have different
+numbers of states (:class:`asr.phones.topology.Topology`). Kaldi's default
+shares one root among a phone's states and may share it among phones; here
+no root is shared. A node is a leaf (a pdf id) or
 a question "is the phone at ``position`` (−1 left, +1 right, relative to the
 centre) in phone set Q?", with a yes and a no child. Every pdf therefore
 belongs to exactly one (phone, state), which is what lets a pdf path be read
@@ -34,7 +37,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from asr.errors import ModelError
-from asr.hmm.topology import CI_TOPOLOGY, Topology
+from asr.phones.topology import DEFAULT_TOPOLOGY, Topology
 from asr.io import atomic_write_text
 
 TREE_JSON = "tree.json"
@@ -78,28 +81,33 @@ class ContextDependency:
         self.nodes: list[Node] = [n if isinstance(n, Split) else int(n) for n in nodes]
         self.roots = [list(map(int, r)) for r in roots]
         self.ci_phones = sorted(ci_phones)
+        self.num_states = topology.num_states(self.phones)  # (P,) states of each phone
+        self.ci_offsets = np.concatenate([[0], np.cumsum(self.num_states)[:-1]]).astype(np.int64)
         self._cache: dict[tuple[tuple[int, ...], int], int] = {}
         self._check()
         self.pdf_phone, self.pdf_state = self._leaf_owners()
+        self._walk = self._node_arrays()
 
     # ---- construction -------------------------------------------------
     @classmethod
-    def ci(cls, phones: Sequence[str], topology: Topology = CI_TOPOLOGY) -> "ContextDependency":
-        """The context-independent case: one pdf per (phone, state), today's numbering."""
-        s = topology.states_per_phone
-        num = len(phones) * s
-        roots = [[i * s + k for k in range(s)] for i in range(len(phones))]
-        return cls(phones, topology, 1, 0, [], list(range(num)), roots, ci_phones=list(phones))
+    def ci(cls, phones: Sequence[str], topology: Topology = DEFAULT_TOPOLOGY) -> "ContextDependency":
+        """The context-independent case: one pdf per (phone, state), numbered phone by phone
+        (``topology``: the lang's; Kaldi's default when not given)."""
+        counts = topology.num_states(phones)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        roots = [list(range(int(offsets[i]), int(offsets[i + 1]))) for i in range(len(phones))]
+        return cls(phones, topology, 1, 0, [], list(range(int(offsets[-1]))), roots,
+                   ci_phones=list(phones))
 
     def _check(self) -> None:
         """Structural checks: ModelError on an inconsistent tree."""
-        s = self.topology.states_per_phone
         if not self.phones or len(set(self.phones)) != len(self.phones):
             raise ModelError("context dependency: empty or repeated phone list")
         if not (1 <= self.width and 0 <= self.central < self.width):
             raise ModelError(f"context dependency: bad width {self.width} / central {self.central}")
-        if len(self.roots) != len(self.phones) or any(len(r) != s for r in self.roots):
-            raise ModelError(f"context dependency: roots must be {len(self.phones)} x {s}")
+        if len(self.roots) != len(self.phones) or any(len(r) != s for r, s in zip(self.roots, self.num_states)):
+            raise ModelError(f"context dependency: roots must be one per state of each of the "
+                             f"{len(self.phones)} phones (as the topology says)")
         if any(not 0 <= n < len(self.nodes) for r in self.roots for n in r):
             raise ModelError("context dependency: a root refers to a missing node")
         leaves = sorted(n for n in self.nodes if isinstance(n, int))
@@ -144,7 +152,54 @@ class ContextDependency:
                              f"from no root")
         return phone, state
 
+    def _node_arrays(self) -> dict[str, np.ndarray]:
+        """The tree as arrays (leaf flag, leaf value, event column asked, question, yes, no)
+        and the (Q, P+1) question membership, for :meth:`event_pdfs`."""
+        nodes = self.nodes
+        member = np.zeros((len(self.questions), len(self.phones) + 1), dtype=bool)
+        for q, ids in enumerate(self.questions):
+            ids_arr = np.fromiter(ids, dtype=np.int64)
+            if len(ids_arr) and (ids_arr.min() < 0 or ids_arr.max() > len(self.phones)):
+                raise ModelError(f"context dependency: question {q} holds phone ids outside "
+                                 f"0..{len(self.phones)}")
+            member[q, ids_arr] = True
+        return {"leaf": np.array([isinstance(n, int) for n in nodes]),
+                "value": np.array([n if isinstance(n, int) else 0 for n in nodes], dtype=np.int64),
+                "column": np.array([0 if isinstance(n, int) else 1 + n.position for n in nodes]),
+                "question": np.array([0 if isinstance(n, int) else n.question for n in nodes]),
+                "yes": np.array([i if isinstance(n, int) else n.yes for i, n in enumerate(nodes)]),
+                "no": np.array([i if isinstance(n, int) else n.no for i, n in enumerate(nodes)]),
+                "member": member,
+                "root": np.array([r + [0] * (int(self.num_states.max()) - len(r)) for r in self.roots],
+                                 dtype=np.int64)}
+
     # ---- queries -----------------------------------------------------
+    def event_pdfs(self, events: np.ndarray) -> np.ndarray:
+        """The pdf of every event, all walked down the tree at once: the one tree evaluator.
+
+        Args:
+            events: (E, 4) int (left phone id, centre phone id, right phone id,
+                HMM state); ids 1-based, 0 the utterance edge; the neighbours are
+                read only when the window is that wide (width 3, centre 1; width
+                1 asks nothing). Centres must be phones, states within their HMM.
+
+        Returns:
+            (E,) int64 pdf ids.
+        """
+        if not (self.central <= 1 and self.width - self.central <= 2):
+            raise ModelError(f"context dependency of width {self.width}, centre {self.central}: "
+                             f"only windows of one phone each side are evaluated")
+        w, events = self._walk, np.asarray(events, dtype=np.int64).reshape(-1, 4)
+        node = w["root"][events[:, 1] - 1, events[:, 3]]
+        for _ in range(len(self.nodes)):
+            inner = ~w["leaf"][node]
+            if not inner.any():
+                break
+            at = node[inner]
+            answer = w["member"][w["question"][at], events[inner, w["column"][at]]]
+            node[inner] = np.where(answer, w["yes"][at], w["no"][at])
+        return w["value"][node]
+
     @property
     def num_pdfs(self) -> int:
         return sum(isinstance(n, int) for n in self.nodes)
@@ -164,23 +219,26 @@ class ContextDependency:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        if not 0 <= key[1] < self.topology.states_per_phone:
-            raise ModelError(f"HMM state {key[1]} outside 0..{self.topology.states_per_phone - 1}")
         if len(key[0]) != self.width:
             raise ModelError(f"context window {key[0]} has {len(key[0])} phones, expected {self.width}")
         centre = key[0][self.central]
         if not 1 <= centre <= len(self.phones):
             raise ModelError(f"context window {key[0]}: central phone id {centre} is not a phone")
-        node = self.nodes[self.roots[centre - 1][state]]
-        while isinstance(node, Split):
-            phone = key[0][self.central + node.position]
-            node = self.nodes[node.yes if phone in self.questions[node.question] else node.no]
+        if not 0 <= key[1] < self.num_states[centre - 1]:
+            raise ModelError(f"HMM state {key[1]} outside 0..{self.num_states[centre - 1] - 1} "
+                             f"of phone {self.phones[centre - 1]!r}")
+        node = int(self.event_pdfs(np.array(self._event(key[0], key[1])))[0])
         self._cache[key] = node
         return node
 
+    def _event(self, window: tuple[int, ...], state: int) -> list[int]:
+        """The (left, centre, right, state) event of a window (0 where it has no neighbour)."""
+        c = self.central
+        return [window[c - 1] if c >= 1 else 0, window[c], window[c + 1] if c + 1 < self.width else 0, state]
+
     def pdfs(self, window: Sequence[int]) -> tuple[int, ...]:
         """The pdf of every HMM state of the central phone of ``window``."""
-        return tuple(self.pdf(window, k) for k in range(self.topology.states_per_phone))
+        return tuple(self.pdf(window, k) for k in range(self.num_states[window[self.central] - 1]))
 
     def windows(self, phone_ids: Sequence[int]) -> list[tuple[int, ...]]:
         """The context window of every phone of an utterance (edges padded with 0)."""
@@ -218,7 +276,7 @@ class ContextDependency:
             if d.get("format_version") != FORMAT_VERSION:
                 raise ValueError(f"format version {d.get('format_version')!r}, expected {FORMAT_VERSION}")
             nodes: list[Node] = [n if isinstance(n, int) else Split(*map(int, n)) for n in d["nodes"]]
-            return cls(d["phones"], Topology(**d["topology"]), d["context_width"],
+            return cls(d["phones"], Topology.from_dict(d["topology"]), d["context_width"],
                        d["central_position"], d["questions"], nodes, d["roots"], d.get("ci_phones", ()))
         except ModelError as exc:
             raise (ModelError(f"{where}: {exc}") if where else exc) from None

@@ -27,7 +27,7 @@ import numpy as np
 
 from asr.errors import DataError
 from asr.hmm.context import ContextDependency
-from asr.hmm.topology import Topology
+from asr.phones.topology import Topology
 
 
 class PhoneRun(NamedTuple):
@@ -85,8 +85,24 @@ class Transitions:
     def to_ci(self, tids: np.ndarray) -> np.ndarray:
         """The same path as transition ids of the CI model (the stored alignment form)."""
         idx = np.asarray(tids, dtype=np.int64) - 1
-        ci_pdf = self.tid_phone[idx] * self.ctx.topology.states_per_phone + self.tid_state[idx]
+        ci_pdf = self.ctx.ci_offsets[self.tid_phone[idx]] + self.tid_state[idx]
         return (2 * ci_pdf + 1 + self.tid_is_loop[idx]).astype(np.int32)
+
+    def costs(self, self_loop_scale: float) -> np.ndarray:
+        """(num_tids,) float64: the graph cost of taking each transition, as H has it.
+
+        A self-loop costs its phone's self-loop cost; entering a state stands
+        for leaving the one before (every entered state is left once, the last
+        one to the next phone), so it costs the forward cost. The sum over a
+        path's transition ids is the path's HMM transition cost, whichever
+        graph it came from (:func:`path_cost`).
+        """
+        loop, forward = self.ctx.topology.costs(self.ctx.phones, self_loop_scale)  # (P,) each
+        return np.where(self.tid_is_loop, loop[self.tid_phone], forward[self.tid_phone])
+
+    def path_cost(self, tids: np.ndarray, self_loop_scale: float) -> float:
+        """The HMM transition cost (−ln units, scaled) of a transition-id path."""
+        return float(self.costs(self_loop_scale)[np.asarray(tids, dtype=np.int64) - 1].sum())
 
 
 def ci_transitions(phones: Sequence[str], topology: Topology) -> Transitions:
@@ -106,21 +122,26 @@ def _ci_transitions(phones: tuple[str, ...], topology: Topology) -> Transitions:
     return tables
 
 
-def alignment_from_runs(runs: Sequence[PhoneRun], topology: Topology) -> np.ndarray:
-    """CI transition ids (T,) int32 of phone runs, each split uniformly over its states."""
-    s = topology.states_per_phone
+def alignment_from_runs(runs: Sequence[PhoneRun], phones: Sequence[str], topology: Topology) -> np.ndarray:
+    """CI transition ids (T,) int32 of phone runs, each split uniformly over its states.
+
+    Args:
+        runs: contiguous phone runs from frame 0 (0-based indices into ``phones``).
+        phones: the model's phones (their order numbers the CI pdfs).
+    """
+    offsets = ci_transitions(phones, topology).ctx.ci_offsets
     if runs and (runs[0].start != 0 or any(r.end != q.start for r, q in zip(runs, runs[1:]))):
         raise ValueError(f"phone runs must be contiguous from frame 0, got {list(runs)[:3]}…")
     out = np.empty(runs[-1].end if runs else 0, dtype=np.int32)
     for phone, a, b in runs:
-        states = topology.state_path(b - a)
-        pdfs = phone * s + states
+        states = topology.hmm(phones[phone]).state_path(b - a)
+        pdfs = offsets[phone] + states
         loops = np.concatenate([[False], states[1:] == states[:-1]])
         out[a:b] = 2 * pdfs + 1 + loops
     return out
 
 
-def check_alignment(ci_tids: np.ndarray, num_phones: int, topology: Topology,
+def check_alignment(ci_tids: np.ndarray, phones: Sequence[str], topology: Topology,
                     num_frames: int, where: str) -> None:
     """DataError unless ``ci_tids`` is a path of the CI HMMs over ``num_frames`` frames.
 
@@ -130,25 +151,26 @@ def check_alignment(ci_tids: np.ndarray, num_phones: int, topology: Topology,
     phone, or at the start).
     """
     tids = np.asarray(ci_tids, dtype=np.int64)
-    s = topology.states_per_phone
+    ci = ci_transitions(phones, topology)
     if tids.ndim != 1 or len(tids) != num_frames:
         raise DataError(f"{where}: alignment has {tids.shape} labels for {num_frames} frames")
     if len(tids) == 0:
         raise DataError(f"{where}: empty alignment")
-    if tids.min() < 1 or tids.max() > 2 * num_phones * s:
-        raise DataError(f"{where}: alignment label out of range 1..{2 * num_phones * s}")
-    pdf, loop = (tids - 1) // 2, (tids - 1) % 2 == 1
-    phone, state = pdf // s, pdf % s
-    prev_pdf, prev_state = np.concatenate([[-1], pdf[:-1]]), np.concatenate([[s - 1], state[:-1]])
-    prev_phone = np.concatenate([[-1], phone[:-1]])
+    if tids.min() < 1 or tids.max() > ci.num_tids:
+        raise DataError(f"{where}: alignment label out of range 1..{ci.num_tids}")
+    pdf, loop = ci.tid_pdf[tids - 1], ci.tid_is_loop[tids - 1]
+    phone, state = ci.tid_phone[tids - 1], ci.tid_state[tids - 1]
+    last = ci.ctx.num_states[phone] - 1  # (T,) the last state of each frame's phone
+    prev_pdf, prev_state = np.concatenate([[-1], pdf[:-1]]), np.concatenate([[-1], state[:-1]])
+    prev_phone, prev_last = np.concatenate([[-1], phone[:-1]]), np.concatenate([[-1], last[:-1]])
     bad_loop = loop & (pdf != prev_pdf)
     enter_next = (state == prev_state + 1) & (phone == prev_phone)
-    enter_new = (state == 0) & (prev_state == s - 1)
+    enter_new = (state == 0) & (prev_state == prev_last)
     bad_enter = ~loop & ~(enter_next | enter_new)
     bad = np.flatnonzero(bad_loop | bad_enter)
     if len(bad):
         raise DataError(f"{where}: alignment is not an HMM path at frame {int(bad[0])}")
-    if state[-1] != s - 1:
+    if state[-1] != last[-1]:
         raise DataError(f"{where}: alignment ends inside a phone (state {int(state[-1])})")
 
 

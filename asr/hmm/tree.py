@@ -49,7 +49,7 @@ import numpy as np
 
 from asr.errors import DataError, ModelError
 from asr.hmm.context import ContextDependency, Node, Split
-from asr.hmm.topology import Topology
+from asr.phones.topology import Topology
 from asr.hmm.transitions import Transitions, check_alignment, ci_transitions
 from asr.io import atomic_path
 
@@ -169,7 +169,7 @@ def accumulate_stats(alignments: Mapping[str, np.ndarray], feats: Mapping[str, n
             utterance at all.
     """
     ci = ci_transitions(phones, topology)
-    num_ids, num_states = len(phones) + 1, topology.states_per_phone
+    num_ids, num_states = len(phones) + 1, int(topology.num_states(phones).max())
     keys, rows = np.zeros(0, np.int64), None
     pending: list[tuple[np.ndarray, np.ndarray]] = []
     dim: Optional[int] = None
@@ -181,7 +181,7 @@ def accumulate_stats(alignments: Mapping[str, np.ndarray], feats: Mapping[str, n
             raise DataError(f"utterance {utt}: features of shape {x.shape}, "
                             f"expected (T, {dim or 'D'})")
         dim = x.shape[1]
-        check_alignment(alignments[utt], len(phones), topology, len(x), f"utterance {utt}")
+        check_alignment(alignments[utt], phones, topology, len(x), f"utterance {utt}")
         frame_keys = _utterance_events(ci, alignments[utt], num_ids, num_states)
         pending.append(_reduce(frame_keys, np.hstack([np.ones((len(x), 1)), x, x * x])))
         if sum(len(k) for k, _ in pending) >= _MERGE_ROWS:
@@ -289,7 +289,7 @@ def _split_two(members: np.ndarray, pstats: tuple[np.ndarray, np.ndarray, np.nda
     return np.sort(members[~side]), np.sort(members[side])
 
 
-def cluster_phones(stats: TreeStats, phones: Sequence[str], exclude: Sequence[str] = ("sil",),
+def cluster_phones(stats: TreeStats, phones: Sequence[str], exclude: Sequence[str] = (),
                    *, states_per_phone: Optional[int] = None,
                    var_floor_ratio: float = VAR_FLOOR_RATIO) -> list[frozenset[int]]:
     """Questions from a top-down binary clustering of the phones (Kaldi's cluster-phones).
@@ -303,10 +303,13 @@ def cluster_phones(stats: TreeStats, phones: Sequence[str], exclude: Sequence[st
     Args:
         stats: :func:`accumulate_stats`'s output.
         phones: the phone list (phone i has id i+1).
-        exclude: phones left out of the clustering (silence); they form one
+        exclude: phones left out of the clustering (the lang's silence
+            phones, :attr:`asr.phones.lang.Lang.silence`); they form one
             extra question of their own, last, so a split can still ask
             "is the neighbour silence?".
-        states_per_phone: defaults to the largest state in ``stats`` + 1.
+        states_per_phone: the most states of any phone; defaults to the
+            largest state in ``stats`` + 1 (a phone with fewer states has
+            nothing in the others).
 
     Returns:
         Phone-id sets, each once: every cluster of the hierarchy in pre-order
@@ -399,17 +402,18 @@ def best_split(stats: TreeStats, rows: np.ndarray, member: np.ndarray, var_floor
     return SplitChoice(float(gains[p, q]), -1 if p == 0 else 1, int(q), rows[inside], rows[~inside])
 
 
-def _root_rows(stats: TreeStats, num_phones: int, num_states: int) -> list[list[np.ndarray]]:
-    """rows[i][s]: (n,) indices of the events of phone i (0-based), state s."""
+def _root_rows(stats: TreeStats, counts: np.ndarray) -> list[list[np.ndarray]]:
+    """rows[i][s]: (n,) indices of the events of phone i (0-based), state s < counts[i]."""
     c, s = stats.events[:, 1], stats.events[:, 3]
-    if len(c) and (c.min() < 1 or c.max() > num_phones or s.min() < 0 or s.max() >= num_states):
+    num_phones, num_states = len(counts), int(counts.max())
+    if len(c) and (c.min() < 1 or c.max() > num_phones or s.min() < 0 or (s >= counts[c - 1]).any()):
         raise ModelError(f"tree statistics hold centre phones or states outside the "
-                         f"{num_phones} phones x {num_states} states of the model")
+                         f"{num_phones} phones of the model and their HMMs' states")
     key = (c - 1) * num_states + s
     order = np.argsort(key, kind="stable")
     bounds = np.searchsorted(key[order], np.arange(num_phones * num_states + 1))
     return [[order[bounds[i * num_states + k]:bounds[i * num_states + k + 1]]
-             for k in range(num_states)] for i in range(num_phones)]
+             for k in range(int(counts[i]))] for i in range(num_phones)]
 
 
 @dataclass
@@ -489,11 +493,12 @@ def _number(tree: _Growth) -> tuple[list[Node], list[list[int]], list[np.ndarray
 
 def build_tree(stats: TreeStats, phones: Sequence[str], topology: Topology,
                questions: Sequence[Iterable[int]], num_leaves: int, min_occupancy: float,
-               ci_phones: Sequence[str] = ("sil",), min_gain: float = 0.0, *,
+               ci_phones: Sequence[str] = (), min_gain: float = 0.0, *,
                var_floor_ratio: float = VAR_FLOOR_RATIO) -> ContextDependency:
     """Grow the triphone decision tree (width 3, centre 1) from ``stats``.
 
-    One root per (phone, state); the roots of ``ci_phones`` are never split;
+    One root per (phone, state); the roots of ``ci_phones`` (the lang's
+    not-split roots, :attr:`asr.phones.lang.Lang.not_split`) are never split;
     a (phone, state) without data keeps one leaf. Then, while fewer than
     ``num_leaves`` leaves exist, the leaf with the largest gain is split by
     its best question (:func:`best_split`), if that gain exceeds
@@ -510,17 +515,17 @@ def build_tree(stats: TreeStats, phones: Sequence[str], topology: Topology,
     Returns:
         The context dependency; pdfs numbered root by root, depth first.
     """
-    num_states = topology.states_per_phone
+    counts = topology.num_states(phones)
     member = _membership(questions, len(phones))
     floor = variance_floor(stats, var_floor_ratio)
-    root_rows = _root_rows(stats, len(phones), num_states)
+    root_rows = _root_rows(stats, counts)
     unknown = sorted(set(ci_phones) - set(phones))
     if unknown:
         raise ModelError(f"build_tree: CI phones {unknown} are not in the phone list")
     splittable = [p not in set(ci_phones) for p in phones]
-    if num_leaves < len(phones) * num_states:
+    if num_leaves < int(counts.sum()):
         log.warning("build_tree: num_leaves %d is below the %d (phone, state) roots: no split",
-                    num_leaves, len(phones) * num_states)
+                    num_leaves, int(counts.sum()))
     tree = _grow(stats, root_rows, splittable, member, floor, num_leaves, min_occupancy, min_gain)
     nodes, roots, leaf_rows = _number(tree)
     ctx = ContextDependency(phones, topology, 3, 1, [sorted(q) for q in questions], nodes,
@@ -535,33 +540,10 @@ def build_tree(stats: TreeStats, phones: Sequence[str], topology: Topology,
 
 
 # ---- evaluation and display -----------------------------------------------
-def event_pdfs(ctx: ContextDependency, events: np.ndarray) -> np.ndarray:
-    """(E,) pdf of every (E, 4) event under ``ctx``, all events walked down at once."""
-    assert ctx.central <= 1 and ctx.width - ctx.central <= 2, (ctx.width, ctx.central)
-    events = np.asarray(events, dtype=np.int64)
-    num_nodes = len(ctx.nodes)
-    is_leaf = np.array([isinstance(n, int) for n in ctx.nodes])
-    value = np.array([n if isinstance(n, int) else 0 for n in ctx.nodes], dtype=np.int64)
-    column = np.array([0 if isinstance(n, int) else 1 + n.position for n in ctx.nodes])
-    quest = np.array([0 if isinstance(n, int) else n.question for n in ctx.nodes])
-    yes = np.array([i if isinstance(n, int) else n.yes for i, n in enumerate(ctx.nodes)])
-    no = np.array([i if isinstance(n, int) else n.no for i, n in enumerate(ctx.nodes)])
-    member = _membership(ctx.questions, len(ctx.phones)) > 0       # (Q, P+1)
-    node = np.asarray(ctx.roots, dtype=np.int64)[events[:, 1] - 1, events[:, 3]]
-    for _ in range(num_nodes):
-        inner = ~is_leaf[node]
-        if not inner.any():
-            break
-        at = node[inner]
-        answer = member[quest[at], events[inner, column[at]]]
-        node[inner] = np.where(answer, yes[at], no[at])
-    return value[node]
-
-
 def leaf_stats(ctx: ContextDependency,
                stats: TreeStats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stats pooled per pdf of ``ctx``: count (N,), sum (N, D), sumsq (N, D)."""
-    pdf = event_pdfs(ctx, stats.events)
+    pdf = ctx.event_pdfs(stats.events)
     cnt = np.bincount(pdf, weights=stats.count, minlength=ctx.num_pdfs)
     sm, sq = np.zeros((ctx.num_pdfs, stats.dim)), np.zeros((ctx.num_pdfs, stats.dim))
     np.add.at(sm, pdf, stats.sum)

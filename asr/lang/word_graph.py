@@ -42,11 +42,11 @@ import yaml
 
 from asr.errors import GraphError
 from asr.hmm.context import ContextDependency
-from asr.hmm.transitions import loop_tid
+from asr.hmm.transitions import Transitions, loop_tid
 from asr.io import atomic_path, atomic_write_text
 from asr.lang.graph import (DEFAULT_SELF_LOOP_SCALE, INPUT_LABELS, _disambig_to_epsilon, compose,
-                            determinize, make_h, transition_costs, write_fst)
-from asr.lang.symbols import EPS, is_disambig, read_phone_table, read_symbol_table
+                            determinize, make_h, write_fst)
+from asr.symbols import EPS, is_disambig, read_phone_table, read_symbol_table
 
 logger = logging.getLogger(__name__)
 
@@ -179,21 +179,23 @@ def _split_mixed_states(fst: kaldifst.StdVectorFst, cls: np.ndarray,
     return np.asarray(classes, dtype=np.int64)
 
 
-def add_hmm_self_loops(fst: kaldifst.StdVectorFst, num_pdfs: int, loop_cost: float) -> int:
+def add_hmm_self_loops(fst: kaldifst.StdVectorFst, num_pdfs: int, loop_cost: float | np.ndarray) -> int:
     """Add the HMM self-loops to a graph built without them (in place).
 
     A state entered by the transition id entering pdf ``p`` gets the
-    self-loop of ``p`` (cost ``loop_cost``); a state entered in several HMM
+    self-loop of ``p`` (cost ``loop_cost[p]``, or ``loop_cost`` for every
+    pdf when it is a number); a state entered in several HMM
     states is split first. The forward costs are already on the entering
     arcs (:func:`asr.lang.graph.make_h` with ``self_loops=False``). Returns
     the number of states added by splitting.
     """
+    costs = np.broadcast_to(np.asarray(loop_cost, dtype=np.float64), (num_pdfs,))
     cls, mixed = _entering_classes(fst, 2 * num_pdfs)
     num_before = fst.num_states
     if mixed:
         cls = _split_mixed_states(fst, cls, mixed)
     for s in np.flatnonzero(cls >= 0):
-        fst.add_arc(int(s), kaldifst.StdArc(loop_tid(int(cls[s])), 0, loop_cost, int(s)))
+        fst.add_arc(int(s), kaldifst.StdArc(loop_tid(int(cls[s])), 0, float(costs[cls[s]]), int(s)))
     kaldifst.arcsort(fst, sort_type="ilabel")
     return fst.num_states - num_before
 
@@ -218,8 +220,8 @@ def compose_hclg(lg: kaldifst.StdVectorFst, ctx: ContextDependency, phone_disamb
     hclg = determinize(compose(h, clg, "H∘C∘LG"), "H∘C∘LG")
     del clg
     _disambig_to_epsilon(hclg, 2 * ctx.num_pdfs + 1)
-    loop_cost, _ = transition_costs(ctx.topology.self_loop_prob, self_loop_scale)
-    split = add_hmm_self_loops(hclg, ctx.num_pdfs, loop_cost)
+    loop_costs = Transitions(ctx).costs(self_loop_scale)[1::2]  # (num_pdfs,): tid 2·pdf + 2 is pdf's loop
+    split = add_hmm_self_loops(hclg, ctx.num_pdfs, loop_costs)
     if hclg.num_states == 0 or hclg.start < 0:
         raise GraphError("HCLG is empty")
     return hclg, split
@@ -243,7 +245,7 @@ def build_hclg(lexicon_fst: kaldifst.StdVectorFst, g: kaldifst.StdVectorFst, ctx
 
 def graph_inputs(lang_dir: Path) -> dict:
     """SHA-256 of the lang files a word graph is built from (L, G, words, lexicon, phones)."""
-    from asr.decode.bundle import file_sha256
+    from asr.io import file_sha256
 
     return {name: file_sha256(Path(lang_dir) / name) for name in LANG_GRAPH_INPUTS}
 

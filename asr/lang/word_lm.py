@@ -37,7 +37,7 @@ from asr.corpus import prompts
 from asr.errors import DataError, GraphError
 from asr.io import atomic_path, atomic_write_text
 from asr.lang.ngram import check_training_text, run_child, read_arpa_counts
-from asr.lang.symbols import BOS, EOS, RESERVED
+from asr.symbols import BOS, EOS, RESERVED
 
 logger = logging.getLogger(__name__)
 

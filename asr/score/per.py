@@ -1,10 +1,11 @@
 """Phone and word error rates.
 
-PER follows Kaldi's TIMIT recipe: reference and hypothesis 48-phone (or
-61-phone) sequences are both folded to the 39-phone set
-(``conf/phones.60-48-39.map``) and compared by Levenshtein alignment;
-silence (``sil``, including folded closures) is scored, as in Kaldi's TIMIT
-recipe since 2014. WER compares whitespace-separated words. Both use the
+PER folds reference and hypothesis by the lang's score map
+(:meth:`asr.phones.lang.Lang.score`) and compares them by Levenshtein
+alignment. For TIMIT's lang that is Kaldi's TIMIT recipe: the 48 phones
+folded to 39 (``conf/phones.60-48-39.map``), silence (including folded
+closures) scored, as in Kaldi's recipe since 2014. Without a lang the phones
+are scored as given. WER compares whitespace-separated words. Both use the
 one aligner :func:`asr.score.align.align` (rapidfuzz, as jiwer), so the same
 token sequences get the same (S, D, I) split as phones or as words.
 
@@ -22,16 +23,25 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
 from asr.errors import DataError
-from asr.lang.phones import fold_to_39
+from asr.phones.lang import Lang
 from asr.score.align import Pair, align
 
 log = logging.getLogger(__name__)
 
-PHONE_CONVENTION = (
-    "PER with 39-phone folding, Kaldi phones.60-48-39.map (reference and hypothesis folded); "
-    "silence is scored, as in Kaldi's TIMIT recipe since 2014"
-)
 PHONE_CONVENTION_UNFOLDED = "PER on the phone symbols as given (no folding); silence is scored"
+
+
+def phone_convention(lang: Optional[Lang]) -> str:
+    """How PER was computed with ``lang``'s score map (None: phones as given)."""
+    if lang is None or not lang.score_map:
+        return PHONE_CONVENTION_UNFOLDED
+    scored = {m for m in (lang.score_map.get(p, p) for p in lang.phones) if m is not None}
+    deleted = [p for p in lang.phones if p in lang.score_map and lang.score_map[p] is None]
+    sil = "silence is scored" if lang.score_map.get(lang.optional_silence, lang.optional_silence) \
+        else "silence is not scored"
+    return (f"PER after the lang's score map, {len(lang.phones)} phones scored as {len(scored)}"
+            + (f" ({len(deleted)} deleted)" if deleted else "")
+            + f" (reference and hypothesis folded); {sil}")
 WORD_CONVENTION = (
     "WER on whitespace-separated words as given (no case or punctuation normalisation), "
     "Levenshtein alignment as jiwer's"
@@ -150,26 +160,25 @@ def _accumulate(result: ScoreResult, utt: str, pairs: list[Pair]) -> None:
 
 
 def score_phones(
-    refs: Mapping[str, Tokens], hyps: Mapping[str, Tokens], fold39: bool = True
+    refs: Mapping[str, Tokens], hyps: Mapping[str, Tokens], lang: Optional[Lang] = None
 ) -> ScoreResult:
     """Phone error rate over all utterances of ``refs``.
 
     Args:
         refs, hyps: utt -> phone sequence (list, or one space-separated string),
-            48- or 61-phone symbols when ``fold39``.
-        fold39: fold both sides to the 39-phone scoring set first.
+            phones of ``lang`` when it is given.
+        lang: fold both sides by its score map first (None: score as given).
 
     Raises:
-        DataError: a hypothesis for an unknown utterance, or an unknown phone.
+        DataError: a hypothesis for an unknown utterance, or a phone outside ``lang``.
     """
     missing = _check_keys(refs, hyps)
-    conv = PHONE_CONVENTION if fold39 else PHONE_CONVENTION_UNFOLDED
-    result = ScoreResult(ErrorCounts(), {}, missing=missing, convention=conv, unit="phone")
+    result = ScoreResult(ErrorCounts(), {}, missing=missing, convention=phone_convention(lang), unit="phone")
     for utt in sorted(refs):
         ref, hyp = _tokens(refs[utt]), _tokens(hyps.get(utt, []))
-        if fold39:
-            ref = fold_to_39(ref, where=f"reference of utterance {utt!r}")
-            hyp = fold_to_39(hyp, where=f"hypothesis of utterance {utt!r}")
+        if lang is not None:
+            ref = lang.score(ref, where=f"reference of utterance {utt!r}")
+            hyp = lang.score(hyp, where=f"hypothesis of utterance {utt!r}")
         _accumulate(result, utt, align(ref, hyp))
     log.info("PER %.2f%% (%s)", result.counts.rate, _summary(result.counts))
     return result

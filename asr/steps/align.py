@@ -31,7 +31,7 @@ from asr.errors import DataError, GraphError, ModelError
 from asr.hmm.alignment import AlignmentSet, write_alignments
 from asr.hmm.context import ContextDependency
 from asr.hmm.transitions import alignment_pdfs, ci_transitions
-from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE, transition_costs, alignment_graph
+from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE, alignment_graph
 from asr.steps.decode import set_features, set_posteriors
 from asr.steps.train_am import uniform_alignments
 
@@ -63,12 +63,7 @@ def path_score(scores: np.ndarray, ci_tids: np.ndarray, ctx: ContextDependency,
     """
     pdfs = alignment_pdfs(ci_tids, ctx)
     acoustic = float(scores[np.arange(len(pdfs)), pdfs].sum())
-    loop_cost, forward_cost = transition_costs(ctx.topology.self_loop_prob, self_loop_scale)
-    ci = ci_transitions(ctx.phones, ctx.topology)
-    idx = np.asarray(ci_tids, dtype=np.int64) - 1
-    loops = int(ci.tid_is_loop[idx].sum())
-    forwards = len(idx) - loops  # every entered state is left once (the last state to the hub)
-    return PathScore(acoustic, -(loops * loop_cost + forwards * forward_cost))
+    return PathScore(acoustic, -ci_transitions(ctx.phones, ctx.topology).path_cost(ci_tids, self_loop_scale))
 
 
 def align_utterance(model: HybridModel, log_post: np.ndarray, phones: list[str], utt: str,

@@ -5,7 +5,9 @@ on the normalised features, as Kaldi's ``acc-tree-stats`` (or, with
 ``hidden_from``, on a trained network's last LSTM layer); questions come
 from clustering the phones on the same statistics (Kaldi's
 ``cluster-phones``); the tree grows greedily by likelihood gain
-(:mod:`asr.hmm.tree`). Silence stays context-independent. The tree is
+(:mod:`asr.hmm.tree`). The lang dir decides which phones are left out of
+the clustering (its silence phones), which stay context-independent (its
+not-split roots) and which extra questions the tree may ask. The tree is
 written as ``tree.json`` with ``tree.yaml`` (its figures and settings); the
 CD targets follow from it and the alignment (``alignment_pdfs``) when the CD
 model is trained.
@@ -27,7 +29,7 @@ from asr.hmm.alignment import check_against_features, read_alignments
 from asr.hmm.context import TREE_JSON, ContextDependency
 from asr.hmm.tree import accumulate_stats, build_tree, cluster_phones, tree_loglike, tree_summary
 from asr.io import atomic_write_text
-from asr.lang.phones import SIL
+from asr.phones.lang import Lang
 from asr.nn.train import load_model
 
 log = logging.getLogger(__name__)
@@ -46,15 +48,14 @@ def hidden_activations(model_dir: Path, feats: Mapping[str, np.ndarray]) -> dict
     return out
 
 
-def build_tree_stage(data_dir: Path, ali_dir: Path, out_dir: Path, num_leaves: int = 1000,
-                     min_occupancy: float = 50.0, ci_phones: tuple[str, ...] = (SIL,),
-                     hidden_from: Path | None = None) -> ContextDependency:
+def build_tree_stage(data_dir: Path, ali_dir: Path, out_dir: Path, lang: Lang, num_leaves: int = 1000,
+                     min_occupancy: float = 50.0, hidden_from: Path | None = None) -> ContextDependency:
     """Build ``out_dir/tree.json`` from the alignments of ``data_dir``; return the tree.
 
     Args:
         num_leaves: target number of pdfs (leaves), chosen on dev.
         min_occupancy: frames each leaf must hold at least.
-        ci_phones: phones kept context-independent (silence).
+        lang: the alignments' lang (their phones and topology must be its).
         hidden_from: a model dir whose network's last-layer activations are
             the statistics' vectors instead of the features.
 
@@ -63,10 +64,11 @@ def build_tree_stage(data_dir: Path, ali_dir: Path, out_dir: Path, num_leaves: i
             each other, or too few leaves asked for.
     """
     out_dir = Path(out_dir)
-    aset = read_alignments(ali_dir)
-    if num_leaves < len(aset.phones) * aset.topology.states_per_phone:
-        raise ModelError(f"--num-leaves {num_leaves} is below the {len(aset.phones)} phones x "
-                         f"{aset.topology.states_per_phone} states of the CI model")
+    aset = read_alignments(ali_dir, expect_phones=list(lang.phones), expect_topology=lang.topology)
+    num_states = int(aset.topology.num_states(aset.phones).sum())
+    if num_leaves < num_states:
+        raise ModelError(f"--num-leaves {num_leaves} is below the {num_states} (phone, state) "
+                         f"pairs of the CI model")
     feats = dict(load_features(data_dir))  # read each matrix once: checked, then accumulated
     check_against_features(aset, feats, f"{ali_dir} against {data_dir}")
     alignments = {u: a for u, a in aset.alignments.items() if u in feats}
@@ -75,7 +77,10 @@ def build_tree_stage(data_dir: Path, ali_dir: Path, out_dir: Path, num_leaves: i
                         f"(alignments of another data set?)")
     vectors = hidden_activations(hidden_from, {u: feats[u] for u in alignments}) if hidden_from else feats
     stats = accumulate_stats(alignments, vectors, aset.phones, aset.topology)
-    questions = cluster_phones(stats, aset.phones, exclude=ci_phones)
+    questions = cluster_phones(stats, aset.phones, exclude=lang.silence)
+    extra = [frozenset(lang.index(p) + 1 for p in q) for q in lang.extra_questions]
+    questions += [q for q in dict.fromkeys(extra) if q not in questions]
+    ci_phones = lang.not_split
     ci = ContextDependency.ci(aset.phones, aset.topology)
     ctx = build_tree(stats, aset.phones, aset.topology, questions, num_leaves, min_occupancy,
                      ci_phones=ci_phones)

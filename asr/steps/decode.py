@@ -152,7 +152,7 @@ def tune_acwt(model: HybridModel, dev_dir: Path, out_dir: Path, grid=ACWT_GRID, 
     sweep = {}
     for acwt in grid:
         hyps = decode_with(model, decoder, post, acwt).hyps
-        result = score_phones(refs, hyps)
+        result = score_phones(refs, hyps, model.lang)
         sweep[acwt] = result.counts.rate
         write_hyps(out_dir / f"hyp_acwt{acwt}.txt", hyps)
         write_report(result, out_dir / f"per_acwt{acwt}.txt", f"{dev_dir} acwt {acwt}")
@@ -179,7 +179,7 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
     hyps = decoded.hyps
     search_seconds = time.time() - start
     argmax = {u: argmax_phones(lp, model.context) for u, lp in post.items()}
-    hmm_result, argmax_result = score_phones(refs, hyps), score_phones(refs, argmax)
+    hmm_result, argmax_result = score_phones(refs, hyps, model.lang), score_phones(refs, argmax, model.lang)
     write_hyps(out_dir / "hyp.txt", hyps)
     write_hyps(out_dir / "hyp_argmax.txt", argmax)
     write_report(hmm_result, out_dir / "per_report.txt", f"{data_dir} {decoder.upper()} decode, {settings}")
@@ -246,7 +246,7 @@ def tune_rnn(model: HybridModel, dev_dir: Path, out_dir: Path, start: "RnnSettin
     def per(settings: RnnSettings) -> float:
         if settings not in tried:
             hyps = decode_with(model, rnn_decoder(model, settings, lm), post, settings.acwt).hyps
-            tried[settings] = score_phones(refs, hyps).counts.rate
+            tried[settings] = score_phones(refs, hyps, model.lang).counts.rate
             log.info("dev RNN %s: PER %.2f%%", settings, tried[settings])
         return tried[settings]
 

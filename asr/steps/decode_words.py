@@ -39,7 +39,7 @@ from asr.decode.words import (WordGraph, install_word_graph, load_word_graph, sa
                               word_decode_params, word_spans)
 from asr.errors import AsrError
 from asr.io import atomic_write_text
-from asr.lang.symbols import RESERVED, is_garbage_word
+from asr.symbols import RESERVED, is_garbage_word
 from asr.score.per import score_words
 from asr.score.report import write_report
 from asr.steps.decode import set_features, set_posteriors, write_hyps
@@ -175,7 +175,8 @@ def decode_words_and_score(model: HybridModel, data_dir: Path, out_dir: Path, nj
 def _spans(model: HybridModel, graph: WordGraph, path: BestPath, words: list[str]):
     """Word spans of a best path; [] with a warning when they cannot be found."""
     try:
-        return word_spans(model.transitions.phone_runs(path.tids), model.phones, words, graph.lexicon)
+        return word_spans(model.transitions.phone_runs(path.tids), model.phones, model.lang.optional_silence,
+                          words, graph.lexicon)
     except AsrError as exc:
         log.warning("%s", exc)
         return []

@@ -27,10 +27,11 @@ from asr.features.storage import load_features
 from asr.hmm.alignment import check_against_features, read_alignments
 from asr.hmm.context import TREE_JSON, ContextDependency
 from asr.hmm.targets import TargetStats, TooShortError, segments_to_alignment
-from asr.hmm.topology import Topology
+from asr.phones.lang import Lang
+from asr.phones.topology import Topology
 from asr.hmm.transitions import alignment_pdfs
 from asr.io import atomic_write_text
-from asr.lang.symbols import write_symbol_table
+from asr.symbols import write_symbol_table
 from asr.nn.distributed import current
 from asr.nn.model import ModelConfig
 from asr.nn.priors import estimate_log_priors, save_log_priors
@@ -63,7 +64,7 @@ def uniform_alignments(data_dir: Path, feats: Mapping[str, np.ndarray], phones: 
         num_frames = len(feats[utt])
         try:
             out[utt] = segments_to_alignment(dd.phone_segments[utt], cfg.frame_centers(num_frames),
-                                             index, utt, topo, stats)
+                                             index, topo, utt, stats)
         except TooShortError as exc:
             log.warning("%s: %s; utterance skipped", data_dir, exc)
             stats.skipped_utterances += 1
@@ -179,7 +180,7 @@ def lstm_weights(model_dir: Path, model_cfg: ModelConfig) -> dict[str, torch.Ten
 
 
 def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
-             train_cfg: TrainConfig, device: torch.device, ctx: ContextDependency,
+             train_cfg: TrainConfig, device: torch.device, ctx: ContextDependency, lang: Lang,
              ali_dirs: tuple[Path, Path] | None = None, init_from: Path | None = None,
              aug: AugmentConfig | None = None) -> dict:
     """Train an LSTM on ``train_dir`` (dev loss on ``dev_dir``); write the bundle to ``exp_dir``.
@@ -187,6 +188,7 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
     Args:
         model_opts: ModelConfig fields other than input_dim / num_pdfs.
         ctx: the context dependency (CI, or a CD tree) that numbers the outputs.
+        lang: the lang of ``ctx``'s phones (the bundle keeps a copy).
         ali_dirs: (train, dev) alignment dirs; None trains on the uniform split.
         init_from: a trained model dir whose LSTM layers start this model
             (its output layer too when it has as many outputs; else that starts random).
@@ -235,5 +237,5 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
     state = train(exp_dir, (train_feats, train_tgt), (dev_feats, dev_tgt), model_cfg, train_cfg,
                   device, init, copies=copies, aug=aug)
     if dist.is_main:
-        write_training_manifest(exp_dir, feat_cfg, ctx, model_cfg.input_dim, targets_info)
+        write_training_manifest(exp_dir, feat_cfg, ctx, lang, model_cfg.input_dim, targets_info)
     return state

@@ -14,7 +14,7 @@ import yaml
 from asr.corpus.datadir import read_datadir
 from asr.errors import DataError, ModelError
 from asr.io import atomic_write_text
-from asr.lang.symbols import read_phone_table
+from asr.phones.lang import Lang
 from asr.nn.phone_lm import PhoneLmConfig, encode, load_phone_lm, perplexity, train_phone_lm
 
 log = logging.getLogger(__name__)
@@ -83,14 +83,14 @@ def _text_lines(text: Path) -> list[str]:
         raise DataError(f"{text}: the word text is not UTF-8") from None
 
 
-def expanded_sentences(text: Path, lexicon: Path, phones: list[str]) -> list[np.ndarray]:
+def expanded_sentences(text: Path, lexicon: Path, phones: list[str], silence: str = "") -> list[np.ndarray]:
     """The phone sequences of the sentences of a word text (one sentence a line), each word
     read with its first pronunciation in ``lexicon`` (:func:`first_pronunciations`; a word
-    is looked up as written, then lower-cased) and the sentence framed by ``sil`` (as the
-    corpus's phone transcripts are) when that is a phone. A sentence with a word the lexicon
-    lacks is left out (counted in the log)."""
+    is looked up as written, then lower-cased) and the sentence framed by ``silence`` (the
+    lang's optional silence, as the corpus's phone transcripts are; "" for no frame). A
+    sentence with a word the lexicon lacks is left out (counted in the log)."""
     prons = first_pronunciations(lexicon, phones)
-    edge = ["sil"] if "sil" in phones else []
+    edge = [silence] if silence else []
     out, skipped = [], 0
     for lineno, line in enumerate(_text_lines(text), 1):
         words = line.split()
@@ -124,25 +124,26 @@ def read_phone_lm_conf(path: Path | None, phones: list[str], **overrides) -> Pho
         raise ModelError(f"{path or 'phone LM settings'}: bad phone LM config ({exc})") from None
 
 
-def train_phone_lm_stage(train_dir: Path, dev_dir: Path, out_dir: Path, phones_txt: Path,
+def train_phone_lm_stage(train_dir: Path, dev_dir: Path, out_dir: Path, lang_dir: Path,
                          conf: Path | None, device: torch.device, eval_dirs: tuple[Path, ...] = (),
                          extra_text: Path | None = None, lexicon: Path | None = None) -> dict:
     """Train the phone LM of ``out_dir`` (resuming or finding it finished), then write its
     perplexity on dev and each of ``eval_dirs`` to ``phone_lm_ppl.yaml``; return that.
-    ``extra_text`` (word sentences) expanded through ``lexicon`` adds training sequences."""
-    from asr.errors import GraphError
-
+    ``lang_dir``: the acoustic models' lang dir (its phones; its optional silence frames
+    the sentences of ``extra_text``, word sentences expanded through ``lexicon``, which add
+    training sequences)."""
     if (extra_text is None) != (lexicon is None):
         raise ModelError("an extra text and a lexicon go together (the text is expanded through it)")
     try:
-        phones = read_phone_table(phones_txt)
-    except GraphError as exc:
+        lang = Lang.load(lang_dir)
+    except DataError as exc:
         raise ModelError(str(exc)) from None
+    phones = list(lang.phones)
     extra = {"extra_text": str(extra_text), "lexicon": str(lexicon)} if extra_text else {}
     cfg = read_phone_lm_conf(conf, phones, **extra)
     train = list(phone_sentences(train_dir, phones).values())
     if cfg.extra_text:
-        train += expanded_sentences(Path(cfg.extra_text), Path(cfg.lexicon), phones)
+        train += expanded_sentences(Path(cfg.extra_text), Path(cfg.lexicon), phones, lang.optional_silence)
     evals = {d: list(phone_sentences(d, phones).values()) for d in (dev_dir, *eval_dirs)}
     dev = evals[dev_dir]
     log.info("phone LM: %d training utterances (%d phones), %d dev", len(train), sum(map(len, train)), len(dev))

@@ -42,7 +42,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   case " $lm_opts " in *" --lm "*|*" --lm="*) lm_train_opts=() ;; esac
   # shellcheck disable=SC2086
   asr --log-file "$exp/log/lang_words.log" prepare-lang "$data/train" "$data/lang_words" \
-    "${lm_train_opts[@]}" --eval "$data/dev" "${eval_dirs[@]}" $lm_opts
+    --phone-lang "$data/lang" "${lm_train_opts[@]}" --eval "$data/dev" "${eval_dirs[@]}" $lm_opts
   asr --log-file "$exp/log/graph_words_ci.log" make-word-graph "$data/lang_words" "$data/graph_words_ci"
   record_time "$times" "2 lang" "$SECONDS"
 fi
@@ -55,10 +55,10 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "Stage 4: CI targets (uniform split, 3 states per phone) and CI LSTM training"
+  log "Stage 4: CI targets (uniform split over each phone's HMM states) and CI LSTM training"
   SECONDS=0
   # resumes an interrupted run, returns at once when done, refuses a changed config
-  asr --log-file "$exp/log/train_ci.log" train "$data/train" "$data/dev" "$ci" --conf "$conf" --device "$device" --ngpu "$ngpu"
+  asr --log-file "$exp/log/train_ci.log" train "$data/train" "$data/dev" "$ci" --lang "$data/lang" --conf "$conf" --device "$device" --ngpu "$ngpu"
   record_time "$times" "4 train CI LSTM" "$SECONDS"
 fi
 
@@ -74,7 +74,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   done
   if [ "$ci_realigned" = true ]; then
     asr --log-file "$exp/log/train_ci_realigned.log" train "$data/train" "$data/dev" "${ci}_realigned" \
-      --conf "$conf" --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" --device "$device" --ngpu "$ngpu"
+      --lang "$data/lang" --conf "$conf" --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" --device "$device" --ngpu "$ngpu"
   fi
   record_time "$times" "5 realign" "$SECONDS"
 fi
@@ -87,7 +87,7 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     if [ -f "$tree/tree.json" ] && [ "$tree/tree.json" -nt "$ci/ali_train/ali.yaml" ]; then
       log "tree $tree is up to date, skipping"
     else
-      asr --log-file "$exp/log/tree_$n.log" build-tree "$data/train" "$ci/ali_train" "$tree" --num-leaves "$n"
+      asr --log-file "$exp/log/tree_$n.log" build-tree "$data/train" "$ci/ali_train" "$tree" --lang "$data/lang" --num-leaves "$n"
     fi
     asr --log-file "$exp/log/graph_$n.log" make-graph "$data/train" "$data/lang" --order 2 \
       --tree "$tree/tree.json" --graph-dir "$tree"
@@ -104,7 +104,7 @@ if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
   if [ "$cd_init" = true ]; then init=(--init-from "$ci"); fi
   for n in $cd_leaves; do
     asr --log-file "$exp/log/train_cd_$n.log" train "$data/train" "$data/dev" "$exp/cd_lstm_$n" \
-      --conf "$cd_conf" --tree "$exp/tree_$n/tree.json" \
+      --lang "$data/lang" --conf "$cd_conf" --tree "$exp/tree_$n/tree.json" \
       --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" "${init[@]}" --device "$device" --ngpu "$ngpu"
   done
   record_time "$times" "7 train CD LSTM" "$SECONDS"
@@ -200,7 +200,7 @@ if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ] && [ "$rnn_decoder" = true ]; t
   fi
   # shellcheck disable=SC2086  # phone_lm_opts is a list of options
   asr --log-file "$exp/log/phone_lm.log" train-phone-lm "$data/train" "$data/dev" "$exp/phone_lm" \
-    --phones "$data/lang/phones.txt" --conf "$phone_lm_conf" --eval "${eval_dirs[@]}" --device "$device" \
+    --lang "$data/lang" --conf "$phone_lm_conf" --eval "${eval_dirs[@]}" --device "$device" \
     "${text_opts[@]}" $phone_lm_opts
   for model in "${systems[@]}"; do decode_rnn_system "$model"; done
   record_time "$times" "9 RNN phone decoder" "$SECONDS"
