@@ -79,7 +79,7 @@ def _setup_logging(verbose: bool, log_file: Path | None) -> None:
 
 
 def cmd_synth_corpus(args: argparse.Namespace) -> int:
-    from asr.corpus.synth import generate_corpus
+    from asr.synth.corpus import generate_corpus
 
     unseen = [v for v in args.unseen_voices.replace(",", " ").split() if v]
     generate_corpus(args.out_dir, size=args.size, seed=args.seed, num_jobs=args.nj, unseen_voices=unseen,

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runs import ROOT, asr, copies_seconds, epoch_counts, epoch_point, report  # noqa: E402
 
 from asr.corpus.datadir import read_datadir  # noqa: E402
-from asr.corpus.synth import DEFAULT_UNSEEN_VOICES, SIZES, make_speakers  # noqa: E402
+from asr.synth.corpus import DEFAULT_UNSEEN_VOICES, SIZES, make_speakers  # noqa: E402
 
 
 def parse_plan(text: list[str]) -> dict[int, list[int]]:

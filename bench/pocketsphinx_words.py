@@ -87,7 +87,7 @@ def flite_to_cmu(phones: Sequence[str]) -> Optional[list[str]]:
 def _flite_prons(words: Sequence[str]) -> dict[str, list[str]]:
     """flite's pronunciation (CMU phones) of each word; words flite says as nothing or with
     a non-CMU symbol are left out with a warning."""
-    from asr.corpus.tts import word_pronunciations
+    from asr.synth.tts import word_pronunciations
 
     out: dict[str, list[str]] = {}
     for i in range(0, len(words), FLITE_BATCH):
@@ -124,7 +124,7 @@ def pocketsphinx_dict(words: Iterable[str], out_path: Path) -> DictSources:
     Returns:
         how many distinct words came from cmudict and from flite, and how many were skipped.
     """
-    from asr.corpus.prompts import model_paths
+    from asr.synth.prompts import model_paths
     from asr.io import atomic_write_text
 
     cmudict = read_cmudict(model_paths()[1])

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from asr.corpus.synth import SIZES, generate_corpus
+from asr.synth.corpus import SIZES, generate_corpus
 
 
 def main() -> int:

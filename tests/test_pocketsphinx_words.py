@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.corpus.prompts import model_paths
-from asr.corpus.tts import synthesize
+from asr.synth.prompts import model_paths
+from asr.synth.tts import synthesize
 from asr.score.per import score_words
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))

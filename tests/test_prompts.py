@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asr.corpus import prompts as P
+from asr.synth import prompts as P
 
 
 @pytest.fixture(scope="module")

@@ -487,7 +487,7 @@ def test_leading_silence_does_not_change_the_phones(recipe, tmp_path):
 
 
 def _transcribe_flite(model: Path, sentence: str, wav: Path, fmt: str = "json") -> subprocess.CompletedProcess:
-    from asr.corpus.tts import synthesize
+    from asr.synth.tts import synthesize
 
     audio, rate, _ = synthesize(sentence, "kal16", {}, where="round trip")
     sf.write(wav, audio, rate)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.corpus import synth
-from asr.corpus.perturb import OUT_RATE, resample_ratio, warp
-from asr.corpus.synth_labels import find_burst, rescale_rows, timit_phones, word_rows
-from asr.corpus.tts import FliteSegment, flite_version, synthesize, word_pronunciations
+from asr.synth import corpus as synth
+from asr.synth.perturb import OUT_RATE, resample_ratio, warp
+from asr.synth.labels import find_burst, rescale_rows, timit_phones, word_rows
+from asr.synth.tts import FliteSegment, flite_version, synthesize, word_pronunciations
 from asr.errors import DataError
 from asr.phones.timit import PHONES61
 

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from asr.corpus.tts import synthesize
+from asr.synth.tts import synthesize
 from asr.features.cmvn import MIN_SPEECH_FRAMES, accumulate_stats, speech_stats
 from asr.features.extract import FeatureConfig, features_and_speech
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr.corpus import prompts as P
+from asr.synth import prompts as P
 from asr.errors import GraphError
 from asr.lang import word_lm as W
 from asr.lang.ngram import arpa_vocabulary, read_arpa_counts

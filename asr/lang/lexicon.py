@@ -51,7 +51,7 @@ from typing import AbstractSet, Callable, Collection, Iterable, Optional, Sequen
 
 import kaldifst
 
-from asr.corpus.tts import word_pronunciations
+from asr.synth.tts import word_pronunciations
 from asr.errors import DataError, GraphError
 from asr.io import atomic_write_text
 from asr.phones import timit

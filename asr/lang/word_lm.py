@@ -1,7 +1,7 @@
 """The word language model for large-vocabulary decoding of the synthetic corpus.
 
 The corpus prompts are drawn from pocketsphinx's en-us trigram over its top
-4,000 words (:mod:`asr.corpus.prompts`). The decoder's word LM is trained on
+4,000 words (:mod:`asr.synth.prompts`). The decoder's word LM is trained on
 text drawn from the same LM over a larger vocabulary (20k words by default),
 so that the recogniser faces a realistic vocabulary and LM mismatch:
 
@@ -33,7 +33,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import yaml
 
-from asr.corpus import prompts
+from asr.synth import prompts
 from asr.errors import DataError, GraphError
 from asr.io import atomic_path, atomic_write_text
 from asr.lang.ngram import check_training_text, run_child, read_arpa_counts
@@ -211,7 +211,7 @@ def sample_lm_text(
 
     ``num_sentences`` sentences are drawn (as the corpus prompts are:
     4..14 words) over the top ``vocab_size`` qualifying words, with the fast
-    path of :class:`~asr.corpus.prompts.PromptSampler` (exact bigrams from
+    path of :class:`~asr.synth.prompts.PromptSampler` (exact bigrams from
     the LM's stored-bigram table, trigram scores for the likeliest
     successors of each stored trigram history). A sentence whose text equals
     one in ``exclude`` (lower-case, single spaces: dev and test prompts) is

@@ -111,7 +111,7 @@ def timit_lang() -> Lang:
 #
 # ``asr prepare-lang --phone-lang`` with TIMIT's lang maps every pronunciation
 # (user lexicon, CMUdict, flite's letter-to-sound rules) onto the 48 phones the
-# way the synthetic training corpus is labelled (:mod:`asr.corpus.synth_labels`):
+# way the synthetic training corpus is labelled (:mod:`asr.synth.labels`):
 # flite's ARPAbet phones, each stop and affricate split into closure + release
 # (``p t k ch`` get ``cl`` before them, ``b d g jh`` get ``vcl``), then TIMIT's
 # 61 → 48 folding (``axr`` → ``er``, ``em`` → ``m``, ``hv`` → ``hh``, ``nx`` → ``n``).
@@ -120,7 +120,7 @@ def timit_lang() -> Lang:
 # that ``AH0`` → ``ax`` and ``AH1``/``AH2`` → ``ah``; ``ER0/1/2`` → ``er``;
 # ``IH0`` → ``ih``, except in the ``-ed`` suffix after ``T``/``D`` (word-final
 # ``T IH0 D`` / ``D IH0 D``), where flite says ``ax``. Measured against flite's
-# own pronunciation (:func:`asr.corpus.tts.word_pronunciations`, voice kal16,
+# own pronunciation (:func:`asr.synth.tts.word_pronunciations`, voice kal16,
 # same closure expansion) over the 4,000-word prompt vocabulary
 # (``load_sampler(4000).vocab``, all 4,000 words in CMUdict), the fraction of
 # words whose mapped CMUdict pronunciation equals flite's:

@@ -12,10 +12,10 @@ Layout written under ``out_dir`` (exactly TIMIT's, upper-case names)::
 
 ``layout="librispeech"`` (``asr synth-corpus --layout librispeech``) writes the
 same speech in the LibriSpeech layout instead, word transcripts only, with the
-true phone and word boundaries in a side file (:mod:`asr.corpus.synth_layout`).
+true phone and word boundaries in a side file (:mod:`asr.synth.librispeech`).
 
 Speakers are flite voices (kal, kal16, awb, rms male; slt female) with
-per-speaker perturbations (:mod:`asr.corpus.perturb`). The voices named in
+per-speaker perturbations (:mod:`asr.synth.perturb`). The voices named in
 ``unseen_voices`` (default ``awb``) speak only the ``test_unseen`` partition:
 train, dev and the in-domain test set never hear them, so that set measures
 how a model does on a voice it was not trained on. Each reads
@@ -41,10 +41,10 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from asr.corpus import prompts as prompt_lm
-from asr.corpus.perturb import OUT_RATE, VOICES, SpeakerVoice, draw_speaker_voice, render, resample_ratio
-from asr.corpus.synth_labels import Row, rescale_rows, timit_phones, word_rows
-from asr.corpus.tts import flite_version, synthesize, word_pronunciations
+from asr.synth import prompts as prompt_lm
+from asr.synth.perturb import OUT_RATE, VOICES, SpeakerVoice, draw_speaker_voice, render, resample_ratio
+from asr.synth.labels import Row, rescale_rows, timit_phones, word_rows
+from asr.synth.tts import flite_version, synthesize, word_pronunciations
 from asr.errors import DataError
 from asr.io import atomic_path, atomic_write_text
 
@@ -402,7 +402,7 @@ def generate_corpus(out_dir: Path, size: str = "medium", seed: int = 0, num_jobs
 
     ``layout`` "timit" (the default) writes TIMIT's layout (see the module
     docstring); "librispeech" writes the same speech in LibriSpeech's layout
-    (:mod:`asr.corpus.synth_layout`). ``unseen_voices`` (possibly none) speak
+    (:mod:`asr.synth.librispeech`). ``unseen_voices`` (possibly none) speak
     only the held-out ``test_unseen`` partition. Resumable: utterances whose
     files exist are kept. A finished corpus (``.complete``) with the same
     size, seed, held-out voices, layout and flite version returns at once.
@@ -453,7 +453,7 @@ def corpus_speakers(size: str, seed: int, unseen_voices: Sequence[str] = DEFAULT
 
 def _generate_librispeech(out_dir: Path, size: str, seed: int, num_jobs: int, unseen: Sequence[str]) -> None:
     """The TIMIT layout in ``out_dir/.timit_layout`` (resumable), converted to the LibriSpeech layout."""
-    from asr.corpus.synth_layout import write_librispeech_layout
+    from asr.synth.librispeech import write_librispeech_layout
 
     work = generate_corpus(out_dir / TIMIT_WORK_DIR, size, seed, num_jobs, unseen, layout="timit")
     write_librispeech_layout(work, out_dir, corpus_speakers(size, seed, unseen))

@@ -21,13 +21,13 @@ utterance id in front, offsets in samples at 16 kHz (end exclusive), sorted
 by utterance then start; read them with :func:`read_alignment_file`.
 
 Mapping to the TIMIT layout: the generator's speaker i (0-based, train,
-dev, test, then test_unseen speakers, as :func:`asr.corpus.synth.make_speakers`
+dev, test, then test_unseen speakers, as :func:`asr.synth.corpus.make_speakers`
 lists them) is speaker ``100 + i`` reading the one chapter ``1000 + i``;
 its utterances in increasing TIMIT utterance number (its SX prompts, then
 its SI prompts) are ``NNNN`` = 0000, 0001, ... The words are those the TIMIT
 importer reads from the .TXT (:func:`asr.corpus.timit.read_txt`), upper-cased.
 
-Generation (:func:`asr.corpus.synth.generate_corpus` with ``layout="librispeech"``)
+Generation (:func:`asr.synth.corpus.generate_corpus` with ``layout="librispeech"``)
 first makes the TIMIT layout in ``OUT/.timit_layout`` (resumable as ever),
 then converts it here (each FLAC written atomically and kept on a rerun) and
 removes the work dir once ``.complete`` is written.
@@ -42,8 +42,8 @@ from typing import Sequence
 
 import soundfile as sf
 
-from asr.corpus.perturb import OUT_RATE
-from asr.corpus.synth_labels import Row
+from asr.synth.perturb import OUT_RATE
+from asr.synth.labels import Row
 from asr.corpus.timit import read_txt
 from asr.errors import DataError
 from asr.io import atomic_path, atomic_write_text
@@ -75,7 +75,7 @@ class LibriSpeaker:
 
 
 def librispeech_speakers(speakers: Sequence, timit_root: Path) -> list[LibriSpeaker]:
-    """The LibriSpeech ids of the generator's speakers (:class:`asr.corpus.synth.Speaker`)."""
+    """The LibriSpeech ids of the generator's speakers (:class:`asr.synth.corpus.Speaker`)."""
     return [LibriSpeaker(str(SPEAKER_BASE + s.index), str(CHAPTER_BASE + s.index), s.partition, s.spk_id,
                          s.voice.voice, s.spk_id[0], s.directory(timit_root)) for s in speakers]
 
@@ -151,7 +151,7 @@ def write_librispeech_layout(timit_root: Path, out_dir: Path, speakers: Sequence
     Args:
         timit_root: the synthetic corpus in the TIMIT layout.
         out_dir: where the LibriSpeech layout goes.
-        speakers: the generator's speakers (:func:`asr.corpus.synth.make_speakers`) of ``timit_root``.
+        speakers: the generator's speakers (:func:`asr.synth.corpus.make_speakers`) of ``timit_root``.
 
     Raises:
         DataError: a speaker dir of ``timit_root`` missing or incomplete.

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from asr.corpus.tts import FLITE_PAUSES, FliteSegment
+from asr.synth.tts import FLITE_PAUSES, FliteSegment
 from asr.errors import DataError
 from asr.phones.timit import CLOSURE, PHONES61
 from asr.score.align import align_indices
