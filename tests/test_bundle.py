@@ -81,7 +81,7 @@ def make_bundle(model_dir: Path, ctx: ContextDependency = CI, feat_cfg: FeatureC
     cfg.save(model_dir / "model.yaml")
     torch.save({"model": LstmAcousticModel(cfg).state_dict(), "epoch": 1}, model_dir / "final.pt")
     feat_cfg.save(model_dir / "feats.yaml")
-    write_symbol_table(PHONES, model_dir / "phones.txt")
+    write_symbol_table(ctx.phones, model_dir / "phones.txt")
     save_log_priors(model_dir / "log_priors.txt", np.full(cfg.num_pdfs, -np.log(cfg.num_pdfs)))
     ctx.save(model_dir / TREE_JSON)
     lang = timit_lang() if ctx.phones == PHONES else Lang(ctx.phones, ("sil",), "sil", ctx.topology)
@@ -221,6 +221,41 @@ def test_bundle_without_context_component_loads_as_ci(bundle):
     assert model.context.is_ci and model.context.digest() == CI.digest()
     assert [model.context.pdf((i + 1,), k) for i in range(48) for k in range(3)] == list(range(144))
 
+
+
+def test_bundle_without_lang_component_loads_as_timit_48(bundle, langs):
+    """A bundle written before the lang dir was copied into it is TIMIT's 48 phones: it
+    loads with TIMIT's lang (silence ``sil``, the 48 → 39 score map) and decodes as before."""
+    model = HybridModel.load(bundle, CPU)
+    install_graph(model, langs["bigram"])
+    post = {"u": np.log(np.random.default_rng(0).dirichlet(np.ones(144), size=40))}
+    before = decode_with(HybridModel.load(bundle, CPU), HybridModel.load(bundle, CPU).decoder(), post, 1.0).hyps
+    shutil.rmtree(bundle / "lang")
+    manifest = yaml.safe_load((bundle / BUNDLE_YAML).read_text())
+    del manifest["components"]["lang"]
+    (bundle / BUNDLE_YAML).write_text(yaml.safe_dump(manifest))
+    old = HybridModel.load(bundle, CPU)
+    assert old.lang == timit_lang() and old.lang.optional_silence == "sil"
+    assert old.lang.score(["ix", "cl", "sil"]) == ["ih", "sil", "sil"]
+    assert decode_with(old, old.decoder(), post, 1.0).hyps == before
+
+
+def test_bundle_lang_must_match_the_model(bundle, tmp_path):
+    """The bundle's copy of the lang is checked against the manifest, and a manifest
+    without one is only TIMIT's 48."""
+    (bundle / "lang/phones/optional_silence.txt").write_text("aa\n")
+    with pytest.raises(ModelError, match="the bundle's lang"):
+        HybridModel.load(bundle, CPU)
+    (bundle / "lang/phones/optional_silence.txt").write_text("sil\n")
+    (bundle / "lang/phones/score_map.txt").write_text("sil\n")  # a valid lang, but not the one recorded
+    with pytest.raises(ModelError, match="the lang"):
+        HybridModel.load(bundle, CPU)
+    other = make_bundle(tmp_path / "p47", ContextDependency.ci(PHONES[:-1]))
+    manifest = yaml.safe_load((other / BUNDLE_YAML).read_text())
+    del manifest["components"]["lang"]
+    (other / BUNDLE_YAML).write_text(yaml.safe_dump(manifest))
+    with pytest.raises(ModelError, match="not TIMIT's 48"):
+        HybridModel.load(other, CPU)
 
 
 def test_bundle_from_before_energy_and_pitch_loads(bundle):

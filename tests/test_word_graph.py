@@ -8,6 +8,7 @@ from pathlib import Path
 import kaldifst
 import numpy as np
 import pytest
+import yaml
 
 from asr.decode.lattice import LatticeDecoder, best_path, sweep
 from asr.decode.wfst import WfstDecoder
@@ -378,3 +379,16 @@ def test_word_penalty_in_the_graph_equals_the_lattice_penalty(graph_dir: Path):
     assert with_word_penalty(plain.fst, 0.0, 10) is plain.fst
     with pytest.raises(GraphError, match="output label above 2"):
         with_word_penalty(plain.fst, 1.0, 2)
+
+
+def test_a_training_word_the_lm_lacks_is_in_l_but_out_of_the_vocabulary(lang: Path, tmp_path):
+    """A training word missing from a given LM gets a pronunciation (words.txt, L) but no
+    unigram in G: the word graph records it, and the OOV rate counts it as out of vocabulary."""
+    (tmp_path / "text").write_text("u1 ab dad\nu2 cd naa\n")
+    (tmp_path / "user.dict").write_text((lang.parent / "user.dict").read_text() + "NAA n aa\n")
+    prepare_lang(tmp_path / "lang", lang / "lm.arpa", LANG, user_lexicon=tmp_path / "user.dict",
+                 train_text=tmp_path / "text")
+    assert "naa" in (tmp_path / "lang/words.txt").read_text().split()
+    make_word_graph(tmp_path / "lang", toy_tree(), tmp_path / "graph")
+    settings = yaml.safe_load((tmp_path / "graph" / HCLG_YAML).read_text())
+    assert settings["words_without_lm"] == ["naa"] and settings["vocabulary"] == 7

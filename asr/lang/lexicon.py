@@ -16,7 +16,7 @@ mapped onto the phones of a lang (:class:`asr.phones.lang.Lang`) by a
   stress digit (a final 0, 1 or 2) and without it, so CMUdict's ``AH0`` is
   the phone ``AH`` of a lang derived with stress removed. Flite prints
   CMUdict's symbols lower-cased, without stress, plus a few of its own
-  (:data:`FLITE_FOLDS`: ``ax`` is ``AH0``); in a lang that keeps stress, a
+  (:data:`asr.synth.tts.FLITE_FOLDS`: ``ax`` is ``AH0``); in a lang that keeps stress, a
   flite vowel is taken as stressed (``ah`` → ``AH1``). A lang with Kaldi's
   word-position-dependent phones (every ``P`` as ``P_B P_E P_I P_S``,
   :func:`position_bases`) gets the variant of each phone's place in the word
@@ -51,12 +51,12 @@ from typing import AbstractSet, Callable, Collection, Iterable, Optional, Sequen
 
 import kaldifst
 
-from asr.synth.tts import word_pronunciations
 from asr.errors import DataError, GraphError
 from asr.io import atomic_write_text
 from asr.phones import timit
 from asr.phones.lang import Lang
 from asr.symbols import DISAMBIG, EPS, RESERVED, is_disambig, is_garbage_word, write_symbol_table
+from asr.synth.tts import FLITE_FOLDS, word_pronunciations
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +70,6 @@ FLITE_CHUNK = 300
 SOURCES = ("cmudict", "flite")
 #: Kaldi's word-position suffixes: begin, end, internal, singleton (``--position-dependent-phones``).
 POSITIONS = ("_B", "_E", "_I", "_S")
-#: Flite's phone symbols that CMUdict lacks, as CMUdict symbols (for langs without them).
-FLITE_FOLDS: dict[str, tuple[str, ...]] = {
-    "ax": ("AH0",), "axr": ("ER0",), "ix": ("IH0",), "ux": ("UW1",), "dx": ("T",), "nx": ("N",),
-    "hv": ("HH",), "el": ("AH0", "L"), "em": ("AH0", "M"), "en": ("AH0", "N"),
-}
 #: A stress digit at the end of a symbol (CMUdict's 0, 1, 2).
 _STRESS_RE = re.compile(r"^(.*\D)[012]$")
 #: CMUdict alternate-pronunciation suffix: ``WORD(2)``.

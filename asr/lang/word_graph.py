@@ -44,9 +44,10 @@ from asr.errors import GraphError
 from asr.hmm.context import ContextDependency
 from asr.hmm.transitions import Transitions, loop_tid
 from asr.io import atomic_path, atomic_write_text
-from asr.lang.graph import (DEFAULT_SELF_LOOP_SCALE, INPUT_LABELS, _disambig_to_epsilon, compose,
-                            determinize, make_h, write_fst)
-from asr.symbols import EPS, is_disambig, read_phone_table, read_symbol_table
+from asr.lang.graph import (DEFAULT_SELF_LOOP_SCALE, INPUT_LABELS, LM_ARPA, _disambig_to_epsilon,
+                            compose, determinize, make_h, write_fst)
+from asr.lang.ngram import arpa_vocabulary
+from asr.symbols import EPS, RESERVED, is_disambig, read_phone_table, read_symbol_table
 
 logger = logging.getLogger(__name__)
 
@@ -307,10 +308,23 @@ def make_word_graph(lang_dir: Path, ctx: ContextDependency, graph_dir: Path,
     for name in (WORDS_TXT, LEXICON_TXT, PHONES_TXT):
         with atomic_path(graph_dir / name) as tmp:
             shutil.copyfile(lang_dir / name, tmp)
+    without_lm = _words_without_lm(lang_dir)
     vocabulary = sum(1 for s in read_symbol_table(lang_dir / WORDS_TXT) if s != EPS and not is_disambig(s))
     atomic_write_text(graph_dir / HCLG_YAML, yaml.safe_dump(
-        {**settings, "vocabulary": vocabulary, "build": stats.to_dict()}, sort_keys=False))
+        {**settings, "vocabulary": vocabulary - len(without_lm), "words_without_lm": without_lm,
+         "build": stats.to_dict()}, sort_keys=False))
     return graph_dir
+
+
+def _words_without_lm(lang_dir: Path) -> list[str]:
+    """The words of words.txt that the LM (lang_dir/lm.arpa) lacks: in L (a training word's
+    pronunciation) but never decoded, so out of the vocabulary an OOV rate counts."""
+    arpa = lang_dir / LM_ARPA
+    if not arpa.is_file():
+        return []
+    in_lm = arpa_vocabulary(arpa)
+    return sorted(s for s in read_symbol_table(lang_dir / WORDS_TXT)
+                  if s != EPS and not is_disambig(s) and s not in RESERVED and s not in in_lm)
 
 
 def with_word_penalty(hclg: kaldifst.StdFst, penalty: float, num_words: int) -> kaldifst.StdFst:

@@ -192,7 +192,7 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
         "data": str(data_dir), "decoder": decoder, "utterances": len(post), "frames": frames, "acwt": acwt,
         "num_pdfs": model.context.num_pdfs, "context_width": model.context.width,
         "per": round(hmm_result.counts.rate, 2), "per_argmax": round(argmax_result.counts.rate, 2),
-        "frame_acc": frame_acc, "frame_acc_targets": target_source,
+        "per_convention": hmm_result.convention, "frame_acc": frame_acc, "frame_acc_targets": target_source,
         "failed_utterances": len(decoded.failed), "partial_paths": len(decoded.partial),
         "rtf_network": round(nn_seconds / audio_seconds, 4),
         "rtf_search": round(search_seconds / audio_seconds, 4),

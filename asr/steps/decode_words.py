@@ -150,6 +150,7 @@ def decode_words_and_score(model: HybridModel, data_dir: Path, out_dir: Path, nj
         format_ctm(u, _spans(model, graph, r, hyps[u]), model.feat_cfg.frame_shift_ms / 1000)
         for u, r in sorted(results.items())))
     vocab = {w for w in graph.words[1:] if w not in RESERVED and not w.startswith("#") and not is_garbage_word(w)}
+    vocab -= set(graph.settings.get("words_without_lm", ()))  # in L for training, never in G
     write_report(result, out_dir / "wer_report.txt", f"{data_dir} words, acwt {acwt:g}, penalty {penalty:g}",
                  utt2spk=dd.utt2spk, vocab=vocab)
     audio_seconds = frames * model.feat_cfg.frame_shift_ms / 1000

@@ -8,8 +8,9 @@ import yaml
 
 from asr.io import atomic_write_text
 
-SCORING_NOTE = ("PER on 39 phones after Kaldi's 60-48-39 folding; silence is scored "
-                "(as in Kaldi's TIMIT recipe since 2014); acoustic scale chosen on dev. "
+#: What a table of decodes written before scores.yaml recorded their convention says of PER.
+OLD_PER_CONVENTION = "PER after the lang's score map"
+SCORING_NOTE = ("PER: {per}; acoustic scale chosen on dev. "
                 "Frame accuracy is on dev, against each model's own training targets mapped to "
                 "its pdfs (column frame targets): the uniform split of the reference segmentation, "
                 "or the realignment it was trained on. WER over the word graph HCLG (lexicon + word "
@@ -73,18 +74,21 @@ def results_table(exp_dirs: list[Path], stage_times: Path | None = None,
              "| frame targets | acwt | dev PER RNN | test PER RNN | unseen PER RNN | dev WER | test WER | unseen WER "
              "| train s |",
              "|---" * 17 + "|"]
+    conventions = []
     for exp in map(Path, exp_dirs):
         per = {s: _scores(exp / f"decode_{s}" / "scores.yaml") for s in ("dev", "test", "test_unseen")}
         rnn = {s: _scores(exp / f"decode_rnn_{s}" / "scores.yaml").get("per") for s in ("dev", "test", "test_unseen")}
         wer = {s: _scores(exp / f"decode_words_{s}" / "scores.yaml").get("wer") for s in ("dev", "test", "test_unseen")}
         test = per["test"]
+        conventions += [per["dev"]["per_convention"]] if per["dev"].get("per_convention") else []
         lines.append(f"| {exp.name} | {_fmt(test.get('num_pdfs'), 'd')} | {_targets(exp)} | "
                      f"{_fmt(per['dev'].get('per'))} | {_fmt(test.get('per'))} | {_fmt(per['test_unseen'].get('per'))} | "
                      f"{_fmt(test.get('per_argmax'))} | {_fmt(per['dev'].get('frame_acc'))} | {frame_targets(per['dev'])} | "
                      f"{_fmt(test.get('acwt'), 'g')} | {_fmt(rnn['dev'])} | {_fmt(rnn['test'])} | "
                      f"{_fmt(rnn['test_unseen'])} | {_fmt(wer['dev'])} | {_fmt(wer['test'])} | "
                      f"{_fmt(wer['test_unseen'])} | {_fmt(_train_seconds(exp), '.0f')} |")
-    lines += ["", SCORING_NOTE, "", UNSEEN_NOTE]
+    convention = " / ".join(dict.fromkeys(conventions)) or OLD_PER_CONVENTION
+    lines += ["", SCORING_NOTE.format(per=convention), "", UNSEEN_NOTE]
     if stage_times and Path(stage_times).is_file():
         lines += ["", "| stage | seconds |", "|---|---|"]
         for row in Path(stage_times).read_text().splitlines():

@@ -26,6 +26,13 @@ import soundfile as sf
 
 from asr.errors import DataError
 
+#: Flite's phone symbols that CMUdict lacks, as CMUdict symbols (for a lang without them:
+#: :mod:`asr.lang.lexicon` maps flite's pronunciations onto any lang's phones through it).
+FLITE_FOLDS: dict[str, tuple[str, ...]] = {
+    "ax": ("AH0",), "axr": ("ER0",), "ix": ("IH0",), "ux": ("UW1",), "dx": ("T",), "nx": ("N",),
+    "hv": ("HH",), "el": ("AH0", "L"), "em": ("AH0", "M"), "en": ("AH0", "N"),
+}
+
 FLITE = "flite"
 #: Voice used to look up word pronunciations (fast diphone voice, same lexicon).
 PRON_VOICE = "kal16"
