@@ -52,8 +52,8 @@ def _wav(path: Path, n: int = 1600, seed: int = 0, fmt: str = "WAV") -> Path:
 
 
 @pytest.fixture(scope="module")
-def timit_corpus(tmp_path_factory) -> Path:
-    return synth.generate_corpus(tmp_path_factory.mktemp("synth") / "timit", "tiny", seed=0, num_jobs=2)
+def timit_corpus(tiny_synth_corpus: Path) -> Path:
+    return tiny_synth_corpus
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from asr.lang.lang_dir import OOV_PRONS, LangOptions, derive_lang, lexicon_lang,
 from asr.lang.lexicon import Lexicon, LexiconError, lexicon_phones, read_cmudict_entries
 from asr.phones.lang import Lang
 from asr.phones.timit import timit_lang
+from asr.phones.topology import PhoneHmm
 
 #: A CMUdict-format lexicon with stress marks, variants and comments.
 LEXICON = """\
@@ -74,6 +75,7 @@ def test_a_lang_is_derived_from_a_cmudict_format_lexicon(inputs: Path) -> None:
     assert lang.not_split == ("SIL", "SPN") and lang.extra_questions == (("SIL", "SPN"),)
     assert [lang.topology.hmm(p).num_states for p in ("SIL", "SPN", "AA", "T")] == [5, 5, 3, 3]
     assert lang.topology.hmm("AA").self_loop_prob == 0.75 and not lang.folds
+    assert lang.topology.hmm("SIL") == PhoneHmm.kaldi_silence(5) and not lang.topology.hmm("SIL").is_left_to_right
 
     out = inputs / "lang_words"
     record = prepare_lang(out, inputs / "lm.arpa", lang, source, inputs / "user.dict",

@@ -18,6 +18,8 @@ from asr.hmm.transitions import Transitions
 from asr.lang.graph import alignment_graph
 from asr.nn.phone_lm import BOUNDARY, PhoneLm, PhoneLmConfig, encode, load_phone_lm, perplexity, train_phone_lm
 
+from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE  # noqa: E402
+from asr.phones.topology import DEFAULT_TOPOLOGY, PhoneHmm, Topology  # noqa: E402
 from test_context import ID, PHONES, S, toy_tree  # noqa: E402  (the toy phones and triphone tree)
 
 CPU = torch.device("cpu")
@@ -174,7 +176,7 @@ def test_a_beam_of_one_is_greedy_decoding(lms):
         cfg = SearchConfig(max_active=1, lm_weight=0.7, penalty=-1.0)
         dec = RnnPhoneDecoder(ctx, lm, CPU, cfg)
         got = dec.decode(scores).phones
-        assert got == greedy(ctx, lm, scores, 0.7, -1.0, dec.loop_lp[1], dec.forward_lp[1]), trial
+        assert got == greedy(ctx, lm, scores, 0.7, -1.0, dec.loop_lp[1, 0], dec.move_lp[1, 0, 1]), trial
         assert len(got) > 4
         assert RnnPhoneDecoder(ctx, lm, CPU, SearchConfig(lm_weight=0.7, penalty=-1.0)).decode(scores).score \
             >= dec.decode(scores).score - 1e-9  # a wide beam finds a path at least as good
@@ -230,12 +232,22 @@ def test_max_active_counts_distinct_hypotheses(lms, cd, max_active):
     assert crowded > len(dec.frames) // 2  # duplicates were there to recombine, beyond max_active
 
 
-@pytest.mark.parametrize("cd", [False, True])
-def test_constrained_search_is_the_viterbi_alignment(lms, cd):
+def mixed_topology() -> Topology:
+    """Kaldi's ergodic 5-state silence, a 1-state ``d``, 3 states (0.6) for the rest."""
+    sil = np.zeros((5, 6))
+    sil[0, :4] = 0.25
+    sil[1:4, 1:5] = 0.25
+    sil[4, 4:] = [0.75, 0.25]
+    return Topology.of({"sil": PhoneHmm(5, transitions=tuple(map(tuple, sil))), "d": PhoneHmm(1, 0.5),
+                        **{p: PhoneHmm(3, 0.6) for p in PHONES if p not in ("sil", "d")}})
+
+
+@pytest.mark.parametrize("cd, topo", [(False, None), (True, None), (False, "mixed")])
+def test_constrained_search_is_the_viterbi_alignment(lms, cd, topo):
     """Constrained to the transcript, the search returns a path of the right length reading
     exactly those phones, although the acoustics favour silence over the second phone, and
-    it is the WFST forced alignment (same transition costs)."""
-    ctx = toy_tree() if cd else ContextDependency.ci(PHONES)
+    it is the WFST forced alignment (same transition costs), for any topology."""
+    ctx = toy_tree() if cd else ContextDependency.ci(PHONES, mixed_topology() if topo else DEFAULT_TOPOLOGY)
     seq = ["sil", "a", "c", "c", "d", "sil"]
     rng = np.random.default_rng(3)
     frames = [int(rng.integers(3, 8)) for _ in seq]
@@ -246,6 +258,7 @@ def test_constrained_search_is_the_viterbi_alignment(lms, cd):
     assert result.phones == ids and result.reached_final and len(result.pdfs) == len(scores)
     viterbi = WfstDecoder(alignment_graph(ctx, ids), Transitions(ctx), beam=50.0).decode(scores)
     np.testing.assert_array_equal(result.pdfs, viterbi.pdfs)
+    assert Transitions(ctx).path_cost(viterbi.tids, DEFAULT_SELF_LOOP_SCALE) == pytest.approx(viterbi.graph_cost, abs=1e-4)
     free = RnnPhoneDecoder(ctx, lms["b"][0], CPU).decode(scores)
     assert free.phones != ids  # unconstrained, the silence wins somewhere
     with pytest.raises(GraphError, match="cannot hold"):
@@ -270,7 +283,8 @@ def test_the_bundle_decoder_reads_the_graphs_self_loop_scale_only(tmp_path, grap
     dec = rnn_decoder(model, RnnSettings(acwt=0.5), lm)
     p = model.context.topology.self_loop_prob
     assert dec.loop_lp[1:] == pytest.approx(math.log(p) * loop_scale)
-    assert dec.forward_lp[1:] == pytest.approx(math.log(1 - p) * loop_scale)
+    assert dec.move_lp[1:, [0, 1], [1, 2]] == pytest.approx(math.log(1 - p) * loop_scale)
+    assert dec.exit_lp[1:, 2] == pytest.approx(math.log(1 - p) * loop_scale)
 
 
 def test_pdf_table_agrees_with_the_tree():

@@ -25,11 +25,8 @@ CLOSURES = {"bcl", "dcl", "gcl", "pcl", "tcl", "kcl"}
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("synth") / "tiny"
-    # ~7 s on 2 cores; the timing is in bench/synth_speed.py
-    assert synth.generate_corpus(out, "tiny", seed=0, num_jobs=2) == out
-    return out
+def corpus(tiny_synth_corpus: Path) -> Path:
+    return tiny_synth_corpus
 
 
 def _utts(root: Path) -> dict[str, Path]:

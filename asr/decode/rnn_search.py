@@ -37,7 +37,7 @@ import torch
 
 from asr.errors import GraphError, ModelError
 from asr.hmm.context import ContextDependency
-from asr.hmm.transitions import PhoneRun
+from asr.hmm.transitions import PhoneRun, Transitions
 from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE
 from asr.nn.phone_lm import BOUNDARY, PhoneLm
 
@@ -224,13 +224,30 @@ class RnnPhoneDecoder:
                              f"model's {len(ctx.phones)}")
         self.ctx, self.lm, self.device, self.config = ctx, lm.eval(), device, config
         self.num_phones, self.num_states = len(ctx.phones), int(ctx.num_states.max())
-        # per phone id (0: the root, a 1-state "phone" that is left at once, at no cost)
-        self.states = np.concatenate([[1], ctx.num_states])      # (P + 1,) states of each phone
-        self.last_state = self.states - 1
         self.pdf_of = pdf_table(ctx)
         self.commit = ctx.width > 1  # the right context is chosen on entering a phone
-        loop_cost, forward_cost = ctx.topology.costs(ctx.phones, self_loop_scale)  # (P,) each
-        self.loop_lp, self.forward_lp = np.concatenate([[0.0], -loop_cost]), np.concatenate([[0.0], -forward_cost])
+        self._hmm_tables(ctx, self_loop_scale)
+
+    def _hmm_tables(self, ctx: ContextDependency, self_loop_scale: float) -> None:
+        """The HMMs as tables by phone id (row 0: the root, a 1-state "phone" left at once
+        at no cost) and state: ``loop_lp`` (P+1, S) and ``move_lp`` (P+1, S, S+1) log
+        transition scores (-inf: none; the last column leaves the phone, ``exit_lp``),
+        ``to_exit`` (P+1, S) the fewest frames left before the phone can end, and
+        ``min_frames`` (P+1,) the fewest frames of each phone."""
+        loop, move = Transitions(ctx).cost_tables(self_loop_scale)
+        s = self.num_states
+        self.loop_lp = np.concatenate([np.full((1, s), -np.inf), -loop])
+        self.move_lp = np.concatenate([np.full((1, s, s + 1), -np.inf), -move])
+        self.move_lp[0, 0, s] = 0.0
+        self.exit_lp = self.move_lp[:, :, s]
+        far = np.iinfo(np.int64).max // 4
+        self.to_exit = np.full((self.num_phones + 1, s), far, np.int64)
+        self.to_exit[0, 0] = 0
+        self.min_frames = np.ones(self.num_phones + 1, np.int64)
+        for i, phone in enumerate(ctx.phones, start=1):
+            hmm = ctx.topology.hmm(phone)
+            self.to_exit[i, : hmm.num_states] = hmm.frames_to_exit
+            self.min_frames[i] = hmm.min_frames
 
     # ------------------------------------------------------------ one utterance
     def decode(self, scores: np.ndarray, utt: str = "", constrain: list[int] | None = None) -> SearchResult:
@@ -243,10 +260,10 @@ class RnnPhoneDecoder:
                 is shorter than its constrained phones' HMMs.
         """
         scores = self._check(scores, utt)
-        need = None if constrain is None else int(self.states[np.asarray(constrain, dtype=np.int64)].sum())
+        need = None if constrain is None else int(self.min_frames[np.asarray(constrain, dtype=np.int64)].sum())
         if need is not None and need > len(scores):
             raise GraphError(f"utterance {utt}: {len(scores)} frames cannot hold the "
-                             f"{len(constrain)} phones of its transcript ({need} frames: one per HMM state)")
+                             f"{len(constrain)} phones of its transcript (their HMMs need {need} frames)")
         # Constrained, the LM and the penalty add the same to every complete path, but not to
         # every partial one: they would only bias the pruning against the paths that advance.
         self._lm_weight, self._penalty = (0.0, 0.0) if constrain is not None else \
@@ -259,7 +276,7 @@ class RnnPhoneDecoder:
         ref = None if constrain is None else np.asarray(list(constrain) + [BOUNDARY], dtype=np.int64)
         hyps, history = self._start(trie, ref), []
         if ref is not None:  # frames the transcript's phones from the k-th on need: (len(ref),)
-            self._need_from = np.concatenate([np.cumsum(self.states[ref[:-1]][::-1])[::-1], [0]])
+            self._need_from = np.concatenate([np.cumsum(self.min_frames[ref[:-1]][::-1])[::-1], [0]])
         for t in range(len(scores)):
             cands = hyps if t == 0 else self._expand(hyps, trie, ref)
             if t == 0:
@@ -285,27 +302,31 @@ class RnnPhoneDecoder:
         contexts, one hypothesis per first phone (scored by the LM, the phone its right context)."""
         root = np.zeros(1, np.int64)
         if not self.commit:
-            return _Hyps(root, np.full(1, self.last_state[0]), root.copy(), np.zeros(1), np.full(1, -1))
+            return _Hyps(root, root.copy(), root.copy(), np.zeros(1), np.full(1, -1))
         firsts = np.arange(1, self.num_phones + 1)
         score = self._lm_weight * trie.lm_rows(root)[0, firsts]
         if ref is not None:
             score = np.where(firsts == ref[0], score, -np.inf)
         n = len(firsts)
-        return _Hyps(np.zeros(n, np.int64), np.full(n, self.last_state[0]), firsts, score, np.full(n, -1))
+        return _Hyps(np.zeros(n, np.int64), np.zeros(n, np.int64), firsts, score, np.full(n, -1))
 
     def _expand(self, hyps: _Hyps, trie: PhoneTrie, ref: np.ndarray | None) -> _Hyps:
-        """Every successor of every hypothesis: its self-loop, its next state, and (from a
-        phone's last state) the entry into the next phone."""
+        """Every successor of every hypothesis: its self-loop, the other states its HMM goes
+        to, and (from a state that can leave the phone) the entry into the next phone."""
         idx = np.arange(len(hyps.score))
         phone = trie.phone[hyps.node]  # each hypothesis's current phone (pruned: all have their node)
-        loop = hyps.take(idx)
-        loop.score, loop.back = hyps.score + self.loop_lp[phone], idx
-        inner = hyps.state < self.last_state[phone]
-        fwd = hyps.take(idx[inner])
-        fwd.state, fwd.score, fwd.back = fwd.state + 1, fwd.score + self.forward_lp[phone[inner]], idx[inner]
-        last = ~inner & ((hyps.right != BOUNDARY) if self.commit else True)
+        loop_lp = self.loop_lp[phone, hyps.state]
+        looping = np.flatnonzero(np.isfinite(loop_lp))
+        loop = hyps.take(looping)
+        loop.score, loop.back = hyps.score[looping] + loop_lp[looping], looping
+        move_lp = self.move_lp[phone, hyps.state, : self.num_states]  # (n, S)
+        src, dst = np.nonzero(np.isfinite(move_lp))
+        fwd = hyps.take(src)
+        fwd.state, fwd.score, fwd.back = dst.astype(np.int64), hyps.score[src] + move_lp[src, dst], src
+        exit_lp = self.exit_lp[phone, hyps.state]
+        last = np.isfinite(exit_lp) & ((hyps.right != BOUNDARY) if self.commit else True)
         exits = hyps.take(idx[last])
-        exits.score = exits.score + self.forward_lp[phone[last]]
+        exits.score = exits.score + exit_lp[last]
         return _Hyps.concat([loop, fwd, self._enter(exits, trie, ref, idx[last])])
 
     def _enter(self, exits: _Hyps, trie: PhoneTrie, ref: np.ndarray | None, back: np.ndarray) -> _Hyps:
@@ -336,11 +357,11 @@ class RnnPhoneDecoder:
 
     def _feasible(self, hyps: _Hyps, trie: PhoneTrie, phones: int, frames_left: int) -> _Hyps:
         """The hypotheses that can still read all ``phones`` of the transcript in the frames
-        left (each phone after theirs needs one frame per HMM state)."""
+        left (each phone after theirs needs its HMM's fewest frames)."""
         entering = hyps.right < 0
         depth = np.where(entering, trie.depth[hyps.node] + 1, trie.depth[hyps.node])
         phone = np.where(entering, -hyps.right, trie.phone[hyps.node])
-        need = (self.last_state[phone] - hyps.state) + self._need_from[np.minimum(depth, phones)]
+        need = self.to_exit[phone, hyps.state] + self._need_from[np.minimum(depth, phones)]
         return hyps.take(np.flatnonzero(need <= frames_left))
 
     def _pdfs(self, hyps: _Hyps, trie: PhoneTrie) -> np.ndarray:
@@ -386,7 +407,7 @@ class RnnPhoneDecoder:
         context's LM score swapped for ``</s>``'s (its last phone was read in that context);
         failing that, the best of all."""
         last = history[-1]
-        ends_phone = last.state == self.last_state[trie.phone[last.node]]
+        ends_phone = np.isfinite(self.exit_lp[trie.phone[last.node], last.state])
         rows = trie.lm_rows(last.node)
         end = last.score + self._lm_weight * rows[:, BOUNDARY]
         if self.commit:  # </s> was scored on entering the last phone; else the right context was

@@ -142,7 +142,7 @@ def segments_to_alignment(
     num_frames = len(centers)
     starts = segment_starts(segments, centers)
     lengths = np.diff(np.append(starts, num_frames))
-    mins = topo.num_states([p for _, _, p in segments])
+    mins = topo.min_frames([p for _, _, p in segments])
     fitted = fit_min_frames(starts, num_frames, mins, utt)
     if stats is not None:
         stats.utterances += 1

@@ -59,6 +59,7 @@ class Transitions:
         self.tid_is_loop = np.tile(np.array([False, True]), self.num_pdfs)
         self.tid_phone = ctx.pdf_phone[self.tid_pdf]
         self.tid_state = ctx.pdf_state[self.tid_pdf]
+        self._cost_tables: dict[float, tuple[np.ndarray, np.ndarray]] = {}
 
     def label_scores(self, pdf_scores: np.ndarray) -> np.ndarray:
         """Scores per graph label: (T, num_pdfs) → (T, num_tids) float32 (columns gathered)."""
@@ -88,21 +89,43 @@ class Transitions:
         ci_pdf = self.ctx.ci_offsets[self.tid_phone[idx]] + self.tid_state[idx]
         return (2 * ci_pdf + 1 + self.tid_is_loop[idx]).astype(np.int32)
 
-    def costs(self, self_loop_scale: float) -> np.ndarray:
-        """(num_tids,) float64: the graph cost of taking each transition, as H has it.
+    def loop_costs(self, self_loop_scale: float) -> np.ndarray:
+        """(num_pdfs,) float64: the self-loop cost of each pdf's state (inf: it has none)."""
+        return self.cost_tables(self_loop_scale)[0][self.ctx.pdf_phone, self.ctx.pdf_state]
 
-        A self-loop costs its phone's self-loop cost; entering a state stands
-        for leaving the one before (every entered state is left once, the last
-        one to the next phone), so it costs the forward cost. The sum over a
-        path's transition ids is the path's HMM transition cost, whichever
-        graph it came from (:func:`path_cost`).
-        """
-        loop, forward = self.ctx.topology.costs(self.ctx.phones, self_loop_scale)  # (P,) each
-        return np.where(self.tid_is_loop, loop[self.tid_phone], forward[self.tid_phone])
+    def cost_tables(self, self_loop_scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per phone, padded to the most states S: loop costs (P, S) and move costs
+        (P, S, S + 1), the last column leaving the phone (inf: no such transition)."""
+        key = float(self_loop_scale)
+        if key not in self._cost_tables:
+            ctx = self.ctx
+            s = int(ctx.num_states.max())
+            loop, move = np.full((len(ctx.phones), s), np.inf), np.full((len(ctx.phones), s, s + 1), np.inf)
+            for i, phone in enumerate(ctx.phones):
+                hmm = ctx.topology.hmm(phone)
+                n = hmm.num_states
+                loop[i, :n] = hmm.loop_costs(key)
+                move[i, :n, :n] = hmm.move_costs(key)[:, :n]
+                move[i, :n, s] = hmm.move_costs(key)[:, n]
+            self._cost_tables[key] = (loop, move)
+        return self._cost_tables[key]
 
     def path_cost(self, tids: np.ndarray, self_loop_scale: float) -> float:
-        """The HMM transition cost (−ln units, scaled) of a transition-id path."""
-        return float(self.costs(self_loop_scale)[np.asarray(tids, dtype=np.int64) - 1].sum())
+        """The HMM transition cost (−ln units, scaled) of a transition-id path, as H has it:
+        each self-loop, each move between two states of a phone, and each phone's exit
+        (the path is whole phones, from a phone's start to a phone's end)."""
+        idx = np.asarray(tids, dtype=np.int64) - 1
+        if len(idx) == 0:
+            return 0.0
+        loop, move = self.cost_tables(self_loop_scale)
+        exit_col = move.shape[2] - 1
+        phone, state, is_loop = self.tid_phone[idx], self.tid_state[idx], self.tid_is_loop[idx]
+        prev_phone, prev_state = phone[:-1], state[:-1]
+        new_phone = ~is_loop[1:] & (state[1:] == 0)  # state 0 is entered only at a phone's start
+        step = np.where(is_loop[1:], loop[phone[1:], state[1:]],
+                        np.where(new_phone, move[prev_phone, prev_state, exit_col],
+                                 move[prev_phone, prev_state, np.minimum(state[1:], exit_col)]))
+        return float(step.sum() + move[phone[-1], state[-1], exit_col])
 
 
 def ci_transitions(phones: Sequence[str], topology: Topology) -> Transitions:
@@ -146,9 +169,10 @@ def check_alignment(ci_tids: np.ndarray, phones: Sequence[str], topology: Topolo
     """DataError unless ``ci_tids`` is a path of the CI HMMs over ``num_frames`` frames.
 
     Checked: one label per frame, labels in range, the first frame enters
-    state 0, a self-loop repeats the previous frame's state, and a state is
-    entered only from the one before it (state 0 after the last state of a
-    phone, or at the start).
+    state 0, a self-loop repeats the previous frame's state (and the state
+    has one), a state is entered only by a transition its phone's HMM has
+    (state 0 of a phone after a state that can leave its phone, or at the
+    start), and the last frame's state can leave its phone.
     """
     tids = np.asarray(ci_tids, dtype=np.int64)
     ci = ci_transitions(phones, topology)
@@ -158,19 +182,21 @@ def check_alignment(ci_tids: np.ndarray, phones: Sequence[str], topology: Topolo
         raise DataError(f"{where}: empty alignment")
     if tids.min() < 1 or tids.max() > ci.num_tids:
         raise DataError(f"{where}: alignment label out of range 1..{ci.num_tids}")
+    loop_cost, move_cost = ci.cost_tables(1.0)
+    exit_col = move_cost.shape[2] - 1
     pdf, loop = ci.tid_pdf[tids - 1], ci.tid_is_loop[tids - 1]
     phone, state = ci.tid_phone[tids - 1], ci.tid_state[tids - 1]
-    last = ci.ctx.num_states[phone] - 1  # (T,) the last state of each frame's phone
-    prev_pdf, prev_state = np.concatenate([[-1], pdf[:-1]]), np.concatenate([[-1], state[:-1]])
-    prev_phone, prev_last = np.concatenate([[-1], phone[:-1]]), np.concatenate([[-1], last[:-1]])
-    bad_loop = loop & (pdf != prev_pdf)
-    enter_next = (state == prev_state + 1) & (phone == prev_phone)
-    enter_new = (state == 0) & (prev_state == prev_last)
+    prev_phone, prev_state = np.concatenate([[0], phone[:-1]]), np.concatenate([[0], state[:-1]])
+    can_exit = np.concatenate([[True], np.isfinite(move_cost[phone[:-1], state[:-1], exit_col])])
+    bad_loop = loop & ((pdf != np.concatenate([[-1], pdf[:-1]])) | ~np.isfinite(loop_cost[phone, state]))
+    move = np.isfinite(move_cost[prev_phone, prev_state, np.minimum(state, exit_col)])
+    enter_next = (phone == prev_phone) & (state > 0) & move & (np.arange(len(tids)) > 0)
+    enter_new = (state == 0) & can_exit
     bad_enter = ~loop & ~(enter_next | enter_new)
     bad = np.flatnonzero(bad_loop | bad_enter)
     if len(bad):
         raise DataError(f"{where}: alignment is not an HMM path at frame {int(bad[0])}")
-    if state[-1] != last[-1]:
+    if not np.isfinite(move_cost[phone[-1], state[-1], exit_col]):
         raise DataError(f"{where}: alignment ends inside a phone (state {int(state[-1])})")
 
 

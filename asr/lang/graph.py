@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import Sequence, Union
 
 import kaldifst
+import numpy as np
 import yaml
 
-from asr.io import file_sha256
 from asr.errors import GraphError
 from asr.hmm.context import ContextDependency
 from asr.hmm.transitions import enter_tid, loop_tid
-from asr.io import atomic_path, atomic_write_text
+from asr.io import atomic_path, atomic_write_text, file_sha256
+from asr.phones.topology import PhoneHmm
 from asr.lang.ngram import arpa_to_g, read_arpa_counts, train_ngram
 from asr.symbols import read_phone_table, write_symbol_table
 
@@ -94,7 +95,8 @@ def make_h(ctx: ContextDependency, windows: Sequence[Sequence[int]], disambig_to
             every path the same total.
 
     State 0 is the hub (start and final). Every distinct (phone, pdf
-    sequence) gets a chain of its phone's ``S`` states (the topology's; the
+    sequence) gets its phone's HMM (a topology that is not left to right: one
+    arc per transition, :func:`_add_hmm`; left to right:) a chain of its ``S`` states (the topology's; the
     transition costs are its phone's, :meth:`asr.phones.topology.PhoneHmm.costs`): the hub enters state 0 (input:
     the transition id entering pdf 0; output: the window's label; cost 0),
     each state has a self-loop and a forward arc to the next, and the last
@@ -125,16 +127,42 @@ def make_h(ctx: ContextDependency, windows: Sequence[Sequence[int]], disambig_to
                              f"(1..{len(ctx.phones)})")
         pdfs = ctx.pdfs(window)
         key = (window[ctx.central], *pdfs)
-        loop_cost, forward_cost = ctx.topology.hmm(ctx.phones[key[0] - 1]).costs(self_loop_scale)
-        if key not in chains:
-            chains[key] = _add_chain(h, pdfs, loop_cost if self_loops else None, forward_cost)
-        enter_cost = 0.0 if self_loops else forward_cost
+        hmm = ctx.topology.hmm(ctx.phones[key[0] - 1])
+        if hmm.is_left_to_right:
+            loop_cost, forward_cost = hmm.costs(self_loop_scale)
+            if key not in chains:
+                chains[key] = _add_chain(h, pdfs, loop_cost if self_loops else None, forward_cost)
+            enter_cost = 0.0 if self_loops else forward_cost
+        else:
+            if key not in chains:
+                chains[key] = _add_hmm(h, pdfs, hmm, self_loop_scale, self_loops)
+            enter_cost = 0.0
         h.add_arc(HUB, kaldifst.StdArc(enter_tid(pdfs[0]), label, enter_cost, chains[key]))
     if not chains:
         raise GraphError("H has no phone: the context windows hold no phone")
     kaldifst.arcsort(h, sort_type="olabel")
     logger.debug("H: %d windows, %d distinct HMMs, %d states", len(windows), len(chains), h.num_states)
     return h
+
+
+def _add_hmm(h: kaldifst.StdVectorFst, pdfs: Sequence[int], hmm: PhoneHmm, self_loop_scale: float,
+             self_loops: bool) -> int:
+    """Add one phone HMM of any topology (states for ``pdfs``; every transition of its
+    matrix an arc with its cost, :meth:`PhoneHmm.move_costs`; leaving it an epsilon arc to
+    the hub); return its first state. Without ``self_loops`` the self-loops are left out
+    and every other cost stays where it is."""
+    first, n = h.num_states, len(pdfs)
+    for _ in pdfs:
+        h.add_state()
+    loops, moves = hmm.loop_costs(self_loop_scale), hmm.move_costs(self_loop_scale)
+    for i in range(n):
+        if self_loops and np.isfinite(loops[i]):
+            h.add_arc(first + i, kaldifst.StdArc(loop_tid(pdfs[i]), 0, float(loops[i]), first + i))
+        for j in np.flatnonzero(np.isfinite(moves[i, :n])):
+            h.add_arc(first + i, kaldifst.StdArc(enter_tid(pdfs[j]), 0, float(moves[i, j]), first + int(j)))
+        if np.isfinite(moves[i, n]):
+            h.add_arc(first + i, kaldifst.StdArc(0, 0, float(moves[i, n]), HUB))
+    return first
 
 
 def _add_chain(h: kaldifst.StdVectorFst, pdfs: Sequence[int], loop_cost: float | None,

@@ -123,9 +123,10 @@ def derive_lang(phones: Mapping[str, str], opts: LangOptions = LangOptions()) ->
     lexicon's phones sorted (Kaldi's order), each as its four word-position
     variants with ``opts.position_dependent``. Silence = those two, the silence
     phone is the optional silence, the noise phone the garbage phone; neither
-    is split by the tree. Topology: left-to-right HMMs (no skips, no ergodic
-    silence as Kaldi's 5-state silence has), ``num_sil_states`` for the two,
-    ``num_nonsil_states`` for the rest. Score map: the identity, or with word
+    is split by the tree. Topology, as Kaldi's ``utils/gen_topo.pl`` writes it:
+    Kaldi's silence HMM of ``num_sil_states`` states for the two
+    (:meth:`PhoneHmm.kaldi_silence`), left-to-right HMMs of ``num_nonsil_states``
+    for the rest. Score map: the identity, or with word
     positions each variant scored as its base phone. Extra questions:
     :func:`_extra_questions`.
 
@@ -138,7 +139,7 @@ def derive_lang(phones: Mapping[str, str], opts: LangOptions = LangOptions()) ->
     base = sorted(phones)
     nonsil = [b + s for b in base for s in POSITIONS] if opts.position_dependent else base
     silence = (opts.silence_phone, opts.noise_phone)
-    sil_hmm = PhoneHmm(opts.num_sil_states, opts.self_loop_prob)
+    sil_hmm = PhoneHmm.kaldi_silence(opts.num_sil_states)
     nonsil_hmm = PhoneHmm(opts.num_nonsil_states, opts.self_loop_prob)
     topology = Topology.of({**{p: sil_hmm for p in silence}, **{p: nonsil_hmm for p in nonsil}})
     score_map = {b + s: b for b in base for s in POSITIONS} if opts.position_dependent else {}

@@ -221,7 +221,7 @@ def compose_hclg(lg: kaldifst.StdVectorFst, ctx: ContextDependency, phone_disamb
     hclg = determinize(compose(h, clg, "H∘C∘LG"), "H∘C∘LG")
     del clg
     _disambig_to_epsilon(hclg, 2 * ctx.num_pdfs + 1)
-    loop_costs = Transitions(ctx).costs(self_loop_scale)[1::2]  # (num_pdfs,): tid 2·pdf + 2 is pdf's loop
+    loop_costs = Transitions(ctx).loop_costs(self_loop_scale)  # (num_pdfs,)
     split = add_hmm_self_loops(hclg, ctx.num_pdfs, loop_costs)
     if hclg.num_states == 0 or hclg.start < 0:
         raise GraphError("HCLG is empty")

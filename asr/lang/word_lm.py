@@ -129,8 +129,9 @@ def _load_vocabulary(vocab_size: int) -> tuple[object, Path, list[str]]:
 
 
 def _bigrams_key(lm_path: Path, vocab: Sequence[str]) -> str:
-    """Digest of the LM file (name, size) and the vocabulary a bigram table belongs to."""
-    h = hashlib.sha256(f"{lm_path.name} {lm_path.stat().st_size}\n".encode())
+    """Digest of the LM file (name, size), the vocabulary a bigram table belongs to, and how
+    much of the ARPA dump it reads (a table cached before that was fixed is rebuilt)."""
+    h = hashlib.sha256(f"{lm_path.name} {lm_path.stat().st_size} tail {prompts.DUMP_TAIL_LINES}\n".encode())
     h.update("\n".join(vocab).encode())
     return h.hexdigest()[:16]
 
@@ -223,7 +224,9 @@ def sample_lm_text(
 
     The text depends on ``seed`` only, not on ``num_jobs``: the work is split
     into seeded chunks of CHUNK_SENTENCES sentences (a spawned pool of
-    ``num_jobs`` runs them) and the sampler's caches are pure.
+    ``num_jobs`` runs them) and the sampler's caches are pure. Nor on where
+    pocketsphinx's ARPA dump crashed (it varies from run to run): the bigram
+    table reads a fixed part of it (:func:`~asr.synth.prompts.read_bigram_successors`).
 
     Measured (vocab 20,000, num_jobs=2, 2 cores shared with a training
     job): 20,000 sentences (213.6k words) in 60-72 s: 6 s for the bigram
@@ -483,7 +486,8 @@ def _text_settings(
         "num_sentences": num_sentences, "vocab_size": vocab_size, "seed": seed,
         "chunk_sentences": CHUNK_SENTENCES,
         "sampler": {"trigram_candidates": prompts.FAST_TRIGRAM_CANDIDATES,
-                    "trigram_budget": prompts.FAST_TRIGRAM_BUDGET},
+                    "trigram_budget": prompts.FAST_TRIGRAM_BUDGET,
+                    "dump_tail_lines": prompts.DUMP_TAIL_LINES},
         "train_text_sha256": None if train_text is None else _file_digest(train_text),
         "exclude_texts_sha256": [_file_digest(p) for p in exclude_texts],
     }

@@ -22,9 +22,10 @@ every (phone, HMM state) has a root of its own here; ``shared`` is read as
 ``not-shared`` (logged) and a line naming several phones (roots shared among
 phones) is refused, because each pdf must say which phone it belongs to.
 ``not-split`` phones keep one pdf per state whatever their context (silence,
-by default). ``topo`` may hold any left-to-right HMM without skips per phone
-(for example 5 states for silence, 1 for a noise phone, 3 for the rest);
-other transitions are refused with the entry's line.
+by default). ``topo`` may give each phone any HMM with one pdf class per
+state (for example Kaldi's 5-state silence, a 1-state noise phone, 3 states
+for the rest), as long as no state but state 0 goes back to state 0
+(:mod:`asr.phones.topology`); a wrong entry is refused with its line.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
-from asr.errors import DataError
+from asr.errors import DataError, ModelError
 from asr.io import atomic_write_text
 from asr.phones.topology import PhoneHmm, Topology
 from asr.symbols import read_phone_table, write_symbol_table
@@ -294,9 +295,10 @@ def format_topo(topology: Topology, phones: Sequence[str]) -> str:
     out = ["<Topology>"]
     for hmm, ids in groups.items():
         out += ["<TopologyEntry>", "<ForPhones>", " ".join(map(str, ids)), "</ForPhones>"]
-        p = hmm.self_loop_prob
+        m = hmm.matrix
         for k in range(hmm.num_states):
-            out.append(f"<State> {k} <PdfClass> {k} <Transition> {k} {p:g} <Transition> {k + 1} {1 - p:g} </State>")
+            trans = " ".join(f"<Transition> {j} {m[k, j]:g}" for j in range(hmm.num_states + 1) if m[k, j] > 0)
+            out.append(f"<State> {k} <PdfClass> {k} {trans} </State>")
         out += [f"<State> {hmm.num_states} </State>", "</TopologyEntry>"]
     return "\n".join(out + ["</Topology>"]) + "\n"
 
@@ -306,13 +308,14 @@ _TRANS = re.compile(r"<Transition>\s+(\S+)\s+(\S+)")
 
 
 def parse_topo(path: Path, phones: Sequence[str]) -> Topology:
-    """Read Kaldi's topology file (left-to-right HMMs without skips only).
+    """Read Kaldi's topology file.
 
     Raises:
         DataError: naming the file and line, on a malformed file, a phone id
             outside phones.txt, a phone without an entry or with two, or an
-            entry that is not left to right (a skip, a backward transition,
-            self-loops of different probabilities in one HMM).
+            entry that is not an HMM here (a pdf class that is not its state,
+            probabilities that do not sum to 1, a state that cannot be
+            reached or left, a transition back to state 0).
     """
     text = _lines(path) and path.read_text(encoding="utf-8")
     hmms: dict[str, PhoneHmm] = {}
@@ -342,22 +345,24 @@ def parse_topo(path: Path, phones: Sequence[str]) -> Topology:
 
 
 def _entry_hmm(body: str, where: str) -> PhoneHmm:
+    """The HMM of one ``<TopologyEntry>``: states 0..S-1 emit (``<PdfClass>`` = the state),
+    state S is the final, non-emitting one."""
     states = [(int(m.group(1)), m.group(2), _TRANS.findall(m.group(3))) for m in _STATE.finditer(body)]
     if not states or [s for s, _, _ in states] != list(range(len(states))):
         raise DataError(f"{where}: states must be numbered 0, 1, … in order")
     *emitting, (final, final_pdf, final_trans) = states
     if final_pdf is not None or final_trans or not emitting:
         raise DataError(f"{where}: the last state must be the final, non-emitting one, after one or more emitting states")
-    probs = set()
+    n = len(emitting)
+    matrix = [[0.0] * (n + 1) for _ in range(n)]
     for k, pdf_class, trans in emitting:
-        targets = {int(t): float(p) for t, p in trans}
-        loop = targets.pop(k, None)
-        if pdf_class is None or loop is None or set(targets) != {k + 1} \
-                or abs(loop + targets[k + 1] - 1.0) > 1e-4:
-            raise DataError(f"{where}: state {k} is not left to right: each emitting state needs "
-                            f"a self-loop and one transition to the next state, summing to 1 "
-                            f"(other topologies are not supported)")
-        probs.add(round(loop, 6))
-    if len(probs) != 1:
-        raise DataError(f"{where}: the states of one HMM must share one self-loop probability, found {sorted(probs)}")
-    return PhoneHmm(len(emitting), probs.pop())
+        if pdf_class is None or int(pdf_class) != k:
+            raise DataError(f"{where}: state {k} must have <PdfClass> {k} (one pdf class per state)")
+        for t, p in trans:
+            if not t.isdigit() or int(t) > n:
+                raise DataError(f"{where}: state {k} has a transition to {t}, not a state 0..{n}")
+            matrix[k][int(t)] += float(p)
+    try:
+        return PhoneHmm(n, transitions=tuple(map(tuple, matrix)))
+    except ModelError as exc:
+        raise DataError(f"{where}: {exc}") from None

@@ -17,6 +17,11 @@ crashes) makes the bigram exact at the cost of one call per stored
 successor, and tells which trigram histories exist; give it to
 :class:`PromptSampler` to switch to that fast path. Without it (the
 default, used for the corpus prompts) sampling is unchanged.
+
+The dump is cut short by a crash at a point that varies from run to run;
+the table is built from a fixed part of it (all but its last
+DUMP_TAIL_LINES bigram lines), so that it, and every text sampled with it,
+is the same in every run.
 """
 
 from __future__ import annotations
@@ -72,6 +77,13 @@ PROBE_MAX_VOCAB = 500
 NUM_PROBES = 9
 #: Wall-clock limit for the child process that dumps the LM's bigrams, seconds.
 DUMP_TIMEOUT_S = 600
+#: Last lines of the dump's bigram section never read, wherever the dump stopped: their
+#: targets count as successors of every history. What the crash loses varies from run to
+#: run (14-107 lines measured); these lines hold 15 targets of the 20k-word vocabulary.
+#: The same table in every run (see read_bigram_successors).
+DUMP_TAIL_LINES = 1000
+#: Dumps tried before settling for one that stopped inside DUMP_TAIL_LINES' margin.
+DUMP_TRIES = 3
 SENT_START = "<s>"
 SENT_END = "</s>"
 _VOWEL_LETTERS = frozenset("aeiouy")
@@ -146,8 +158,8 @@ class BigramSuccessors:
     History ``h`` is ``vocab[h]`` (h < V) or ``<s>`` (h == V); target ``t`` is
     ``vocab[t]`` (t < V) or ``</s>`` (t == V). ``indices[indptr[h]:indptr[h+1]]``
     are the sorted targets with a stored bigram ``h t``, plus every target
-    the dump did not cover (so that a target missing from a row is surely
-    scored by backing off).
+    of the dump's tail (not read, see :func:`read_bigram_successors`; so
+    that a target missing from a row is surely scored by backing off).
 
     Attributes:
         indptr: (V+2,) int64 row offsets.
@@ -218,41 +230,63 @@ def _dump_arpa(lm_path: Path, out: Path) -> None:
                         f"{proc.stderr[-500:]}")
 
 
-def _read_dump_order(f) -> dict[bytes, int]:
-    """Position of each word in the dump's ``\\1-grams:`` section (the LM's word order).
+def _read_dump_order(f) -> tuple[dict[bytes, int], Optional[int]]:
+    """(position of each word in the dump's ``\\1-grams:`` section (the LM's word order),
+    number of bigrams in its header, None when not given).
 
     Leaves ``f`` just after the ``\\2-grams:`` line.
     """
+    num_bigrams: Optional[int] = None
     for line in f:
         if line.startswith(b"\\1-grams:"):
             break
+        if line.startswith(b"ngram 2="):
+            try:
+                num_bigrams = int(line[len(b"ngram 2="):])
+            except ValueError:
+                pass
     order: dict[bytes, int] = {}
     for line in f:
         if line.startswith(b"\\2-grams:"):
-            return order
+            return order, num_bigrams
         fields = line.split(b"\t")
         if len(fields) >= 2:
             order[fields[1]] = len(order)
     raise DataError("ARPA dump has no \\2-grams: section")
 
 
-def _read_dump_pairs(
-    f, order: dict[bytes, int], hist: dict[bytes, int], tgt: dict[bytes, int]
-) -> tuple[list[int], list[int], int, bool]:
-    """(history ids, target ids, position of the last successor seen, complete?) of the bigrams.
+@dataclass
+class _DumpPairs:
+    """The bigrams read from an ARPA dump (see _read_dump_pairs)."""
 
-    Lines are ``prob <TAB> h <TAB> w <TAB> backoff``, sorted by w in the LM's
-    word order (checked). Only pairs with ``h`` in ``hist`` and ``w`` in
-    ``tgt`` are kept. A truncated last line is dropped.
+    hs: list[int]  # history ids
+    ts: list[int]  # target ids
+    last_pos: int  # word-order position of the last target seen
+    complete: bool  # the section's end was seen
+    lines: int  # complete bigram lines read
+    cut_pos: Optional[int]  # word-order position of the target of line ``cut_line``; None: not reached
+
+
+def _read_dump_pairs(
+    f, order: dict[bytes, int], hist: dict[bytes, int], tgt: dict[bytes, int], cut_line: int = -1
+) -> _DumpPairs:
+    """The bigrams of the dump's ``\\2-grams:`` section, ``f`` just after its first line.
+
+    Lines are ``prob <TAB> h <TAB> w [<TAB> backoff]``, sorted by w in the
+    LM's word order (checked). Only pairs with ``h`` in ``hist`` and ``w``
+    in ``tgt`` are kept. A truncated last line is dropped. ``cut_line``: the
+    index of the (complete) line whose target's position is ``cut_pos``.
     """
     hs: list[int] = []
     ts: list[int] = []
-    last_w, last_pos, t = b"", -1, None
+    last_w, last_pos, t, n, cut_pos = b"", -1, None, 0, None
     for line in f:
         if line.startswith(b"\\"):
-            return hs, ts, last_pos, True
-        fields = line.split(b"\t")
-        if len(fields) != 4 or not line.endswith(b"\n"):
+            return _DumpPairs(hs, ts, last_pos, True, n, cut_pos)
+        if not line.endswith(b"\n"):
+            continue
+        fields = line.rstrip(b"\r\n").split(b"\t")
+        if len(fields) not in (3, 4):
             continue
         w = fields[2]
         if w != last_w:
@@ -260,21 +294,35 @@ def _read_dump_pairs(
             if pos < last_pos:
                 raise DataError(f"ARPA dump: bigram word {w!r} is unknown or out of order")
             last_w, last_pos, t = w, pos, tgt.get(w)
+        if n == cut_line:
+            cut_pos = last_pos
+        n += 1
         h = hist.get(fields[1])
         if t is not None and h is not None:
             hs.append(h)
             ts.append(t)
-    return hs, ts, last_pos, False
+    return _DumpPairs(hs, ts, last_pos, False, n, cut_pos)
 
 
 def read_bigram_successors(lm_path: Path, vocab: list[str], work_dir: Optional[Path] = None) -> BigramSuccessors:
     """The bigrams ``lm_path`` stores among ``vocab`` (+ ``<s>`` / ``</s>``).
 
-    Dumps the LM as ARPA in a child process (~90 MB in a temporary
+    Dumps the LM as ARPA in a child process (~60-140 MB in a temporary
     directory under ``work_dir``, removed after; ~5 s) and reads the pairs
-    from its bigram section (~4 s). The dump is cut short by a crash; the
-    targets after its last complete group are counted as successors of every
-    history (scored exactly, so the sampler stays exact).
+    from its bigram section (~4 s).
+
+    The dump is cut short by a crash (pocketsphinx 5.1.1), and where it
+    stops varies from run to run (the crash loses the writer's unflushed
+    buffer, and the garbage probabilities it writes vary in length). So
+    that the table does not depend on that, the bigram section is read up
+    to a fixed line, DUMP_TAIL_LINES before its end (as counted in the
+    dump's header), whether or not the dump goes further: the targets from
+    that line on (in the LM's word order; the section is sorted by
+    target) are counted as successors of every history (scored exactly, so
+    the sampler stays exact). A dump that stops before that line is made
+    again (DUMP_TRIES in all); after that, its last complete group is the
+    limit, with a warning (the table, and the text sampled with it, may then
+    differ between runs).
 
     Raises:
         DataError: no usable dump.
@@ -284,17 +332,36 @@ def read_bigram_successors(lm_path: Path, vocab: list[str], work_dir: Optional[P
     hist[SENT_START.encode()] = V
     tgt = {w.encode(): i for i, w in enumerate(vocab)}
     tgt[SENT_END.encode()] = V
-    with tempfile.TemporaryDirectory(dir=work_dir, prefix="lmdump.") as tmp:
-        dump = Path(tmp) / "lm.arpa"
-        _dump_arpa(lm_path, dump)
-        with open(dump, "rb") as f:
-            try:
-                order = _read_dump_order(f)
-                hs, ts, last_pos, complete = _read_dump_pairs(f, order, hist, tgt)
-            except DataError as e:
-                raise DataError(f"{lm_path}: {e}") from None
-    uncovered = [] if complete else sorted(i for w, i in tgt.items() if order.get(w, -1) >= last_pos)
-    return _successor_table(np.asarray(hs, np.int64), np.asarray(ts, np.int64), uncovered, V, lm_path)
+    for attempt in range(1, DUMP_TRIES + 1):
+        with tempfile.TemporaryDirectory(dir=work_dir, prefix="lmdump.") as tmp:
+            dump = Path(tmp) / "lm.arpa"
+            _dump_arpa(lm_path, dump)
+            with open(dump, "rb") as f:
+                try:
+                    order, num_bigrams = _read_dump_order(f)
+                    cut_line = -1 if num_bigrams is None else max(num_bigrams - DUMP_TAIL_LINES, 0)
+                    pairs = _read_dump_pairs(f, order, hist, tgt, cut_line)
+                except DataError as e:
+                    raise DataError(f"{lm_path}: {e}") from None
+        if pairs.cut_pos is not None:
+            break
+        if num_bigrams is None or pairs.complete:  # another dump would not do better
+            log.warning("%s: the ARPA dump's header gives %s bigrams, its section has %d lines",
+                        lm_path, "no count of" if num_bigrams is None else num_bigrams, pairs.lines)
+            break
+        log.warning("%s: the ARPA dump stopped %d of %d bigram lines short of its end, more than "
+                    "DUMP_TAIL_LINES = %d (dump %d of %d)", lm_path, num_bigrams - pairs.lines,
+                    num_bigrams, DUMP_TAIL_LINES, attempt, DUMP_TRIES)
+    if pairs.cut_pos is not None:
+        cut_pos = pairs.cut_pos
+    else:
+        if num_bigrams is not None:
+            log.warning("%s: no ARPA dump reached the last %d bigram lines: the bigram table, and the "
+                        "text sampled with it, may differ between runs", lm_path, DUMP_TAIL_LINES)
+        cut_pos = len(order) if pairs.complete else pairs.last_pos
+    uncovered = sorted(i for w, i in tgt.items() if order.get(w, -1) >= cut_pos)
+    return _successor_table(np.asarray(pairs.hs, np.int64), np.asarray(pairs.ts, np.int64), uncovered, V,
+                            lm_path)
 
 
 def probe_bigram_successors(lm, vocab: list[str], probes: Sequence[str]) -> BigramSuccessors:
@@ -351,7 +418,7 @@ def bigram_successors(
 def _successor_table(hs: np.ndarray, ts: np.ndarray, uncovered: list[int], V: int, what: Path) -> BigramSuccessors:
     """CSR table from (history, target) pairs, the ``uncovered`` targets added to every row."""
     if uncovered:
-        log.info("%s: %d of %d targets not covered by the dump; scored exactly", what, len(uncovered), V + 1)
+        log.info("%s: %d of %d targets in the dump's unread tail; scored exactly", what, len(uncovered), V + 1)
         extra = np.asarray(uncovered, np.int64)
         hs = np.concatenate([hs, np.repeat(np.arange(V + 1), len(extra))])
         ts = np.concatenate([ts, np.tile(extra, V + 1)])
