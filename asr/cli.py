@@ -362,6 +362,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.lang is not None and args.unit != "phone":
         raise UsageError("--lang does nothing with --unit word: it says how phones are scored")
     lang = None if args.lang is None else _model_or_lang(args.lang)
+    if lang is None and args.unit == "phone":
+        log.warning("PER of the phones as given: nothing is folded (give --lang DIR to fold by its score map)")
 
     def score(hyp_path: Path):
         refs, hyps = read_transcripts(args.ref), read_transcripts(hyp_path)

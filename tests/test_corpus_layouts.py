@@ -423,3 +423,15 @@ def test_import_corpus_command(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "o4").exists()
     assert main(["import-corpus", "aligner", str(tmp_path / "c"), str(tmp_path / "o4"), "--skip-incomplete"]) == 0
     assert read_datadir(tmp_path / "o4").utts == ["spk1-a"] and "skipping" in capsys.readouterr().err
+
+
+def test_aligner_speakers_whose_ids_do_not_sort_are_named(tmp_path: Path) -> None:
+    """Speaker folders ``s1`` and ``s1-b`` give ids ``s1-x`` and ``s1-b-a``, whose order is
+    not the speakers': refused before writing, naming both sources."""
+    src = tmp_path / "corpus"
+    for spk, name in (("s1", "x"), ("s1-b", "a")):
+        _wav(src / spk / f"{name}.wav")
+        (src / spk / f"{name}.txt").write_text("hello\n")
+    with pytest.raises(DataError, match=r"s1/x\.wav.*s1-b/a\.wav|s1-b/a\.wav.*s1/x\.wav") as err:
+        import_aligner_dir(src, tmp_path / "out")
+    assert "speaker order" in str(err.value) and not (tmp_path / "out").exists()

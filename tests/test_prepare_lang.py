@@ -134,7 +134,7 @@ def test_stress_can_be_kept(inputs: Path) -> None:
 
 @pytest.mark.parametrize("text, opts, message", [
     ("CAT  K AE1 T\nSILLY  SIL IY0\n", {}, r"user\.dict:2: word 'silly': phone 'SIL' is also the silence phone's name"),
-    ("CAT  K AE1 T\nNOISE  SPN\n", {}, r"user\.dict:2: word 'noise': phone 'SPN' is also the spoken-noise phone"),
+    ("CAT  K AE1 T\nNOISE  SPN AH0\n", {}, r"user\.dict:2: word 'noise': phone 'SPN' is also the spoken-noise phone"),
     ("CAT  K AE1 T\nNOISE  SPN\n", {"noise_phone": "NSN"}, None),
     ("CAT  K AE1 T\n(2)  B AE1 D\n", {}, r"user\.dict:2: malformed line"),
     ("CAT  K AE1 T\nDOG\n", {}, r"user\.dict:2: word 'dog' has an empty pronunciation"),
@@ -150,6 +150,15 @@ def test_lexicon_errors_name_the_file_and_line(tmp_path: Path, text: str, opts: 
         return
     with pytest.raises(LexiconError, match=message):
         lexicon_lang(path, None, LangOptions(**opts))
+
+
+def test_a_kaldi_dict_with_silence_words_is_read(tmp_path: Path) -> None:
+    """Kaldi dicts list their silence words (``!SIL SIL``, ``<SPOKEN_NOISE> SPN``): those are
+    said with the derived lang's own silence and noise phones, not a clash."""
+    path = tmp_path / "lexicon.txt"
+    path.write_text("!SIL SIL\n<SPOKEN_NOISE> SPN\nCAT K AE1 T\n", encoding="utf-8")
+    lang, _, _ = lexicon_lang(path, None, LangOptions())
+    assert lang.phones == ("SIL", "SPN", "AE", "K", "T")
 
 
 def test_a_phone_outside_the_given_lang_names_the_word_and_the_source(inputs: Path) -> None:

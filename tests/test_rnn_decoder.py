@@ -259,6 +259,8 @@ def test_constrained_search_is_the_viterbi_alignment(lms, cd, topo):
     viterbi = WfstDecoder(alignment_graph(ctx, ids), Transitions(ctx), beam=50.0).decode(scores)
     np.testing.assert_array_equal(result.pdfs, viterbi.pdfs)
     assert Transitions(ctx).path_cost(viterbi.tids, DEFAULT_SELF_LOOP_SCALE) == pytest.approx(viterbi.graph_cost, abs=1e-4)
+    # the same total: acoustics and every transition, the last phone's exit included
+    assert result.score == pytest.approx(-(viterbi.graph_cost + viterbi.acoustic_cost), abs=1e-3)
     free = RnnPhoneDecoder(ctx, lms["b"][0], CPU).decode(scores)
     assert free.phones != ids  # unconstrained, the silence wins somewhere
     with pytest.raises(GraphError, match="cannot hold"):

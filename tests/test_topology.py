@@ -121,3 +121,35 @@ def test_path_cost_of_an_ergodic_path(topo):
     expected = loop[0] + move[0, 2] + move[2, 1] + move[1, 4] + move[4, 5]
     assert Transitions(ctx).path_cost(tids, 0.1) == pytest.approx(expected)
     assert states == Transitions(ctx).tid_state[tids - 1].tolist()
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("", "not a Kaldi topology file"),
+    (KALDI_TOPO.replace("</TopologyEntry>\n<TopologyEntry>", "</TopologyEntry>\njunk\n<TopologyEntry>"),
+     r":11: unexpected text 'junk' between topology entries"),
+    (KALDI_TOPO.replace("<Transition> 4 0.75 <Transition> 5 0.25", "<Transition> 4 abc <Transition> 5 0.25"),
+     "'abc' is not a number"),
+    (KALDI_TOPO.replace("<Transition> 4 0.75 <Transition> 5 0.25", "<Transition> 4 1.0"), "can never be left"),
+    (KALDI_TOPO.replace("</Topology>\n", ""), "not a Kaldi topology file"),
+])
+def test_malformed_topology_files_are_named(tmp_path, text, pattern):
+    (tmp_path / "topo").write_text(text)
+    with pytest.raises(DataError, match=pattern) as err:
+        parse_topo(tmp_path / "topo", PHONES)
+    assert str(tmp_path / "topo") in str(err.value)
+
+
+def test_roots_need_every_phone_once(tmp_path):
+    from asr.phones.lang import Lang
+
+    lang = Lang(("NSN", "SIL", "a"), ("SIL", "NSN"), "SIL", Topology(), not_split=("SIL", "NSN", "SIL"))
+    assert lang.silence == ("NSN", "SIL") and lang.not_split == ("NSN", "SIL")  # phone order, once
+    lang.write(tmp_path)
+    assert Lang.load(tmp_path) == lang and Lang.load(tmp_path).digest() == lang.digest()
+    roots = tmp_path / "phones/roots.txt"
+    roots.write_text("not-shared not-split NSN\nnot-shared not-split SIL\n")
+    with pytest.raises(DataError, match="phone 'a' has no root"):
+        Lang.load(tmp_path)
+    roots.write_text("not-shared not-split NSN\nnot-shared not-split SIL\nshared split a\nnot-shared not-split a\n")
+    with pytest.raises(DataError, match=r"roots.txt:4: phone 'a' has a root already \(line 3\)"):
+        Lang.load(tmp_path)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -270,6 +271,8 @@ def _parse_segment_line(path: Path, lineno: int, line: str) -> tuple[str, Segmen
         start, end = float(start_s), float(end_s)
     except ValueError:
         raise DataError(f"{path}:{lineno}: times {start_s!r} {end_s!r} are not numbers") from None
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise DataError(f"{path}:{lineno}: times {start_s!r} {end_s!r} are not finite numbers")
     return utt, (start, end, phone)
 
 

@@ -104,6 +104,18 @@ def _incomplete(message: str, skip: bool, skipped: list[str]) -> None:
     skipped.append(message)
 
 
+def _check_id_order(by_id: dict[str, CorpusUtt]) -> None:
+    """DataError naming both sources when sorting the utterance ids does not sort their
+    speakers too (Kaldi's rule for utt2spk), before anything is written."""
+    ordered = sorted(by_id)
+    for a, b in zip(ordered, ordered[1:]):
+        if by_id[b].spk < by_id[a].spk:
+            raise DataError(f"{by_id[b].audio} (utterance {b!r}, speaker {by_id[b].spk!r}) sorts before "
+                            f"speaker {by_id[a].spk!r} of {by_id[a].audio}, but its id sorts after "
+                            f"{a!r}: Kaldi data dirs need utterance ids in speaker order; rename the "
+                            f"speakers (e.g. names of one length, no '-') or set --speaker-chars")
+
+
 def write_corpus(out_dir: Path, utts: Iterable[CorpusUtt], src: Path,
                  spk2gender: Optional[dict[str, str]] = None) -> DataDir:
     """Write the data dir of ``utts`` (audio headers checked, ids unique) and return it.
@@ -119,6 +131,7 @@ def write_corpus(out_dir: Path, utts: Iterable[CorpusUtt], src: Path,
         by_id[u.utt_id] = u
     if not by_id:
         raise DataError(f"{src}: empty corpus: no utterance with audio and a transcript")
+    _check_id_order(by_id)
     for u in by_id.values():
         check_audio_file(u.audio)
     wav = {k: os.path.abspath(u.audio) for k, u in by_id.items()}

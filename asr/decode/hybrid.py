@@ -284,7 +284,10 @@ def _load_lang(model_dir: Path, comps: dict[str, Any], ctx: ContextDependency) -
 def copy_lang(lang: Lang, model_dir: Path) -> dict:
     """Write ``lang`` into ``model_dir/lang/``; return the bundle's lang component."""
     lang.write(Path(model_dir) / LANG_SUBDIR)
-    return {"files": [f"{LANG_SUBDIR}/{name}" for name in LANG_FILES], "sha256": lang.digest()}
+    copy = Lang.load(Path(model_dir) / LANG_SUBDIR)
+    if copy != lang:
+        raise ModelError(f"{Path(model_dir) / LANG_SUBDIR}: the lang reads back otherwise than it was written")
+    return {"files": [f"{LANG_SUBDIR}/{name}" for name in LANG_FILES], "sha256": copy.digest()}
 
 
 #: What the bundle's features component says about CMVN, per ``FeatureConfig.cmvn``.

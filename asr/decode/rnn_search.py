@@ -20,7 +20,8 @@ current one ends. Either way the path's score is
     Σ_t acwt·(log p(s_t|x_t) − log p(s_t)) − Σ transition costs
         + lm_weight · Σ log P_rnn(phone | phones before) − penalty · phones
 
-(``</s>`` included), with the transition costs of the decoding graph's H. Per
+(``</s>`` included), with the transition costs of the decoding graph's H (every
+self-loop, every move between states, every phone's exit, the last one's included). Per
 frame the work is numpy over all hypotheses; no Python loop runs per state.
 Constrained to a known phone sequence (``decode(…, constrain=ids)``) the search
 gives an alignment.
@@ -80,7 +81,7 @@ class SearchResult:
         phones: phone ids (1-based, as phones.txt) of the path.
         pdfs, states: (T,) int64, each frame's pdf and HMM state.
         entries: (T,) bool, the frames that enter a phone (its first frame).
-        score: the path's total log score; lm_score the LM's part (unweighted).
+        score: the path's total log score (acoustics, transitions, LM and penalty).
         reached_final: False when no hypothesis that ends the utterance survived
             (the best partial one is returned).
     """
@@ -407,11 +408,12 @@ class RnnPhoneDecoder:
         context's LM score swapped for ``</s>``'s (its last phone was read in that context);
         failing that, the best of all."""
         last = history[-1]
-        ends_phone = np.isfinite(self.exit_lp[trie.phone[last.node], last.state])
+        exit_lp = self.exit_lp[trie.phone[last.node], last.state]  # the last phone's exit, as H has it
+        ends_phone = np.isfinite(exit_lp)
         rows = trie.lm_rows(last.node)
-        end = last.score + self._lm_weight * rows[:, BOUNDARY]
+        end = last.score + np.where(ends_phone, exit_lp, 0.0) + self._lm_weight * rows[:, BOUNDARY]
         if self.commit:  # </s> was scored on entering the last phone; else the right context was
-            end = np.where(last.right == BOUNDARY, last.score,
+            end = np.where(last.right == BOUNDARY, last.score + np.where(ends_phone, exit_lp, 0.0),
                            end - self._lm_weight * rows[np.arange(len(rows)), last.right])
         final = ends_phone & (last.right == BOUNDARY) if self.commit else ends_phone.copy()
         if ref is not None:

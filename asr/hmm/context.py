@@ -83,7 +83,7 @@ class ContextDependency:
         self.ci_phones = sorted(ci_phones)
         self.num_states = topology.num_states(self.phones)  # (P,) states of each phone
         self.ci_offsets = np.concatenate([[0], np.cumsum(self.num_states)[:-1]]).astype(np.int64)
-        self._cache: dict[tuple[tuple[int, ...], int], int] = {}
+        self._cache: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._check()
         self.pdf_phone, self.pdf_state = self._leaf_owners()
         self._walk = self._node_arrays()
@@ -215,30 +215,33 @@ class ContextDependency:
             window: ``width`` phone ids (0 = utterance edge); the centre must
                 be a phone.
         """
-        key = (tuple(int(p) for p in window), int(state))
+        pdfs = self.pdfs(window)
+        if not 0 <= int(state) < len(pdfs):
+            raise ModelError(f"HMM state {state} outside 0..{len(pdfs) - 1} of phone "
+                             f"{self.phones[int(window[self.central]) - 1]!r}")
+        return pdfs[int(state)]
+
+    def pdfs(self, window: Sequence[int]) -> tuple[int, ...]:
+        """The pdf of every HMM state of the central phone of ``window`` (one tree walk for
+        all of them, cached)."""
+        key = tuple(int(p) for p in window)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        if len(key[0]) != self.width:
-            raise ModelError(f"context window {key[0]} has {len(key[0])} phones, expected {self.width}")
-        centre = key[0][self.central]
+        if len(key) != self.width:
+            raise ModelError(f"context window {key} has {len(key)} phones, expected {self.width}")
+        centre = key[self.central]
         if not 1 <= centre <= len(self.phones):
-            raise ModelError(f"context window {key[0]}: central phone id {centre} is not a phone")
-        if not 0 <= key[1] < self.num_states[centre - 1]:
-            raise ModelError(f"HMM state {key[1]} outside 0..{self.num_states[centre - 1] - 1} "
-                             f"of phone {self.phones[centre - 1]!r}")
-        node = int(self.event_pdfs(np.array(self._event(key[0], key[1])))[0])
-        self._cache[key] = node
-        return node
+            raise ModelError(f"context window {key}: central phone id {centre} is not a phone")
+        events = np.array([self.event(key, k) for k in range(int(self.num_states[centre - 1]))])
+        pdfs = tuple(int(p) for p in self.event_pdfs(events))
+        self._cache[key] = pdfs
+        return pdfs
 
-    def _event(self, window: tuple[int, ...], state: int) -> list[int]:
+    def event(self, window: Sequence[int], state: int) -> list[int]:
         """The (left, centre, right, state) event of a window (0 where it has no neighbour)."""
         c = self.central
         return [window[c - 1] if c >= 1 else 0, window[c], window[c + 1] if c + 1 < self.width else 0, state]
-
-    def pdfs(self, window: Sequence[int]) -> tuple[int, ...]:
-        """The pdf of every HMM state of the central phone of ``window``."""
-        return tuple(self.pdf(window, k) for k in range(self.num_states[window[self.central] - 1]))
 
     def windows(self, phone_ids: Sequence[int]) -> list[tuple[int, ...]]:
         """The context window of every phone of an utterance (edges padded with 0)."""

@@ -206,10 +206,8 @@ def alignment_pdfs(ci_tids: np.ndarray, ctx: ContextDependency) -> np.ndarray:
     if ctx.is_ci:
         return ci.pdfs(ci_tids)
     runs = ci.phone_runs(ci_tids)
-    windows = ctx.windows([r.phone + 1 for r in runs])
-    states = ci.tid_state[np.asarray(ci_tids, dtype=np.int64) - 1]
-    out = np.empty(len(states), dtype=np.int64)
-    for run, window in zip(runs, windows):
-        pdfs = np.asarray(ctx.pdfs(window), dtype=np.int64)
-        out[run.start:run.end] = pdfs[states[run.start:run.end]]
-    return out
+    events = np.empty((len(ci_tids), 4), dtype=np.int64)  # (T, 4): left, centre, right, state
+    for run, window in zip(runs, ctx.windows([r.phone + 1 for r in runs])):
+        events[run.start:run.end, :3] = ctx.event(window, 0)[:3]
+    events[:, 3] = ci.tid_state[np.asarray(ci_tids, dtype=np.int64) - 1]
+    return ctx.event_pdfs(events)

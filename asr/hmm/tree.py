@@ -23,8 +23,9 @@ Unlike Kaldi's ``build-tree``: roots are never shared (Kaldi's default
 about the HMM state and group states; here every (phone, state) has its own
 root and questions ask only about the left and right phones); there is no
 bottom-up merge of the leaves after splitting (Kaldi's ``--cluster-thresh``
-pass); and the questions are the phone clusters plus one silence question
-(no ``extra_questions.txt``). See docs/kaldi_differences.md.
+pass); and the questions are the phone clusters plus one silence question,
+plus the lang's ``extra_questions.txt`` (:func:`asr.steps.build_tree.build_tree_stage`).
+See docs/kaldi_differences.md.
 
 The objective throughout is Kaldi's: the log-likelihood of pooled data
 under one diagonal Gaussian with its maximum-likelihood mean and variance,
@@ -465,7 +466,8 @@ def _number(tree: _Growth) -> tuple[list[Node], list[list[int]], list[np.ndarray
 
     Nodes are laid out root by root (phone 0 state 0, phone 0 state 1, …),
     depth first, "yes" before "no"; pdfs number the leaves in that order, so
-    a tree without splits has nodes ``0..N-1`` = pdfs ``phone·S + state``.
+    a tree without splits has nodes ``0..N-1`` = the CI numbering
+    (``ContextDependency.ci_offsets[phone] + state``).
     """
     layout: list[list[int] | int] = []          # [position, question, yes, no] or a pdf
     leaf_rows: list[np.ndarray] = []

@@ -169,7 +169,7 @@ def lexicon_lang(user_lexicon: Optional[Path], source: Optional[str],
     use_cmudict = user_lexicon is None or source == "cmudict"
     if use_cmudict:
         entries += cmudict_entries()
-    lang = derive_lang(lexicon_phones(entries, opts.keep_stress), opts)
+    lang = derive_lang(lexicon_phones(entries, opts.keep_stress, (opts.silence_phone, opts.noise_phone)), opts)
     what = " + ".join(([str(user_lexicon)] if user_lexicon is not None else []) + (["cmudict"] if use_cmudict else []))
     logger.info("lang derived from %s: %d phones (%d non-silence)", what, len(lang.phones), len(lang.nonsilence))
     return lang, "cmudict" if use_cmudict else "flite", f"derived from {what}"

@@ -368,13 +368,16 @@ def read_cmudict_format(path: Path, phones: Union[Lang, Collection[str], PhoneMa
     return Lexicon(prons)
 
 
-def lexicon_phones(entries: Iterable[Entry], keep_stress: bool = False) -> dict[str, str]:
+def lexicon_phones(entries: Iterable[Entry], keep_stress: bool = False,
+                   silence: Collection[str] = ()) -> dict[str, str]:
     """The phones a lexicon uses → where each is first used (``file:line: word 'w'``),
     in order of first use; stress digits removed unless ``keep_stress``. The entries of
-    the LM's garbage words (``<unk> SPN``) are skipped: those words get the garbage phone."""
+    the LM's garbage words (``<unk> SPN``) are skipped: those words get the garbage phone;
+    so are the entries said with ``silence`` phones only (a Kaldi dict's ``!SIL SIL``): the
+    derived lang has those phones, and the words keep their pronunciations."""
     out: dict[str, str] = {}
     for e in entries:
-        if is_garbage_word(e.word):
+        if is_garbage_word(e.word) or (e.symbols and set(e.symbols) <= set(silence)):
             continue
         for s in e.symbols:
             out.setdefault(s if keep_stress else strip_stress(s), f"{e.where}: word {e.word!r}")

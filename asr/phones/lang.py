@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,9 @@ class Lang:
         if not self.garbage:
             object.__setattr__(self, "garbage", self.optional_silence)
         self._check()
+        for name in ("silence", "not_split"):  # sets, kept in phone order: a lang reads back equal
+            members = set(getattr(self, name))
+            object.__setattr__(self, name, tuple(p for p in self.phones if p in members))
 
     def _check(self) -> None:
         known = set(self.phones)
@@ -245,11 +249,13 @@ def _read_phone_list(path: Path, phones: Sequence[str], required: bool = True) -
 
 
 def _read_roots(path: Path, phones: Sequence[str], silence: Sequence[str]) -> list[str]:
-    """The not-split phones of roots.txt (no file: the silence phones)."""
+    """The not-split phones of roots.txt (no file: the silence phones). As in Kaldi, every
+    phone has a root, once."""
     rows = _lines(path, required=False)
     if not rows:
         return list(silence)
     not_split: list[str] = []
+    seen: dict[str, int] = {}
     warned = False
     for lineno, fields in rows:
         if len(fields) < 3 or fields[0] not in ("shared", "not-shared") or fields[1] not in ("split", "not-split"):
@@ -258,11 +264,17 @@ def _read_roots(path: Path, phones: Sequence[str], silence: Sequence[str]) -> li
             raise DataError(f"{path}:{lineno}: the phones {' '.join(fields[2:])} share a root; every phone "
                             f"needs a root of its own here (each pdf must name its phone): one per line")
         _check_known(path, lineno, fields[2:], phones)
+        if fields[2] in seen:
+            raise DataError(f"{path}:{lineno}: phone {fields[2]!r} has a root already (line {seen[fields[2]]})")
+        seen[fields[2]] = lineno
         if fields[0] == "shared" and not warned:
             log.info("%s: 'shared' roots are read as 'not-shared' (one root per HMM state)", path)
             warned = True
         if fields[1] == "not-split":
             not_split.append(fields[2])
+    missing = [p for p in phones if p not in seen]
+    if missing:
+        raise DataError(f"{path}: phone {missing[0]!r} has no root (every phone needs one line)")
     return not_split
 
 
@@ -297,7 +309,8 @@ def format_topo(topology: Topology, phones: Sequence[str]) -> str:
         out += ["<TopologyEntry>", "<ForPhones>", " ".join(map(str, ids)), "</ForPhones>"]
         m = hmm.matrix
         for k in range(hmm.num_states):
-            trans = " ".join(f"<Transition> {j} {m[k, j]:g}" for j in range(hmm.num_states + 1) if m[k, j] > 0)
+            trans = " ".join(f"<Transition> {j} {float(m[k, j])!r}" for j in range(hmm.num_states + 1)
+                             if m[k, j] > 0)
             out.append(f"<State> {k} <PdfClass> {k} {trans} </State>")
         out += [f"<State> {hmm.num_states} </State>", "</TopologyEntry>"]
     return "\n".join(out + ["</Topology>"]) + "\n"
@@ -317,16 +330,24 @@ def parse_topo(path: Path, phones: Sequence[str]) -> Topology:
             probabilities that do not sum to 1, a state that cannot be
             reached or left, a transition back to state 0).
     """
-    text = _lines(path) and path.read_text(encoding="utf-8")
+    _lines(path)  # DataError when missing or not UTF-8
+    text = path.read_text(encoding="utf-8")
+    outer = re.fullmatch(r"\s*<Topology>(.*)</Topology>\s*", text, re.S)
+    if outer is None:
+        raise DataError(f"{path}: not a Kaldi topology file (<Topology> … </Topology>)")
     hmms: dict[str, PhoneHmm] = {}
     pos = 0
-    for entry in re.finditer(r"<TopologyEntry>(.*?)</TopologyEntry>", text, re.S):
+    entry_re = re.compile(r"<TopologyEntry>(.*?)</TopologyEntry>", re.S)
+    _only_space(path, text, outer.start(1), outer.end(1), entry_re, "between topology entries")
+    for entry in entry_re.finditer(text, outer.start(1), outer.end(1)):
         lineno = text.count("\n", 0, entry.start()) + 1
         body = entry.group(1)
         where = f"{path}:{lineno}"
         ids_match = re.search(r"<ForPhones>(.*?)</ForPhones>", body, re.S)
         if not ids_match or not all(t.isdigit() for t in ids_match.group(1).split()):
             raise DataError(f"{where}: a <TopologyEntry> needs <ForPhones> phone ids </ForPhones>")
+        _only_space(path, text, entry.start(1), entry.end(1),
+                    re.compile(r"<ForPhones>.*?</ForPhones>|" + _STATE.pattern, re.S), "in a topology entry")
         hmm = _entry_hmm(body, where)
         for t in ids_match.group(1).split():
             i = int(t)
@@ -342,6 +363,22 @@ def parse_topo(path: Path, phones: Sequence[str]) -> Topology:
     if missing:
         raise DataError(f"{path}: phone {missing[0]!r} has no topology entry")
     return Topology.of(hmms)
+
+
+def _only_space(path: Path, text: str, start: int, end: int, allowed: "re.Pattern[str]", what: str) -> None:
+    """DataError naming the line of the first text in ``text[start:end]`` outside ``allowed``."""
+    at = start
+    for m in allowed.finditer(text, start, end):
+        _space_or_error(path, text, at, m.start(), what)
+        at = m.end()
+    _space_or_error(path, text, at, end, what)
+
+
+def _space_or_error(path: Path, text: str, start: int, end: int, what: str) -> None:
+    stray = re.search(r"\S", text[start:end])
+    if stray:
+        line = text.count("\n", 0, start + stray.start()) + 1
+        raise DataError(f"{path}:{line}: unexpected text {text[start + stray.start():].split()[0]!r} {what}")
 
 
 def _entry_hmm(body: str, where: str) -> PhoneHmm:
@@ -361,7 +398,13 @@ def _entry_hmm(body: str, where: str) -> PhoneHmm:
         for t, p in trans:
             if not t.isdigit() or int(t) > n:
                 raise DataError(f"{where}: state {k} has a transition to {t}, not a state 0..{n}")
-            matrix[k][int(t)] += float(p)
+            try:
+                prob = float(p)
+            except ValueError:
+                prob = math.nan
+            if not 0.0 <= prob <= 1.0:
+                raise DataError(f"{where}: state {k}: transition probability {p!r} is not a number in [0, 1]")
+            matrix[k][int(t)] += prob
     try:
         return PhoneHmm(n, transitions=tuple(map(tuple, matrix)))
     except ModelError as exc:

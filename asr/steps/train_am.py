@@ -53,7 +53,7 @@ def uniform_alignments(data_dir: Path, feats: Mapping[str, np.ndarray], phones: 
     :mod:`asr.hmm.targets`); an utterance too short for its phone sequence
     gets no alignment. Both are counted and logged for the data set.
     """
-    dd = read_datadir(data_dir, require_phones=True)
+    dd = read_datadir(data_dir, require_phones=True, phones=phones)  # file:line of a phone not in the lang
     cfg = FeatureConfig.load(data_dir / "feats.yaml")
     index = {p: i for i, p in enumerate(phones)}
     stats = TargetStats()

@@ -85,9 +85,9 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   unseen_list=$data/corpus/test_unseen_spk.list
   extra=()
   if [ -s "$unseen_list" ]; then extra=(--extra-test "test_unseen=$unseen_list"); fi
-  if [ -f "$data/test/phone_text" ] && [ -f "$data/dev/phone_text" ] && [ -f "$data/train/phone_text" ] \
+  if [ -f "$data/test/phone_text" ] && [ -f "$data/dev/phone_text" ] && [ -f "$data/train/phone_text" ] && [ -f "$data/lang/topo" ] \
      && { [ ! -s "$unseen_list" ] || [ -f "$data/test_unseen/phone_text" ]; }; then
-    log "data dirs exist, skipping"
+    log "data dirs and the lang dir exist, skipping"
   else
     asr --log-file "$exp/log/prepare.log" prepare-timit "$data/corpus" "$data" \
       --dev-spk "$data/corpus/dev_spk.list" --test-spk "$data/corpus/test_spk.list" "${extra[@]}"

@@ -60,8 +60,8 @@ fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "Stage 1: data dirs train, dev (50 speakers), core test (24 speakers)"
   SECONDS=0
-  if [ -f "$data/test/phone_text" ] && [ -f "$data/dev/phone_text" ] && [ -f "$data/train/phone_text" ]; then
-    log "data dirs exist, skipping"
+  if [ -f "$data/test/phone_text" ] && [ -f "$data/dev/phone_text" ] && [ -f "$data/train/phone_text" ] && [ -f "$data/lang/topo" ]; then
+    log "data dirs and the lang dir exist, skipping"
   else
     asr --log-file "$exp/log/prepare.log" prepare-timit "$timit" "$data" --standard-counts \
       --dev-spk "$root/recipes/timit/conf/dev_spk.list" --test-spk "$root/recipes/timit/conf/test_spk.list"
