@@ -136,6 +136,7 @@ def test_partitions_and_prompts(corpus):
     assert all(len(ids) == 1 for ids in ids_by_text.values())  # one id per prompt text
 
 
+@pytest.mark.slow  # 11 s: synthesizes the tiny corpus twice more (the LibriSpeech layout's resume stays in make test)
 def test_regenerate_is_identical_and_resumes(corpus, tmp_path):
     other = tmp_path / "again"
     synth.generate_corpus(other, "tiny", seed=0, num_jobs=1)
