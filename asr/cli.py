@@ -231,8 +231,18 @@ def cmd_align(args: argparse.Namespace) -> int:
     from asr.nn.train import resolve_device
     from asr.steps.align import align_set
 
+    if args.words is None and not (args.data_dir / "phone_segments").is_file():
+        raise UsageError(f"{args.data_dir} has no phone_segments: give --words LANG_WORDS (a word lang "
+                         f"dir from prepare-lang) to align over its word transcripts")
     model = HybridModel.load(args.model_dir, resolve_device(args.device))
-    align_set(model, args.data_dir, args.ali_dir, acwt=args.acoustic_scale)
+    align_set(model, args.data_dir, args.ali_dir, acwt=args.acoustic_scale, words=args.words)
+    return 0
+
+
+def cmd_align_equal(args: argparse.Namespace) -> int:
+    from asr.steps.align import align_equal_set
+
+    align_equal_set(args.data_dir, args.lang_dir, args.ali_dir)
     return 0
 
 
@@ -428,6 +438,8 @@ def eval_text(path: Path) -> tuple[str, Path]:
     return path.parent.name or str(path), path
 
 
+#: prepare-lang --phone-lang's name of the built-in TIMIT 48-phone lang (prepare-timit's).
+BUILTIN_TIMIT_LANG = "timit"
 #: prepare-lang's options for a phone set derived from the lexicon (refused with --phone-lang).
 DERIVED_LANG_OPTIONS = ("keep_stress", "position_dependent_phones", "silence_phone", "noise_phone",
                         "num_sil_states", "num_nonsil_states")
@@ -440,6 +452,10 @@ def _prepare_lang_phones(args: argparse.Namespace):
     from asr.phones.lang import Lang
 
     if args.phone_lang is not None:
+        if str(args.phone_lang) == BUILTIN_TIMIT_LANG and not args.phone_lang.exists():
+            from asr.phones.timit import timit_lang
+
+            return timit_lang(), args.lexicon_source or "cmudict", BUILTIN_TIMIT_LANG
         return Lang.load(args.phone_lang), args.lexicon_source or "cmudict", str(args.phone_lang)
     given = {"keep_stress": args.keep_stress, "position_dependent": args.position_dependent_phones,
              "silence_phone": args.silence_phone, "noise_phone": args.noise_phone,
@@ -594,8 +610,8 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--order", type=int, help="LM order (default 3)")
     s.add_argument("--prune", type=float, help="kaldingram pruning threshold (0: none; default 1e-7)")
     s.add_argument("--phone-lang", type=Path,
-                   help="the phone lang dir to map pronunciations onto (e.g. data/lang from prepare-timit); "
-                        "default: a phone set derived from the lexicon")
+                   help="the phone lang dir to map pronunciations onto (e.g. data/lang from prepare-timit), "
+                        "or 'timit' for TIMIT's 48 phones; default: a phone set derived from the lexicon")
     s.add_argument("--lexicon", type=Path, help="your pronunciations, CMUdict format (they come first; "
                    "without --phone-lang the phone set is derived from them)")
     s.add_argument("--lexicon-source", choices=["cmudict", "flite"],
@@ -656,14 +672,25 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_train_phone_lm)
 
-    s = sub.add_parser("align", allow_abbrev=False, help="Viterbi realignment of a data set within its phone transcripts")
+    s = sub.add_parser("align", allow_abbrev=False, help="Viterbi alignment of a data set within its phone "
+                       "transcripts, or (--words) its word transcripts")
     s.add_argument("model_dir", type=Path)
     s.add_argument("data_dir", type=Path)
     s.add_argument("ali_dir", type=Path)
+    s.add_argument("--words", type=Path, metavar="LANG_WORDS", help="a word lang dir (prepare-lang): align "
+                   "over each utterance's training graph H∘C∘L∘words (pronunciations and optional "
+                   "silence chosen by the model), not its phone segmentation")
     s.add_argument("--acoustic-scale", type=float, default=1.0, help="acoustic scale (default 1)")
     _old_spelling(s, "--acwt", "--acoustic-scale")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_align)
+
+    s = sub.add_parser("align-equal", allow_abbrev=False, help="the flat start's equal alignment: each "
+                       "utterance's frames spread evenly over one path of its training graph")
+    s.add_argument("data_dir", type=Path, help="a data dir with text and features")
+    s.add_argument("lang_dir", type=Path, help="a word lang dir (prepare-lang): lexicon, silence probability")
+    s.add_argument("ali_dir", type=Path)
+    s.set_defaults(func=cmd_align_equal)
 
     s = sub.add_parser("show-alignment", allow_abbrev=False, help="print alignments, or export them as CTM or TextGrid")
     s.add_argument("ali_dir", type=Path)

@@ -493,6 +493,26 @@ def _user_prons(words: Sequence[str], user_lexicon: Union[Path, Lexicon, None], 
     return out
 
 
+def new_word_pronunciations(words: Iterable[str], lang: Lang) -> dict[str, list[Pron]]:
+    """Pronunciations for words a lexicon lacks, over ``lang``'s phones: CMUdict's, then
+    flite's letter-to-sound rules. Words with neither (flite says them as nothing, or
+    they map to no phone) are left out; a lang whose phones CMUdict and flite cannot be
+    mapped onto gives none (LexiconError from the mapping is caught and logged).
+    """
+    words = [w for w in dict.fromkeys(words) if not is_garbage_word(w)]
+    if not words:
+        return {}
+    try:
+        pmap = phone_map(lang)
+        found = dict(cmudict_pronunciations(words, pmap))
+        rest = [w for w in words if w not in found]
+        found.update({w: [p] for w, p in _flite_prons(rest, pmap, None).items()})
+    except LexiconError as exc:
+        log.warning("no pronunciations for %d new words: %s", len(words), exc)
+        return {}
+    return {w: found[w][:MAX_PRONS] for w in words if w in found}
+
+
 def build_lexicon(
     words: Iterable[str],
     lang: Lang,
