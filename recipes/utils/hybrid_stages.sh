@@ -9,6 +9,13 @@
 # where $data holds train/ dev/ test/ data dirs with phone segmentations, and
 # optionally more test sets (test_unseen/: voices never heard in training),
 # which are scored with the settings tuned on dev, like test.
+# Word supervision (supervision=words, recipes/words/run.sh): the data dirs have word
+# transcripts only; also set
+#   phone_lang_opts (prepare-lang's phone set: "--phone-lang DIR" or lexicon options)
+#   flat_rounds flat_conf (stage 4: rounds of realignment, and the rounds' model settings)
+#   eval_sets (the test sets' names, default test and test_unseen when there)
+# The word lang dir is then the lang dir of every stage ($lang_dir = $data/lang_words),
+# stage 4 is a flat start, and only WER is scored (no phone transcripts train a phone LM).
 #
 # Experiment directories (each named for what it holds):
 #   $exp/ci_lstm               CI LSTM on the uniform split of the phone segmentation
@@ -22,19 +29,35 @@
 #   <system>/decode_{dev,test}        PER;  <system>/decode_words_{dev,test}  WER
 #   <system>/decode_rnn_{dev,test}    PER of the RNN phone-sequence decoder
 
+supervision=${supervision:-phones}
 ci=$exp/ci_lstm
 systems=("$ci")
-eval_sets=(test)
-if [ -d "$data/test_unseen" ]; then eval_sets+=(test_unseen); fi
+if [ -z "${eval_sets+set}" ]; then
+  eval_sets=(test)
+  if [ -d "$data/test_unseen" ]; then eval_sets+=(test_unseen); fi
+fi
+if [ "$supervision" = words ]; then
+  lang_dir=$data/lang_words
+  align_opts=(--words "$data/lang_words")
+  score_phones=false  # no phone transcripts: no phone LM, no PER (WER only)
+  rnn_decoder=false
+else
+  lang_dir=$data/lang
+  align_opts=()
+  score_phones=true
+fi
 eval_dirs=() eval_texts=()
 for set in "${eval_sets[@]}"; do eval_dirs+=("$data/$set"); eval_texts+=("$data/$set/text"); done
 if [ "$ci_realigned" = true ]; then systems+=("${ci}_realigned"); fi
 for n in $cd_leaves; do systems+=("$exp/cd_lstm_$n"); done
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log "Stage 2: phone bigram LM and the CI decoding graph"
   SECONDS=0
-  asr --log-file "$exp/log/graph.log" make-graph "$data/train" "$data/lang" --order 2
+  if [ "$supervision" = phones ]; then
+    log "Stage 2: phone bigram LM and the CI decoding graph"
+    asr --log-file "$exp/log/graph.log" make-graph "$data/train" "$data/lang" --order 2
+    phone_lang_opts="--phone-lang $data/lang"
+  fi
   log "Stage 2: word trigram ($vocab_size-word vocabulary), lexicon, L, G and the CI word graph"
   # the options that train the word LM, unless lm_opts gives one (--lm)
   lm_train_opts=(--exclude "$data/dev/text" "${eval_texts[@]}" --vocab-size "$vocab_size"
@@ -42,7 +65,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   case " $lm_opts " in *" --lm "*|*" --lm="*) lm_train_opts=() ;; esac
   # shellcheck disable=SC2086
   asr --log-file "$exp/log/lang_words.log" prepare-lang "$data/train" "$data/lang_words" \
-    --phone-lang "$data/lang" "${lm_train_opts[@]}" --eval "$data/dev" "${eval_dirs[@]}" $lm_opts
+    $phone_lang_opts "${lm_train_opts[@]}" --eval "$data/dev" "${eval_dirs[@]}" $lm_opts
   asr --log-file "$exp/log/graph_words_ci.log" make-word-graph "$data/lang_words" "$data/graph_words_ci"
   record_time "$times" "2 lang" "$SECONDS"
 fi
@@ -54,27 +77,64 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   record_time "$times" "3 features" "$SECONDS"
 fi
 
+align_set() {
+  # align_set <model dir> <set>: Viterbi alignment of $data/<set> into <model dir>/ali_<set>,
+  # unless one newer than the model is there
+  local model=$1 set=$2 name
+  name=$(basename "$model")
+  if [ -f "$model/ali_$set/ali.yaml" ] && [ "$model/ali_$set/ali.yaml" -nt "$model/final.pt" ]; then
+    log "alignment of $set by $name is up to date, skipping"
+  else
+    asr --log-file "$exp/log/align_${set}_$name.log" align "$model" "$data/$set" "$model/ali_$set" \
+      "${align_opts[@]}" --device "$device"
+  fi
+}
+
+flat_start() {
+  # The flat start of word supervision: the equal alignment over each transcript's training
+  # graph, a CI model on it, then $flat_rounds rounds of realignment over the training graphs
+  # and retraining; the last model is $ci (the rounds before it are ${ci}_round<r>).
+  local r model ali_train=$exp/ali_equal_train ali_dev=$exp/ali_equal_dev model_conf
+  for set in train dev; do
+    if [ -f "$exp/ali_equal_$set/ali.yaml" ] && [ "$exp/ali_equal_$set/ali.yaml" -nt "$data/lang_words/lang.yaml" ]; then
+      log "equal alignment of $set is up to date, skipping"
+    else
+      asr --log-file "$exp/log/align_equal_$set.log" align-equal "$data/$set" "$data/lang_words" "$exp/ali_equal_$set"
+    fi
+  done
+  for ((r = 0; r <= flat_rounds; r++)); do
+    if [ "$r" -eq "$flat_rounds" ]; then model=$ci model_conf=$conf; else model=${ci}_round$r model_conf=$flat_conf; fi
+    log "flat start: model $r of $flat_rounds ($(basename "$model")) on $(basename "$(dirname "$ali_train")")/$(basename "$ali_train")"
+    asr --log-file "$exp/log/train_$(basename "$model").log" train "$data/train" "$data/dev" "$model" \
+      --lang "$lang_dir" --conf "$model_conf" --ali-train "$ali_train" --ali-dev "$ali_dev" --device "$device" --ngpu "$ngpu"
+    if [ "$r" -lt "$flat_rounds" ]; then
+      align_set "$model" train
+      align_set "$model" dev
+      ali_train=$model/ali_train ali_dev=$model/ali_dev
+    fi
+  done
+}
+
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "Stage 4: CI targets (uniform split over each phone's HMM states) and CI LSTM training"
   SECONDS=0
-  # resumes an interrupted run, returns at once when done, refuses a changed config
-  asr --log-file "$exp/log/train_ci.log" train "$data/train" "$data/dev" "$ci" --lang "$data/lang" --conf "$conf" --device "$device" --ngpu "$ngpu"
+  if [ "$supervision" = words ]; then
+    log "Stage 4: flat start (equal alignment over the training graphs H∘C∘L∘words, $flat_rounds rounds of realignment)"
+    flat_start
+  else
+    log "Stage 4: CI targets (uniform split over each phone's HMM states) and CI LSTM training"
+    # resumes an interrupted run, returns at once when done, refuses a changed config
+    asr --log-file "$exp/log/train_ci.log" train "$data/train" "$data/dev" "$ci" --lang "$data/lang" --conf "$conf" --device "$device" --ngpu "$ngpu"
+  fi
   record_time "$times" "4 train CI LSTM" "$SECONDS"
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "Stage 5: Viterbi realignment of train and dev with the CI LSTM"
   SECONDS=0
-  for set in train dev; do
-    if [ -f "$ci/ali_$set/ali.yaml" ] && [ "$ci/ali_$set/ali.yaml" -nt "$ci/final.pt" ]; then
-      log "alignment of $set is up to date, skipping"
-    else
-      asr --log-file "$exp/log/align_$set.log" align "$ci" "$data/$set" "$ci/ali_$set" --device "$device"
-    fi
-  done
+  for set in train dev; do align_set "$ci" "$set"; done
   if [ "$ci_realigned" = true ]; then
     asr --log-file "$exp/log/train_ci_realigned.log" train "$data/train" "$data/dev" "${ci}_realigned" \
-      --lang "$data/lang" --conf "$conf" --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" --device "$device" --ngpu "$ngpu"
+      --lang "$lang_dir" --conf "$conf" --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" --device "$device" --ngpu "$ngpu"
   fi
   record_time "$times" "5 realign" "$SECONDS"
 fi
@@ -87,10 +147,12 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     if [ -f "$tree/tree.json" ] && [ "$tree/tree.json" -nt "$ci/ali_train/ali.yaml" ]; then
       log "tree $tree is up to date, skipping"
     else
-      asr --log-file "$exp/log/tree_$n.log" build-tree "$data/train" "$ci/ali_train" "$tree" --lang "$data/lang" --num-leaves "$n"
+      asr --log-file "$exp/log/tree_$n.log" build-tree "$data/train" "$ci/ali_train" "$tree" --lang "$lang_dir" --num-leaves "$n"
     fi
-    asr --log-file "$exp/log/graph_$n.log" make-graph "$data/train" "$data/lang" --order 2 \
-      --tree "$tree/tree.json" --graph-dir "$tree"
+    if [ "$score_phones" = true ]; then
+      asr --log-file "$exp/log/graph_$n.log" make-graph "$data/train" "$data/lang" --order 2 \
+        --tree "$tree/tree.json" --graph-dir "$tree"
+    fi
     asr --log-file "$exp/log/graph_words_$n.log" make-word-graph "$data/lang_words" "$tree/graph_words" \
       --tree "$tree/tree.json"
   done
@@ -104,7 +166,7 @@ if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
   if [ "$cd_init" = true ]; then init=(--init-from "$ci"); fi
   for n in $cd_leaves; do
     asr --log-file "$exp/log/train_cd_$n.log" train "$data/train" "$data/dev" "$exp/cd_lstm_$n" \
-      --lang "$data/lang" --conf "$cd_conf" --tree "$exp/tree_$n/tree.json" \
+      --lang "$lang_dir" --conf "$cd_conf" --tree "$exp/tree_$n/tree.json" \
       --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" "${init[@]}" --device "$device" --ngpu "$ngpu"
   done
   record_time "$times" "7 train CD LSTM" "$SECONDS"
@@ -156,9 +218,9 @@ if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
   pids=() failed=0
   for model in "${systems[@]}"; do
     case $(basename "$model") in
-      cd_lstm_*) (decode_system "$model" "$exp/tree_${model##*_}"
+      cd_lstm_*) (if [ "$score_phones" = true ]; then decode_system "$model" "$exp/tree_${model##*_}"; fi
                   decode_words_system "$model" "$exp/tree_${model##*_}/graph_words") & ;;
-      *) (decode_system "$model" "$data/lang"
+      *) (if [ "$score_phones" = true ]; then decode_system "$model" "$data/lang"; fi
           decode_words_system "$model" "$data/graph_words_ci") & ;;
     esac
     pids+=("$!")
