@@ -7,7 +7,7 @@
 # Without --corpus it generates the synthetic corpus in the LibriSpeech layout
 # (word transcripts only) and trains on it, beside recipes/synth/run.sh's
 # phone-supervised system on the same speech.
-# Outputs: <out>/data/words_<name>/ and <out>/exp/words_<name>/.
+# Outputs: <out>/data/words_<tag>/ and <out>/exp/words_<tag>/.
 set -euo pipefail
 
 stage=0
@@ -17,7 +17,7 @@ layout=librispeech  # librispeech | aligner | kaldi: how the subsets under --cor
 train_set=train     # subset (dir under --corpus) to train on
 dev_set=dev         # subset for validation and tuning (its words align it too)
 test_sets="test test_unseen"  # subsets to score (those missing are skipped)
-name=""             # data/words_<name>, exp/words_<name> (default: synth_<size>, or the corpus dir's name)
+tag=""              # data/words_<tag>, exp/words_<tag> (default: synth_<size>, or the corpus dir's name)
 import_opts="--lowercase"  # import-corpus options (lowercase: the word LM's case; e.g. --speaker-chars 3 for aligner dirs)
 size=medium         # synthetic corpus: tiny | small | medium | timit
 seed=0
@@ -40,7 +40,7 @@ vocab_size=""       # word LM vocabulary (default: 20000; 3000 for --size tiny)
 lm_sentences=""     # sentences sampled for the word LM text (default: 20000; 3000 for tiny)
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa"
 out=$root
-option_names="stage stop_stage corpus layout train_set dev_set test_sets name import_opts size seed unseen_voices nj device ngpu feat_kind phone_lang_opts lexicon conf flat_conf flat_rounds cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
+option_names="stage stop_stage corpus layout train_set dev_set test_sets tag import_opts size seed unseen_voices nj device ngpu feat_kind phone_lang_opts lexicon conf flat_conf flat_rounds cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
 usage="Usage: $0 [--corpus DIR --layout librispeech|aligner|kaldi --train-set S --dev-set S --test-sets \"S ...\"]
   [--phone-lang-opts \"--phone-lang DIR|timit\" | \"\"] [--lexicon my.dict] [--lm-opts \"--lm my.arpa\"]
   [--flat-rounds N] [--size tiny|small|medium] [--stage N] [--stop-stage M] [--out dir]
@@ -72,14 +72,14 @@ if [ -n "$lexicon" ]; then lexicon=$(abspath "$lexicon"); lm_opts="$lm_opts --le
 out=$(abspath "$out")
 if [ -n "$corpus" ]; then
   corpus=$(abspath "$corpus")
-  name=${name:-$(basename "$corpus")}
+  tag=${tag:-$(basename "$corpus")}
 else
-  name=${name:-synth_$size}
+  tag=${tag:-synth_$size}
 fi
 cd "$root"
 
-data=$out/data/words_$name
-exp=$out/exp/words_$name
+data=$out/data/words_$tag
+exp=$out/exp/words_$tag
 times=$exp/stage_times.tsv
 mkdir -p "$exp/log"
 corpus_dir=${corpus:-$data/corpus}
