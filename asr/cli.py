@@ -246,6 +246,18 @@ def cmd_align_equal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_align_corpus(args: argparse.Namespace) -> int:
+    from asr.decode.hybrid import HybridModel
+    from asr.nn.train import resolve_device
+    from asr.steps.align_corpus import align_corpus
+
+    model = HybridModel.load(args.model, resolve_device(args.device))
+    report = align_corpus(model, args.corpus_dir, args.out_dir, fmt=args.format, sil_prob=args.sil_prob,
+                          beam=args.beam, acwt=args.acoustic_scale, phone_set=args.phone_set)
+    print(report.summary(args.out_dir), flush=True)
+    return 1 if report.failed else 0
+
+
 def cmd_show_alignment(args: argparse.Namespace) -> int:
     from asr.hmm.alignment import format_alignment, format_ctm, read_alignments, write_textgrids
 
@@ -691,6 +703,27 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("lang_dir", type=Path, help="a word lang dir (prepare-lang): lexicon, silence probability")
     s.add_argument("ali_dir", type=Path)
     s.set_defaults(func=cmd_align_equal)
+
+    s = sub.add_parser("align-corpus", allow_abbrev=False, help="forced alignment of your own recordings "
+                       "(NAME.wav|flac + NAME.txt|lab): Praat TextGrids (words, phones) or CTM")
+    s.add_argument("corpus_dir", type=Path, help="NAME.wav|flac with NAME.txt|lab beside it, optionally "
+                   "in speaker subfolders (mirrored in OUT_DIR)")
+    s.add_argument("out_dir", type=Path, help="where NAME.TextGrid (or words.ctm, phones.ctm), oovs.txt "
+                   "and failed.txt go")
+    s.add_argument("--model", type=Path, required=True, help="a model dir with a word graph (its lexicon "
+                   "is used), e.g. exp/synth_medium/cd_lstm_1000")
+    s.add_argument("--format", default="textgrid", choices=["textgrid", "ctm", "both"],
+                   help="textgrid: OUT_DIR/NAME.TextGrid; ctm: OUT_DIR/words.ctm and phones.ctm (default textgrid)")
+    s.add_argument("--phone-set", default="model", choices=["model", "arpabet"],
+                   help="the phones tier's labels: the model's phones, or (TIMIT's 48-phone lang) "
+                   "CMUdict's ARPAbet with each closure merged into its release (default model)")
+    s.add_argument("--sil-prob", type=float, default=0.5, help="probability of optional silence "
+                   "before, between and after words (default 0.5, Kaldi's)")
+    s.add_argument("--beam", type=float, help="the first decoding beam; wider ones are tried after it "
+                   "(default: 20, then 80, then 400)")
+    s.add_argument("--acoustic-scale", type=float, default=1.0, help="acoustic scale (default 1)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.set_defaults(func=cmd_align_corpus)
 
     s = sub.add_parser("show-alignment", allow_abbrev=False, help="print alignments, or export them as CTM or TextGrid")
     s.add_argument("ali_dir", type=Path)

@@ -1,6 +1,6 @@
 """A lang unlike TIMIT's, end to end: 10 phones named nothing like TIMIT's, Kaldi's
 ergodic 5-state silence, a 1-state phone, a spoken-noise phone that scoring deletes and a phone that
-scores as another. A tiny corpus of tones is generated here (each phone two sine waves of
+scores as another. A tiny corpus of tones is generated (tests/toy_corpus.py: each phone two sine waves of
 its own, silence faint noise), and every stage runs on it through the command line:
 features → CI targets → CI training → realignment → tree → CD training → graph →
 decoding → scoring. Nothing of TIMIT's may appear in any of it."""
@@ -9,71 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import yaml
 
 from asr.cli import main
-from asr.corpus.datadir import write_datadir
 from asr.decode.hybrid import HybridModel
 from asr.hmm.alignment import read_alignments
 from asr.hmm.context import ContextDependency
 from asr.phones.lang import Lang
 from asr.phones.timit import PHONES61, PHONES48
-from asr.phones.topology import PhoneHmm, Topology
+from toy_corpus import PHONES, TOY, phone_corpus as _corpus  # the lang and its corpus of tones
 
-RATE = 16000
-PHONES = ("SIL", "NSN", "ka", "ke", "ki", "ko", "ku", "te", "to", "Q")
-SPOKEN = ("ka", "ke", "ki", "ko", "ku", "te", "to", "Q")
-#: (f1, f2) Hz of each spoken phone's tone
-TONES = {p: (300 + 180 * i, 1400 + 260 * i) for i, p in enumerate(SPOKEN)}
-#: Kaldi's silence: states 0-3 go on to 1-4 (state 0 only forward), state 4 loops or leaves
-_SIL = np.zeros((5, 6))
-_SIL[0, :4], _SIL[1:4, 1:5], _SIL[4, 4:] = 0.25, 0.25, [0.75, 0.25]
-HMMS = {"SIL": PhoneHmm(5, transitions=tuple(map(tuple, _SIL))), "Q": PhoneHmm(1, 0.5)}
-TOY = Lang(PHONES, silence=("SIL", "NSN"), optional_silence="SIL",
-           topology=Topology.of({p: HMMS.get(p, PhoneHmm(3, 0.75)) for p in PHONES}),
-           garbage="NSN", not_split=("SIL", "NSN"), extra_questions=(("ka", "ke", "ki", "ko", "ku"),),
-           score_map={"NSN": None, "to": "te"})
 CONF = """model: {num_layers: 1, hidden: 64, proj: 0, bidirectional: true, dropout: 0.0}
 train: {epochs: 25, lr: 0.01, batch_frames: 1500, chunk_frames: 300, seed: 0}
 """
-
-
-def _utterance(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
-    """Samples (float32) and phone segments (start_s, end_s, phone) of one random utterance."""
-    seq = ["SIL"] + [str(rng.choice(SPOKEN + ("NSN",), p=[0.12] * 8 + [0.04])) for _ in range(rng.integers(5, 9))] + ["SIL"]
-    parts, segs, t = [], [], 0.0
-    for phone in seq:
-        dur = {"SIL": rng.uniform(0.12, 0.2), "Q": rng.uniform(0.03, 0.05)}.get(phone, rng.uniform(0.07, 0.12))
-        n = int(round(dur * RATE))
-        time = np.arange(n) / RATE
-        if phone in TONES:
-            f1, f2 = TONES[phone]
-            wave = 0.3 * np.sin(2 * np.pi * f1 * time) + 0.2 * np.sin(2 * np.pi * f2 * time)
-        else:
-            wave = np.zeros(n)
-        noise = {"SIL": 0.003, "NSN": 0.15}.get(phone, 0.01)
-        parts.append(wave + noise * rng.standard_normal(n))
-        segs.append((round(t, 5), round(t + n / RATE, 5), phone))
-        t += n / RATE
-    return np.concatenate(parts).astype(np.float32), segs
-
-
-def _corpus(root: Path, name: str, speakers: int, seed: int) -> Path:
-    rng = np.random.default_rng(seed)
-    wav, text, utt2spk, segments = {}, {}, {}, {}
-    for s in range(speakers):
-        for u in range(8):
-            utt = f"{name}{s}_{u:02d}"
-            samples, segs = _utterance(rng)
-            path = root / "audio" / f"{utt}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(path, samples, RATE, subtype="PCM_16")
-            wav[utt], text[utt], utt2spk[utt], segments[utt] = str(path), "", f"{name}{s}", segs
-    write_datadir(root / name, wav, text, utt2spk, phone_segments=segments, phones=PHONES)
-    return root / name
 
 
 def _run(*args) -> None:
