@@ -12,7 +12,8 @@
 # Word supervision (supervision=words, recipes/words/run.sh): the data dirs have word
 # transcripts only; also set
 #   phone_lang_opts (prepare-lang's phone set: "--phone-lang DIR" or lexicon options)
-#   flat_rounds flat_conf (stage 4: rounds of realignment, and the rounds' model settings)
+#   flat_rounds flat_start_conf flat_conf (stage 4: rounds of realignment; the first model's
+#   settings, on the equal alignment; those of the rounds after it but the last)
 #   eval_sets (the test sets' names, default test and test_unseen when there)
 # The word lang dir is then the lang dir of every stage ($lang_dir = $data/lang_words),
 # stage 4 is a flat start, and only WER is scored (no phone transcripts train a phone LM).
@@ -104,6 +105,7 @@ flat_start() {
   done
   for ((r = 0; r <= flat_rounds; r++)); do
     if [ "$r" -eq "$flat_rounds" ]; then model=$ci model_conf=$conf; else model=${ci}_round$r model_conf=$flat_conf; fi
+    if [ "$r" -eq 0 ] && [ "$flat_rounds" -gt 0 ]; then model_conf=$flat_start_conf; fi
     log "flat start: model $r of $flat_rounds ($(basename "$model")) on $(basename "$(dirname "$ali_train")")/$(basename "$ali_train")"
     asr --log-file "$exp/log/train_$(basename "$model").log" train "$data/train" "$data/dev" "$model" \
       --lang "$lang_dir" --conf "$model_conf" --ali-train "$ali_train" --ali-dev "$ali_dev" --device "$device" --ngpu "$ngpu"
