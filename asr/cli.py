@@ -231,10 +231,10 @@ def cmd_align(args: argparse.Namespace) -> int:
     from asr.nn.train import resolve_device
     from asr.steps.align import align_set
 
+    model = HybridModel.load(args.model_dir, resolve_device(args.device))
     if args.words is None and not (args.data_dir / "phone_segments").is_file():
         raise UsageError(f"{args.data_dir} has no phone_segments: give --words LANG_WORDS (a word lang "
                          f"dir from prepare-lang) to align over its word transcripts")
-    model = HybridModel.load(args.model_dir, resolve_device(args.device))
     align_set(model, args.data_dir, args.ali_dir, acwt=args.acoustic_scale, words=args.words)
     return 0
 

@@ -19,7 +19,9 @@ dir's ``text``), never its true phones.
   Viterbi over the utterance's training graph H∘C∘L∘words, which picks each word's
   pronunciation and the optional silences. Words from ``ALI/words.ctm``, phones from
   the alignment (:func:`asr.hmm.alignment.read_alignments`, its phone runs), times
-  = frame index × the frame shift of ``ali.yaml``.
+  as the alignment dir gives them (:meth:`AlignmentSet.boundary_s`: the boundary before
+  frame k at k × shift + offset, the offset half of window − shift, 7.5 ms, as
+  frames are labelled by their windows' centres in training).
 * pocketsphinx 5 (en-us acoustic model): ``Decoder.set_align_text(words)`` and a first
   pass (an FSG over the words with optional silences and alternative pronunciations),
   then ``set_alignment()`` and a second pass, whose ``get_alignment()`` gives the
@@ -30,9 +32,8 @@ dir's ``text``), never its true phones.
   cannot align is retried with wide ones (:class:`PocketsphinxAligner`), as ours
   retries with wider beams (:data:`asr.steps.align.ALIGN_BEAMS`).
 
-Neither tool's times get an offset: a boundary at frame k is at k × shift, as both
-tools report it (our frames are labelled in training by their centre, k × 10 + 12.5
-ms, so ours may sit early by up to a frame; the bias column shows any such offset).
+pocketsphinx's times are taken as it reports them (frame k at k × 10 ms); the bias
+column shows any systematic offset of either.
 
 The truth: each utterance's ``.PHN`` and ``.WRD`` files beside its audio (the TIMIT
 layout: ``wav.scp`` names ``…/<SPK>/<UTT>.WAV``) or, in the LibriSpeech layout,
@@ -420,10 +421,9 @@ def align_ours(name: str, model: Path, data: Path, set_name: str, utts: list[str
     seconds = time.perf_counter() - start
     aset = read_alignments(ali)
     ctm = read_ctm(ali / "words.ctm")
-    shift = aset.frame_shift_s
     alignments = {}
     for utt in aset.utts:
-        phones = [(r.start * shift, r.end * shift, aset.phones[r.phone]) for r in aset.runs(utt)]
+        phones = aset.segments(utt)
         alignments[utt] = Alignment(ctm.get(utt, []), phones)
     log = work / "logs" / f"{name}.{set_name}.align.log"
     failed = {u: f"no path through its training graph (see {log})" for u in utts if u not in alignments}
@@ -567,7 +567,7 @@ def failures(results: list[SetResult]) -> str:
 NOTE = """Boundaries: the start and end of every word (or non-silence phone, TIMIT-39 with
 closures merged into their stops) paired with an equal truth unit by a minimum-edit
 alignment; error = aligner − truth; utterance edges (silence) are not boundaries.
-Times as each aligner reports them (frame index × shift, no offset). Anchors: the
+Times as each aligner gives them (ours: the alignment dir's, boundaries between frame centres; pocketsphinx: frame index × 10 ms). Anchors: the
 Montreal Forced Aligner's mean phone-boundary error is 17.0–17.8 ms on TIMIT and 17.0 ms
 on Buckeye; 80–89 % of boundaries within 20 ms is typical of HMM aligners on TIMIT.
 See bench/alignment.py's docstring for the details."""

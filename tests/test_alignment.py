@@ -273,7 +273,7 @@ def _parse_ctm(text):
     rows = []
     for line in text.splitlines():
         utt, chan, start, dur, phone = line.split()
-        assert chan == "1" and re.fullmatch(r"\d+\.\d\d", start) and re.fullmatch(r"\d+\.\d\d", dur)
+        assert chan == "1" and re.fullmatch(r"\d+\.\d\d\d", start) and re.fullmatch(r"\d+\.\d\d\d", dur)
         rows.append((utt, float(start), float(dur), phone))
     return rows
 
@@ -298,12 +298,37 @@ def test_ctm():
         format_ctm(aset, ["nope"])
 
 
+def test_frame_offset_moves_inner_boundaries_and_survives_a_round_trip(tmp_path):
+    """With the offset (half of window − shift: a frame is labelled by its window's
+    centre) each boundary between frames moves by it, the first stays at 0 and the last
+    ends at T · shift + 2 · offset; ali.yaml keeps it, and a dir without it reads 0."""
+    aset = _aset()
+    aset.frame_offset_s = 0.0075
+    bounds = [0.0, 0.0375, 0.0775, 0.1275, 0.165]
+    assert [x for a, b, _ in aset.segments("u2") for x in (a, b)] == pytest.approx(
+        [x for ab in zip(bounds, bounds[1:]) for x in ab])
+    u2 = _parse_ctm(format_ctm(aset, ["u2"]))  # to the millisecond
+    assert [r[1] for r in u2] == pytest.approx(bounds[:-1], abs=0.0006)
+    assert u2[-1][1] + u2[-1][2] == pytest.approx(bounds[-1], abs=0.0006)
+    assert aset.duration("u2") == pytest.approx(15 * SHIFT + 0.015)
+    write_alignments(tmp_path / "ali", aset)
+    back = read_alignments(tmp_path / "ali")
+    assert back == aset and back.frame_offset_s == 0.0075
+    meta = yaml.safe_load((tmp_path / "ali" / "ali.yaml").read_text())
+    del meta["frame_offset_s"]
+    (tmp_path / "ali" / "ali.yaml").write_text(yaml.safe_dump(meta))
+    assert read_alignments(tmp_path / "ali").frame_offset_s == 0.0
+    aset.frame_offset_s = SHIFT
+    with pytest.raises(DataError, match="frame offset"):
+        write_alignments(tmp_path / "bad", aset)
+
+
 def test_ctm_rounding_keeps_times_contiguous():
     aset = AlignmentSet(PHONES, CI_TOPOLOGY, 0.0125, {"u": _ali([("sil", 3), ("aa", 5), ("sil", 3)])})
     rows = _parse_ctm(format_ctm(aset))
     for a, b in zip(rows, rows[1:]):
-        assert round(a[1] + a[2], 2) == b[1]
-    assert round(rows[-1][1] + rows[-1][2], 2) == round(11 * 0.0125, 2)
+        assert round(a[1] + a[2], 3) == b[1]
+    assert round(rows[-1][1] + rows[-1][2], 3) == round(11 * 0.0125, 3)
 
 
 def _unquote(value):

@@ -385,3 +385,12 @@ def test_new_words_get_cmudict_or_flite_pronunciations() -> None:
                                                ((sil, *blorfing), round(2 * math.log(2), 4)),
                                                ((*blorfing, sil), round(2 * math.log(2), 4)),
                                                ((sil, *blorfing, sil), round(2 * math.log(2), 4))])
+
+
+@pytest.mark.parametrize("text", ["sil_prob: abc\n", "sil_prob: null\n", "- 1\n- 2\n", "sil_prob: [\n"])
+def test_a_malformed_lang_record_is_named(tmp_path, text):
+    """lang.yaml that is not a mapping with a numeric sil_prob: a GraphError naming the file."""
+    lang_dir = _word_lang(tmp_path, None)
+    (lang_dir / "lang.yaml").write_text(text)
+    with pytest.raises(GraphError, match="lang.yaml: not a lang record"):
+        TrainingGraphs.load(lang_dir)

@@ -130,12 +130,14 @@ class WfstDecoder:
                                                   min_active=min_active)
         self._decoder = kaldi_decoder.FasterDecoder(self.graph, opts)
 
-    def decode(self, scores: np.ndarray, utt: str = "") -> DecodeResult:
+    def decode(self, scores: np.ndarray, utt: str = "", warn_partial: bool = True) -> DecodeResult:
         """Decode one utterance.
 
         Args:
             scores: (T, num_pdfs) float32, ``acwt * (log_post - log_prior)``.
             utt: utterance id, only for messages.
+            warn_partial: log a warning when no final state is reached (a caller
+                that retries at a wider beam says so itself).
 
         Raises:
             ModelError: wrong shape, T == 0, NaN or inf.
@@ -153,7 +155,7 @@ class WfstDecoder:
         if not ok or len(ilabels) != num_frames:
             raise GraphError(f"{self.name}: utterance {utt}: best path has {len(ilabels)} "
                              f"frames, expected {num_frames}")
-        if not reached_final:
+        if not reached_final and warn_partial:
             logger.warning("%s: utterance %s: no final state reached; using the best "
                            "partial path", self.name, utt)
         tids = np.asarray(ilabels, dtype=np.int64)

@@ -15,7 +15,14 @@ phones and topology takes its frame targets from them
 (:meth:`AlignmentSet.pdfs`). ``ali.yaml`` is written last and removed first
 when a directory is rewritten: a directory without it is incomplete.
 
-Frame ``t`` is given the time span ``[t, t+1) · frame_shift_s`` seconds.
+Times: the boundary between frames ``t-1`` and ``t`` is at ``t · frame_shift_s +
+frame_offset_s`` seconds (:meth:`AlignmentSet.boundary_s`), the first frame starts at
+0 and the last ends at ``T · frame_shift_s + 2 · frame_offset_s``. The offset is
+half of (window − shift), 7.5 ms for 25 ms windows every 10 ms: a frame is labelled by
+its window's centre (the training targets are made that way,
+:func:`asr.hmm.targets.segments_to_alignment`), so the boundary between two frames
+lies between their centres. Directories written before the offset was recorded read
+it as 0 (frame ``t`` spans ``[t, t+1) · frame_shift_s``).
 
 Export: CTM lines (:func:`format_ctm`), Praat TextGrids
 (:func:`format_textgrid`, :func:`write_textgrids`) and a readable view for
@@ -50,6 +57,8 @@ ALI_ARK, ALI_SCP, PHONES_TXT, ALI_YAML = "ali.ark", "ali.scp", "phones.txt", "al
 FORMAT_VERSION = 1
 #: ali.yaml keys that the directory itself defines (the rest is ``info``).
 _RESERVED = ("format_version", "topology", "frame_shift_s", "num_utterances", "num_frames")
+#: Reserved too, but optional (directories written before it existed lack it).
+FRAME_OFFSET = "frame_offset_s"
 
 
 class StateRun(NamedTuple):
@@ -69,6 +78,8 @@ class AlignmentSet:
         phones: the phone list; phone ``i`` (0-based) is id ``i+1`` of phones.txt.
         topology: the HMM of every phone.
         frame_shift_s: seconds between frames.
+        frame_offset_s: seconds from ``t · frame_shift_s`` to the boundary before frame t
+            (:meth:`boundary_s`); 0 for directories that do not record it.
         alignments: utt → (T,) int32 CI transition ids (1-based labels).
         info: free metadata stored in ali.yaml (``source``, ``figures`` …);
             YAML-serialisable plain values.
@@ -79,12 +90,14 @@ class AlignmentSet:
     frame_shift_s: float
     alignments: dict[str, np.ndarray]
     info: dict = field(default_factory=dict)
+    frame_offset_s: float = 0.0
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AlignmentSet):
             return NotImplemented
         return (list(self.phones) == list(other.phones) and self.topology == other.topology
                 and self.frame_shift_s == other.frame_shift_s and self.info == other.info
+                and self.frame_offset_s == other.frame_offset_s
                 and self.alignments.keys() == other.alignments.keys()
                 and all(np.array_equal(v, other.alignments[k]) for k, v in self.alignments.items()))
 
@@ -110,9 +123,19 @@ class AlignmentSet:
         except KeyError:
             raise DataError(f"no alignment for utterance {utt!r}") from None
 
+    def boundary_s(self, frame: int, num_frames: int) -> float:
+        """Time in seconds of the boundary before ``frame`` (0 ≤ frame ≤ num_frames) of an
+        utterance of ``num_frames`` frames: 0 at the start, ``frame · shift + offset``
+        between frames, ``num_frames · shift + 2 · offset`` at the end."""
+        if frame <= 0:
+            return 0.0
+        extra = 2 * self.frame_offset_s if frame >= num_frames else self.frame_offset_s
+        return frame * self.frame_shift_s + extra
+
     def duration(self, utt: str) -> float:
-        """Length of ``utt`` in seconds (frames × frame shift)."""
-        return len(self.tids(utt)) * self.frame_shift_s
+        """Length of ``utt`` in seconds (the end of its last frame, :meth:`boundary_s`)."""
+        n = len(self.tids(utt))
+        return self.boundary_s(n, n)
 
     def runs(self, utt: str) -> list[PhoneRun]:
         """The phones of ``utt`` with their frames [start, end), in order."""
@@ -136,8 +159,9 @@ class AlignmentSet:
 
     def segments(self, utt: str) -> list[tuple[float, float, str]]:
         """(start_s, end_s, phone) of every phone of ``utt``, contiguous from 0."""
-        shift = self.frame_shift_s
-        return [(r.start * shift, r.end * shift, self.phones[r.phone]) for r in self.runs(utt)]
+        n = len(self.tids(utt))
+        return [(self.boundary_s(r.start, n), self.boundary_s(r.end, n), self.phones[r.phone])
+                for r in self.runs(utt)]
 
     def pdfs(self, ctx: ContextDependency) -> dict[str, np.ndarray]:
         """Frame targets of model ``ctx``: {utt: (T,) int64 pdf ids}.
@@ -220,8 +244,13 @@ def _meta_text(ali_dir: Path, aset: AlignmentSet, mats: Mapping[str, np.ndarray]
     clash = sorted(set(aset.info) & set(_RESERVED))
     if clash:
         raise DataError(f"{ali_dir}: info keys {clash} are reserved in {ALI_YAML}")
+    offset = aset.frame_offset_s
+    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not 0 <= offset < shift:
+        raise DataError(f"{ali_dir}: frame offset must be in [0, frame shift), got {offset!r}")
+    if FRAME_OFFSET in aset.info:
+        raise DataError(f"{ali_dir}: info key {FRAME_OFFSET} is reserved in {ALI_YAML}")
     meta = {"format_version": FORMAT_VERSION, "topology": aset.topology.to_dict(),
-            "frame_shift_s": float(shift), "num_utterances": len(mats),
+            "frame_shift_s": float(shift), FRAME_OFFSET: float(offset), "num_utterances": len(mats),
             "num_frames": int(sum(len(m) for m in mats.values())), **aset.info}
     try:
         return yaml.safe_dump(meta, sort_keys=False)
@@ -279,8 +308,11 @@ def read_alignments(ali_dir: Path, expect_phones: Optional[Sequence[str]] = None
         raise DataError(f"{ali_dir}: {ALI_SCP} has {len(alignments)} utterances, {frames} frames; "
                         f"{ALI_YAML} says {meta['num_utterances']}, {meta['num_frames']} "
                         f"(files of different runs?)")
-    info = {k: v for k, v in meta.items() if k not in _RESERVED}
-    return AlignmentSet(phones, topology, float(meta["frame_shift_s"]), alignments, info)
+    info = {k: v for k, v in meta.items() if k not in _RESERVED and k != FRAME_OFFSET}
+    offset = meta.get(FRAME_OFFSET, 0.0)
+    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not 0 <= offset < meta["frame_shift_s"]:
+        raise DataError(f"{ali_dir / ALI_YAML}: {FRAME_OFFSET} must be in [0, frame_shift_s), got {offset!r}")
+    return AlignmentSet(phones, topology, float(meta["frame_shift_s"]), alignments, info, float(offset))
 
 
 def _read_meta(path: Path) -> dict:
@@ -389,14 +421,14 @@ def _utts(aset: AlignmentSet, utts: Optional[Sequence[str]]) -> list[str]:
 def format_ctm(aset: AlignmentSet, utts: Optional[Sequence[str]] = None) -> str:
     """CTM lines ``utt 1 start dur phone`` (seconds, 2 decimals), one per phone.
 
-    Times are rounded at the phone boundaries (centiseconds), so each line
-    starts where the previous one ends and the last ends at T · frame shift.
+    Times are rounded at the phone boundaries (:meth:`AlignmentSet.boundary_s`, to
+    the millisecond), so each line starts where the previous one ends.
     """
     lines = []
     for utt in _utts(aset, utts):
-        for run in aset.runs(utt):
-            a, b = (round(f * aset.frame_shift_s * 100) for f in (run.start, run.end))
-            lines.append(f"{utt} 1 {a / 100:.2f} {(b - a) / 100:.2f} {aset.phones[run.phone]}")
+        for a_s, b_s, phone in aset.segments(utt):
+            a, b = round(a_s * 1000), round(b_s * 1000)
+            lines.append(f"{utt} 1 {a / 1000:.3f} {(b - a) / 1000:.3f} {phone}")
     return "".join(line + "\n" for line in lines)
 
 
@@ -426,12 +458,12 @@ def format_textgrid(aset: AlignmentSet, utt: str) -> str:
     """A Praat TextGrid (long text format) of ``utt`` with tiers "phones" and "states".
 
     The "states" tier labels each state visit ``<phone>_<state>`` (``aa_0``).
-    Both tiers span [0, T · frame shift] with contiguous intervals.
+    Both tiers span [0, :meth:`AlignmentSet.duration`] with contiguous intervals.
     """
-    shift = aset.frame_shift_s
-    xmax = len(aset.tids(utt)) * shift
-    phones = [(r.start * shift, r.end * shift, aset.phones[r.phone]) for r in aset.runs(utt)]
-    states = [(r.start * shift, r.end * shift, f"{aset.phones[r.phone]}_{r.state}")
+    n = len(aset.tids(utt))
+    xmax = aset.duration(utt)
+    phones = aset.segments(utt)
+    states = [(aset.boundary_s(r.start, n), aset.boundary_s(r.end, n), f"{aset.phones[r.phone]}_{r.state}")
               for r in aset.state_runs(utt)]
     lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "",
              "xmin = 0 ", f"xmax = {_praat_num(xmax)} ", "tiers? <exists> ", "size = 2 ", "item []: "]
@@ -477,13 +509,14 @@ def format_alignment(aset: AlignmentSet, utt: str, frames: bool = False) -> str:
     tr, shift = aset.transitions, aset.frame_shift_s
     runs = aset.runs(utt)
     width = max(len("phone"), *(len(p) for p in aset.phones))
-    lines = [f"{utt}: {len(tids)} frames, {len(tids) * shift:.2f} s, {len(runs)} phones",
+    n = len(tids)
+    lines = [f"{utt}: {n} frames, {aset.duration(utt):.2f} s, {len(runs)} phones",
              f"{'start_s':>8} {'end_s':>8} {'frames':>6} {'phone':<{width}}  states"]
     for run in runs:
         counts = np.bincount(tr.tid_state[tids[run.start:run.end] - 1],
                              minlength=int(tr.ctx.num_states[run.phone]))
         per_state = " ".join(f"{k}×{int(n)}" for k, n in enumerate(counts))
-        lines.append(f"{run.start * shift:8.2f} {run.end * shift:8.2f} {run.end - run.start:6d} "
+        lines.append(f"{aset.boundary_s(run.start, n):8.3f} {aset.boundary_s(run.end, n):8.3f} {run.end - run.start:6d} "
                      f"{aset.phones[run.phone]:<{width}}  states: {per_state}")
     if frames:
         lines += ["", f"{'t':>6} {'time':>8} {'phone':<{width}} {'state':>5} {'pdf':>5}  transition"]

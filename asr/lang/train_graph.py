@@ -115,8 +115,12 @@ class TrainingGraphs:
         sil_prob = DEFAULT_SIL_PROB
         record = lang_dir / LANG_YAML
         if record.is_file():
-            meta = yaml.safe_load(record.read_text()) or {}
-            sil_prob = float(meta.get("sil_prob", DEFAULT_SIL_PROB))
+            try:
+                meta = yaml.safe_load(record.read_text(encoding="utf-8")) or {}
+                sil_prob = float(meta.get("sil_prob", DEFAULT_SIL_PROB))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, TypeError, ValueError) as exc:
+                raise GraphError(f"{record}: not a lang record with a silence probability "
+                                 f"(sil_prob: a number in [0, 1)): {exc}") from None
         return cls(lang, lexicon, sil_prob, str(lang_dir))
 
     # ---- words -------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -87,29 +87,42 @@ def path_score(scores: np.ndarray, ci_tids: np.ndarray, ctx: ContextDependency,
     return PathScore(acoustic, -ci_transitions(ctx.phones, ctx.topology).path_cost(ci_tids, self_loop_scale))
 
 
+def forced_path(model: HybridModel, scores: np.ndarray, graph, utt: str,
+                beams: Sequence[float] = ALIGN_BEAMS) -> tuple[np.ndarray, float] | None:
+    """(CI transition ids (T,), the beam that found it) of the best path through ``graph`` that
+    reaches a final state, trying ``beams`` in turn; None when none does.
+
+    ``scores``: (T, num_pdfs) scaled log-likelihoods. Raises ModelError on unusable scores.
+    """
+    for beam in beams:
+        decoder = WfstDecoder(graph, model.transitions, beam=beam, check=False)
+        try:
+            result = decoder.decode(scores, utt=utt, warn_partial=False)
+        except GraphError:
+            continue
+        if result.reached_final:
+            return model.transitions.to_ci(result.tids), beam
+    return None
+
+
 def align_utterance(model: HybridModel, log_post: np.ndarray, graph, utt: str,
-                    acwt: float = 1.0, what: str = "") -> np.ndarray:
+                    acwt: float = 1.0, what: str = "", beams: Sequence[float] = ALIGN_BEAMS) -> np.ndarray:
     """Forced alignment of one utterance over its own ``graph`` → (T,) int32 CI transition ids.
 
     ``graph``: the paths allowed (:func:`phone_sequence_graph` or a training graph,
     :meth:`asr.lang.train_graph.TrainingGraphs.graph`); ``what`` says what it holds, for
-    the message. Beams :data:`ALIGN_BEAMS` are tried in turn.
+    the message. ``beams`` are tried in turn.
 
     Raises:
         GraphError: no path of the graph fits the frames, at any beam.
         ModelError: unusable scores.
     """
     scores = scaled_loglikes(log_post, model.log_priors, acwt)
-    for beam in ALIGN_BEAMS:
-        decoder = WfstDecoder(graph, model.transitions, beam=beam, check=False)
-        try:
-            result = decoder.decode(scores, utt=utt)
-        except GraphError:
-            continue
-        if result.reached_final:
-            return model.transitions.to_ci(result.tids)
-    raise GraphError(f"utterance {utt}: no alignment of {what or 'its transcript'} to "
-                     f"{len(scores)} frames (beams {ALIGN_BEAMS})")
+    found = forced_path(model, scores, graph, utt, beams)
+    if found is None:
+        raise GraphError(f"utterance {utt}: no alignment of {what or 'its transcript'} to "
+                         f"{len(scores)} frames (beams {tuple(beams)})")
+    return found[0]
 
 
 def phone_sequence_graph(model: HybridModel, phones: list[str], utt: str):
@@ -171,7 +184,7 @@ def align_equal_set(data_dir: Path, lang_dir: Path, ali_dir: Path) -> dict:
     if oovs.tokens:
         log.info("%s: %s", data_dir, oovs.summary())
     write_alignments(ali_dir, AlignmentSet(list(graphs.lang.phones), graphs.lang.topology,
-                                           cfg.frame_shift_ms / 1000, alignments, info))
+                                           cfg.frame_shift_ms / 1000, alignments, info, frame_offset_s(cfg)))
     _write_new_words(Path(ali_dir), new_words)
     log.info("%s: equal alignment of %d utterances (%d too short)", data_dir, len(alignments),
              info["failed_utterances"])
@@ -185,13 +198,22 @@ def _write_new_words(ali_dir: Path, new_words: Mapping[str, list]) -> None:
                                                    for p in new_words[w]))
 
 
-def _word_ctm(model: HybridModel, graphs: TrainingGraphs, utt: str, ali: np.ndarray,
-              words: list[str], shift_s: float) -> str:
+def frame_offset_s(cfg: FeatureConfig) -> float:
+    """Seconds from ``t · shift`` to the boundary before frame t: half of (window − shift),
+    as frames are labelled by their windows' centres (:mod:`asr.hmm.alignment`)."""
+    return (cfg.window_samples - cfg.shift_samples) / 2 / cfg.sample_rate
+
+
+def _word_ctm(aset: AlignmentSet, graphs: TrainingGraphs, utt: str, words: list[str]) -> str:
     """CTM lines of the words of one alignment (``<unk>`` kept: it is in the transcript)."""
-    runs = ci_transitions(model.phones, model.topology).phone_runs(ali)
-    spans = word_spans(runs, model.phones, graphs.lang.optional_silence, words, graphs.lexicon, keep_unk=True)
-    return "".join(f"{utt} 1 {s.start * shift_s:.3f} {(s.end - s.start) * shift_s:.3f} {s.word}\n"
-                   for s in spans)
+    n = len(aset.tids(utt))
+    spans = word_spans(aset.runs(utt), aset.phones, graphs.lang.optional_silence, words, graphs.lexicon,
+                       keep_unk=True)
+    lines = []
+    for s in spans:
+        a, b = aset.boundary_s(s.start, n), aset.boundary_s(s.end, n)
+        lines.append(f"{utt} 1 {a:.3f} {b - a:.3f} {s.word}\n")
+    return "".join(lines)
 
 
 def align_set(model: HybridModel, data_dir: Path, ali_dir: Path, acwt: float = 1.0,
@@ -223,7 +245,7 @@ def align_set(model: HybridModel, data_dir: Path, ali_dir: Path, acwt: float = 1
         before = equal_alignments(graphs, dd.text, {u: len(p) for u, p in post.items()}, str(data_dir), oovs)
     ci = ci_transitions(model.phones, model.topology)
     shift = model.feat_cfg.frame_shift_ms / 1000
-    alignments, failed, ctm = {}, {}, []
+    alignments, failed, transcripts = {}, {}, {}
     new_score = old_score = 0.0
     moved = frames = 0
     for utt in tqdm(sorted(before), desc="align", leave=False, disable=None):
@@ -240,7 +262,7 @@ def align_set(model: HybridModel, data_dir: Path, ali_dir: Path, acwt: float = 1
             continue
         alignments[utt] = ali
         if graphs is not None:
-            ctm.append(_word_ctm(model, graphs, utt, ali, utt_words, shift))
+            transcripts[utt] = utt_words
         scores = scaled_loglikes(post[utt], model.log_priors, 1.0)
         new_score += path_score(scores, ali, model.context).total
         old_score += path_score(scores, before[utt], model.context).total
@@ -264,9 +286,11 @@ def align_set(model: HybridModel, data_dir: Path, ali_dir: Path, acwt: float = 1
         info["new_words"], info["oov_tokens"] = len(new_words), oovs.tokens
         if oovs.tokens:
             log.info("%s: %s", data_dir, oovs.summary())
-    write_alignments(ali_dir, AlignmentSet(model.phones, model.topology, shift, alignments, info))
+    aset = AlignmentSet(model.phones, model.topology, shift, alignments, info, frame_offset_s(model.feat_cfg))
+    write_alignments(ali_dir, aset)
     if graphs is not None:
-        atomic_write_text(Path(ali_dir) / WORDS_CTM, "".join(ctm))
+        atomic_write_text(Path(ali_dir) / WORDS_CTM, "".join(_word_ctm(aset, graphs, u, transcripts[u])
+                                                            for u in sorted(transcripts)))
         _write_new_words(Path(ali_dir), new_words)
     log.info("%s: aligned %d utterances (%d failed); log-likelihood per frame %.3f (%s alignment "
              "%.3f); %.1f%% of frames moved", data_dir, len(alignments), len(failed),
