@@ -465,10 +465,17 @@ def format_textgrid(aset: AlignmentSet, utt: str) -> str:
     phones = aset.segments(utt)
     states = [(aset.boundary_s(r.start, n), aset.boundary_s(r.end, n), f"{aset.phones[r.phone]}_{r.state}")
               for r in aset.state_runs(utt)]
+    return textgrid_text(xmax, [("phones", phones), ("states", states)])
+
+
+def textgrid_text(xmax: float, tiers: Sequence[tuple[str, Sequence[tuple[float, float, str]]]]) -> str:
+    """A Praat TextGrid (long text format) of interval tiers ``(name, [(xmin_s, xmax_s, text), ...])``,
+    each contiguous over [0, ``xmax``] seconds."""
     lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "",
-             "xmin = 0 ", f"xmax = {_praat_num(xmax)} ", "tiers? <exists> ", "size = 2 ", "item []: "]
-    lines += _interval_tier("phones", xmax, phones, 1)
-    lines += _interval_tier("states", xmax, states, 2)
+             "xmin = 0 ", f"xmax = {_praat_num(xmax)} ", "tiers? <exists> ", f"size = {len(tiers)} ",
+             "item []: "]
+    for number, (name, intervals) in enumerate(tiers, 1):
+        lines += _interval_tier(name, xmax, intervals, number)
     return "".join(line + "\n" for line in lines)
 
 

@@ -91,7 +91,7 @@ from asr.decode.words import load_word_graph, word_spans
 from asr.errors import AsrError, DataError, GraphError, ModelError
 from asr.features.cmvn import MIN_SPEECH_FRAMES, apply_cmvn, enough_speech, speech_stats
 from asr.features.extract import features_and_speech
-from asr.hmm.alignment import _interval_tier, _praat_num
+from asr.hmm.alignment import textgrid_text
 from asr.hmm.transitions import PhoneRun, ci_transitions
 from asr.io import atomic_write_text
 from asr.lang.lexicon import Lexicon, Pron
@@ -274,17 +274,6 @@ def lexicon_words(tokens: Sequence[str], prons: dict) -> list[str]:
 
 
 # ---- output formats -----------------------------------------------------------------------
-
-
-def format_textgrid_tiers(xmax: float, tiers: Sequence[tuple[str, Sequence[tuple[float, float, str]]]]) -> str:
-    """A Praat TextGrid (long text format, as :func:`asr.hmm.alignment.format_textgrid`
-    writes it) of interval tiers ``(name, [(xmin_s, xmax_s, text), ...])`` over [0, ``xmax``] s."""
-    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "",
-             "xmin = 0 ", f"xmax = {_praat_num(xmax)} ", "tiers? <exists> ", f"size = {len(tiers)} ",
-             "item []: "]
-    for number, (name, intervals) in enumerate(tiers, 1):
-        lines += _interval_tier(name, xmax, intervals, number)
-    return "".join(line + "\n" for line in lines)
 
 
 def word_tier(words: Sequence[tuple[float, float, str]], duration_s: float) -> list[tuple[float, float, str]]:
@@ -562,7 +551,7 @@ def align_corpus(model: HybridModel, corpus_dir: Path, out_dir: Path, fmt: str =
             for note in result.notes:
                 log.info("%s: %s", cf.path, note)
             if textgrids:
-                _write(grid, format_textgrid_tiers(result.duration_s, [
+                _write(grid, textgrid_text(result.duration_s, [
                     ("words", word_tier(result.words, result.duration_s)), ("phones", result.phones)]))
             if ctms:
                 ctm_name = re.sub(r"\s+", "_", cf.name)
