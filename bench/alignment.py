@@ -419,15 +419,27 @@ def align_ours(name: str, model: Path, data: Path, set_name: str, utts: list[str
         return SetResult(name, set_name, utts, {}, {u: "no path (every utterance failed)" for u in utts},
                          time.perf_counter() - start)
     seconds = time.perf_counter() - start
-    aset = read_alignments(ali)
-    ctm = read_ctm(ali / "words.ctm")
-    alignments = {}
-    for utt in aset.utts:
-        phones = aset.segments(utt)
-        alignments[utt] = Alignment(ctm.get(utt, []), phones)
+    alignments = read_ali_dir(ali)
     log = work / "logs" / f"{name}.{set_name}.align.log"
     failed = {u: f"no path through its training graph (see {log})" for u in utts if u not in alignments}
     return SetResult(name, set_name, utts, alignments, failed, seconds)
+
+
+def read_ali_dir(ali: Path) -> dict[str, Alignment]:
+    """The words (``words.ctm``) and phones (the alignment's runs, the dir's times) of an alignment dir."""
+    from asr.hmm.alignment import read_alignments
+
+    aset = read_alignments(ali)
+    ctm = read_ctm(ali / "words.ctm") if (ali / "words.ctm").is_file() else {}
+    return {utt: Alignment(ctm.get(utt, []), aset.segments(utt)) for utt in aset.utts}
+
+
+def ali_source_data(ali: Path) -> Path:
+    """The data dir an alignment dir aligned (``ali.yaml``'s ``source.data``)."""
+    import yaml
+
+    meta = yaml.safe_load((ali / "ali.yaml").read_text()) or {}
+    return Path((meta.get("source") or {})["data"])
 
 
 class PocketsphinxAligner:
@@ -596,6 +608,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                    "beside each audio file, or the LibriSpeech layout's alignments/)")
     p.add_argument("--max-utts", type=int, help="align at most N utterances of each set (spread over its speakers)")
     p.add_argument("--no-pocketsphinx", action="store_true", help="leave pocketsphinx out")
+    p.add_argument("--ali", action="append", default=[], metavar="NAME=DIR",
+                   help="also score an alignment dir made already (asr align / align-equal: e.g. the flat "
+                        "start's rounds); its set is the data dir its ali.yaml names")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="asr align's device")
     p.add_argument("--work", type=Path, default=Path("exp/bench_alignment"), help="alignments and logs go here")
     p.add_argument("--out", type=Path, default=Path("exp/bench_alignment/alignment.md"), help="the table goes here")
@@ -606,9 +621,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         p.error("--max-utts must be at least 1")
 
     exp = Path(f"exp/synth_{args.size}")
-    models = [parse_model(m) for m in args.model] or [
-        (d.name, d) for d in [exp / "ci_lstm", *sorted(exp.glob("cd_lstm_*"))] if (d / "bundle.yaml").is_file()]
-    data_dirs = args.data or [Path(f"data/synth_{args.size}/{n}") for n in ("test", "test_unseen")]
+    models = [parse_model(m) for m in args.model] or ([] if args.ali else [
+        (d.name, d) for d in [exp / "ci_lstm", *sorted(exp.glob("cd_lstm_*"))] if (d / "bundle.yaml").is_file()])
+    aligning = bool(models) or not args.no_pocketsphinx
+    data_dirs = args.data or ([Path(f"data/synth_{args.size}/{n}") for n in ("test", "test_unseen")] if aligning else [])
     lang = args.lang_words or Path(f"data/synth_{args.size}/lang_words")
     names = [n for n, _ in models] + ([] if args.no_pocketsphinx else ["pocketsphinx"])
     problems = [f"{d}: not a model dir (no bundle.yaml)" for _, d in models if not (d / "bundle.yaml").is_file()]
@@ -626,8 +642,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         problems.append(f"data dirs must have distinct names: {[str(d) for d in data_dirs]}")
     if args.corpus is not None and not args.corpus.is_dir():
         problems.append(f"{args.corpus}: no such corpus dir")
-    if not names:
+    if not names and not args.ali:
         problems.append("no system to align: give --model, or leave out --no-pocketsphinx")
+    problems += [f"{d}: not an alignment dir (no ali.yaml)" for _, d in map(parse_model, args.ali)
+                 if not (d / "ali.yaml").is_file()]
     if problems:
         sys.exit("missing inputs (run the recipe first: make demo):\n  " + "\n  ".join(problems))
 
@@ -654,6 +672,17 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     print(command, flush=True)
     results: list[tuple[SetResult, dict]] = []
+    for name, ali in map(parse_model, args.ali):
+        data = ali_source_data(ali)
+        dd = read_datadir(data)
+        alignments = read_ali_dir(ali)
+        truth = {u: finder.find(u, audio_path(dd.wav[u])) for u in alignments}
+        missing = [u for u, t in truth.items() if t is None]
+        if missing:
+            sys.exit(f"{ali}: no true boundaries for {len(missing)} utterances (e.g. {missing[0]}); give --corpus")
+        res = SetResult(name, data.name, sorted(dd.utts), alignments,
+                        {u: "not in the alignment dir" for u in dd.utts if u not in alignments}, 0.0)
+        results.append((res, score_set(res, truth)))
     for name, model in models:
         for set_name, data, utts, truth, _ in sets:
             res = align_ours(name, model, data, set_name, utts, lang, args.work, args.device)

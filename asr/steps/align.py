@@ -163,7 +163,8 @@ def align_equal_set(data_dir: Path, lang_dir: Path, ali_dir: Path) -> dict:
     Each utterance's frames (those of its features) are spread evenly over one
     path of its training graph (:meth:`TrainingGraphs.equal_alignment`); the
     transcripts come from ``data_dir/text``, the pronunciations from the word
-    lang dir ``lang_dir``. Returns the figures written to ali.yaml.
+    lang dir ``lang_dir``. The words' times go to ``words.ctm``, as :func:`align_set`
+    writes them. Returns the figures written to ali.yaml.
     """
     data_dir = Path(data_dir)
     graphs = TrainingGraphs.load(lang_dir)
@@ -183,8 +184,11 @@ def align_equal_set(data_dir: Path, lang_dir: Path, ali_dir: Path) -> dict:
             "new_words": len(new_words), "oov_tokens": oovs.tokens}
     if oovs.tokens:
         log.info("%s: %s", data_dir, oovs.summary())
-    write_alignments(ali_dir, AlignmentSet(list(graphs.lang.phones), graphs.lang.topology,
-                                           cfg.frame_shift_ms / 1000, alignments, info, frame_offset_s(cfg)))
+    aset = AlignmentSet(list(graphs.lang.phones), graphs.lang.topology, cfg.frame_shift_ms / 1000,
+                        alignments, info, frame_offset_s(cfg))
+    write_alignments(ali_dir, aset)
+    atomic_write_text(Path(ali_dir) / WORDS_CTM, "".join(_word_ctm(aset, graphs, u, graphs.words(dd.text[u], u))
+                                                        for u in sorted(alignments)))
     _write_new_words(Path(ali_dir), new_words)
     log.info("%s: equal alignment of %d utterances (%d too short)", data_dir, len(alignments),
              info["failed_utterances"])
