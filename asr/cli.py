@@ -176,9 +176,22 @@ def _context(tree: Path | None, lang_dir: Path):
 def cmd_make_graph(args: argparse.Namespace) -> int:
     from asr.lang.graph import make_decoding_graph
 
-    make_decoding_graph(args.lang_dir, _context(args.tree, args.lang or args.lang_dir), args.train_dir / "phone_text",
+    make_decoding_graph(args.lang_dir, _context(args.tree, args.lang or args.lang_dir), _phone_lm_text(args.train_dir),
                         order=args.order, graph_dir=args.graph_dir)
     return 0
+
+
+def _phone_lm_text(source: Path) -> Path:
+    """The phone LM's training text: a data dir's ``phone_text``, or for an alignment dir
+    (``asr align``: its ali.yaml) the aligned phone sequences, written to its ``phone_text``."""
+    from asr.hmm.alignment import ALI_YAML, format_phone_text, read_alignments
+    from asr.io import atomic_write_text
+
+    if not (source / ALI_YAML).is_file():
+        return source / "phone_text"
+    text = source / "phone_text"
+    atomic_write_text(text, format_phone_text(read_alignments(source)))
+    return text
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -600,7 +613,8 @@ def get_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_make_feats)
 
     s = sub.add_parser("make-graph", allow_abbrev=False, help="phone n-gram LM and the decoding graph H∘C∘G")
-    s.add_argument("train_dir", type=Path, help="data dir whose phone_text trains the LM")
+    s.add_argument("train_dir", type=Path, help="data dir whose phone_text trains the LM, or an alignment "
+                   "dir (asr align) whose phone sequences do (a corpus without phone transcripts)")
     s.add_argument("lang_dir", type=Path, help="where phones.txt, lm.arpa and G.fst go; the lang dir "
                    "of the phones unless --lang names another")
     s.add_argument("--lang", type=Path, help="the lang dir of the phones (default: lang_dir)")

@@ -463,3 +463,10 @@ def test_format_alignment_frames():
     assert frame_lines[7][2:] == ["aa", "0", str(_pdf("aa", 0)), "enter"]
     assert frame_lines[8][2:] == ["aa", "0", str(_pdf("aa", 0)), "loop"]
     assert "loop" not in format_alignment(aset, "u2")
+
+
+def test_phone_text_lists_each_aligned_phone_once():
+    from asr.hmm.alignment import format_phone_text
+
+    assert format_phone_text(_aset()) == "u1 sil aa b sil\nu2 sil aa aa sil\nu3 sil iy z sil\n"
+    assert format_phone_text(_aset(), ["u3"]) == "u3 sil iy z sil\n"

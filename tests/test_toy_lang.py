@@ -101,3 +101,19 @@ def test_scoring_uses_the_lang_score_map(toy, capsys):
     assert capsys.readouterr().out.startswith("%PER 0.00 [ 0 / 4")
     assert main(["score", str(ref), str(hyp)]) == 0  # as given: 'te' for 'to', NSN deleted
     assert capsys.readouterr().out.startswith("%PER 40.00 [ 2 / 5")
+
+
+def test_a_phone_lm_trained_on_alignments(toy):
+    """make-graph on an alignment dir (a corpus without phone transcripts): the LM text is the
+    aligned phone sequences, written to the dir's phone_text, and the graph builds from it."""
+    ali = read_alignments(toy / "ci/ali_train")
+    _run("make-graph", toy / "ci/ali_train", toy / "lang_ali", "--lang", toy / "lang", "--order", 2)
+    lines = (toy / "ci/ali_train/phone_text").read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ali.utts
+    for line in lines:
+        utt, *phones = line.split()
+        assert phones == [ali.phones[r.phone] for r in ali.runs(utt)]
+    assert (toy / "lang_ali/HCG.fst").stat().st_size > 0
+    arpa = (toy / "lang_ali/lm.arpa").read_text().split("\\1-grams:")[1].split("\\2-grams:")[0]
+    unigrams = {row.split()[1] for row in arpa.strip().splitlines()}
+    assert {p for line in lines for p in line.split()[1:]} <= unigrams

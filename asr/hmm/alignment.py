@@ -24,7 +24,7 @@ its window's centre (the training targets are made that way,
 lies between their centres. Directories written before the offset was recorded read
 it as 0 (frame ``t`` spans ``[t, t+1) · frame_shift_s``).
 
-Export: CTM lines (:func:`format_ctm`), Praat TextGrids
+Export: CTM lines (:func:`format_ctm`), phone text (:func:`format_phone_text`), Praat TextGrids
 (:func:`format_textgrid`, :func:`write_textgrids`) and a readable view for
 ``asr show-alignment`` (:func:`format_alignment`).
 """
@@ -419,7 +419,7 @@ def _utts(aset: AlignmentSet, utts: Optional[Sequence[str]]) -> list[str]:
 
 
 def format_ctm(aset: AlignmentSet, utts: Optional[Sequence[str]] = None) -> str:
-    """CTM lines ``utt 1 start dur phone`` (seconds, 2 decimals), one per phone.
+    """CTM lines ``utt 1 start dur phone`` (seconds, 3 decimals), one per phone.
 
     Times are rounded at the phone boundaries (:meth:`AlignmentSet.boundary_s`, to
     the millisecond), so each line starts where the previous one ends.
@@ -430,6 +430,13 @@ def format_ctm(aset: AlignmentSet, utts: Optional[Sequence[str]] = None) -> str:
             a, b = round(a_s * 1000), round(b_s * 1000)
             lines.append(f"{utt} 1 {a / 1000:.3f} {(b - a) / 1000:.3f} {phone}")
     return "".join(line + "\n" for line in lines)
+
+
+def format_phone_text(aset: AlignmentSet, utts: Optional[Sequence[str]] = None) -> str:
+    """Kaldi text ``utt p1 p2 …`` of the aligned phone sequences, one line per utterance (the
+    phone LM's training text where a corpus has no phone transcripts)."""
+    return "".join(f"{utt} {' '.join(aset.phones[r.phone] for r in aset.runs(utt))}\n"
+                   for utt in _utts(aset, utts))
 
 
 def _praat_num(x: float) -> str:
