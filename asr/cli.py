@@ -116,8 +116,13 @@ def cmd_prepare_timit(args: argparse.Namespace) -> int:
 
 
 def cmd_subset_data(args: argparse.Namespace) -> int:
-    from asr.corpus.datadir import read_speaker_list, subset_datadir
+    from asr.corpus.datadir import read_speaker_list, shortest_subset, subset_datadir
 
+    if (args.speakers is None) == (args.shortest is None):
+        raise UsageError("give --speakers or --shortest")
+    if args.shortest is not None:
+        shortest_subset(args.src_dir, args.dst_dir, args.shortest)
+        return 0
     speakers = read_speaker_list(args.speakers)
     if args.first is not None:
         if args.first < 1:
@@ -590,10 +595,12 @@ def get_parser() -> argparse.ArgumentParser:
                    help="another test set of TEST speakers, e.g. test_unseen=corpus/test_unseen_spk.list")
     s.set_defaults(func=cmd_prepare_timit)
 
-    s = sub.add_parser("subset-data", allow_abbrev=False, help="a data dir of some of another's speakers (features included)")
+    s = sub.add_parser("subset-data", allow_abbrev=False, help="a data dir of some of another's speakers, or its shortest "
+                       "utterances (features included)")
     s.add_argument("src_dir", type=Path)
     s.add_argument("dst_dir", type=Path)
-    s.add_argument("--speakers", type=Path, required=True, help="speaker list, one id a line")
+    s.add_argument("--speakers", type=Path, help="speaker list, one id a line")
+    s.add_argument("--shortest", type=int, metavar="N", help="instead: the N shortest utterances")
     s.add_argument("--first", type=int, help="only the list's first N speakers")
     s.set_defaults(func=cmd_subset_data)
 

@@ -43,6 +43,8 @@ def test_cli_argument_errors_are_one_line(tmp_path, capsys):
     assert "--extra-test 'test_unseen': expected NAME=SPEAKER_LIST" in capsys.readouterr().err
     assert main(["subset-data", str(tmp_path), str(tmp_path / "sub"), "--speakers", str(tmp_path / "none")]) == 1
     assert "none: speaker list does not exist" in capsys.readouterr().err
+    assert main(["subset-data", str(tmp_path), str(tmp_path / "sub")]) == 1
+    assert "give --speakers or --shortest" in capsys.readouterr().err
     assert main(["make-feats", str(tmp_path / "f"), str(tmp_path), "--kind", "mfcc", "--energy"]) == 1
     assert "energy is an fbank option" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "sub").exists()

@@ -11,6 +11,7 @@ from asr.corpus.datadir import (
     read_datadir,
     read_scp,
     read_speaker_list,
+    shortest_subset,
     subset_datadir,
     validate_datadir,
     write_datadir,
@@ -205,6 +206,22 @@ def test_subset_keeps_the_speakers_utterances_and_features(tmp_path: Path, conte
     with pytest.raises(DataError, match="no speaker spkc .*1 of 2 missing"):
         subset_datadir(d.path, tmp_path / "bad", ["spka", "spkc"])
     assert not (tmp_path / "bad").exists()
+
+
+def test_shortest_subset_keeps_the_shortest_utterances(tmp_path: Path, contents: dict) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    for utt, seconds in (("spkb_u1", 0.3), ("spka_u2", 0.1), ("spka_u1", 0.2)):
+        sf.write(contents["wav"][utt], np.zeros(int(16000 * seconds), dtype=np.float32), 16000)
+    d = _write(tmp_path, contents)
+    write_scp(d.path / "feats.scp", {u: f"/ark/raw.ark:{i}" for i, u in enumerate(d.utts)})
+    sub = shortest_subset(d.path, tmp_path / "sub", 2)
+    assert sub.utts == ["spka_u1", "spka_u2"] and sub.spk2gender == {"spka": "f"}
+    assert read_scp(tmp_path / "sub/feats.scp") == {"spka_u1": "/ark/raw.ark:0", "spka_u2": "/ark/raw.ark:1"}
+    assert shortest_subset(d.path, tmp_path / "all", 5).utts == d.utts
+    with pytest.raises(DataError, match="subset of 0 utterances"):
+        shortest_subset(d.path, tmp_path / "none", 0)
 
 
 def test_speaker_list_errors(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@
 #   phone_lang_opts (prepare-lang's phone set: "--phone-lang DIR" or lexicon options)
 #   flat_rounds flat_start_conf flat_conf (stage 4: rounds of realignment; the first model's
 #   settings, on the equal alignment; those of the rounds after it but the last)
+#   flat_start_utts (stage 4: "" or N, the first model trains on the N shortest utterances only)
 #   eval_sets (the test sets' names, default test and test_unseen when there)
 # The word lang dir is then the lang dir of every stage ($lang_dir = $data/lang_words),
 # stage 4 is a flat start, and only WER is scored (no phone transcripts train a phone LM).
@@ -103,11 +104,22 @@ flat_start() {
       asr --log-file "$exp/log/align_equal_$set.log" align-equal "$data/$set" "$data/lang_words" "$exp/ali_equal_$set"
     fi
   done
+  local train_dir
   for ((r = 0; r <= flat_rounds; r++)); do
     if [ "$r" -eq "$flat_rounds" ]; then model=$ci model_conf=$conf; else model=${ci}_round$r model_conf=$flat_conf; fi
-    if [ "$r" -eq 0 ] && [ "$flat_rounds" -gt 0 ]; then model_conf=$flat_start_conf; fi
-    log "flat start: model $r of $flat_rounds ($(basename "$model")) on $(basename "$(dirname "$ali_train")")/$(basename "$ali_train")"
-    asr --log-file "$exp/log/train_$(basename "$model").log" train "$data/train" "$data/dev" "$model" \
+    train_dir=$data/train
+    if [ "$r" -eq 0 ] && [ "$flat_rounds" -gt 0 ]; then
+      model_conf=$flat_start_conf
+      if [ -n "${flat_start_utts:-}" ]; then
+        # Kaldi's flat start begins on the shortest utterances, where the equal alignment is least wrong
+        train_dir=$data/train_shortest_$flat_start_utts
+        if [ ! -f "$train_dir/feats.scp" ] || [ "$data/train/feats.scp" -nt "$train_dir/feats.scp" ]; then
+          asr subset-data "$data/train" "$train_dir" --shortest "$flat_start_utts"
+        fi
+      fi
+    fi
+    log "flat start: model $r of $flat_rounds ($(basename "$model")) on $(basename "$train_dir"), $(basename "$(dirname "$ali_train")")/$(basename "$ali_train")"
+    asr --log-file "$exp/log/train_$(basename "$model").log" train "$train_dir" "$data/dev" "$model" \
       --lang "$lang_dir" --conf "$model_conf" --ali-train "$ali_train" --ali-dev "$ali_dev" --device "$device" --ngpu "$ngpu"
     if [ "$r" -lt "$flat_rounds" ]; then
       align_set "$model" train
