@@ -1,6 +1,6 @@
 """End to end (slow): recipes/words/run.sh on the tiny synthetic corpus in the LibriSpeech layout,
 word transcripts only: flat start, realignment rounds over the training graphs, tree, CD model,
-word decoding. The corpus keeps the synthesizer's true boundaries (alignments/), so each round's
+the DNN's realignment the tree and CD model read, word decoding. The corpus keeps the synthesizer's true boundaries (alignments/), so each round's
 alignment of dev is scored against them with bench/alignment.py's scorer."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def test_flat_start_realignments_come_closer_to_the_truth(words_run):
     out, _ = words_run
     exp, corpus = out / "exp/words_synth_tiny", out / "data/words_synth_tiny/corpus"
     equal = boundary_error_ms(exp / "ali_equal_dev", corpus)
-    for ali in (exp / "ci_lstm_round0/ali_dev", exp / "ci_lstm/ali_dev"):
+    for ali in (exp / "ci_lstm_round0/ali_dev", exp / "ci_lstm/ali_dev", exp / "ci_lstm_dnn/ali_dev"):
         meta = scores(ali / "ali.yaml")
         assert meta["failed_utterances"] == 0 and (ali / "words.ctm").is_file()
         word_mae, phone_mae = boundary_error_ms(ali, corpus)

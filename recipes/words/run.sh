@@ -34,6 +34,7 @@ flat_start_conf=""  # the flat start's first model, on the equal alignment (defa
 flat_conf=""        # the flat start's later CI models but the last (default: recipes/words/conf/ci_flat_<size>.yaml, else --conf)
 flat_rounds=2       # rounds of realignment over the training graphs and retraining (chosen on dev)
 flat_start_utts=""  # N: the flat start's first model trains on the N shortest utterances only ("" all; chosen on dev)
+realign_dnn=true    # a DNN (--flat-start-conf) trained on the last CI model's realignment realigns again for the tree and CD (chosen on dev)
 cd_conf=""          # CD models (default: recipes/synth/conf/cd_lstm_<size>.yaml, else cd_lstm.yaml)
 cd_leaves="1000"
 cd_init=true
@@ -42,10 +43,10 @@ vocab_size=""       # word LM vocabulary (default: 20000; 3000 for --size tiny)
 lm_sentences=""     # sentences sampled for the word LM text (default: 20000; 3000 for tiny)
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa"
 out=$root
-option_names="stage stop_stage corpus layout train_set dev_set test_sets tag import_opts size seed unseen_voices nj device ngpu feat_kind phone_lang_opts lexicon conf flat_start_conf flat_conf flat_rounds flat_start_utts cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
+option_names="stage stop_stage corpus layout train_set dev_set test_sets tag import_opts size seed unseen_voices nj device ngpu feat_kind phone_lang_opts lexicon conf flat_start_conf flat_conf flat_rounds flat_start_utts realign_dnn cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
 usage="Usage: $0 [--corpus DIR --layout librispeech|aligner|kaldi --train-set S --dev-set S --test-sets \"S ...\"]
   [--phone-lang-opts \"--phone-lang DIR|timit\" | \"\"] [--lexicon my.dict] [--lm-opts \"--lm my.arpa\"]
-  [--flat-rounds N] [--flat-start-utts N] [--size tiny|small|medium] [--stage N] [--stop-stage M] [--out dir]
+  [--flat-rounds N] [--flat-start-utts N] [--realign-dnn true|false] [--size tiny|small|medium] [--stage N] [--stop-stage M] [--out dir]
   e.g.: $0 --size small                      (the synthetic corpus, words only)
         $0 --corpus /corpora/LibriSpeech --train-set train-clean-100 --dev-set dev-clean \\
            --test-sets \"test-clean\" --phone-lang-opts \"\" --lm-opts \"--lm 3-gram.arpa\" --import-opts \"\""
