@@ -55,7 +55,7 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
     path = Path(model_dir) / BUNDLE_YAML
     if not path.is_file():
         raise ModelError(f"{path}: not found: {model_dir} is not a finished model bundle "
-                         f"(train it with 'asr train-ci', which writes the manifest)")
+                         f"(train it with 'asr train', which writes the manifest)")
     try:
         manifest = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
