@@ -63,3 +63,14 @@ def test_synth_default_conf_is_read_from_the_repository(tmp_path: Path) -> None:
     assert "training config not found" not in proc.stderr and "bad training config" not in proc.stderr
     assert f"{tmp_path}/o/data/synth_tiny/lang is not a lang dir" in proc.stderr, proc.stderr
     assert (tmp_path / "o/exp/synth_tiny/log/train_ci.log").is_file()
+
+
+def test_words_cd_init_options_are_checked_before_any_stage(tmp_path: Path) -> None:
+    """--cd-init realigned needs the CI LSTM retrained on the realignment; a misspelt value
+    is refused by name. Both before stage 0 writes anything."""
+    cases = [(["--ci-realigned", "false"], "it needs --ci-realigned true"),
+             (["--cd-init", "yes"], "--cd-init must be realigned, true or false, not 'yes'")]
+    for opts, message in cases:
+        proc = run_script("recipes/words/run.sh", tmp_path, "--size", "tiny", "--out", "o", *opts)
+        assert proc.returncode == 1 and message in proc.stderr, (opts, proc.stderr)
+    assert not (tmp_path / "o").exists()

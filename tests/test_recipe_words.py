@@ -82,8 +82,12 @@ def test_every_stage_runs_to_a_word_error_rate(words_run):
     exp = out / "exp/words_synth_tiny"
     stages = [line.split("\t")[0] for line in (exp / "stage_times.tsv").read_text().splitlines()]
     assert {s.split()[0] for s in stages} >= {"0", "1", "2", "3", "4", "5", "6", "7", "8"}, stages
-    systems = [exp / "ci_lstm", *sorted(exp.glob("cd_lstm_*"))]
-    assert len(systems) == 2
+    systems = [exp / "ci_lstm", exp / "ci_lstm_realigned", *sorted(exp.glob("cd_lstm_*"))]
+    assert len(systems) == 3
+    # the CI LSTM retrained on the DNN's realignment, and the CD model started from it
+    realigned = scores(exp / "ci_lstm_realigned/targets.yaml")["alignment"]
+    assert realigned == [str((exp / f"ci_lstm_dnn/ali_{s}").resolve()) for s in ("train", "dev")]
+    assert scores(systems[2] / "targets.yaml")["init_from"] == str((exp / "ci_lstm_realigned").resolve())
     for model in systems:
         for s in ("dev", "test", "test_unseen"):
             scored = scores(model / f"decode_words_{s}/scores.yaml")

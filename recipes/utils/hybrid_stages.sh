@@ -2,6 +2,8 @@
 # Stages 2-10 of the hybrid LSTM-HMM recipe, shared by every corpus.
 # Sourced by recipes/<corpus>/run.sh after stages 0-1, with these set:
 #   stage stop_stage data exp conf cd_conf cd_leaves cd_init ci_realigned device ngpu feat_kind times
+#   (cd_init: true starts the CD models from ci_lstm, false from random weights; recipes/words/run.sh
+#   also takes realigned: from ci_lstm_realigned)
 #   nj lm_sentences vocab_size lm_opts (extra prepare-lang options, e.g. "--lm my.arpa")
 #   phone_lm_conf (stage 9: the phone LM's settings; phone_lm_opts: more train-phone-lm options)
 #   phone_lm_text (true: the phone LM also reads the word LM's text expanded through the lexicon)
@@ -24,9 +26,9 @@
 # Experiment directories (each named for what it holds):
 #   $exp/ci_lstm               CI LSTM on the uniform split of the phone segmentation
 #   $exp/ci_lstm/ali_{train,dev}  its Viterbi realignment of train and dev
-#   $exp/ci_lstm_realigned     CI LSTM retrained on that realignment (with --ci-realigned true)
 #   $exp/ci_lstm_dnn/ali_{train,dev}  word supervision with realign_dnn: the DNN's realignment,
 #                              the tree's and the CD models' targets
+#   $exp/ci_lstm_realigned     CI LSTM retrained on the realignment the tree reads (ci_realigned=true)
 #   $exp/tree_<N>              decision tree of about N leaves + its graph H∘C∘G
 #                              and its word graph graph_words/HCLG.fst
 #   $exp/cd_lstm_<N>           CD LSTM on the tree's pdfs, targets from the realignment
@@ -163,7 +165,8 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   fi
   if [ "$ci_realigned" = true ]; then
     asr --log-file "$exp/log/train_ci_realigned.log" train "$data/train" "$data/dev" "${ci}_realigned" \
-      --lang "$lang_dir" --conf "$conf" --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" --device "$device" --ngpu "$ngpu"
+      --lang "$lang_dir" --conf "$conf" --ali-train "$cd_ali/ali_train" --ali-dev "$cd_ali/ali_dev" \
+      --device "$device" --ngpu "$ngpu"
   fi
   record_time "$times" "5 realign" "$SECONDS"
 fi
@@ -193,6 +196,7 @@ if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
   SECONDS=0
   init=()
   if [ "$cd_init" = true ]; then init=(--init-from "$ci"); fi
+  if [ "$cd_init" = realigned ]; then init=(--init-from "${ci}_realigned"); fi
   for n in $cd_leaves; do
     asr --log-file "$exp/log/train_cd_$n.log" train "$data/train" "$data/dev" "$exp/cd_lstm_$n" \
       --lang "$lang_dir" --conf "$cd_conf" --tree "$exp/tree_$n/tree.json" \

@@ -37,8 +37,8 @@ flat_start_utts=""  # N: the flat start's first model trains on the N shortest u
 realign_dnn=true    # a DNN (--flat-start-conf) trained on the last CI model's realignment realigns again for the tree and CD (chosen on dev)
 cd_conf=""          # CD models (default: recipes/synth/conf/cd_lstm_<size>.yaml, else cd_lstm.yaml)
 cd_leaves="1000"
-cd_init=true
-ci_realigned=false
+ci_realigned=true   # a CI LSTM (--conf) retrained on the realignment the tree reads (stage 5; chosen on dev)
+cd_init=realigned   # the CD models start from: realigned (that CI LSTM), true (the flat start's last CI LSTM), false
 vocab_size=""       # word LM vocabulary (default: 20000; 3000 for --size tiny)
 lm_sentences=""     # sentences sampled for the word LM text (default: 20000; 3000 for tiny)
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa"
@@ -46,13 +46,20 @@ out=$root
 option_names="stage stop_stage corpus layout train_set dev_set test_sets tag import_opts size seed unseen_voices nj device ngpu feat_kind phone_lang_opts lexicon conf flat_start_conf flat_conf flat_rounds flat_start_utts realign_dnn cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
 usage="Usage: $0 [--corpus DIR --layout librispeech|aligner|kaldi --train-set S --dev-set S --test-sets \"S ...\"]
   [--phone-lang-opts \"--phone-lang DIR|timit\" | \"\"] [--lexicon my.dict] [--lm-opts \"--lm my.arpa\"]
-  [--flat-rounds N] [--flat-start-utts N] [--realign-dnn true|false] [--size tiny|small|medium] [--stage N] [--stop-stage M] [--out dir]
+  [--flat-rounds N] [--flat-start-utts N] [--realign-dnn true|false] [--ci-realigned true|false]
+  [--cd-init realigned|true|false] [--size tiny|small|medium] [--stage N] [--stop-stage M] [--out dir]
   e.g.: $0 --size small                      (the synthetic corpus, words only)
         $0 --corpus /corpora/LibriSpeech --train-set train-clean-100 --dev-set dev-clean \\
            --test-sets \"test-clean\" --phone-lang-opts \"\" --lm-opts \"--lm 3-gram.arpa\" --import-opts \"\""
 
 . "$root/recipes/utils/parse_options.sh"
 . "$root/recipes/utils/stages.sh"
+case "$cd_init:$ci_realigned" in
+  true:* | false:* | realigned:true) ;;
+  realigned:*) echo "$0: --cd-init realigned starts the CD models from ci_lstm_realigned: it needs --ci-realigned true" >&2
+               exit 1 ;;
+  *) echo "$0: --cd-init must be realigned, true or false, not '$cd_init'" >&2; exit 1 ;;
+esac
 if [ $# -ne 0 ]; then echo "$usage" >&2; exit 1; fi
 command -v asr >/dev/null || { echo "$0: the 'asr' command is not on PATH (run 'make setup' and activate .venv)" >&2; exit 1; }
 
