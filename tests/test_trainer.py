@@ -212,8 +212,11 @@ def fewest_pieces(opts: dict, epochs: int) -> tuple[list[int], int]:
     return fewest, min(map(len, dev.global_batches()))
 
 
-@pytest.mark.parametrize("tbptt,delay,opts", [(0, 0, {"batch_frames": 200, "bucket_width": 0}),
-                                               pytest.param(10, 2, {}, marks=pytest.mark.slow)])
+# slow, both: 12 s and more each; the default suite runs DDP through the 2-process kill-and-resume
+# test below, and the recipe's slow test trains with two gloo processes too
+@pytest.mark.parametrize("tbptt,delay,opts", [
+    pytest.param(0, 0, {"batch_frames": 200, "bucket_width": 0}, marks=pytest.mark.slow),
+    pytest.param(10, 2, {}, marks=pytest.mark.slow)])
 def test_two_gloo_processes_match_one(tmp_path, script, tbptt, delay, opts):
     """DDP over 2 gloo processes, each on its half of every batch, ends within
     1e-4 of one process training on the whole batches (dropout is off: the
@@ -264,7 +267,10 @@ def kill_mid_epoch(cmd: list[str], exp: Path) -> None:
 SHORT_GROUPS = {"batch_frames": 200, "bucket_width": 0.2}
 
 
-@pytest.mark.parametrize("nproc,tbptt,train_opts", [(1, 0, {}), pytest.param(2, 10, {}, marks=pytest.mark.slow),
+# the default suite keeps the 2-process case (the same resume code, with every process's RNG
+# state and batches); the 1-process case (12 s) is slow
+@pytest.mark.parametrize("nproc,tbptt,train_opts", [pytest.param(1, 0, {}, marks=pytest.mark.slow),
+                                                    pytest.param(2, 10, {}, marks=pytest.mark.slow),
                                                     (2, 0, SHORT_GROUPS)])
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, script, nproc, tbptt, train_opts):
     """Killed mid-epoch and resumed from ``partial.pt``, a run (with dropout: every
