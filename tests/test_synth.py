@@ -49,7 +49,8 @@ def _spk_lists(root: Path) -> tuple[list[str], list[str]]:
 def test_layout_and_counts(corpus):
     train = sorted(p.name for p in corpus.glob("TRAIN/DR*/*"))
     test = sorted(p.name for p in corpus.glob("TEST/DR*/*"))
-    assert len(train) == SPEC.train and len(test) == SPEC.dev + SPEC.test + SPEC.test_unseen
+    # the shared fixture has no neural voices (tests/test_synth_neural.py)
+    assert len(train) == SPEC.train and len(test) == SPEC.dev + SPEC.test + SPEC.test_unseen + SPEC.dev_unseen
     assert len(set(train) | set(test)) == len(train) + len(test)
     for spk_dir in corpus.glob("*/DR*/*"):
         assert SPK_RE.match(spk_dir.name), spk_dir
@@ -61,10 +62,14 @@ def test_layout_and_counts(corpus):
         assert names == sorted(f"{s}.{e}" for s in stems for e in synth.UTT_EXTS)
     dev, tst = _spk_lists(corpus)
     unseen = (corpus / synth.SPK_LISTS["test_unseen"]).read_text().split()
+    dev_unseen = (corpus / synth.SPK_LISTS["dev_unseen"]).read_text().split()
     assert len(dev) == SPEC.dev and len(tst) == SPEC.test and len(unseen) == SPEC.test_unseen
-    assert sorted(dev + tst + unseen) == sorted(s.lower() for s in test)
+    assert len(dev_unseen) == SPEC.dev_unseen
+    assert sorted(dev + tst + unseen + dev_unseen) == sorted(s.lower() for s in test)
+    assert not (corpus / synth.SPK_LISTS["test_neural"]).exists()
     marker = json.loads((corpus / synth.COMPLETE_FILE).read_text())
-    assert marker == {"size": "tiny", "seed": 0, "unseen_voices": ["awb"], "flite_version": flite_version()}
+    assert marker == {"size": "tiny", "seed": 0, "unseen_voices": ["awb"], "flite_version": flite_version(),
+                      "neural_voices": [], "neural_versions": {}}
     assert not (corpus / synth.IN_PROGRESS_FILE).exists()
 
 
@@ -115,7 +120,8 @@ def test_wrd_files(corpus):
 
 
 def test_partitions_and_prompts(corpus):
-    lists = {p: set((corpus / name).read_text().split()) for p, name in synth.SPK_LISTS.items()}
+    lists = {p: set((corpus / name).read_text().split()) for p, name in synth.SPK_LISTS.items()
+             if (corpus / name).is_file()}
     part_of = {}
     for key, stem in _utts(corpus).items():
         spk = stem.parent.name.lower()
@@ -132,14 +138,16 @@ def test_partitions_and_prompts(corpus):
     for key, spks in readers.items():
         utt, text = key.split(":", 1)
         ids_by_text.setdefault(text, set()).add(utt)
-        assert len(spks) == 1 if utt.startswith("SI") else len(spks) >= 2, (key, spks)
+        part = part_of[next(k for k in _utts(corpus) if k.endswith(f"/{next(iter(spks))}/{utt}"))]
+        shared_by = min(2, SPEC.speakers(part))  # dev_unseen has one tiny speaker
+        assert len(spks) == 1 if utt.startswith("SI") else len(spks) >= shared_by, (key, spks)
     assert all(len(ids) == 1 for ids in ids_by_text.values())  # one id per prompt text
 
 
 @pytest.mark.slow  # 11 s: synthesizes the tiny corpus twice more (the LibriSpeech layout's resume stays in make test)
 def test_regenerate_is_identical_and_resumes(corpus, tmp_path):
     other = tmp_path / "again"
-    synth.generate_corpus(other, "tiny", seed=0, num_jobs=1)
+    synth.generate_corpus(other, "tiny", seed=0, num_jobs=1, neural_voices=())
     first = sorted(str(p.relative_to(corpus)) for p in corpus.rglob("*") if p.is_file())
     assert first == sorted(str(p.relative_to(other)) for p in other.rglob("*") if p.is_file())
     for rel in first:
@@ -152,7 +160,7 @@ def test_regenerate_is_identical_and_resumes(corpus, tmp_path):
     mtime = keep.stat().st_mtime_ns
     marker = other / synth.COMPLETE_FILE
     marker.rename(other / synth.IN_PROGRESS_FILE)
-    synth.generate_corpus(other, "tiny", seed=0, num_jobs=1)
+    synth.generate_corpus(other, "tiny", seed=0, num_jobs=1, neural_voices=())
     for ext in synth.UTT_EXTS:
         rel = stem.with_suffix(f".{ext}").relative_to(other)
         assert (corpus / rel).read_bytes() == (other / rel).read_bytes(), rel
@@ -168,13 +176,13 @@ def test_complete_corpus_returns_at_once_and_mismatch_raises(corpus, monkeypatch
         monkeypatch.setattr(synth, name, must_not_run)
     before = {p: p.stat().st_mtime_ns for p in corpus.rglob("*")}
     with caplog.at_level("INFO", logger="asr"):
-        assert synth.generate_corpus(corpus, "tiny", seed=0) == corpus
+        assert synth.generate_corpus(corpus, "tiny", seed=0, neural_voices=()) == corpus
     assert {p: p.stat().st_mtime_ns for p in corpus.rglob("*")} == before  # nothing written, nothing added
     assert "already complete" in caplog.text
     with pytest.raises(DataError, match="'seed': 0.*'seed': 1"):
-        synth.generate_corpus(corpus, "tiny", seed=1)
+        synth.generate_corpus(corpus, "tiny", seed=1, neural_voices=())
     with pytest.raises(DataError, match="'size': 'small'"):
-        synth.generate_corpus(corpus, "small", seed=0)
+        synth.generate_corpus(corpus, "small", seed=0, neural_voices=())
     with pytest.raises(DataError, match="unknown synthetic corpus size 'huge'"):
         synth.generate_corpus(corpus, "huge")
 
@@ -188,7 +196,7 @@ def test_foreign_directory_refused(tmp_path):
 def test_held_out_voices_speak_only_test_unseen():
     spks = synth.make_speakers(synth.SIZES["small"], seed=0, unseen_voices=["awb", "slt"])
     by_part = {p: {s.voice.voice for s in spks if s.partition == p} for p in synth.PARTITIONS}
-    assert by_part["test_unseen"] == {"awb", "slt"}
+    assert by_part["test_unseen"] == by_part["dev_unseen"] == {"awb", "slt"}
     assert all(by_part[p] == {"kal", "kal16", "rms"} for p in ("train", "dev", "test")), by_part
     assert sum(s.partition == "test_unseen" for s in spks) == synth.SIZES["small"].test_unseen == 8
     none_held = synth.make_speakers(synth.SIZES["small"], seed=0, unseen_voices=[])
@@ -203,7 +211,7 @@ def test_held_out_voices_speak_only_test_unseen():
 def test_speakers_and_sizes():
     assert (synth.SIZES["timit"].train, synth.SIZES["timit"].dev, synth.SIZES["timit"].test) == (462, 50, 24)
     spks = synth.make_speakers(synth.SIZES["timit"], seed=5)
-    assert len({s.spk_id for s in spks}) == 536 + 24
+    assert len({s.spk_id for s in spks}) == 536 + 24 + 12  # + test_unseen, dev_unseen (awb)
     assert all(SPK_RE.match(s.spk_id) for s in spks)
     assert {s.spk_id[0] for s in spks} == {"M", "F"}
     assert {s.region for s in spks} == set(range(1, 9))
@@ -224,7 +232,7 @@ def test_sx_prompt_sharing_for_timit_size():
     spec = synth.SIZES["timit"]
     prompts = {p: [[f"{p}{i}"] for i in range(n)] for p, n in _prompt_counts(spec).items()}
     jobs = synth.make_jobs(spec, 0, Path("/x"), synth.make_speakers(spec, 0), prompts)
-    assert len(jobs) == (536 + 24) * 8
+    assert len(jobs) == (536 + 24 + 12) * 8
     readers: dict[str, int] = {}
     for j in jobs:
         readers[j.utt_id] = readers.get(j.utt_id, 0) + 1

@@ -48,7 +48,7 @@ import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Collection, Iterable, Mapping, Optional
+from typing import Collection, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -799,3 +799,70 @@ def _write_subset(dd: DataDir, dst: Path, utts: set[str]) -> DataDir:
         if (src / name).is_file():
             atomic_write_text(dst / name, (src / name).read_text())
     return out
+
+
+def combine_datadirs(dst: Path, srcs: Sequence[Path]) -> DataDir:
+    """Write the data dir ``dst`` holding every utterance of ``srcs`` (Kaldi's
+    ``combine_data.sh``), with their features (``feats.scp``, ``cmvn.scp``) when every
+    source has them, made with the same settings (``feats.yaml``).
+
+    Phone segments are kept only when every source has them (a combined dir of
+    phone-labelled and word-only sets carries its targets in an alignment dir).
+
+    Raises:
+        DataError: fewer than two sources, an utterance, speaker or recording in two of
+            them, or features in some sources only or of different settings (named).
+    """
+    dst, srcs = Path(dst), [Path(s) for s in srcs]
+    if len(srcs) < 2:
+        raise DataError(f"{dst}: combining needs at least two data dirs, got {len(srcs)}")
+    dds = [read_datadir(s) for s in srcs]
+    wav: dict[str, str] = {}
+    text: dict[str, str] = {}
+    utt2spk: dict[str, str] = {}
+    spk2gender: dict[str, str] = {}
+    segs: dict[str, list[Segment]] = {}
+    reco: dict[str, RecoSegment] = {}
+    owner: dict[str, Path] = {}
+    for dd in dds:
+        for key in [*dd.utt2spk, *dd.spk2utt, *dd.wav]:
+            if key in owner and owner[key] != dd.path:
+                raise DataError(f"{dd.path}: utterance, speaker or recording {key!r} is also in {owner[key]}")
+            owner[key] = dd.path
+        wav |= dd.wav
+        text |= dd.text
+        utt2spk |= dd.utt2spk
+        spk2gender |= dd.spk2gender
+        segs |= dd.phone_segments
+        reco |= dd.segments
+    if any(not dd.phone_segments for dd in dds):
+        segs = {}
+    if any(dd.segments for dd in dds) and not all(dd.segments for dd in dds):
+        raise DataError(f"{dst}: some of {', '.join(map(str, srcs))} have a segments file and some not")
+    if any(not dd.spk2gender for dd in dds):
+        spk2gender = {}
+    write_datadir(dst, wav, text, utt2spk, spk2gender, segs, segments=reco)
+    _combine_features(dst, srcs)
+    return read_datadir(dst)
+
+
+def _combine_features(dst: Path, srcs: Sequence[Path]) -> None:
+    """The union of the sources' feature scps and their common feats.yaml (none when no source has them)."""
+    have = [(s / "feats.scp").is_file() for s in srcs]
+    if not any(have):
+        return
+    if not all(have):
+        raise DataError(f"{srcs[have.index(False)]}: has no features (feats.scp) while "
+                        f"{srcs[have.index(True)]} has; make features for every set first")
+    for name in _COPIED:
+        texts = {s: (s / name).read_text() if (s / name).is_file() else None for s in srcs}
+        if len(set(texts.values())) != 1:
+            raise DataError(f"{dst}: the sources' {name} differ (features made with different settings)")
+        if texts[srcs[0]] is not None:
+            atomic_write_text(dst / name, texts[srcs[0]])
+    for name in _FEATURE_SCPS:
+        if all((s / name).is_file() for s in srcs):
+            merged: dict[str, str] = {}
+            for s in srcs:
+                merged |= read_scp(s / name)
+            write_scp(dst / name, merged)

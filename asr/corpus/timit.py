@@ -5,7 +5,10 @@ directory names in upper or lower case). The .WAV files are NIST SPHERE and
 are read in place (``wav.scp`` points at the original files; nothing is
 converted). SA sentences are excluded, and so are converted copies such as
 ``SI1027.WAV.wav`` that some redistributions add. ``train`` is all of TRAIN; ``dev``
-and ``test`` are the TEST speakers named in the two speaker lists.
+and ``test`` are the TEST speakers named in the two speaker lists. A speaker
+dir with no .PHN file has word transcripts only (the synthetic corpus's
+neural voices): TRAIN's such speakers go to ``train_words``, and a test set of
+them has no phone segments (WER only).
 
 Ids: speaker ``<spk>`` lower case (e.g. ``fcjf0``), utterance
 ``<spk>_<utt>`` lower case (``fcjf0_si1027``), so that utterance ids are
@@ -40,6 +43,8 @@ SAMPLE_RATE = 16000
 #: Utterance counts of the standard split (SA excluded): train, dev, core test.
 STANDARD_COUNTS = {"train": 3696, "dev": 400, "test": 192}
 _SPLITS = ("train", "test")
+#: The data dir of the TRAIN speakers with word transcripts only (no .PHN files).
+TRAIN_WORDS = "train_words"
 _PUNCT = re.compile(r"[^a-z0-9' \-]+")
 
 
@@ -48,7 +53,7 @@ class _Utt:
     spk: str
     utt_id: str
     wav: Path
-    phn: Path
+    phn: Optional[Path]  # None: a speaker with word transcripts only
     txt: Path
 
 
@@ -87,13 +92,15 @@ def find_timit_root(path: Path) -> Path:
 
 
 def _speaker_utts(spk_dir: Path) -> list[_Utt]:
-    """The non-SA utterances of one speaker directory.
+    """The non-SA utterances of one speaker directory. A speaker with no .PHN file at all has
+    word transcripts only (``phn`` None: the synthetic corpus's neural voices).
 
     Raises:
-        DataError: when a .WAV has no .PHN or .TXT beside it.
+        DataError: when a .WAV has no .TXT beside it, or no .PHN while others of its speaker have one.
     """
     spk = spk_dir.name.lower()
     files = {f.name.lower(): f for f in spk_dir.iterdir() if f.is_file()}
+    words_only = not any(name.endswith(".phn") for name in files)
     utts = []
     for name in sorted(files):
         stem, dot, ext = name.rpartition(".")
@@ -102,10 +109,10 @@ def _speaker_utts(spk_dir: Path) -> list[_Utt]:
         if "." in stem:  # e.g. SI1027.WAV.wav: a converted copy some distributions add
             log.debug("%s: skipping converted copy", files[name])
             continue
-        missing = [e for e in ("phn", "txt") if f"{stem}.{e}" not in files]
+        missing = [e for e in ("phn", "txt") if f"{stem}.{e}" not in files and not (e == "phn" and words_only)]
         if missing:
             raise DataError(f"{files[name]}: no .{missing[0].upper()} file beside it")
-        utts.append(_Utt(spk, f"{spk}_{stem}", files[name], files[f"{stem}.phn"], files[f"{stem}.txt"]))
+        utts.append(_Utt(spk, f"{spk}_{stem}", files[name], files.get(f"{stem}.phn"), files[f"{stem}.txt"]))
     return utts
 
 
@@ -211,7 +218,8 @@ def _prepare_utts(utts: list[_Utt]) -> tuple[dict, dict, dict, dict]:
     wav, text, utt2spk, segs = {}, {}, {}, {}
     for u in utts:
         num_samples = _audio_frames(u.wav)
-        segs[u.utt_id] = _fold_segments(u.phn, _parse_phn(u.phn, num_samples))
+        if u.phn is not None:
+            segs[u.utt_id] = _fold_segments(u.phn, _parse_phn(u.phn, num_samples))
         text[u.utt_id] = read_txt(u.txt)
         wav[u.utt_id] = str(u.wav.resolve())
         utt2spk[u.utt_id] = u.spk
@@ -226,9 +234,19 @@ def _collect_split(name: str, spk_dirs: list[Path]) -> _SplitData:
     utts = [u for d in spk_dirs for u in _speaker_utts(d)]
     if not utts:
         raise DataError(f"{spk_dirs[0].parent.parent if spk_dirs else name}: no utterances for the {name} split")
+    labelled = {u.spk for u in utts if u.phn is not None}
+    if labelled and len(labelled) < len({u.spk for u in utts}):
+        words_only = sorted({u.spk for u in utts} - labelled)
+        raise DataError(f"the {name} set mixes speakers with phone labels (.PHN) and speakers without "
+                        f"(e.g. {words_only[0]!r}); give each kind its own speaker list")
     wav, text, utt2spk, segs = _prepare_utts(utts)
     spk2gender = {d.name.lower(): d.name[0].lower() for d in spk_dirs}
     return wav, text, utt2spk, spk2gender, segs
+
+
+def _words_only(spk_dir: Path) -> bool:
+    """True when the speaker dir holds no .PHN file (word transcripts only)."""
+    return not any(f.suffix.lower() == ".phn" for f in spk_dir.iterdir() if f.is_file())
 
 
 def _select(speakers: dict[str, Path], wanted: list[str], list_path: Path, split: Path) -> list[Path]:
@@ -257,7 +275,10 @@ def prepare_timit(
             corpus's ``test_unseen``); each speaker in at most one set.
 
     Returns:
-        {"train": DataDir, "dev": DataDir, "test": DataDir, **extra_test sets}.
+        {"train": DataDir, "dev": DataDir, "test": DataDir, **extra_test sets}, and
+        ``train_words`` when TRAIN has speakers with word transcripts only (no .PHN):
+        the data dir of those speakers, without phone segments (a test set of such
+        speakers likewise has none).
 
     Raises:
         DataError: naming the file and the problem.
@@ -267,8 +288,9 @@ def prepare_timit(
     assert train_dir is not None and test_dir is not None, root
     train_spk, test_spk = _scan_split(train_dir), _scan_split(test_dir)
     lists = {"dev": Path(dev_spk_list), "test": Path(test_spk_list), **(extra_test or {})}
-    if {"train", "dev", "test"} & set(extra_test or {}):
-        raise DataError(f"extra test set names {sorted(extra_test or {})} must not be train, dev or test")
+    if {"train", "dev", "test", TRAIN_WORDS} & set(extra_test or {}):
+        raise DataError(f"extra test set names {sorted(extra_test or {})} must not be train, dev, test "
+                        f"or {TRAIN_WORDS}")
     ids = {name: read_speaker_list(path) for name, path in lists.items()}
     seen: dict[str, str] = {}
     for name, spks in ids.items():
@@ -276,7 +298,14 @@ def prepare_timit(
             if spk in seen:
                 raise DataError(f"{lists[name]}: speaker {spk!r} is also in {lists[seen[spk]]}")
             seen[spk] = name
-    selections = {"train": [train_spk[s] for s in sorted(train_spk)]}
+    train_dirs = [train_spk[s] for s in sorted(train_spk)]
+    selections = {"train": [d for d in train_dirs if not _words_only(d)]}
+    words_dirs = [d for d in train_dirs if _words_only(d)]
+    if words_dirs:  # speakers with word transcripts only: their own set, aligned from their words
+        selections[TRAIN_WORDS] = words_dirs
+    if not selections["train"]:
+        raise DataError(f"{train_dir}: no training speaker has phone labels (.PHN); import a corpus of "
+                        f"word transcripts with asr import-corpus and train it with recipes/words/run.sh")
     selections |= {name: _select(test_spk, sorted(spks), lists[name], test_dir) for name, spks in ids.items()}
     data = {name: _collect_split(name, dirs) for name, dirs in selections.items()}
     counts = {name: len(d[2]) for name, d in data.items()}

@@ -271,6 +271,37 @@ def _write_vectors(ark_path: Path, scp_path: Path, vecs: Mapping[str, np.ndarray
         tmp_scp.write_text(tmp_scp.read_text().replace(str(tmp_ark), str(ark_path)))
 
 
+def combine_alignments(out_dir: Path, ali_dirs: Sequence[Path]) -> AlignmentSet:
+    """Write the union of the alignment dirs ``ali_dirs`` to ``out_dir`` (for a combined data
+    dir, :func:`asr.corpus.datadir.combine_datadirs`); ``source`` in ali.yaml lists each
+    input's.
+
+    Raises:
+        DataError: fewer than two inputs, an utterance in two of them, or inputs of
+            different phones, topology, frame shift or frame offset (named).
+    """
+    ali_dirs = [Path(d) for d in ali_dirs]
+    if len(ali_dirs) < 2:
+        raise DataError(f"{out_dir}: combining needs at least two alignment dirs, got {len(ali_dirs)}")
+    sets = [read_alignments(d) for d in ali_dirs]
+    first = sets[0]
+    merged: dict[str, np.ndarray] = {}
+    for d, aset in zip(ali_dirs, sets):
+        same = (list(aset.phones) == list(first.phones) and aset.topology == first.topology
+                and aset.frame_shift_s == first.frame_shift_s and aset.frame_offset_s == first.frame_offset_s)
+        if not same:
+            raise DataError(f"{d}: other phones, topology or frame timing than {ali_dirs[0]}; cannot combine")
+        clash = sorted(set(merged) & set(aset.alignments))
+        if clash:
+            raise DataError(f"{d}: utterance {clash[0]} is also in an earlier alignment dir ({len(clash)} shared)")
+        merged |= aset.alignments
+    info = {"source": {"kind": "combined", "parts": [{"dir": str(d.resolve()), **aset.info.get("source", {})}
+                                                      for d, aset in zip(ali_dirs, sets)]}}
+    out = AlignmentSet(first.phones, first.topology, first.frame_shift_s, merged, info, first.frame_offset_s)
+    write_alignments(Path(out_dir), out)
+    return out
+
+
 def read_alignments(ali_dir: Path, expect_phones: Optional[Sequence[str]] = None,
                     expect_topology: Optional[Topology] = None) -> AlignmentSet:
     """Read and check the alignment directory ``ali_dir``.

@@ -13,8 +13,9 @@ corpora come. Written under ``OUT``::
     alignments/<subset>.words                       <utt> <start> <end> <WORD>: the true words
     .complete                                       JSON settings with "layout": "librispeech" (last)
 
-Subsets: ``train``, ``dev``, ``test`` and ``test_unseen`` (when voices are
-held out). ``alignments/`` is for benchmarks only (the importer never reads
+Subsets: ``train``, ``dev``, ``test``, ``test_unseen`` and ``dev_unseen``
+(when voices are held out), ``dev_neural`` and ``test_neural`` (the neural
+voice's; its training speakers are in ``train``; no side-file rows). ``alignments/`` is for benchmarks only (the importer never reads
 it): the rows of the TIMIT layout's .PHN (TIMIT 61-phone symbols, stop
 closures split, ``h#`` at both ends, contiguous) and .WRD files with the
 utterance id in front, offsets in samples at 16 kHz (end exclusive), sorted
@@ -76,8 +77,14 @@ class LibriSpeaker:
 
 def librispeech_speakers(speakers: Sequence, timit_root: Path) -> list[LibriSpeaker]:
     """The LibriSpeech ids of the generator's speakers (:class:`asr.synth.corpus.Speaker`)."""
-    return [LibriSpeaker(str(SPEAKER_BASE + s.index), str(CHAPTER_BASE + s.index), s.partition, s.spk_id,
+    return [LibriSpeaker(str(SPEAKER_BASE + s.index), str(CHAPTER_BASE + s.index), _subset(s.partition), s.spk_id,
                          s.voice.voice, s.spk_id[0], s.directory(timit_root)) for s in speakers]
+
+
+def _subset(partition: str) -> str:
+    """The LibriSpeech subset of a generator partition: the neural voice's training speakers are
+    in ``train`` (every utterance of this layout has word transcripts only), the rest keep their name."""
+    return "train" if partition == "train_neural" else partition
 
 
 def timit_utterances(spk_dir: Path) -> list[Path]:
@@ -127,6 +134,8 @@ def _convert_speaker(spk: LibriSpeaker, out_dir: Path, labels: dict[str, list[st
         seconds += _write_flac(stem.with_suffix(".WAV"), chap_dir / f"{utt}.flac")
         trans.append(f"{utt} {read_txt(stem.with_suffix('.TXT')).upper()}\n")
         for kind, ext in ALIGNMENT_KINDS.items():
+            if not stem.with_suffix(f".{ext}").is_file():  # a neural voice's utterance: no true labels
+                continue
             for s, e, label in _read_rows(stem.with_suffix(f".{ext}")):
                 labels[kind].append(f"{utt} {s} {e} {label.upper() if kind == 'words' else label}\n")
     atomic_write_text(chap_dir / f"{spk.spk}-{spk.chapter}.trans.txt", "".join(trans))

@@ -25,6 +25,7 @@ import torch
 from scipy import signal
 
 from asr.audio import resample_audio
+from asr.synth.neural_tts import NeuralSettings
 
 OUT_RATE = 16000
 #: Voices and the sex they read as.
@@ -43,7 +44,11 @@ RIR_MAX_S = 0.4
 PEAK_DBFS = (-9.0, -2.0)
 SNR_DB = (15.0, 40.0)
 SNR_JITTER_DB = 2.0
-NOISE_COLOUR = (0.0, 0.9)  # one-pole low-pass coefficient for the noise (0 = white)
+NOISE_COLOUR = (0.0, 0.9)
+#: Neural voices' noise scales (piper's defaults for joe: 0.667 and 0.8); the length
+#: scale is drawn from DURATION_STRETCH, like flite's duration stretch.
+NEURAL_NOISE_SCALE = (0.45, 0.85)
+NEURAL_NOISE_W_SCALE = (0.5, 1.0)  # one-pole low-pass coefficient for the noise (0 = white)
 INT16_MAX = 32767
 _LN_1000 = math.log(1000.0)  # RT60: the time for a 60 dB (x1000 amplitude) decay
 
@@ -65,6 +70,8 @@ class SpeakerVoice:
     snr_db: float
     noise_colour: float
     rir_seed: int
+    noise_scale: float = 0.0    # neural voices: the generator's noise (piper's --noise-scale)
+    noise_w_scale: float = 0.0  # neural voices: the duration predictor's noise (--noise-w-scale)
 
     def flite_settings(self) -> dict[str, float]:
         """Float features for flite's ``--setf``."""
@@ -73,6 +80,10 @@ class SpeakerVoice:
             "int_f0_target_stddev": self.f0_stddev,
             "duration_stretch": self.duration_stretch,
         }
+
+    def neural_settings(self) -> NeuralSettings:
+        """Piper's scales: ``duration_stretch`` is its length scale (f0 is the model's own)."""
+        return NeuralSettings(self.duration_stretch, self.noise_scale, self.noise_w_scale)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +97,23 @@ def draw_speaker_voice(voice: str, rng: np.random.Generator) -> SpeakerVoice:
         f0_mean=u(F0_MEAN_HZ[VOICES[voice]], 1),
         f0_stddev=u(F0_STDDEV_HZ, 1),
         duration_stretch=u(DURATION_STRETCH, 3),
+        **_channel(rng),
+    )
+
+
+def draw_neural_voice(voice: str, rng: np.random.Generator) -> SpeakerVoice:
+    """Draw a speaker's parameters for neural ``voice``: piper's three scales, then the
+    flite speakers' speed warp and channel (f0 stays the model's: 0 in the record)."""
+    u = lambda lo_hi, nd: round(float(rng.uniform(*lo_hi)), nd)  # noqa: E731
+    length, noise, noise_w = u(DURATION_STRETCH, 3), u(NEURAL_NOISE_SCALE, 3), u(NEURAL_NOISE_W_SCALE, 3)
+    return SpeakerVoice(voice=voice, f0_mean=0.0, f0_stddev=0.0, duration_stretch=length,
+                        **_channel(rng), noise_scale=noise, noise_w_scale=noise_w)
+
+
+def _channel(rng: np.random.Generator) -> dict:
+    """The speed warp, band, room, level and noise of a speaker, drawn in this order."""
+    u = lambda lo_hi, nd: round(float(rng.uniform(*lo_hi)), nd)  # noqa: E731
+    return dict(
         speed_percent=int(rng.integers(SPEED_PERCENT[0], SPEED_PERCENT[1] + 1)),
         low_cut=u(LOW_CUT_HZ, 0),
         high_cut=u(HIGH_CUT_HZ, 0),
@@ -104,7 +132,7 @@ def resample_ratio(sr_in: int, speed_percent: int) -> Fraction:
 
 
 @contextmanager
-def _one_torch_thread() -> Iterator[None]:
+def one_torch_thread() -> Iterator[None]:
     """Run torch ops on one intra-op thread, then restore the process's setting.
 
     The corpus is rendered in a process pool (a worker per core); torch's
@@ -132,7 +160,7 @@ def warp(x: np.ndarray, sr_in: int, speed_percent: int) -> np.ndarray:
     """
     ratio = resample_ratio(sr_in, speed_percent)
     # ratio = output / input samples, so the denominator is the "from" rate.
-    with _one_torch_thread():
+    with one_torch_thread():
         return resample_audio(x, from_rate=ratio.denominator, to_rate=ratio.numerator)
 
 

@@ -13,7 +13,8 @@ nj=2
 device=auto         # auto | cpu | cuda
 ngpu=1              # data-parallel training processes (torchrun): GPUs on CUDA, gloo processes on the CPU
 feat_kind=fbank     # fbank | mfcc
-unseen_voices=awb   # flite voices held out of train/dev/test: they speak only test_unseen ("" for none)
+unseen_voices=awb   # flite voices held out of train/dev/test: they speak only test_unseen and dev_unseen ("" for none)
+neural_voices=joe   # neural (piper) voices: word transcripts only, aligned from their words ("" for none)
 # Defaults are relative to the repository root; --conf and --out given on the
 # command line are relative to the directory the script is run from.
 root=$(CDPATH='' cd -- "$(dirname -- "$0")/../.." && pwd)
@@ -28,13 +29,14 @@ lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexic
 phone_lm_conf=""    # the RNN decoder's phone LM (stage 9); default conf/phone_lm_<size>.yaml, else conf/phone_lm.yaml
 phone_lm_text=true  # the phone LM also reads the word LM text expanded through the lexicon (chosen on dev)
 phone_lm_opts=""    # more train-phone-lm options, e.g. "--eval /more/data/dir"
+tune_set=dev        # dev: decoding scales tuned on dev; mixed: on dev + dev_unseen + dev_neural (unlike training)
 rnn_decoder=true    # stage 9: the RNN phone-sequence decoder (false: skip it)
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage size seed nj device ngpu feat_kind unseen_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts rnn_decoder out"
+option_names="stage stop_stage size seed nj device ngpu feat_kind unseen_voices neural_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts tune_set rnn_decoder out"
 usage="Usage: $0 [--stage N] [--stop-stage M] [--size auto|tiny|small|medium|timit] [--device auto|cpu|cuda] [--ngpu N] [--unseen-voices awb]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"500 1000\"] [--cd-init true]
   [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 20000] [--lm-opts \"--lm my.arpa\"]
-  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--out dir]
+  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--tune-set dev|mixed] [--out dir]
   e.g.: $0 --size small --stage 0 --stop-stage 10"
 
 . "$root/recipes/utils/parse_options.sh"
@@ -75,18 +77,24 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "Stage 0: generate the synthetic corpus ($size, seed $seed)"
   SECONDS=0
   asr --log-file "$exp/log/corpus.log" synth-corpus "$data/corpus" --size "$size" --seed "$seed" --nj "$nj" \
-    --unseen-voices "$unseen_voices"
+    --unseen-voices "$unseen_voices" --neural-voices "$neural_voices"
   record_time "$times" "0 corpus" "$SECONDS"
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  log "Stage 1: data dirs train, dev, test (and test_unseen: the held-out voices)"
+  log "Stage 1: data dirs train, dev, test (and the held-out voices' test_unseen, dev_unseen; the neural voice's train_words, dev_neural, test_neural)"
   SECONDS=0
-  unseen_list=$data/corpus/test_unseen_spk.list
-  extra=()
-  if [ -s "$unseen_list" ]; then extra=(--extra-test "test_unseen=$unseen_list"); fi
-  if [ -f "$data/test/phone_text" ] && [ -f "$data/dev/phone_text" ] && [ -f "$data/train/phone_text" ] && [ -f "$data/lang/topo" ] \
-     && { [ ! -s "$unseen_list" ] || [ -f "$data/test_unseen/phone_text" ]; }; then
+  extra=() have=true
+  for set in test_unseen dev_unseen dev_neural test_neural; do
+    list=$data/corpus/${set}_spk.list
+    if [ -s "$list" ]; then
+      extra+=(--extra-test "$set=$list")
+      [ -f "$data/$set/text" ] || have=false
+      case $set in *neural) [ -f "$data/train_words/text" ] || have=false ;; esac
+    fi
+  done
+  if [ "$have" = true ] && [ -f "$data/test/phone_text" ] && [ -f "$data/dev/phone_text" ] && [ -f "$data/train/phone_text" ] \
+     && [ -f "$data/lang/topo" ]; then
     log "data dirs and the lang dir exist, skipping"
   else
     asr --log-file "$exp/log/prepare.log" prepare-timit "$data/corpus" "$data" \

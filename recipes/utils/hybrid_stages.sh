@@ -9,8 +9,14 @@
 #   phone_lm_text (true: the phone LM also reads the word LM's text expanded through the lexicon)
 #   rnn_decoder (false: skip stage 9)
 # where $data holds train/ dev/ test/ data dirs with phone segmentations, and
-# optionally more test sets (test_unseen/: voices never heard in training),
-# which are scored with the settings tuned on dev, like test.
+# optionally more test sets (test_unseen/: voices never heard in training;
+# test_neural/: the neural voice's test speakers, word transcripts only),
+# which are scored with the settings tuned on dev, like test; more dev sets
+# (dev_unseen/, dev_neural/) for tuning on speech unlike training (tune_set=mixed);
+# and train_words/: training speakers with word transcripts only (the neural
+# voice), aligned from their words by the CI model and trained on with train/
+# from stage 5 on (the combined set train_all/).
+#   tune_set (dev: scales tuned on dev; mixed: on dev + dev_unseen + dev_neural, dev_mixed/)
 # Word supervision (supervision=words, recipes/words/run.sh): the data dirs have word
 # transcripts only; also set
 #   phone_lang_opts (prepare-lang's phone set: "--phone-lang DIR" or lexicon options)
@@ -44,8 +50,22 @@ if [ "$supervision" = words ] && [ "${realign_dnn:-false}" = true ]; then cd_ali
 systems=("$ci")
 if [ -z "${eval_sets+set}" ]; then
   eval_sets=(test)
-  if [ -d "$data/test_unseen" ]; then eval_sets+=(test_unseen); fi
+  for set in test_unseen test_neural; do
+    if [ -d "$data/$set" ]; then eval_sets+=("$set"); fi
+  done
 fi
+dev_extra=()  # dev sets unlike training: features made, excluded from the LM text, in the mixed tuning set
+for set in dev_unseen dev_neural; do
+  if [ -d "$data/$set" ]; then dev_extra+=("$set"); fi
+done
+tune_set=${tune_set:-dev}
+if [ "$tune_set" = mixed ] && [ "${#dev_extra[@]}" -eq 0 ]; then
+  log "tune_set=mixed needs dev_unseen or dev_neural data dirs; $data has neither"; exit 1
+fi
+# training speakers with word transcripts only: aligned from their words, then trained on with
+# train/ as train_all/ (stage 5 on)
+cd_train=train
+if [ "$supervision" = phones ] && [ -d "$data/train_words" ]; then cd_train=train_all; fi
 if [ "$supervision" = words ]; then
   lang_dir=$data/lang_words
   align_opts=(--words "$data/lang_words")
@@ -58,6 +78,10 @@ else
 fi
 eval_dirs=() eval_texts=()
 for set in "${eval_sets[@]}"; do eval_dirs+=("$data/$set"); eval_texts+=("$data/$set/text"); done
+extra_dirs=() extra_texts=()
+for set in "${dev_extra[@]}"; do extra_dirs+=("$data/$set"); extra_texts+=("$data/$set/text"); done
+train_words_dirs=()
+if [ "$cd_train" = train_all ]; then train_words_dirs=("$data/train_words"); fi
 if [ "$ci_realigned" = true ]; then systems+=("${ci}_realigned"); fi
 for n in $cd_leaves; do systems+=("$exp/cd_lstm_$n"); done
 
@@ -70,12 +94,12 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   fi
   log "Stage 2: word trigram ($vocab_size-word vocabulary), lexicon, L, G and the CI word graph"
   # the options that train the word LM, unless lm_opts gives one (--lm)
-  lm_train_opts=(--exclude "$data/dev/text" "${eval_texts[@]}" --vocab-size "$vocab_size"
+  lm_train_opts=(--exclude "$data/dev/text" "${extra_texts[@]}" "${eval_texts[@]}" --vocab-size "$vocab_size"
                  --lm-sentences "$lm_sentences" --nj "$nj")
   case " $lm_opts " in *" --lm "*|*" --lm="*) lm_train_opts=() ;; esac
   # shellcheck disable=SC2086
   asr --log-file "$exp/log/lang_words.log" prepare-lang "$data/train" "$data/lang_words" \
-    $phone_lang_opts "${lm_train_opts[@]}" --eval "$data/dev" "${eval_dirs[@]}" $lm_opts
+    $phone_lang_opts "${lm_train_opts[@]}" --eval "$data/dev" "${extra_dirs[@]}" "${eval_dirs[@]}" $lm_opts
   asr --log-file "$exp/log/graph_words_ci.log" make-word-graph "$data/lang_words" "$data/graph_words_ci"
   record_time "$times" "2 lang" "$SECONDS"
 fi
@@ -83,7 +107,15 @@ fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "Stage 3: $feat_kind features and CMVN statistics (per utterance, speech frames by Silero VAD)"
   SECONDS=0
-  asr --log-file "$exp/log/feats.log" make-feats --kind "$feat_kind" --cmvn speech "$data/feats" "$data/train" "$data/dev" "${eval_dirs[@]}"
+  asr --log-file "$exp/log/feats.log" make-feats --kind "$feat_kind" --cmvn speech "$data/feats" "$data/train" \
+    "${train_words_dirs[@]}" "$data/dev" "${extra_dirs[@]}" "${eval_dirs[@]}"
+  if [ "$tune_set" = mixed ]; then
+    # the mixed tuning sets: words dev + dev_unseen + dev_neural; phones (PER) those with phone labels
+    asr --log-file "$exp/log/combine_dev_mixed.log" combine-data "$data/dev_mixed" "$data/dev" "${extra_dirs[@]}"
+    if [ -d "$data/dev_unseen" ]; then
+      asr --log-file "$exp/log/combine_dev_mixed_phones.log" combine-data "$data/dev_mixed_phones" "$data/dev" "$data/dev_unseen"
+    fi
+  fi
   record_time "$times" "3 features" "$SECONDS"
 fi
 
@@ -154,6 +186,17 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "Stage 5: Viterbi realignment of train and dev with the CI LSTM"
   SECONDS=0
   for set in train dev; do align_set "$ci" "$set"; done
+  if [ "$cd_train" = train_all ]; then
+    log "Stage 5: the word-transcript speakers (train_words) aligned from their words; train_all = train + train_words"
+    if [ -f "$ci/ali_train_words/ali.yaml" ] && [ "$ci/ali_train_words/ali.yaml" -nt "$ci/final.pt" ]; then
+      log "alignment of train_words by $(basename "$ci") is up to date, skipping"
+    else
+      asr --log-file "$exp/log/align_train_words_$(basename "$ci").log" align "$ci" "$data/train_words" \
+        "$ci/ali_train_words" --words "$data/lang_words" --device "$device"
+    fi
+    asr --log-file "$exp/log/combine_train_all.log" combine-data "$data/train_all" "$data/train" "$data/train_words" \
+      --ali "$ci/ali_train" "$ci/ali_train_words" --ali-out "$ci/ali_train_all"
+  fi
   if [ "$cd_ali" != "$ci" ]; then
     # a network of ±5 frames places the boundaries closer to the truth than the BLSTM it learns
     # from (which learns its own targets' timing): dev word-boundary error 19.0 → 15.4 ms on medium
@@ -164,8 +207,8 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     for set in train dev; do align_set "$cd_ali" "$set"; done
   fi
   if [ "$ci_realigned" = true ]; then
-    asr --log-file "$exp/log/train_ci_realigned.log" train "$data/train" "$data/dev" "${ci}_realigned" \
-      --lang "$lang_dir" --conf "$conf" --ali-train "$cd_ali/ali_train" --ali-dev "$cd_ali/ali_dev" \
+    asr --log-file "$exp/log/train_ci_realigned.log" train "$data/$cd_train" "$data/dev" "${ci}_realigned" \
+      --lang "$lang_dir" --conf "$conf" --ali-train "$cd_ali/ali_$cd_train" --ali-dev "$cd_ali/ali_dev" \
       --device "$device" --ngpu "$ngpu"
   fi
   record_time "$times" "5 realign" "$SECONDS"
@@ -176,10 +219,11 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   SECONDS=0
   for n in $cd_leaves; do
     tree=$exp/tree_$n
-    if [ -f "$tree/tree.json" ] && [ "$tree/tree.json" -nt "$cd_ali/ali_train/ali.yaml" ]; then
+    if [ -f "$tree/tree.json" ] && [ "$tree/tree.json" -nt "$cd_ali/ali_$cd_train/ali.yaml" ]; then
       log "tree $tree is up to date, skipping"
     else
-      asr --log-file "$exp/log/tree_$n.log" build-tree "$data/train" "$cd_ali/ali_train" "$tree" --lang "$lang_dir" --num-leaves "$n"
+      asr --log-file "$exp/log/tree_$n.log" build-tree "$data/$cd_train" "$cd_ali/ali_$cd_train" "$tree" \
+        --lang "$lang_dir" --num-leaves "$n"
     fi
     if [ "$score_phones" = true ]; then
       asr --log-file "$exp/log/graph_$n.log" make-graph "$data/train" "$data/lang" --order 2 \
@@ -198,26 +242,35 @@ if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
   if [ "$cd_init" = true ]; then init=(--init-from "$ci"); fi
   if [ "$cd_init" = realigned ]; then init=(--init-from "${ci}_realigned"); fi
   for n in $cd_leaves; do
-    asr --log-file "$exp/log/train_cd_$n.log" train "$data/train" "$data/dev" "$exp/cd_lstm_$n" \
+    asr --log-file "$exp/log/train_cd_$n.log" train "$data/$cd_train" "$data/dev" "$exp/cd_lstm_$n" \
       --lang "$lang_dir" --conf "$cd_conf" --tree "$exp/tree_$n/tree.json" \
-      --ali-train "$cd_ali/ali_train" --ali-dev "$cd_ali/ali_dev" "${init[@]}" --device "$device" --ngpu "$ngpu"
+      --ali-train "$cd_ali/ali_$cd_train" --ali-dev "$cd_ali/ali_dev" "${init[@]}" --device "$device" --ngpu "$ngpu"
   done
   record_time "$times" "7 train CD LSTM" "$SECONDS"
 fi
 
+# the sets the scales are tuned on, and the sets decoded with them (dev too when tuned elsewhere)
+tune_words=dev tune_phones=dev scored_sets=("${eval_sets[@]}")
+if [ "$tune_set" = mixed ]; then
+  tune_words=dev_mixed scored_sets=(dev "${eval_sets[@]}")
+  if [ -d "$data/dev_unseen" ]; then tune_phones=dev_mixed_phones; fi
+fi
+
 decode_system() {
-  # decode_system <model dir> <graph dir>: tune the acoustic scale on dev, decode test.
+  # decode_system <model dir> <graph dir>: tune the acoustic scale on $tune_phones, decode the
+  # scored sets that have phone transcripts.
   local model=$1 graph=$2 name
   name=$(basename "$model")
-  # redo dev (and so test) when the graph or the model changed since the last tuning
-  if [ ! -f "$model/decode_dev/scores.yaml" ] || ! cmp -s "$graph/HCG.fst" "$model/graph/HCG.fst" \
+  # redo the tuning (and so the rest) when the graph or the model changed since the last tuning
+  if [ ! -f "$model/decode_$tune_phones/scores.yaml" ] || ! cmp -s "$graph/HCG.fst" "$model/graph/HCG.fst" \
      || [ "$model/final.pt" -nt "$model/decode.yaml" ]; then
-    asr --log-file "$exp/log/decode_dev_$name.log" decode "$model" "$data/dev" "$model/decode_dev" \
-      --graph-dir "$graph" --tune --device "$device"
+    asr --log-file "$exp/log/decode_${tune_phones}_$name.log" decode "$model" "$data/$tune_phones" \
+      "$model/decode_$tune_phones" --graph-dir "$graph" --tune --device "$device"
   else
-    log "$name: dev decode is up to date, skipping"
+    log "$name: $tune_phones decode is up to date, skipping"
   fi
-  for set in "${eval_sets[@]}"; do
+  for set in "${scored_sets[@]}"; do
+    if [ ! -f "$data/$set/phone_text" ]; then continue; fi  # word transcripts only: WER only
     if [ ! -f "$model/decode_$set/scores.yaml" ] || [ "$model/decode.yaml" -nt "$model/decode_$set/scores.yaml" ]; then
       asr --log-file "$exp/log/decode_${set}_$name.log" decode "$model" "$data/$set" "$model/decode_$set" --device "$device"
     fi
@@ -225,17 +278,18 @@ decode_system() {
 }
 
 decode_words_system() {
-  # decode_words_system <model dir> <word graph dir>: tune acwt and word penalty on dev, decode test.
+  # decode_words_system <model dir> <word graph dir>: tune acwt and word penalty on $tune_words,
+  # decode the scored sets.
   local model=$1 graph=$2 name
   name=$(basename "$model")
-  if [ ! -f "$model/decode_words_dev/scores.yaml" ] || ! cmp -s "$graph/HCLG.fst" "$model/graph_words/HCLG.fst" \
+  if [ ! -f "$model/decode_words_$tune_words/scores.yaml" ] || ! cmp -s "$graph/HCLG.fst" "$model/graph_words/HCLG.fst" \
      || [ "$model/final.pt" -nt "$model/word_decode.yaml" ] || [ "$model/decode.yaml" -nt "$model/word_decode.yaml" ]; then
-    asr --log-file "$exp/log/decode_words_dev_$name.log" decode-words "$model" "$data/dev" \
-      "$model/decode_words_dev" --graph-dir "$graph" --tune --nj "$nj" --device "$device"
+    asr --log-file "$exp/log/decode_words_${tune_words}_$name.log" decode-words "$model" "$data/$tune_words" \
+      "$model/decode_words_$tune_words" --graph-dir "$graph" --tune --nj "$nj" --device "$device"
   else
-    log "$name: dev word decode is up to date, skipping"
+    log "$name: $tune_words word decode is up to date, skipping"
   fi
-  for set in "${eval_sets[@]}"; do
+  for set in "${scored_sets[@]}"; do
     if [ ! -f "$model/decode_words_$set/scores.yaml" ] || [ "$model/word_decode.yaml" -nt "$model/decode_words_$set/scores.yaml" ]; then
       asr --log-file "$exp/log/decode_words_${set}_$name.log" decode-words "$model" "$data/$set" \
         "$model/decode_words_$set" --nj "$nj" --device "$device"
