@@ -29,11 +29,12 @@ TINY_LEAVES = "300"
 #: The tiny recipe as the slow tests run it.
 TINY_OPTIONS = ("--conf", "recipes/synth/conf/ci_lstm_tiny.yaml", "--cd-conf", "recipes/synth/conf/cd_lstm_tiny.yaml",
                 "--cd-leaves", TINY_LEAVES)
-#: The smoke run: the tiny corpus without the held-out voice, shorter training (tests/conf/), a
+#: The smoke run: the tiny corpus without the held-out or the neural voice, shorter training (tests/conf/), a
 #: 1000-word vocabulary and 500 LM sentences, stages 0-10 without the RNN decoder (stage 9: its dev
 #: sweep alone takes minutes; the slow tests run it).
 SMOKE_OPTIONS = ("--conf", "tests/conf/ci_lstm_smoke.yaml", "--cd-conf", "tests/conf/cd_lstm_smoke.yaml",
-                 "--cd-leaves", TINY_LEAVES, "--unseen-voices", "", "--vocab-size", "1000", "--lm-sentences", "500",
+                 "--cd-leaves", TINY_LEAVES, "--unseen-voices", "", "--neural-voices", "", "--vocab-size", "1000",
+                 "--lm-sentences", "500",
                  "--rnn-decoder", "false")
 
 # Margins, and the spread they come from (PER and WER in points; 16 dev and 16 test utterances,

@@ -53,7 +53,8 @@ def test_results_table(tmp_path):
         if name == "cd_lstm_500":  # only this system decoded words and the held-out voices
             (exp / "decode_test_unseen").mkdir()
             (exp / "decode_test_unseen/scores.yaml").write_text(yaml.safe_dump({"per": 33.0}))
-            for sub, w in (("decode_words_dev", 14.5), ("decode_words_test", 25.125), ("decode_words_test_unseen", 40.0)):
+            for sub, w in (("decode_words_dev", 14.5), ("decode_words_test", 25.125), ("decode_words_test_unseen", 40.0),
+                           ("decode_words_test_neural", 55.5)):
                 (exp / sub).mkdir()
                 (exp / sub / "scores.yaml").write_text(yaml.safe_dump({"wer": w}))
             for sub, r in (("decode_rnn_dev", 16.0), ("decode_rnn_test", 17.5)):  # and the RNN decoder
@@ -66,9 +67,9 @@ def test_results_table(tmp_path):
     times.write_text("0 corpus\t12\n4 train CI LSTM\t300\n")
     table = results_table(systems, times, out=tmp_path / "RESULTS.md")
     assert ("| ci_lstm | 144 | uniform | 20.50 | 21.50 | — | 30.00 | 70.00 | uniform split | 0.2 | — | — | — | — | — "
-            "| — | 151 |") in table
+            "| — | — | 151 |") in table
     assert ("| cd_lstm_500 | 500 | realigned | 18.25 | 19.25 | 33.00 | 30.00 | 61.50 | realignment ci_lstm/ali_dev | 0.2 "
-            "| 16.00 | 17.50 | — | 14.50 | 25.12 | 40.00 | 151 |") in table
+            "| 16.00 | 17.50 | — | 14.50 | 25.12 | 40.00 | 55.50 | 151 |") in table
     assert "dev frame acc | frame targets" in table and "against each model's own training targets" in table
     assert "| 4 train CI LSTM | 300 |" in table
     assert (systems[0] / "RESULTS.md").read_text().startswith("# Results: ci_lstm")

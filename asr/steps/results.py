@@ -20,7 +20,9 @@ SCORING_NOTE = ("PER: {per}; acoustic scale chosen on dev. "
 
 
 UNSEEN_NOTE = ("unseen: the test_unseen set, spoken only by voices held out of training and dev "
-               "(synthetic corpus: flite's awb by default); scored with the settings tuned on dev.")
+               "(synthetic corpus: flite's awb by default); neural: the test_neural set, the neural "
+               "voice's test speakers (piper's joe; word transcripts only); both scored with the "
+               "settings tuned on dev (or on the mixed dev set, --tune-set mixed).")
 
 
 def _scores(path: Path) -> dict:
@@ -67,18 +69,19 @@ def results_table(exp_dirs: list[Path], stage_times: Path | None = None,
     """A Markdown table, one row per system: pdfs, targets, PER on dev, test
     and the held-out-voice set test_unseen (HMM), test PER of the framewise
     argmax, dev frame accuracy and the targets it is scored against, acoustic scale, PER of the RNN phone-sequence
-    decoder on the three sets, WER on dev, test and
-    test_unseen, training seconds; then seconds per recipe stage. Written to each
+    decoder on the three sets, WER on dev, test, test_unseen and the neural
+    voice's test_neural, training seconds; then seconds per recipe stage. Written to each
     experiment's ``RESULTS.md`` and to ``out``."""
     lines = ["| system | pdfs | targets | dev PER | test PER | unseen PER | test PER argmax | dev frame acc "
              "| frame targets | acwt | dev PER RNN | test PER RNN | unseen PER RNN | dev WER | test WER | unseen WER "
-             "| train s |",
-             "|---" * 17 + "|"]
+             "| neural WER | train s |",
+             "|---" * 18 + "|"]
     conventions = []
     for exp in map(Path, exp_dirs):
         per = {s: _scores(exp / f"decode_{s}" / "scores.yaml") for s in ("dev", "test", "test_unseen")}
         rnn = {s: _scores(exp / f"decode_rnn_{s}" / "scores.yaml").get("per") for s in ("dev", "test", "test_unseen")}
-        wer = {s: _scores(exp / f"decode_words_{s}" / "scores.yaml").get("wer") for s in ("dev", "test", "test_unseen")}
+        wer = {s: _scores(exp / f"decode_words_{s}" / "scores.yaml").get("wer")
+               for s in ("dev", "test", "test_unseen", "test_neural")}
         test = per["test"]
         conventions += [per["dev"]["per_convention"]] if per["dev"].get("per_convention") else []
         lines.append(f"| {exp.name} | {_fmt(test.get('num_pdfs'), 'd')} | {_targets(exp)} | "
@@ -86,7 +89,7 @@ def results_table(exp_dirs: list[Path], stage_times: Path | None = None,
                      f"{_fmt(test.get('per_argmax'))} | {_fmt(per['dev'].get('frame_acc'))} | {frame_targets(per['dev'])} | "
                      f"{_fmt(test.get('acwt'), 'g')} | {_fmt(rnn['dev'])} | {_fmt(rnn['test'])} | "
                      f"{_fmt(rnn['test_unseen'])} | {_fmt(wer['dev'])} | {_fmt(wer['test'])} | "
-                     f"{_fmt(wer['test_unseen'])} | {_fmt(_train_seconds(exp), '.0f')} |")
+                     f"{_fmt(wer['test_unseen'])} | {_fmt(wer['test_neural'])} | {_fmt(_train_seconds(exp), '.0f')} |")
     convention = " / ".join(dict.fromkeys(conventions)) or OLD_PER_CONVENTION
     lines += ["", SCORING_NOTE.format(per=convention), "", UNSEEN_NOTE]
     if stage_times and Path(stage_times).is_file():

@@ -322,17 +322,19 @@ if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
 fi
 
 decode_rnn_system() {
-  # decode_rnn_system <model dir>: install the phone LM, tune the RNN decoder on dev, decode test.
+  # decode_rnn_system <model dir>: install the phone LM, tune the RNN decoder on $tune_phones, decode
+  # the scored sets that have phone transcripts.
   local model=$1 name
   name=$(basename "$model")
-  if [ ! -f "$model/decode_rnn_dev/scores.yaml" ] || ! cmp -s "$exp/phone_lm/phone_lm.pt" "$model/phone_lm/phone_lm.pt" \
+  if [ ! -f "$model/decode_rnn_$tune_phones/scores.yaml" ] || ! cmp -s "$exp/phone_lm/phone_lm.pt" "$model/phone_lm/phone_lm.pt" \
      || [ "$model/final.pt" -nt "$model/rnn_decode.yaml" ] || [ "$model/decode.yaml" -nt "$model/rnn_decode.yaml" ]; then
-    asr --log-file "$exp/log/decode_rnn_dev_$name.log" decode "$model" "$data/dev" "$model/decode_rnn_dev" \
-      --decoder rnn --phone-lm "$exp/phone_lm" --tune --device "$device"
+    asr --log-file "$exp/log/decode_rnn_${tune_phones}_$name.log" decode "$model" "$data/$tune_phones" \
+      "$model/decode_rnn_$tune_phones" --decoder rnn --phone-lm "$exp/phone_lm" --tune --device "$device"
   else
-    log "$name: dev RNN decode is up to date, skipping"
+    log "$name: $tune_phones RNN decode is up to date, skipping"
   fi
-  for set in "${eval_sets[@]}"; do
+  for set in "${scored_sets[@]}"; do
+    if [ ! -f "$data/$set/phone_text" ]; then continue; fi
     if [ ! -f "$model/decode_rnn_$set/scores.yaml" ] || [ "$model/rnn_decode.yaml" -nt "$model/decode_rnn_$set/scores.yaml" ]; then
       asr --log-file "$exp/log/decode_rnn_${set}_$name.log" decode "$model" "$data/$set" "$model/decode_rnn_$set" \
         --decoder rnn --device "$device"
@@ -348,8 +350,10 @@ if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ] && [ "$rnn_decoder" = true ]; t
     text_opts=(--extra-text "$data/lang_words/lm_text.txt" --lexicon "$data/lang_words/lexicon.txt")
   fi
   # shellcheck disable=SC2086  # phone_lm_opts is a list of options
+  phone_eval_dirs=()  # the test sets with phone transcripts (the phone LM's perplexity report)
+  for dir in "${eval_dirs[@]}"; do if [ -f "$dir/phone_text" ]; then phone_eval_dirs+=("$dir"); fi; done
   asr --log-file "$exp/log/phone_lm.log" train-phone-lm "$data/train" "$data/dev" "$exp/phone_lm" \
-    --lang "$data/lang" --conf "$phone_lm_conf" --eval "${eval_dirs[@]}" --device "$device" \
+    --lang "$data/lang" --conf "$phone_lm_conf" --eval "${phone_eval_dirs[@]}" --device "$device" \
     "${text_opts[@]}" $phone_lm_opts
   for model in "${systems[@]}"; do decode_rnn_system "$model"; done
   record_time "$times" "9 RNN phone decoder" "$SECONDS"

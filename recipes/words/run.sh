@@ -16,12 +16,13 @@ corpus=""           # the corpus root; "" generates the synthetic corpus (--size
 layout=librispeech  # librispeech | aligner | kaldi: how the subsets under --corpus are laid out
 train_set=train     # subset (dir under --corpus) to train on
 dev_set=dev         # subset for validation and tuning (its words align it too)
-test_sets="test test_unseen"  # subsets to score (those missing are skipped)
+test_sets="test test_unseen test_neural"  # subsets to score (those missing are skipped)
 tag=""              # data/words_<tag>, exp/words_<tag> (default: synth_<size>, or the corpus dir's name)
 import_opts="--lowercase"  # import-corpus options (lowercase: the word LM's case; e.g. --speaker-chars 3 for aligner dirs)
 size=medium         # synthetic corpus: tiny | small | medium | timit
 seed=0
-unseen_voices=awb   # synthetic corpus: flite voices that speak only test_unseen
+unseen_voices=awb   # synthetic corpus: flite voices that speak only test_unseen (and dev_unseen)
+neural_voices=joe   # synthetic corpus: neural (piper) voices, in train, dev_neural and test_neural
 nj=2
 device=auto
 ngpu=1
@@ -43,7 +44,7 @@ vocab_size=""       # word LM vocabulary (default: 20000; 3000 for --size tiny)
 lm_sentences=""     # sentences sampled for the word LM text (default: 20000; 3000 for tiny)
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa"
 out=$root
-option_names="stage stop_stage corpus layout train_set dev_set test_sets tag import_opts size seed unseen_voices nj device ngpu feat_kind phone_lang_opts lexicon conf flat_start_conf flat_conf flat_rounds flat_start_utts realign_dnn cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
+option_names="stage stop_stage corpus layout train_set dev_set test_sets tag import_opts size seed unseen_voices neural_voices nj device ngpu feat_kind phone_lang_opts lexicon conf flat_start_conf flat_conf flat_rounds flat_start_utts realign_dnn cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
 usage="Usage: $0 [--corpus DIR --layout librispeech|aligner|kaldi --train-set S --dev-set S --test-sets \"S ...\"]
   [--phone-lang-opts \"--phone-lang DIR|timit\" | \"\"] [--lexicon my.dict] [--lm-opts \"--lm my.arpa\"]
   [--flat-rounds N] [--flat-start-utts N] [--realign-dnn true|false] [--ci-realigned true|false]
@@ -100,7 +101,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   if [ -z "$corpus" ]; then
     log "Stage 0: generate the synthetic corpus in the LibriSpeech layout ($size, seed $seed): word transcripts only"
     asr --log-file "$exp/log/corpus.log" synth-corpus "$corpus_dir" --size "$size" --seed "$seed" --nj "$nj" \
-      --unseen-voices "$unseen_voices" --layout librispeech
+      --unseen-voices "$unseen_voices" --neural-voices "$neural_voices" --layout librispeech
   else
     log "Stage 0: corpus $corpus ($layout layout)"
   fi
