@@ -10,7 +10,9 @@ so that the recogniser faces a realistic vocabulary and LM mismatch:
    plus every vocabulary word the text lacks as a one-word line;
 2. :func:`train_word_lm`: a Kneser-Ney n-gram with kaldingram (in a child
    process), entropy-pruned to a size an HCLG build takes;
-3. :func:`lm_report`: OOV rate and perplexity on Kaldi ``text`` files.
+3. :func:`lm_report`: OOV rate and perplexity on Kaldi ``text`` files;
+   :func:`source_lm_report` the same for the source LM itself over the
+   vocabulary (the ceiling; bench/word_lm.py prints both).
 
 :func:`make_word_lm` runs the three make-style in a lang dir.
 """
