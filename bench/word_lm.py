@@ -40,6 +40,7 @@ import sys
 import time
 from pathlib import Path
 
+from asr.errors import AsrError
 from asr.lang import word_lm as W
 from asr.lang.ngram import read_arpa_counts
 
@@ -145,7 +146,5 @@ def main() -> int:
 if __name__ == "__main__":
     try:
         raise SystemExit(main())
-    except W.DataError as exc:  # includes a missing pocketsphinx model
-        sys.exit(f"error: {exc}")
-    except W.GraphError as exc:
+    except AsrError as exc:  # DataError (e.g. no pocketsphinx model), GraphError (a bad text or ARPA file)
         sys.exit(f"error: {exc}")
