@@ -53,6 +53,11 @@ def text_name(path: Path) -> str:
     return path.parent.name if path.name == "text" and path.parent.name else path.stem
 
 
+def lm_name(path: Path) -> str:
+    """A row's name: a lang dir's name, or an ARPA file's dir and stem (n400k/p2e-07.arpa -> n400k/p2e-07)."""
+    return path.name if path.is_dir() else f"{path.parent.name}/{path.stem}".lstrip("/")
+
+
 def arpa_of(path: Path) -> Path:
     """An ARPA file, or a lang dir's lm.arpa."""
     return path / W.LM_ARPA if path.is_dir() else path
@@ -84,13 +89,13 @@ def describe(row: dict, texts: dict[str, Path]) -> dict:
 def print_rows(rows: list[dict], texts: dict[str, Path]) -> None:
     """One line per LM: sentences, threshold, n-grams per order, ARPA MB, build seconds
     (the ceiling's: scoring seconds), then perplexity and OOV % per text; '-' where not known."""
-    head = f"{'LM':<10} {'sents':>8} {'prune':>8} {'1-grams':>8} {'2-grams':>9} {'3-grams':>9} {'MB':>6} {'build s':>8}"
+    head = f"{'LM':<16} {'sents':>8} {'prune':>8} {'1-grams':>8} {'2-grams':>9} {'3-grams':>9} {'MB':>6} {'build s':>8}"
     print(head + "".join(f" {n + ' ppl':>14} {'OOV%':>5}" for n in texts))
     for r in rows:
         c = r.get("counts", {})
         mb = f"{r['mb']:.1f}" if "mb" in r else "-"
         secs = f"{r['build_s']:.1f}" if "build_s" in r else "-"
-        line = (f"{r['name']:<10} {r.get('sentences', '-')!s:>8} {r.get('prune', '-')!s:>8} "
+        line = (f"{r['name']:<16} {r.get('sentences', '-')!s:>8} {r.get('prune', '-')!s:>8} "
                 f"{c.get(1, '-')!s:>8} {c.get(2, '-')!s:>9} {c.get(3, '-')!s:>9} {mb:>6} {secs:>8}")
         for n in texts:
             rep = r["report"][n]
@@ -128,7 +133,7 @@ def main() -> int:
     if len(texts) != len(args.texts):
         p.error(f"--texts: two files share a name: {[str(t) for t in args.texts]}")
     if args.lm:
-        rows = [{"name": text_name(a) if a.is_file() else a.name, "arpa": arpa_of(a)} for a in args.lm]
+        rows = [{"name": lm_name(a), "arpa": arpa_of(a)} for a in args.lm]
     else:
         if args.seed < 0 or min(args.sentences) < 0:
             p.error("--sentences and --seed must be >= 0")
