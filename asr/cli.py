@@ -469,7 +469,7 @@ def cmd_device(args: argparse.Namespace) -> int:
 
 
 #: prepare-lang's word LM training options (None: not given) and their defaults.
-WORD_LM_DEFAULTS = {"vocab_size": 20000, "lm_sentences": 20000, "order": 3, "prune": 1e-7, "seed": 0,
+WORD_LM_DEFAULTS = {"vocab_size": 20000, "lm_sentences": 400000, "order": 3, "prune": 2e-7, "seed": 0,
                     "nj": 1, "exclude": []}
 WORD_LM_OPTIONS = tuple(WORD_LM_DEFAULTS)
 
@@ -669,9 +669,9 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--eval", type=Path, nargs="*", default=[],
                    help="data dirs (their text) or Kaldi text files to report OOV rate and perplexity on")
     s.add_argument("--vocab-size", type=int, help="words of the LM (default 20000)")
-    s.add_argument("--lm-sentences", type=int, help="sentences sampled for the LM text (default 20000)")
+    s.add_argument("--lm-sentences", type=int, help="sentences sampled for the LM text (default 400000)")
     s.add_argument("--order", type=int, help="LM order (default 3)")
-    s.add_argument("--prune", type=float, help="kaldingram pruning threshold (0: none; default 1e-7)")
+    s.add_argument("--prune", type=float, help="kaldingram pruning threshold (0: none; default 2e-7)")
     s.add_argument("--phone-lang", type=Path,
                    help="the phone lang dir to map pronunciations onto (e.g. data/lang from prepare-timit), "
                         "or 'timit' for TIMIT's 48 phones; default: a phone set derived from the lexicon")

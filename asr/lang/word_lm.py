@@ -10,7 +10,9 @@ so that the recogniser faces a realistic vocabulary and LM mismatch:
    plus every vocabulary word the text lacks as a one-word line;
 2. :func:`train_word_lm`: a Kneser-Ney n-gram with kaldingram (in a child
    process), entropy-pruned to a size an HCLG build takes;
-3. :func:`lm_report`: OOV rate and perplexity on Kaldi ``text`` files.
+3. :func:`lm_report`: OOV rate and perplexity on Kaldi ``text`` files;
+   :func:`source_lm_report` the same for the source LM itself over the
+   vocabulary (the ceiling; bench/word_lm.py prints both).
 
 :func:`make_word_lm` runs the three make-style in a lang dir.
 """
@@ -43,12 +45,16 @@ logger = logging.getLogger(__name__)
 
 #: Sampling vocabulary of the word LM's text (most probable qualifying words).
 DEFAULT_VOCAB_SIZE = 20_000
-#: Sentences sampled for the LM text (~10.4 words each: ~210k tokens).
-DEFAULT_NUM_SENTENCES = 20_000
+#: Sentences sampled for the LM text (~10.4 words each: ~4.2M tokens; ~8 min on one core).
+#: 20,000 (the old default, 0.23M tokens) left dev perplexity at 136 against the source's 66;
+#: 400,000 gives 91 (bench/word_lm.py; 200,000: 94-96).
+DEFAULT_NUM_SENTENCES = 400_000
 DEFAULT_ORDER = 3
-#: kaldingram (SRILM-style) entropy-pruning threshold: on the default text it keeps
-#: ~60% of the n-grams, ~200k in all (see train_word_lm).
-DEFAULT_PRUNE = 1e-7
+#: kaldingram (SRILM-style) relative-entropy pruning threshold, in the units kaldingram
+#: takes (a relative entropy per pruned n-gram). On the default text it keeps 650k of the
+#: 2.72M n-grams, and the CI HCLG is 7.1M arcs (1.5 GB peak, 104 s): 1e-7 keeps 954k for
+#: the same dev perplexity (see train_word_lm).
+DEFAULT_PRUNE = 2e-7
 #: Sentences per seeded chunk of work: the text depends on the seed, not on num_jobs.
 CHUNK_SENTENCES = 250
 #: RNG key tag of the LM text (the corpus prompts use other tags).
@@ -234,7 +240,12 @@ def sample_lm_text(
     54-65 s of sampling, 0.26-0.31 ms a word (wall, 2 workers; ~0.35-0.6 ms
     a word per warm worker). The default prompt path costs 5-45 ms a word
     at this vocabulary. 10,290 of the 20,000 words are not drawn in that
-    text and are appended.
+    text and are appended. In one process (num_jobs=1, the other core busy)
+    time grows linearly with the sentences: 28 s for the first 20,000, then
+    ~23 s per 20,000 (0.11 ms a word): 400,000 sentences (4.18M words) in
+    467 s; 260 words are then still undrawn and appended. The first N
+    sentences (N a multiple of CHUNK_SENTENCES) are the same for any larger
+    ``num_sentences`` and the same seed.
 
     Args:
         out_path: the text file (written atomically).
@@ -299,9 +310,14 @@ def train_word_lm(
     bigrams and up (unigrams are kept, so every word of the text stays in
     the vocabulary); ``prune = 0`` keeps the model unpruned.
 
-    Measured on the default LM text (224k tokens, 20k words, 2 shared
-    cores): 20,002 / 100,736 / 171,745 n-grams unpruned, 20,002 / 73,467 /
-    88,977 (182k in all) pruned at 1e-7; 4 s to train, 6 s to prune.
+    Measured (20k words, one process, the other core busy): on 400,000
+    sampled sentences plus synth_medium's training transcripts (4.19M
+    tokens, the default) 20,002 / 640,329 / 2,060,453 n-grams unpruned,
+    20,002 / 376,761 / 253,321 (650k) at 2e-7, 466,014 / 468,109 bigrams /
+    trigrams (954k) at 1e-7, 280,651 / 124,452 (425k) at 4e-7; 39 s to
+    train, 35-39 s to prune. On 20,000 sentences (0.23M tokens, the old
+    default): 101,245 / 173,968 unpruned, 74,023 / 89,762 at 1e-7; 3 s to
+    train, 4 s to prune.
 
     Returns:
         stats: order, prune, tokens, counts_unpruned and counts ({order: n}),
@@ -420,6 +436,14 @@ class ArpaModel:
         return total, oov
 
 
+def _report_row(sentences: int, words: int, oov: int, logprob: float) -> dict:
+    """One text's figures: ppl = 10^(-logprob / (words - oov + sentences)), ppl1 without the ``</s>``."""
+    scored = words - oov
+    return {"sentences": sentences, "words": words, "oov": oov, "oov_rate": oov / words if words else 0.0,
+            "logprob": logprob, "ppl": 10 ** (-logprob / (scored + sentences)) if sentences else math.nan,
+            "ppl1": 10 ** (-logprob / scored) if scored else math.nan}
+
+
 def lm_report(arpa_path: Path, texts: dict[str, Path]) -> dict[str, dict]:
     """OOV rate and perplexity of an ARPA model on Kaldi ``text`` files.
 
@@ -444,13 +468,67 @@ def lm_report(arpa_path: Path, texts: dict[str, Path]) -> dict[str, dict]:
             ws = s.split()
             lp, n_oov = model.score_sentence(ws)
             logprob, words, oov = logprob + lp, words + len(ws), oov + n_oov
-        scored = words - oov
-        report[name] = {
-            "sentences": len(sentences), "words": words, "oov": oov,
-            "oov_rate": oov / words if words else 0.0, "logprob": logprob,
-            "ppl": 10 ** (-logprob / (scored + len(sentences))) if sentences else math.nan,
-            "ppl1": 10 ** (-logprob / scored) if scored else math.nan,
-        }
+        report[name] = _report_row(len(sentences), words, oov, logprob)
+    return report
+
+
+def _source_log_norm(lm, targets: list[str], ctx: list[str]) -> float:
+    """log10 of the sum over ``targets`` of the source LM's P(t | ctx) (``ctx`` most recent first).
+
+    One ``lm.prob`` call per target (~1 us each).
+
+    Raises:
+        DataError: a target the source LM does not know.
+    """
+    scores = np.fromiter((lm.prob([t, *ctx]) for t in targets), dtype=np.float64, count=len(targets))
+    if np.any(scores <= prompts.UNKNOWN_SCORE):
+        raise DataError(f"a target word is unknown to the source LM (history {' '.join(reversed(ctx))!r})")
+    ln = scores * prompts.LOGMATH_TO_LN
+    top = float(ln.max())
+    return (top + math.log(float(np.exp(ln - top).sum()))) / math.log(10.0)
+
+
+def source_lm_report(texts: dict[str, Path], vocab_size: int = DEFAULT_VOCAB_SIZE) -> dict[str, dict]:
+    """OOV rate and perplexity of pocketsphinx's en-us trigram itself, restricted to the word LM's vocabulary.
+
+    The ceiling of any LM trained on text sampled from it: each P(w | h2 h1)
+    is the source's trigram ``lm.prob`` renormalised over the top
+    ``vocab_size`` qualifying words (:func:`_load_vocabulary`, the sampling
+    vocabulary) plus ``</s>``. OOV words (outside that vocabulary) are
+    skipped as in :func:`lm_report`, and the history restarts after one
+    (the word after an OOV is scored by the renormalised unigram). Same
+    fields and formulas as :func:`lm_report`. Costs ``vocab_size + 1``
+    ``lm.prob`` calls per distinct history (~20 ms at 20k words).
+
+    Note that the source does not know the prompts' 4..14-word length
+    limits that the sampled text (and so a trained LM) has.
+
+    Raises:
+        DataError: the LM or its vocabulary cannot be loaded; GraphError: a
+            missing or malformed text file, naming it.
+    """
+    lm, _, vocab = _load_vocabulary(vocab_size)
+    targets, in_vocab = [*vocab, EOS], set(vocab)
+    norms: dict[tuple[str, ...], float] = {}
+    report: dict[str, dict] = {}
+    for name, path in texts.items():
+        sentences = read_text_sentences(path)
+        logprob, words, oov = 0.0, 0, 0
+        for s in sentences:
+            ws = s.split()
+            history: tuple[str, ...] = (BOS,)
+            for w in [*ws, EOS]:
+                if w != EOS and w not in in_vocab:
+                    oov, history = oov + 1, ()
+                    continue
+                ctx = list(reversed(history[-2:]))
+                key = tuple(ctx)
+                if key not in norms:
+                    norms[key] = _source_log_norm(lm, targets, ctx)
+                logprob += lm.prob([w, *ctx]) * prompts.LOGMATH_TO_LN / math.log(10.0) - norms[key]
+                history = (*history, w)
+            words += len(ws)
+        report[name] = _report_row(len(sentences), words, oov, logprob)
     return report
 
 

@@ -24,7 +24,7 @@ cd_leaves="1000"    # decision-tree sizes to train CD models for, e.g. "300 500 
 cd_init=true        # start the CD models' LSTM layers from the CI model's (stage 7)
 ci_realigned=false  # also retrain the CI model on the realignment (stage 5)
 vocab_size=""       # word LM vocabulary (default: 20000; 3000 for --size tiny)
-lm_sentences=""     # sentences sampled for the word LM text (default: 20000; 3000 for tiny)
+lm_sentences=""     # sentences sampled for the word LM text (default: 400000; 3000 for tiny)
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexicon my.dict"
 phone_lm_conf=""    # the RNN decoder's phone LM (stage 9); default conf/phone_lm_<size>.yaml, else conf/phone_lm.yaml
 phone_lm_text=true  # the phone LM also reads the word LM text expanded through the lexicon (chosen on dev)
@@ -35,7 +35,7 @@ out=$root           # data/ and exp/ are made under this directory
 option_names="stage stop_stage size seed nj device ngpu feat_kind unseen_voices neural_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts tune_set rnn_decoder out"
 usage="Usage: $0 [--stage N] [--stop-stage M] [--size auto|tiny|small|medium|timit] [--device auto|cpu|cuda] [--ngpu N] [--unseen-voices awb]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"500 1000\"] [--cd-init true]
-  [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 20000] [--lm-opts \"--lm my.arpa\"]
+  [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 400000] [--lm-opts \"--lm my.arpa\"]
   [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--tune-set dev|mixed] [--out dir]
   e.g.: $0 --size small --stage 0 --stop-stage 10"
 
@@ -62,7 +62,7 @@ if [ -z "$phone_lm_conf" ]; then
   [ -f "$phone_lm_conf" ] || phone_lm_conf=$root/recipes/synth/conf/phone_lm.yaml
 fi
 phone_lm_conf=$(abspath "$phone_lm_conf")
-if [ "$size" = tiny ]; then lm_default=3000; else lm_default=20000; fi
+if [ "$size" = tiny ]; then lm_default=3000; else lm_default=400000; fi
 vocab_size=${vocab_size:-$lm_default}
 lm_sentences=${lm_sentences:-$lm_default}
 out=$(abspath "$out")

@@ -21,7 +21,7 @@ cd_init=true        # start the CD models' LSTM layers from the CI model's (stag
 ci_realigned=true   # also retrain the CI model on the realignment (stage 5)
 nj=2                # processes for LM text sampling and decoding
 vocab_size=""       # word LM vocabulary (default: 20000)
-lm_sentences=""     # sentences sampled for the word LM text (default: 20000)
+lm_sentences=""     # sentences sampled for the word LM text (default: 400000)
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexicon my.dict"
 phone_lm_conf=$root/recipes/timit/conf/phone_lm.yaml  # the RNN decoder's phone LM (stage 9)
 phone_lm_text=true  # the phone LM also reads the word LM text expanded through the lexicon
@@ -31,7 +31,7 @@ out=$root           # data/ and exp/ are made under this directory
 option_names="stage stop_stage timit nj device ngpu feat_kind conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts rnn_decoder out"
 usage="Usage: $0 --timit /path/to/TIMIT [--stage N] [--stop-stage M] [--device auto|cpu|cuda] [--ngpu N]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"1000 2000\"] [--cd-init true]
-  [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 20000] [--lm-opts \"--lm my.arpa\"]
+  [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 400000] [--lm-opts \"--lm my.arpa\"]
   [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--out dir]"
 
 . "$root/recipes/utils/parse_options.sh"
@@ -43,7 +43,7 @@ conf=$(abspath "$conf")
 cd_conf=$(abspath "$cd_conf")
 phone_lm_conf=$(abspath "$phone_lm_conf")
 vocab_size=${vocab_size:-20000}
-lm_sentences=${lm_sentences:-20000}
+lm_sentences=${lm_sentences:-400000}
 out=$(abspath "$out")
 cd "$root"
 

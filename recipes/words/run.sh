@@ -41,7 +41,7 @@ cd_leaves="1000"
 ci_realigned=true   # a CI LSTM (--conf) retrained on the realignment the tree reads (stage 5; chosen on dev)
 cd_init=realigned   # the CD models start from: realigned (that CI LSTM), true (the flat start's last CI LSTM), false
 vocab_size=""       # word LM vocabulary (default: 20000; 3000 for --size tiny)
-lm_sentences=""     # sentences sampled for the word LM text (default: 20000; 3000 for tiny)
+lm_sentences=""     # sentences sampled for the word LM text (default: 400000; 3000 for tiny)
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa"
 out=$root
 option_names="stage stop_stage corpus layout train_set dev_set test_sets tag import_opts size seed unseen_voices neural_voices nj device ngpu feat_kind phone_lang_opts lexicon conf flat_start_conf flat_conf flat_rounds flat_start_utts realign_dnn cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts out"
@@ -77,7 +77,7 @@ if [ -z "$flat_conf" ]; then
 fi
 flat_conf=$(abspath "$flat_conf")
 flat_start_conf=$(abspath "${flat_start_conf:-$(conf_or "$root/recipes/words/conf" ci_flat0)}")
-if [ "$size" = tiny ]; then lm_default=3000; else lm_default=20000; fi
+if [ "$size" = tiny ]; then lm_default=3000; else lm_default=400000; fi
 vocab_size=${vocab_size:-$lm_default}
 lm_sentences=${lm_sentences:-$lm_default}
 if [ -n "$lexicon" ]; then lexicon=$(abspath "$lexicon"); lm_opts="$lm_opts --lexicon $lexicon"; fi
