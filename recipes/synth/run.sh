@@ -62,8 +62,8 @@ if [ -z "$phone_lm_conf" ]; then
   [ -f "$phone_lm_conf" ] || phone_lm_conf=$root/recipes/synth/conf/phone_lm.yaml
 fi
 phone_lm_conf=$(abspath "$phone_lm_conf")
-if [ "$size" = tiny ]; then lm_default=3000; else lm_default=400000; fi
-vocab_size=${vocab_size:-$lm_default}
+if [ "$size" = tiny ]; then vocab_default=3000 lm_default=3000; else vocab_default=20000 lm_default=400000; fi
+vocab_size=${vocab_size:-$vocab_default}
 lm_sentences=${lm_sentences:-$lm_default}
 out=$(abspath "$out")
 cd "$root"

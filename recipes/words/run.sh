@@ -77,8 +77,8 @@ if [ -z "$flat_conf" ]; then
 fi
 flat_conf=$(abspath "$flat_conf")
 flat_start_conf=$(abspath "${flat_start_conf:-$(conf_or "$root/recipes/words/conf" ci_flat0)}")
-if [ "$size" = tiny ]; then lm_default=3000; else lm_default=400000; fi
-vocab_size=${vocab_size:-$lm_default}
+if [ "$size" = tiny ]; then vocab_default=3000 lm_default=3000; else vocab_default=20000 lm_default=400000; fi
+vocab_size=${vocab_size:-$vocab_default}
 lm_sentences=${lm_sentences:-$lm_default}
 if [ -n "$lexicon" ]; then lexicon=$(abspath "$lexicon"); lm_opts="$lm_opts --lexicon $lexicon"; fi
 out=$(abspath "$out")
