@@ -42,6 +42,7 @@ usage="Usage: $0 [--stage N] [--stop-stage M] [--size auto|tiny|small|medium|tim
 . "$root/recipes/utils/parse_options.sh"
 . "$root/recipes/utils/stages.sh"
 if [ $# -ne 0 ]; then echo "$usage" >&2; exit 1; fi
+case $tune_set in dev | mixed) ;; *) echo "$0: --tune-set must be dev or mixed, not '$tune_set'" >&2; exit 1 ;; esac
 command -v asr >/dev/null || { echo "$0: the 'asr' command is not on PATH (run 'make setup' and activate .venv)" >&2; exit 1; }
 if [ "$size" = auto ]; then
   # The largest corpus the device trains in make demo's time: on 2 CPU cores 144 speakers
