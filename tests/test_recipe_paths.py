@@ -77,10 +77,10 @@ def test_words_cd_init_options_are_checked_before_any_stage(tmp_path: Path) -> N
 
 
 def test_synth_tune_set_is_checked_before_any_stage(tmp_path: Path) -> None:
-    """--tune-set takes dev or mixed; mixed needs a dev set unlike training (dev_unseen or
+    """--tune-set takes dev, mixed or auto; mixed needs a dev set unlike training (dev_unseen or
     dev_neural), refused before stage 2 when the data dirs have none."""
     proc = run_script("recipes/synth/run.sh", tmp_path, "--size", "tiny", "--out", "o", "--tune-set", "all")
-    assert proc.returncode == 1 and "--tune-set must be dev or mixed, not 'all'" in proc.stderr, proc.stderr
+    assert proc.returncode == 1 and "--tune-set must be dev, mixed or auto, not 'all'" in proc.stderr, proc.stderr
     assert not (tmp_path / "o").exists()
     data = tmp_path / "o/data/synth_tiny"
     for name in ("train", "dev", "test"):  # stage 2 would read them; the check comes first

@@ -29,20 +29,21 @@ lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexic
 phone_lm_conf=""    # the RNN decoder's phone LM (stage 9); default conf/phone_lm_<size>.yaml, else conf/phone_lm.yaml
 phone_lm_text=true  # the phone LM also reads the word LM text expanded through the lexicon (chosen on dev)
 phone_lm_opts=""    # more train-phone-lm options, e.g. "--eval /more/data/dir"
-tune_set=dev        # dev: decoding scales tuned on dev; mixed: on dev + dev_unseen + dev_neural (unlike training)
+tune_set=auto       # decoding scales tuned on dev, or mixed: dev + dev_unseen + dev_neural (speech unlike
+                    # training; dev WER +0.5, unseen voices -1.6 to -1.8 on medium); auto: mixed when those exist
 rnn_decoder=true    # stage 9: the RNN phone-sequence decoder (false: skip it)
 out=$root           # data/ and exp/ are made under this directory
 option_names="stage stop_stage size seed nj device ngpu feat_kind unseen_voices neural_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts tune_set rnn_decoder out"
 usage="Usage: $0 [--stage N] [--stop-stage M] [--size auto|tiny|small|medium|timit] [--device auto|cpu|cuda] [--ngpu N] [--unseen-voices awb]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"500 1000\"] [--cd-init true]
   [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 400000] [--lm-opts \"--lm my.arpa\"]
-  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--tune-set dev|mixed] [--out dir]
+  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--tune-set auto|dev|mixed] [--out dir]
   e.g.: $0 --size small --stage 0 --stop-stage 10"
 
 . "$root/recipes/utils/parse_options.sh"
 . "$root/recipes/utils/stages.sh"
 if [ $# -ne 0 ]; then echo "$usage" >&2; exit 1; fi
-case $tune_set in dev | mixed) ;; *) echo "$0: --tune-set must be dev or mixed, not '$tune_set'" >&2; exit 1 ;; esac
+case $tune_set in dev | mixed | auto) ;; *) echo "$0: --tune-set must be dev, mixed or auto, not '$tune_set'" >&2; exit 1 ;; esac
 command -v asr >/dev/null || { echo "$0: the 'asr' command is not on PATH (run 'make setup' and activate .venv)" >&2; exit 1; }
 if [ "$size" = auto ]; then
   # The largest corpus the device trains in make demo's time: on 2 CPU cores 144 speakers

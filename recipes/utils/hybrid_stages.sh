@@ -16,7 +16,8 @@
 # and train_words/: training speakers with word transcripts only (the neural
 # voice), aligned from their words by the CI model and trained on with train/
 # from stage 5 on (the combined set train_all/).
-#   tune_set (dev: scales tuned on dev; mixed: on dev + dev_unseen + dev_neural, dev_mixed/)
+#   tune_set (dev: scales tuned on dev; mixed: on dev + dev_unseen + dev_neural, dev_mixed/;
+#   auto: mixed when $data has dev_unseen or dev_neural, else dev)
 # Word supervision (supervision=words, recipes/words/run.sh): the data dirs have word
 # transcripts only; also set
 #   phone_lang_opts (prepare-lang's phone set: "--phone-lang DIR" or lexicon options)
@@ -59,6 +60,10 @@ for set in dev_unseen dev_neural; do
   if [ -d "$data/$set" ]; then dev_extra+=("$set"); fi
 done
 tune_set=${tune_set:-dev}
+if [ "$tune_set" = auto ]; then  # mixed where there is speech unlike training to tune on
+  if [ "${#dev_extra[@]}" -gt 0 ]; then tune_set=mixed; else tune_set=dev; fi
+  log "--tune-set auto: $tune_set"
+fi
 if [ "$tune_set" = mixed ] && [ "${#dev_extra[@]}" -eq 0 ]; then
   log "tune_set=mixed needs dev_unseen or dev_neural data dirs; $data has neither"; exit 1
 fi
