@@ -6,7 +6,8 @@
 #   also takes realigned: from ci_lstm_realigned)
 #   nj lm_sentences vocab_size lm_opts (extra prepare-lang options, e.g. "--lm my.arpa")
 #   phone_lm_conf (stage 9: the phone LM's settings; phone_lm_opts: more train-phone-lm options)
-#   phone_lm_text (true: the phone LM also reads the word LM's text expanded through the lexicon)
+#   phone_lm_text (true: the phone LM also reads the word LM's text expanded through the lexicon,
+#   its first phone_lm_sentences (default 20000) sentences)
 #   rnn_decoder (false: skip stage 9)
 # where $data holds train/ dev/ test/ data dirs with phone segmentations, and
 # optionally more test sets (test_unseen/: voices never heard in training;
@@ -352,7 +353,13 @@ if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ] && [ "$rnn_decoder" = true ]; t
   SECONDS=0
   text_opts=()
   if [ "$phone_lm_text" = true ]; then
-    text_opts=(--extra-text "$data/lang_words/lm_text.txt" --lexicon "$data/lang_words/lexicon.txt")
+    # the first sentences of the word LM's text (the first N of a larger draw are the N-sentence
+    # text): the phone LM's epochs stay the size they were chosen at when the word LM grows
+    lm_head=$exp/phone_lm_text_${phone_lm_sentences:-20000}.txt
+    if [ ! -f "$lm_head" ] || [ "$data/lang_words/lm_text.txt" -nt "$lm_head" ]; then
+      head -n "${phone_lm_sentences:-20000}" "$data/lang_words/lm_text.txt" > "$lm_head.tmp" && mv "$lm_head.tmp" "$lm_head"
+    fi
+    text_opts=(--extra-text "$lm_head" --lexicon "$data/lang_words/lexicon.txt")
   fi
   # shellcheck disable=SC2086  # phone_lm_opts is a list of options
   phone_eval_dirs=()  # the test sets with phone transcripts (the phone LM's perplexity report)
