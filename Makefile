@@ -24,7 +24,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchaudio==2.11.0
-	$(PY) -m pip install -q -e '.[test,neural]'
+	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 demo: setup

