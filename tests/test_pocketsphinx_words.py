@@ -76,6 +76,7 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "lm.arpa", root / "words.dict"
 
 
+@pytest.mark.slow  # kept out of the default suite's 5 minutes
 def test_wer_of_pocketsphinx_own_model_on_flite_speech(flite_audio: dict) -> None:
     refs = {f"u{i}": _words(s) for i, s in enumerate(SENTENCES)}
     vocab = dictionary_words(model_paths()[1])

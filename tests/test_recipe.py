@@ -224,6 +224,7 @@ def test_word_settings_are_the_best_of_the_dev_sweep(smoke):
         assert "Sentence error rate" in (model / "decode_words_test/wer_report.txt").read_text()
 
 
+@pytest.mark.slow  # kept out of the default suite's 5 minutes
 def test_show_alignment_views(smoke, tmp_path):
     out, _ = smoke
     ali = out / "exp/synth_tiny/ci_lstm/ali_dev"
@@ -237,6 +238,7 @@ def test_show_alignment_views(smoke, tmp_path):
     assert bad.returncode == 1 and "no alignment for utterance nosuchutt" in bad.stderr
 
 
+@pytest.mark.slow  # kept out of the default suite's 5 minutes
 def test_tree_on_hidden_activations_and_refusals(smoke, tmp_path):
     """build-tree on the CI network's last layer instead of the features; too few leaves,
     or alignments of the wrong data set, are refused by name. The recipe's tree keeps
@@ -311,6 +313,7 @@ def test_recipe_rejects_unknown_option(tmp_path):
     assert proc.returncode == 1 and "--stage must be a number" in proc.stderr
 
 
+@pytest.mark.slow  # kept out of the default suite's 5 minutes
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the choice made without a CUDA device")
 def test_auto_size_is_medium_without_a_gpu(tmp_path):
     """make demo's --size auto: the medium corpus on CPU; --device cuda without one is refused."""

@@ -176,6 +176,7 @@ def test_tbptt_needs_a_unidirectional_lstm(tmp_path):
         TrainConfig(tbptt=100, batch_frames=50)
 
 
+@pytest.mark.slow  # kept out of the default suite's 5 minutes
 def test_tbptt_trains_and_writes_the_curve(tmp_path, script):
     run(command(script, tmp_path / "tb", epochs=3, tbptt=10, delay=2))
     history = (tmp_path / "tb/history.yaml").read_text()
