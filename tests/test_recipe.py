@@ -429,10 +429,14 @@ def test_word_decoding_of_dev_and_test(recipe):
     for name in SYSTEMS:
         model = exp / name
         tuned = scores(model / "word_decode.yaml")
+        # --tune-set auto: the tiny corpus has dev_unseen and dev_neural, so the mixed dev set
+        assert Path(tuned["tuned_on"]).name == "dev_mixed"
+        mixed = scores(model / "decode_words_dev_mixed/scores.yaml")
         dev = scores(model / "decode_words_dev/scores.yaml")
         test = scores(model / "decode_words_test/scores.yaml")
-        assert tuned["dev_wer"] == min(r["wer"] for r in tuned["sweep"]) == pytest.approx(dev["wer"], abs=0.01)
-        assert (test["acwt"], test["word_penalty"]) == (tuned["acwt"], tuned["word_penalty"])
+        assert tuned["dev_wer"] == min(r["wer"] for r in tuned["sweep"]) == pytest.approx(mixed["wer"], abs=0.01)
+        for scored in (dev, test, scores(model / "decode_words_test_neural/scores.yaml")):
+            assert (scored["acwt"], scored["word_penalty"]) == (tuned["acwt"], tuned["word_penalty"])
         assert test["failed_utterances"] == 0 and test["vocabulary"] >= 3000 and test["nj"] == 2
         report = (model / "decode_words_test/wer_report.txt").read_text()
         assert "SPKR" in report and "Sentence error rate" in report
@@ -455,9 +459,9 @@ def test_second_run_reuses_everything(recipe):
     assert "training finished already" in (out / f"exp/synth_tiny/log/train_cd_{TINY_LEAVES}.log").read_text()
     assert "alignment of train is up to date, skipping" in proc.stderr
     assert f"tree {out}/exp/synth_tiny/tree_{TINY_LEAVES} is up to date, skipping" in proc.stderr
-    assert "ci_lstm: dev decode is up to date, skipping" in proc.stderr
-    assert f"cd_lstm_{TINY_LEAVES}: dev decode is up to date, skipping" in proc.stderr
-    assert "ci_lstm: dev RNN decode is up to date, skipping" in proc.stderr
+    assert "ci_lstm: dev_mixed_phones decode is up to date, skipping" in proc.stderr
+    assert f"cd_lstm_{TINY_LEAVES}: dev_mixed_phones decode is up to date, skipping" in proc.stderr
+    assert "ci_lstm: dev_mixed_phones RNN decode is up to date, skipping" in proc.stderr
     assert "features exist with the same config" in (out / "exp/synth_tiny/log/feats.log").read_text()
 
 
