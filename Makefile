@@ -1,6 +1,6 @@
 # make demo : set up, generate the synthetic corpus (medium; timit-sized on a GPU), run the whole recipe, print results
 # make test : set up, run the test suite without the slow tests (what CI runs; a few minutes on 2 cores)
-# make test-slow : set up, run only the slow tests: the whole tiny recipe, make demo's medium recipe (about 28 minutes on 2 cores) and other long tests
+# make test-slow : set up, run only the slow tests: the whole tiny recipe, make demo's medium recipe (about 40 minutes on 2 cores) and other long tests
 VENV    ?= .venv
 PYTHON  ?= python3
 SIZE    ?= auto

@@ -457,7 +457,9 @@ def test_second_run_reuses_everything(recipe):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "training finished already" in (out / "exp/synth_tiny/log/train_ci.log").read_text()
     assert "training finished already" in (out / f"exp/synth_tiny/log/train_cd_{TINY_LEAVES}.log").read_text()
-    assert "alignment of train is up to date, skipping" in proc.stderr
+    assert "alignment of train by ci_lstm is up to date, skipping" in proc.stderr
+    assert "train_all and its alignment are up to date, skipping" in proc.stderr  # the neural voice's speakers
+    assert "dev_mixed is up to date, skipping" in proc.stderr
     assert f"tree {out}/exp/synth_tiny/tree_{TINY_LEAVES} is up to date, skipping" in proc.stderr
     assert "ci_lstm: dev_mixed_phones decode is up to date, skipping" in proc.stderr
     assert f"cd_lstm_{TINY_LEAVES}: dev_mixed_phones decode is up to date, skipping" in proc.stderr

@@ -110,6 +110,20 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   record_time "$times" "2 lang" "$SECONDS"
 fi
 
+combine_newer() {
+  # combine_newer <out> <data dir>...: asr combine-data, unless <out>'s features are newer than every input's
+  local out=$1 dir fresh=true
+  shift
+  for dir in "$@"; do
+    if [ ! -f "$out/feats.scp" ] || [ "$dir/feats.scp" -nt "$out/feats.scp" ]; then fresh=false; fi
+  done
+  if [ "$fresh" = true ]; then
+    log "$(basename "$out") is up to date, skipping"
+  else
+    asr --log-file "$exp/log/combine_$(basename "$out").log" combine-data "$out" "$@"
+  fi
+}
+
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "Stage 3: $feat_kind features and CMVN statistics (per utterance, speech frames by Silero VAD)"
   SECONDS=0
@@ -117,10 +131,8 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     "${train_words_dirs[@]}" "$data/dev" "${extra_dirs[@]}" "${eval_dirs[@]}"
   if [ "$tune_set" = mixed ]; then
     # the mixed tuning sets: words dev + dev_unseen + dev_neural; phones (PER) those with phone labels
-    asr --log-file "$exp/log/combine_dev_mixed.log" combine-data "$data/dev_mixed" "$data/dev" "${extra_dirs[@]}"
-    if [ -d "$data/dev_unseen" ]; then
-      asr --log-file "$exp/log/combine_dev_mixed_phones.log" combine-data "$data/dev_mixed_phones" "$data/dev" "$data/dev_unseen"
-    fi
+    combine_newer "$data/dev_mixed" "$data/dev" "${extra_dirs[@]}"
+    if [ -d "$data/dev_unseen" ]; then combine_newer "$data/dev_mixed_phones" "$data/dev" "$data/dev_unseen"; fi
   fi
   record_time "$times" "3 features" "$SECONDS"
 fi
@@ -200,8 +212,14 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
       asr --log-file "$exp/log/align_train_words_$(basename "$ci").log" align "$ci" "$data/train_words" \
         "$ci/ali_train_words" --words "$data/lang_words" --device "$device"
     fi
-    asr --log-file "$exp/log/combine_train_all.log" combine-data "$data/train_all" "$data/train" "$data/train_words" \
-      --ali "$ci/ali_train" "$ci/ali_train_words" --ali-out "$ci/ali_train_all"
+    all_ali=$ci/ali_train_all/ali.yaml
+    if [ -f "$all_ali" ] && [ -f "$data/train_all/feats.scp" ] && [ "$all_ali" -nt "$ci/ali_train/ali.yaml" ] \
+       && [ "$all_ali" -nt "$ci/ali_train_words/ali.yaml" ]; then
+      log "train_all and its alignment are up to date, skipping"
+    else
+      asr --log-file "$exp/log/combine_train_all.log" combine-data "$data/train_all" "$data/train" "$data/train_words" \
+        --ali "$ci/ali_train" "$ci/ali_train_words" --ali-out "$ci/ali_train_all"
+    fi
   fi
   if [ "$cd_ali" != "$ci" ]; then
     # a network of ±5 frames places the boundaries closer to the truth than the BLSTM it learns
@@ -304,7 +322,7 @@ decode_words_system() {
 }
 
 if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
-  log "Stage 8: HMM decoding with the phone bigram (PER) and the word trigram (WER); scales tuned on dev"
+  log "Stage 8: HMM decoding with the phone bigram (PER) and the word trigram (WER); scales tuned on $tune_words"
   SECONDS=0
   # up to $nj systems at a time, each in its own process (a system's own steps stay in order:
   # they update one bundle); the stage fails after all have ended if any failed
@@ -349,7 +367,7 @@ decode_rnn_system() {
 }
 
 if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ] && [ "$rnn_decoder" = true ]; then
-  log "Stage 9: the recurrent phone-sequence model; RNN phone-sequence decoding (PER), settings tuned on dev"
+  log "Stage 9: the recurrent phone-sequence model; RNN phone-sequence decoding (PER), settings tuned on $tune_phones"
   SECONDS=0
   text_opts=()
   if [ "$phone_lm_text" = true ]; then
