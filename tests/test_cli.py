@@ -62,6 +62,7 @@ def test_a_deprecated_option_warns_once_on_the_console(tmp_path, capsys):
     assert err.count("--acwt is deprecated: use --acoustic-scale") == 1
 
 
+@pytest.mark.slow  # kept out of the default suite's 5 minutes
 def test_the_installed_command_warns_for_an_old_spelling(tmp_path):
     proc = subprocess.run([str(BIN / "asr"), "transcribe", "--model", str(tmp_path / "nomodel"), "x.wav"],
                           capture_output=True, text=True, timeout=120)

@@ -84,6 +84,7 @@ def newest_checkpoint(out: Path) -> Path:
     return max((out / CHECKPOINT_DIR).glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
 
 
+@pytest.mark.slow  # kept out of the default suite's 5 minutes
 def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, uninterrupted):
     """SIGKILL during epoch 3 (just after epoch 2 is logged), then resume: the same final and
     best weights and the same dev losses as the run never killed."""

@@ -284,6 +284,7 @@ def test_transcribe_files(smoke, tmp_path):
     assert cd.returncode == 0 and cd.stdout.startswith(f"{wav}: sil ") and len(cd.stdout.split()) > 10
 
 
+@pytest.mark.slow  # kept out of the default suite's 5 minutes
 def test_transcribe_bad_files_exit_nonzero(smoke, tmp_path):
     out, _ = smoke
     model = out / "exp/synth_tiny/ci_lstm"

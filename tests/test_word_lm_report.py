@@ -115,6 +115,7 @@ def test_bench_scores_given_lms(two_builds, capsys, monkeypatch):
     assert all(f"{a['ppl']:.1f}" in line for line in out[1:])
 
 
+@pytest.mark.slow  # kept out of the default suite's 5 minutes
 def test_bench_builds_old_and_new_side_by_side(two_builds, tmp_path):
     """A quick build run (tiny settings) in a child process, as a user runs it."""
     (held, _), _ = two_builds
@@ -142,6 +143,7 @@ def test_cli_defaults_follow_the_library():
     assert np.isfinite(W.DEFAULT_PRUNE) and W.DEFAULT_NUM_SENTENCES % W.CHUNK_SENTENCES == 0
 
 
+@pytest.mark.slow  # kept out of the default suite's 5 minutes
 def test_a_larger_sample_starts_with_the_smaller_one(tmp_path):
     """Chunks are seeded by their index: the first N sentences (N a multiple of CHUNK_SENTENCES)
     of a larger draw are the N-sentence draw (what the bench's threshold sweeps rely on)."""
