@@ -264,6 +264,7 @@ def test_tree_on_hidden_activations_and_refusals(smoke, tmp_path):
     assert proc.returncode == 1 and "ali_train" in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow  # kept out of the default suite's 5 minutes (test_bundle runs transcribe)
 def test_transcribe_files(smoke, tmp_path):
     out, _ = smoke
     model = out / "exp/synth_tiny/ci_lstm"
