@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from asr.errors import AsrError, DataError
+from asr.errors import AsrError, DataError, ModelError
 from asr.io import atomic_write_text
 
 
@@ -192,6 +192,18 @@ def _context(tree: Path | None, lang_dir: Path):
     return ctx
 
 
+def cmd_lang_topology(args: argparse.Namespace) -> int:
+    from asr.lang.lang_dir import lang_with_topology
+    from asr.phones.topology import Topology
+
+    try:
+        topology = Topology(args.states, args.self_loop_prob)
+    except ModelError as exc:
+        raise DataError(f"--states {args.states} --self-loop-prob {args.self_loop_prob}: {exc}") from None
+    lang_with_topology(args.src, args.dst, topology)
+    return 0
+
+
 def cmd_make_graph(args: argparse.Namespace) -> int:
     from asr.lang.graph import make_decoding_graph
 
@@ -226,6 +238,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--ngpu {args.ngpu}: give at least 1")
     ali = (args.ali_train, args.ali_dev) if args.ali_train else None
     model_opts, train_cfg, aug = read_train_conf(args.conf)
+    if args.frame_subsampling is not None:
+        if args.frame_subsampling < 1:
+            raise UsageError(f"--frame-subsampling {args.frame_subsampling}: give at least 1")
+        model_opts["frame_subsampling"] = args.frame_subsampling
     device = resolve_device(args.device)
     if args.ngpu > 1 and not launched_by_torchrun():
         gpus = torch_cuda_count()
@@ -317,7 +333,8 @@ def cmd_build_tree(args: argparse.Namespace) -> int:
     from asr.steps.build_tree import build_tree_stage
 
     build_tree_stage(args.data_dir, args.ali_dir, args.out_dir, _lang(args.lang), num_leaves=args.num_leaves,
-                     min_occupancy=args.min_occupancy, hidden_from=args.hidden_from)
+                     min_occupancy=args.min_occupancy, hidden_from=args.hidden_from,
+                     frame_subsampling=args.frame_subsampling)
     return 0
 
 
@@ -660,6 +677,15 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--graph-dir", type=Path, help="where HCG.fst goes (default: lang_dir)")
     s.set_defaults(func=cmd_make_graph)
 
+    s = sub.add_parser("lang-topology", allow_abbrev=False,
+                       help="copy a lang dir with another HMM for every phone (lower frame rate models)")
+    s.add_argument("src", type=Path, help="a phone or word lang dir")
+    s.add_argument("dst", type=Path, help="the new lang dir (replaced)")
+    s.add_argument("--states", type=int, default=1, help="left-to-right states of every phone (default 1: "
+                   "a phone can last one frame)")
+    s.add_argument("--self-loop-prob", type=float, default=0.5, help="each state's self-loop probability")
+    s.set_defaults(func=cmd_lang_topology)
+
     s = sub.add_parser("prepare-lang", allow_abbrev=False, help="word LM, lexicon, L and G (the word lang dir)")
     s.add_argument("train_dir", type=Path, help="data dir whose text joins the LM training text")
     s.add_argument("lang_dir", type=Path)
@@ -716,6 +742,9 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--ali-dev", type=Path, help="alignment dir of dev_dir")
     s.add_argument("--init-from", type=Path, help="a trained model dir whose LSTM layers start "
                    "this model (same layer sizes; its output layer too when of the same size)")
+    s.add_argument("--frame-subsampling", type=int, metavar="K", help="one output every K feature frames "
+                   "(the network reads K stacked; the lang's HMMs must fit: 'asr lang-topology'); "
+                   "overrides the conf's model.frame_subsampling (default 1)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--ngpu", type=int, default=1, help="data-parallel training processes on this "
                    "machine, started with torchrun: one per GPU on CUDA, gloo processes on the CPU")
@@ -794,6 +823,9 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-occupancy", type=float, default=50.0, help="frames a leaf needs at least")
     s.add_argument("--hidden-from", type=Path, help="a model dir: Gaussians on its network's last "
                    "LSTM layer instead of on the features")
+    s.add_argument("--frame-subsampling", type=int, default=1, metavar="K",
+                   help="for models of one output every K feature frames: statistics every K frames "
+                   "(K stacked), the alignments converted to that rate and the lang's topology")
     s.set_defaults(func=cmd_build_tree)
 
     s = sub.add_parser("show-tree", allow_abbrev=False, help="print a context dependency's decision tree")

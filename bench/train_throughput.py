@@ -3,13 +3,15 @@
 training step (forward, backward, Adam), on the CPU or a CUDA device.
 
     python bench/train_throughput.py [--device auto|cpu|cuda] [--rows dnn,lstm,...]
-        [--batch-frames N] [--chunk T] [--steps S] [--no-bf16] [--compile]
+        [--batch-frames N] [--chunk T] [--steps S] [--no-bf16] [--compile] [--frame-subsampling K]
 
 Every row trains on batches of ``batch-frames`` frames: ``batch-frames / chunk``
 chunks of ``chunk`` frames (the unidirectional models' truncated-BPTT pieces;
 the BLSTM and DNN read the same shapes). Data stay on the device, as a
 trainer with resident features has them; bf16 autocast on CUDA (``--no-bf16``:
-float32). The rows:
+float32). With ``--frame-subsampling K`` every network reads K stacked frames and emits one
+output every K (a lower frame rate model): batches, chunks and frames/s still count feature
+(10 ms) frames, so the rows say how much audio a second trains. The rows:
 
 - the systems of ``bench/am_table.py`` at their sizes (``recipes/synth/conf/am_*.yaml``,
   40 inputs, 144 CI pdfs): dnn, lstm, lstmp, peephole (our cell; ``--compile``
@@ -58,23 +60,26 @@ ROWS = {
 }
 
 
-def model_config(row: str) -> ModelConfig:
+def model_config(row: str, frame_subsampling: int = 1) -> ModelConfig:
     spec = ROWS[row]
     opts = spec if isinstance(spec, dict) else yaml.safe_load(spec.read_text())["model"]
-    return ModelConfig(input_dim=FEAT_DIM, num_pdfs=NUM_PDFS, **{**opts, "dropout": 0.0})
+    return ModelConfig(input_dim=FEAT_DIM, num_pdfs=NUM_PDFS,
+                       **{**opts, "dropout": 0.0, "frame_subsampling": frame_subsampling})
 
 
 def frames_per_second(cfg: ModelConfig, device: torch.device, batch_frames: int, chunk: int, steps: int,
                       bf16: bool, compile_: bool) -> tuple[float, float]:
-    """Mean training frames/s over ``steps`` steps after two warm-up steps, and peak MiB."""
+    """Mean training (feature) frames/s over ``steps`` steps after two warm-up steps, and peak MiB."""
     torch.manual_seed(0)
+    k = cfg.frame_subsampling
+    chunk = max(1, chunk // k)  # output frames a chunk
     model = build_model(cfg).to(device)
     streaming = cfg.kind == "lstm" and not cfg.bidirectional
     net = StreamingModel(model) if streaming else model
     if compile_:
         net = compile_network(net)
-    n = max(1, batch_frames // chunk)
-    x = torch.randn(n, chunk, FEAT_DIM, device=device)
+    n = max(1, batch_frames // (chunk * k))
+    x = torch.randn(n, chunk, cfg.input_width, device=device)
     y = torch.randint(0, NUM_PDFS, (n, chunk), device=device)
     lengths = torch.full((n,), chunk)
     opt = torch.optim.Adam(model.parameters())
@@ -101,23 +106,25 @@ def frames_per_second(cfg: ModelConfig, device: torch.device, batch_frames: int,
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return steps * n * chunk / (time.perf_counter() - start), peak
+    return steps * n * chunk * k / (time.perf_counter() - start), peak
 
 
-def utterances(n: int, frames: int, seed: int) -> tuple[dict, dict]:
-    """``n`` random utterances of ``frames`` frames (features, CI pdf targets)."""
+def utterances(n: int, frames: int, seed: int, width: int = FEAT_DIM) -> tuple[dict, dict]:
+    """``n`` random utterances of ``frames`` network frames of ``width`` inputs (features, CI pdf targets)."""
     g = torch.Generator().manual_seed(seed)
-    feats = {f"u{i:05d}": torch.randn(frames, FEAT_DIM, generator=g).numpy() for i in range(n)}
+    feats = {f"u{i:05d}": torch.randn(frames, width, generator=g).numpy() for i in range(n)}
     return feats, {u: torch.randint(0, NUM_PDFS, (frames,), generator=g).numpy() for u in feats}
 
 
 def trainer_frames_per_second(cfg: ModelConfig, device: torch.device, batch_frames: int, chunk: int, steps: int,
                               bf16: bool, compile_: bool) -> float:
-    """Training frames/s of ``train_one_epoch`` over an epoch of ``steps`` full batches (after a
-    warm-up epoch of 2), the features resident on ``device``."""
+    """Training (feature) frames/s of ``train_one_epoch`` over an epoch of ``steps`` full batches
+    (after a warm-up epoch of 2), the features resident on ``device``."""
     from asr.nn.data import ResidentFrames
 
     torch.manual_seed(0)
+    k = cfg.frame_subsampling
+    batch_frames, chunk = max(1, batch_frames // k), max(1, chunk // k)  # output frames
     model = build_model(cfg).to(device)
     streaming = cfg.kind == "lstm" and not cfg.bidirectional
     tcfg = TrainConfig(epochs=1, batch_frames=batch_frames, chunk_frames=chunk, tbptt=chunk if streaming else 0,
@@ -128,14 +135,14 @@ def trainer_frames_per_second(cfg: ModelConfig, device: torch.device, batch_fram
     delay = cfg.output_delay if streaming else 0
     seconds = frames = 0.0
     for epoch, n_steps in ((1, 2), (2, steps)):
-        data = utterances(streams, chunk * n_steps, epoch)
+        data = utterances(streams, chunk * n_steps, epoch, cfg.input_width)
         loader, sampler = epoch_loader(data, {}, cfg, tcfg, epoch, 0, device, ResidentFrames([data], device, delay))
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
         out = train_one_epoch(net, opt, loader, sampler, tcfg, device, Progress(epoch), lambda p: None)
         seconds, frames = time.perf_counter() - start, out["frames"]
-    return frames / seconds
+    return frames * k / seconds
 
 
 def main() -> int:
@@ -148,6 +155,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=0, help="timed steps (default 3 on CPU, 20 on CUDA)")
     p.add_argument("--no-bf16", action="store_true", help="float32 on CUDA too")
     p.add_argument("--compile", action="store_true", help="torch.compile each network")
+    p.add_argument("--frame-subsampling", type=int, default=1, metavar="K",
+                   help="networks of one output every K frames (K stacked frames an input row)")
     args = p.parse_args()
     rows = [r for r in args.rows.split(",") if r]
     unknown = [r for r in rows if r not in ROWS]
@@ -160,12 +169,12 @@ def main() -> int:
     name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
     precision = "bf16 autocast" if cuda and not args.no_bf16 else "float32"
     print(f"{name}; {batch_frames} frames a batch in chunks of {args.chunk}; {precision}"
-          f"{'; torch.compile' if args.compile else ''}")
+          f"{'; torch.compile' if args.compile else ''}; frame subsampling {args.frame_subsampling}")
     print("| model | params | step frames/s | ratio | trainer frames/s | trainer/step | peak MiB |\n"
           "|---|---|---|---|---|---|---|")
     first = None
     for row in rows:
-        cfg = model_config(row)
+        cfg = model_config(row, args.frame_subsampling)
         bf16 = not args.no_bf16
         fps, peak = frames_per_second(cfg, device, batch_frames, args.chunk, steps, bf16, args.compile)
         whole = trainer_frames_per_second(cfg, device, batch_frames, args.chunk, steps, bf16, args.compile)

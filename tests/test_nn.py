@@ -185,6 +185,34 @@ def test_long_inputs_are_scored_in_pieces(monkeypatch):
     assert np.abs(cold - whole).max() > bound
 
 
+def test_a_lower_frame_rate_network_whole_and_in_pieces(monkeypatch):
+    """k = 3: the network reads 3 stacked frames and emits ceil(T / 3) outputs, the same
+    whether an utterance is scored whole, in pieces or in a padded batch; its output j is
+    the network run on stacked rows, so it depends only on frames 3j … 3j + 2 and the
+    recurrence."""
+    import asr.decode.hybrid as hybrid
+    from asr.features.frame_rate import stack_frames
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=2, hidden=16, frame_subsampling=3)
+    model = LstmAcousticModel(cfg).eval()
+    assert model.layers[0][0].input_size == 3 * DIM
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((130, DIM)).astype(np.float32)
+    whole = hybrid.log_posteriors(model, feats, torch.device("cpu"))
+    assert whole.shape == (44, PDFS)
+    stacked = torch.from_numpy(stack_frames(feats, 3))[None]
+    direct = torch.log_softmax(model(stacked, torch.tensor([44])), -1)[0].detach().numpy()
+    np.testing.assert_allclose(whole, direct, atol=1e-5)
+    other = rng.standard_normal((61, DIM)).astype(np.float32)
+    batch = dict(hybrid.batch_log_posteriors(model, {"a": feats, "b": other}, torch.device("cpu")))
+    assert batch["b"].shape == (21, PDFS)
+    np.testing.assert_allclose(batch["a"], whole, atol=1e-5)
+    monkeypatch.setattr(hybrid, "MAX_CHUNK_FRAMES", 15)  # output frames a piece
+    monkeypatch.setattr(hybrid, "CHUNK_CONTEXT", 100)
+    np.testing.assert_allclose(hybrid.log_posteriors(model, feats, torch.device("cpu")), whole, atol=1e-5)
+
+
 def _delayed_model(delay: int, proj: int = 0) -> LstmAcousticModel:
     torch.manual_seed(0)
     cfg = ModelConfig(input_dim=DIM, num_pdfs=PDFS, num_layers=2, hidden=16, proj=proj,

@@ -84,9 +84,24 @@ def _join(phones: list[str], durs: list[float], rng: np.random.Generator
     return np.concatenate(parts).astype(np.float32), segs
 
 
+def phone_string(rng: np.random.Generator) -> list[str]:
+    """One random phone string of the toy corpus: silence, 5–8 phones, silence."""
+    return ["SIL"] + [str(rng.choice(SPOKEN + ("NSN",), p=[0.12] * 8 + [0.04])) for _ in range(rng.integers(5, 9))] + ["SIL"]
+
+
+def phone_lm_text(path: Path, num: int, seed: int) -> Path:
+    """A dir with a ``phone_text`` of ``num`` random phone strings (a phone LM's text, larger than
+    a toy corpus's: a bigram of a few dozen strings has backoff weights above 1, whose
+    negative-cost loops let a 1-state HMM's phone be entered again on every frame)."""
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "phone_text").write_text("".join(f"lm{i:05d} {' '.join(phone_string(rng))}\n" for i in range(num)))
+    return path
+
+
 def phone_utterance(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
     """Samples (float32) and phone segments (start_s, end_s, phone) of one random phone string."""
-    seq = ["SIL"] + [str(rng.choice(SPOKEN + ("NSN",), p=[0.12] * 8 + [0.04])) for _ in range(rng.integers(5, 9))] + ["SIL"]
+    seq = phone_string(rng)
     parts, segs, t = [], [], 0.0
     for phone in seq:
         dur = {"SIL": rng.uniform(0.12, 0.2), "Q": rng.uniform(0.03, 0.05)}.get(phone, rng.uniform(0.07, 0.12))

@@ -3,7 +3,7 @@ and the settings each part was made with.
 
     format_version: 1
     components:
-      network:  {files: [model.yaml, final.pt], input_dim: 40, num_pdfs: 144}
+      network:  {files: [model.yaml, final.pt], input_dim: 40, num_pdfs: 144, frame_subsampling: 1}
       features: {files: [feats.yaml], kind: fbank, dim: 40, ..., cmvn: {...}}
       phones:   {files: [phones.txt], num_phones: 48}
       lang:     {files: [lang/phones.txt, lang/topo, lang/phones/…], sha256: …}
@@ -18,7 +18,8 @@ and the settings each part was made with.
       rnn_decode:  {files: [rnn_decode.yaml], acwt: …, lm_weight: …, penalty: …, phone_lm_sha256: …}
 
 Training writes the first seven (a bundle without ``context`` was written
-before the context dependency was stored, and is read as CI; one without
+before the context dependency was stored, and is read as CI; a network without
+``frame_subsampling`` runs at the feature rate, 1; one without
 ``lang`` before the lang dir was copied, and its lang is TIMIT's 48 phones); installing a decoding graph adds ``graph``
 (and drops a ``decode`` tuned on another graph); tuning the acoustic scale on
 dev adds ``decode``; the word graph and its tuned settings are the same pair

@@ -28,6 +28,7 @@ from asr.decode.bundle import component, expect_equal, file_sha256, read_manifes
 from asr.decode.wfst import WfstDecoder, check_labels
 from asr.errors import DataError, GraphError, ModelError
 from asr.features.extract import FeatureConfig
+from asr.features.frame_rate import FrameRate, stack_frames
 from asr.hmm.context import TREE_JSON, ContextDependency
 from asr.phones.lang import FILES as LANG_FILES, Lang
 from asr.phones.timit import timit_lang
@@ -62,12 +63,14 @@ def read_phone_list(path: Path) -> list[str]:
 
 @torch.no_grad()
 def log_posteriors(model: AcousticModel, feats: np.ndarray, device: torch.device) -> np.ndarray:
-    """Log state posteriors of one utterance: feats (T, D) → (T, num_pdfs) float32.
+    """Log state posteriors of one utterance: feats (T, D) → (T', num_pdfs) float32,
+    T' = ceil(T / k) for a network of ``frame_subsampling`` k (T' = T at the feature rate).
 
     Utterances longer than ``MAX_CHUNK_FRAMES`` are processed in pieces, each
     read with ``CHUNK_CONTEXT`` extra frames on both sides whose outputs are
     dropped, so memory stays bounded and the recurrence sees context.
     """
+    feats = stack_frames(feats, model.cfg.frame_subsampling)
     pieces = []
     for start in range(0, len(feats), MAX_CHUNK_FRAMES):
         lo, hi = max(0, start - CHUNK_CONTEXT), min(len(feats), start + MAX_CHUNK_FRAMES + CHUNK_CONTEXT)
@@ -89,7 +92,10 @@ def batch_log_posteriors(model: AcousticModel, feats: Mapping[str, np.ndarray], 
     batches of similar lengths (at most ``batch_frames`` padded frames each): yields
     (utt, (T, num_pdfs) float32) in order of length. The outputs are those of
     :func:`log_posteriors` (padding changes no sequence's outputs); utterances longer
-    than ``MAX_CHUNK_FRAMES`` go through it one by one."""
+    than ``MAX_CHUNK_FRAMES`` output frames go through it one by one."""
+    k = model.cfg.frame_subsampling
+    if k > 1:
+        feats = {u: stack_frames(x, k) for u, x in feats.items()}
     by_length = sorted(feats, key=lambda u: len(feats[u]))
     group: list[str] = []
     for utt in by_length + [None]:
@@ -165,6 +171,8 @@ class HybridModel:
         lang = _load_lang(model_dir, comps, ctx)
         expect_equal(model_dir, "the network's input dimension", net_c.get("input_dim"), network.cfg.input_dim)
         expect_equal(model_dir, "the network's output count", net_c.get("num_pdfs"), network.cfg.num_pdfs)
+        expect_equal(model_dir, "the network's frame subsampling", net_c.get("frame_subsampling", 1),
+                     network.cfg.frame_subsampling)
         if feat_cfg.dim != network.cfg.input_dim:
             raise ModelError(f"{model_dir}: feats.yaml gives {feat_cfg.dim}-dim features, "
                              f"the network expects {network.cfg.input_dim}")
@@ -179,6 +187,11 @@ class HybridModel:
     @property
     def topology(self) -> Topology:
         return self.context.topology
+
+    @property
+    def frame_rate(self) -> FrameRate:
+        """The network's output frames: ``frame_subsampling`` feature frames each."""
+        return FrameRate(self.feat_cfg.frame_shift_ms / 1000, self.network.cfg.frame_subsampling)
 
     @cached_property
     def transitions(self) -> Transitions:
@@ -299,7 +312,7 @@ CMVN_DESCRIPTION = {
 
 
 def write_training_manifest(model_dir: Path, feat_cfg: FeatureConfig, ctx: ContextDependency,
-                            lang: Lang, input_dim: int, targets: dict) -> None:
+                            lang: Lang, input_dim: int, targets: dict, frame_subsampling: int = 1) -> None:
     """Record the components training made (network, features, phones, the lang's copy,
     topology, context dependency, priors); ``targets`` says where the frame targets came from."""
     num_pdfs = ctx.num_pdfs
@@ -308,7 +321,7 @@ def write_training_manifest(model_dir: Path, feat_cfg: FeatureConfig, ctx: Conte
     update_manifest(
         model_dir,
         network={"files": ["model.yaml", "final.pt"], "input_dim": input_dim, "num_pdfs": num_pdfs,
-                 "targets": targets},
+                 "frame_subsampling": frame_subsampling, "targets": targets},
         features={"files": ["feats.yaml"], "config": asdict(feat_cfg),
                   "cmvn": CMVN_DESCRIPTION[feat_cfg.cmvn]},
         phones={"files": [PHONES_TXT], "num_phones": len(ctx.phones)},

@@ -74,7 +74,7 @@ class Recogniser:
             raise AsrError("the RNN phone-sequence decoder reads phones: use --output phones with --decoder rnn")
         self.model, self.output, self.max_segment_s = model, output, max_segment_s
         self.keep_unk = keep_unk
-        self.shift_s = model.feat_cfg.frame_shift_ms / 1000
+        self.shift_s = model.frame_rate.feature_shift_s  # spans are counted in feature frames
         if output == "words":
             self.graph = load_word_graph(model)
             self.acwt, penalty = word_decode_params(model)
@@ -92,16 +92,22 @@ class Recogniser:
             self.decoder, self.acwt = model.decoder(), model.acwt
 
     def _decode_segment(self, feats: np.ndarray, offset: int, name: str) -> list[tuple]:
-        """(start frame, end frame, token, confidence) of one segment's tokens (frames offset into the file)."""
+        """(start frame, end frame, token, confidence) of one segment's tokens (feature frames, offset
+        into the file; a lower frame rate model's output frame j is feature frames k·j … k·j + k - 1)."""
         model = self.model
         scores = scaled_loglikes(model.posteriors(feats), model.log_priors, self.acwt)
+        k = model.frame_rate.factor
+
+        def at(frame: int) -> int:
+            return offset + min(frame * k, len(feats))
+
         if self.output == "phones":
             result = self.decoder.decode(scores, utt=name)
-            return [(offset + r.start, offset + r.end, model.phones[r.phone], None) for r in result.runs]
+            return [(at(r.start), at(r.end), model.phones[r.phone], None) for r in result.runs]
         path = self.decoder.decode(scores, utt=name)
         conf = (None if self.lattices is None
                 else word_confidences(path.olabels, nbest_words(self.lattices.lattice(scores, name))))
-        return [(offset + a, offset + b, word, c) for a, b, word, c
+        return [(at(a), at(b), word, c) for a, b, word, c
                 in word_tokens(self.graph, model.phones, model.lang.optional_silence, path.olabels, path.runs, conf, self.keep_unk)]
 
     def transcribe(self, path: Path) -> Transcript:

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Optional
 
 import yaml
 
-from asr.errors import GraphError
+from asr.errors import DataError, GraphError
 from asr.io import atomic_path, atomic_write_text, file_sha256
 from asr.lang.graph import write_fst
 from asr.lang.lexicon import (POSITIONS, Lexicon, LexiconError, build_lexicon, cmudict_entries, lexicon_phones,
@@ -264,3 +264,52 @@ def prepare_lang(lang_dir: Path, arpa: Path, lang: Lang, source: str = "cmudict"
     logger.info("lang %s: %d words (%d in the LM), %d pronunciations, disambiguation symbols #0..#%d",
                 lang_dir, len(words), len(vocab), lexicon.num_prons, num_disambig - 1)
     return record
+
+
+# ---- a lang dir with another topology -------------------------------------------------------
+
+#: What a lang dir with another topology does not take from its source: graphs built with the old HMMs.
+TOPOLOGY_BOUND = ("HCG.fst", "HCG.yaml")
+
+
+def lang_with_topology(src: Path, dst: Path, topology: Topology) -> Lang:
+    """Copy the lang dir ``src`` (a phone or a word lang dir) to ``dst``, every phone's HMM
+    from ``topology``; return the new lang.
+
+    Kaldi makes a new lang dir the same way for chain and lower frame rate models,
+    whose phones must be crossable in one output frame (a 1-state HMM). The
+    phones, lexicon, L and G are the source's; graphs built with its HMMs
+    (:data:`TOPOLOGY_BOUND`) are left behind; ``lang.yaml`` records the new lang's
+    digest and where it came from. ``dst`` is written whole, then renamed into place.
+    """
+    src, dst = Path(src), Path(dst)
+    new = replace(Lang.load(src), topology=topology)
+    if dst.resolve() == src.resolve():
+        raise GraphError(f"{dst}: the lang dir with the new topology must be another directory than {src}")
+    record = None
+    if (src / LANG_YAML).is_file():
+        record = {**(yaml.safe_load((src / LANG_YAML).read_text()) or {}),
+                  "lang_sha256": new.digest(), "topology_from": str(src.resolve())}
+    if _same_lang(dst, new, record):
+        logger.info("%s is up to date", dst)
+        return new
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(*TOPOLOGY_BOUND))
+    new.write(tmp)
+    if record is not None:
+        atomic_write_text(tmp / LANG_YAML, yaml.safe_dump(record, sort_keys=False))
+    shutil.rmtree(dst, ignore_errors=True)
+    tmp.rename(dst)
+    logger.info("%s: the lang of %s with %s", dst, src, topology.to_dict())
+    return new
+
+
+def _same_lang(lang_dir: Path, lang: Lang, record: Optional[dict]) -> bool:
+    """``lang_dir`` holds ``lang`` and (when not None) the lang.yaml ``record``."""
+    try:
+        if Lang.load(lang_dir) != lang:
+            return False
+        return record is None or yaml.safe_load((lang_dir / LANG_YAML).read_text()) == record
+    except (DataError, OSError, yaml.YAMLError):
+        return False

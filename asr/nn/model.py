@@ -1,7 +1,10 @@
 """Acoustic models: LSTM, LSTMP (Sak et al. 2014), BLSTM, and a DNN on spliced frames.
 
-Every network maps (N, T, D) features and their lengths to (N, T, num_pdfs)
-logits (``forward``) and to its last hidden layer (``encode``). LSTMP is
+Every network maps (N, T, D) inputs and their lengths to (N, T, num_pdfs)
+logits (``forward``) and to its last hidden layer (``encode``). An input row is
+one feature frame, or ``frame_subsampling`` of them stacked
+(:class:`asr.features.frame_rate.FrameRate`): a lower frame rate model, T its
+output frames. LSTMP is
 ``nn.LSTM(proj_size=P)``: a recurrent projection after each layer. A
 unidirectional model may delay its outputs by ``output_delay`` frames (the
 target of frame t is predicted at frame t + delay) to see a little future.
@@ -20,6 +23,7 @@ import yaml
 from torch import nn
 
 from asr.errors import ModelError
+from asr.features.frame_rate import FrameRate
 from asr.io import atomic_write_text, dataclass_defaults, load_yaml_config
 
 
@@ -42,6 +46,7 @@ class ModelConfig:
     kind: str = "lstm"         # lstm: the (B)LSTM(P) above; dnn: ReLU layers of ``hidden`` units
     context: int = 0           # dnn: frames spliced on each side of the frame
     peephole: bool = False     # lstm: peephole connections (asr.nn.peephole; cuDNN has none)
+    frame_subsampling: int = 1  # feature frames per output frame, stacked into one input row
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -56,6 +61,12 @@ class ModelConfig:
             raise ValueError(f"proj ({self.proj}) must be smaller than hidden ({self.hidden})")
         if self.output_delay and self.bidirectional:
             raise ValueError("output_delay only makes sense for a unidirectional model")
+        FrameRate(factor=self.frame_subsampling)  # a whole number >= 1
+
+    @property
+    def input_width(self) -> int:
+        """Columns of one input row: ``frame_subsampling`` stacked feature frames."""
+        return self.input_dim * self.frame_subsampling
 
     def save(self, path: Path) -> None:
         atomic_write_text(path, yaml.safe_dump(asdict(self), sort_keys=True))
@@ -99,7 +110,7 @@ class LstmAcousticModel(nn.Module):
         layer_out = cfg.proj or cfg.hidden
         self.layers = nn.ModuleList()
         for i in range(cfg.num_layers):
-            in_dim = cfg.input_dim if i == 0 else layer_out * directions
+            in_dim = cfg.input_width if i == 0 else layer_out * directions
             self.layers.append(nn.ModuleList(_lstm_layer(cfg, in_dim) for _ in range(directions)))
         self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(layer_out * directions, cfg.num_pdfs)
@@ -214,7 +225,7 @@ class DnnAcousticModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         layers: list[nn.Module] = []
-        in_dim = cfg.input_dim * (2 * cfg.context + 1)
+        in_dim = cfg.input_width * (2 * cfg.context + 1)
         for i in range(cfg.num_layers):
             layers += [nn.Linear(in_dim if i == 0 else cfg.hidden, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout)]
         self.hidden_layers = nn.Sequential(*layers)

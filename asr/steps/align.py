@@ -244,11 +244,12 @@ def align_set(model: HybridModel, data_dir: Path, ali_dir: Path, acwt: float = 1
     if graphs is not None:
         new_words = graphs.add_new_words(dd.text[u] for u in post)
     if graphs is None:
-        before = uniform_alignments(Path(data_dir), post, model.phones, model.topology)
+        before = uniform_alignments(Path(data_dir), {u: len(feats[u]) for u in post}, model.phones,
+                                    model.topology, model.frame_rate)
     else:
         before = equal_alignments(graphs, dd.text, {u: len(p) for u, p in post.items()}, str(data_dir), oovs)
     ci = ci_transitions(model.phones, model.topology)
-    shift = model.feat_cfg.frame_shift_ms / 1000
+    shift = model.frame_rate.shift_s
     alignments, failed, transcripts = {}, {}, {}
     new_score = old_score = 0.0
     moved = frames = 0

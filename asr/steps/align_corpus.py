@@ -371,7 +371,7 @@ class CorpusAligner:
         lexicon = load_word_graph(model).lexicon
         lexicon = Lexicon({w: list(p) for w, p in lexicon.prons.items()})  # a copy: new words go in it
         self.graphs = TrainingGraphs(model.lang, lexicon, sil_prob, str(model.model_dir / "graph_words"))
-        self.shift_s = model.feat_cfg.frame_shift_ms / 1000
+        self.shift_s = model.frame_rate.shift_s
         self.offset_s = frame_offset_s(model.feat_cfg)
         self.ci = ci_transitions(model.phones, model.topology)
         self.new_words: dict[str, list[Pron]] = {}

@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 import yaml
@@ -82,19 +82,21 @@ def _aligned_data(ali_dir: Path) -> Path | None:
 
 
 def own_targets(model: HybridModel, data_dir: Path,
-                post: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray] | None, str]:
-    """The model's own training targets for ``data_dir``'s utterances ({utt: (T,) pdf ids})
-    and what they are: ``"uniform split"`` for a model trained on it (or that records nothing),
+                frames: Mapping[str, int]) -> tuple[dict[str, np.ndarray] | None, str]:
+    """The model's own training targets for ``data_dir``'s utterances of ``frames`` (utt → its
+    feature frames) at the model's frame rate ({utt: (T',) pdf ids}) and what they are:
+    ``"uniform split"`` for a model trained on it (or that records nothing),
     ``"realignment <ali dir>"`` for one trained on a realignment whose train or dev
     alignment is of ``data_dir``. (None, why) when the model was trained on a realignment
     and none of its alignments is of ``data_dir`` (e.g. a test set)."""
     alignment = _trained_alignment(model)
     if not isinstance(alignment, list):
-        return load_targets(data_dir, post, model.context), UNIFORM_TARGETS
+        return load_targets(data_dir, frames, model.context, rate=model.frame_rate), UNIFORM_TARGETS
     data = Path(data_dir).resolve()
     for ali_dir in map(Path, alignment):
         if _aligned_data(ali_dir) == data:
-            return load_targets(data_dir, post, model.context, ali_dir), f"realignment {ali_dir}"
+            return (load_targets(data_dir, frames, model.context, ali_dir, model.frame_rate),
+                    f"realignment {ali_dir}")
     return None, f"none: the model was trained on a realignment ({', '.join(alignment)}), none of {data_dir}"
 
 class PhoneResult(Protocol):
@@ -185,8 +187,8 @@ def decode_and_score(model: HybridModel, data_dir: Path, out_dir: Path, beam: fl
     write_report(hmm_result, out_dir / "per_report.txt", f"{data_dir} {decoder.upper()} decode, {settings}")
     write_report(argmax_result, out_dir / "per_report_argmax.txt", f"{data_dir} framewise argmax")
     frames = sum(len(p) for p in post.values())
-    audio_seconds = frames * model.feat_cfg.frame_shift_ms / 1000
-    targets, target_source = own_targets(model, data_dir, post)
+    audio_seconds = frames * model.frame_rate.shift_s
+    targets, target_source = own_targets(model, data_dir, {u: len(feats[u]) for u in post})
     frame_acc = None if targets is None else round(100 * frame_accuracy({u: post[u] for u in targets}, targets), 2)
     scores = {
         "data": str(data_dir), "decoder": decoder, "utterances": len(post), "frames": frames, "acwt": acwt,

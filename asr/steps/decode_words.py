@@ -147,13 +147,13 @@ def decode_words_and_score(model: HybridModel, data_dir: Path, out_dir: Path, nj
     out_dir.mkdir(parents=True, exist_ok=True)
     write_hyps(out_dir / "hyp.txt", hyps)
     atomic_write_text(out_dir / "hyp.ctm", "".join(
-        format_ctm(u, _spans(model, graph, r, hyps[u]), model.feat_cfg.frame_shift_ms / 1000)
+        format_ctm(u, _spans(model, graph, r, hyps[u]), model.frame_rate.shift_s)
         for u, r in sorted(results.items())))
     vocab = {w for w in graph.words[1:] if w not in RESERVED and not w.startswith("#") and not is_garbage_word(w)}
     vocab -= set(graph.settings.get("words_without_lm", ()))  # in L for training, never in G
     write_report(result, out_dir / "wer_report.txt", f"{data_dir} words, acwt {acwt:g}, penalty {penalty:g}",
                  utt2spk=dd.utt2spk, vocab=vocab)
-    audio_seconds = frames * model.feat_cfg.frame_shift_ms / 1000
+    audio_seconds = frames * model.frame_rate.shift_s
     ref_words = [w for t in dd.text.values() for w in t.split()]
     c = result.counts
     summary = {

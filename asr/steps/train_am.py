@@ -24,7 +24,9 @@ from asr.errors import DataError, ModelError
 from asr.features.augment import AugmentConfig, copy_dir, copy_factor, make_copy, warp_targets
 from asr.features.extract import FeatureConfig
 from asr.features.storage import load_features
-from asr.hmm.alignment import check_against_features, read_alignments
+from asr.features.frame_rate import FrameRate
+from asr.hmm.alignment import read_alignments
+from asr.hmm.convert import alignments_at
 from asr.hmm.context import TREE_JSON, ContextDependency
 from asr.hmm.targets import TargetStats, TooShortError, segments_to_alignment
 from asr.phones.lang import Lang
@@ -43,28 +45,30 @@ log = logging.getLogger(__name__)
 UNIFORM = "uniform split of the phone segmentation"
 
 
-def uniform_alignments(data_dir: Path, feats: Mapping[str, np.ndarray], phones: list[str],
-                       topo: Topology) -> dict[str, np.ndarray]:
-    """The uniform alignment of every utterance of ``feats`` → {utt: (T,) CI transition ids}.
+def uniform_alignments(data_dir: Path, frames: Mapping[str, int], phones: list[str], topo: Topology,
+                       rate: FrameRate | None = None, offset: int = 0) -> dict[str, np.ndarray]:
+    """The uniform alignment of every utterance of ``frames`` → {utt: (T',) CI transition ids}.
 
-    ``feats`` maps each utterance to any array with its T frames as rows
-    (features, or the network's posteriors); only its length is used.
+    ``frames`` maps each utterance to its feature frames T; the alignment has
+    the T' output frames of ``rate`` read from ``offset`` (None: the feature
+    rate, T' = T), each labelled by the phone segment holding its centre.
     Phones shorter than the topology's minimum are lengthened (see
     :mod:`asr.hmm.targets`); an utterance too short for its phone sequence
     gets no alignment. Both are counted and logged for the data set.
     """
     dd = read_datadir(data_dir, require_phones=True, phones=phones)  # file:line of a phone not in the lang
     cfg = FeatureConfig.load(data_dir / "feats.yaml")
+    rate = rate or FrameRate(cfg.frame_shift_ms / 1000)
+    first_center = float(cfg.frame_centers(1)[0])
     index = {p: i for i, p in enumerate(phones)}
     stats = TargetStats()
     out = {}
-    for utt in feats:
+    for utt in frames:
         if utt not in dd.phone_segments:
             raise DataError(f"{data_dir / 'phone_segments'}: no segmentation for utterance {utt}")
-        num_frames = len(feats[utt])
+        centers = rate.centers(rate.num_frames(frames[utt], offset), first_center, offset)
         try:
-            out[utt] = segments_to_alignment(dd.phone_segments[utt], cfg.frame_centers(num_frames),
-                                             index, topo, utt, stats)
+            out[utt] = segments_to_alignment(dd.phone_segments[utt], centers, index, topo, utt, stats)
         except TooShortError as exc:
             log.warning("%s: %s; utterance skipped", data_dir, exc)
             stats.skipped_utterances += 1
@@ -72,20 +76,24 @@ def uniform_alignments(data_dir: Path, feats: Mapping[str, np.ndarray], phones: 
     return out
 
 
-def load_targets(data_dir: Path, feats: Mapping[str, np.ndarray], ctx: ContextDependency,
-                 ali_dir: Path | None = None) -> dict[str, np.ndarray]:
-    """Pdf targets of model ``ctx`` for the utterances of ``feats`` → {utt: (T,) int64}.
+def load_targets(data_dir: Path, frames: Mapping[str, int], ctx: ContextDependency,
+                 ali_dir: Path | None = None, rate: FrameRate | None = None,
+                 offset: int = 0) -> dict[str, np.ndarray]:
+    """Pdf targets of model ``ctx`` for the utterances of ``frames`` (utt → feature frames T)
+    → {utt: (T',) int64}, at ``rate`` read from ``offset`` (None: the feature rate).
 
-    From the alignments in ``ali_dir`` (checked against the phones, topology
-    and frame counts), or from the uniform split when ``ali_dir`` is None.
-    Utterances without an alignment are left out (logged).
+    From the alignments in ``ali_dir`` (checked against the phones and frame counts;
+    converted when their rate or topology is not the model's,
+    :func:`asr.hmm.convert.alignments_at`), or from the uniform split when ``ali_dir``
+    is None. Utterances without an alignment are left out (logged).
     """
+    if rate is None:
+        rate = FrameRate(FeatureConfig.load(Path(data_dir) / "feats.yaml").frame_shift_ms / 1000)
     if ali_dir is None:
-        alignments = uniform_alignments(data_dir, feats, ctx.phones, ctx.topology)
+        alignments = uniform_alignments(data_dir, frames, ctx.phones, ctx.topology, rate, offset)
     else:
-        aset = read_alignments(ali_dir, expect_phones=ctx.phones, expect_topology=ctx.topology)
-        check_against_features(aset, feats, f"{ali_dir} against {data_dir}")
-        alignments = {u: a for u, a in aset.alignments.items() if u in feats}
+        aset = read_alignments(ali_dir, expect_phones=ctx.phones)
+        alignments = alignments_at(aset, frames, ctx.topology, rate, offset, f"{ali_dir} against {data_dir}")
     return {u: alignment_pdfs(a, ctx) for u, a in alignments.items()}
 
 
@@ -137,24 +145,45 @@ def read_train_conf(path: Path | None) -> tuple[dict, TrainConfig, AugmentConfig
 
 
 def load_copies(train_dir: Path, aug: AugmentConfig, targets: Mapping[str, np.ndarray],
-                feat_cfg: FeatureConfig) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+                feat_cfg: FeatureConfig, factor: int = 1) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
     """The augmented copies of ``train_dir`` that ``aug`` asks for (made when missing), as
-    (features, targets) pairs over the utterances of ``targets``; a speed copy's targets
-    are the original's read at the copy's frame times."""
+    (features, targets) pairs over the utterances of ``targets`` (feature-rate targets, (T,)
+    each); a speed copy's targets are the original's read at the copy's frame times.
+
+    ``factor`` > 1 (a lower frame rate model): each copy read from each offset 0 … factor - 1,
+    its features stacked and each output frame taking the target of its middle frame
+    (:class:`~asr.features.frame_rate.FrameRate`), copy after copy."""
     copies = []
+    rate = FrameRate(feat_cfg.frame_shift_ms / 1000, factor)
     for name in aug.copies:
         feats = load_features(make_copy(train_dir, name, aug))
-        factor = copy_factor(name)
+        speed = copy_factor(name)
         x, y = {}, {}
         for utt, tgt in targets.items():
             x[utt] = feats[utt]
-            y[utt] = warp_targets(tgt, len(x[utt]), factor, feat_cfg) if factor != 1.0 else tgt
+            y[utt] = warp_targets(tgt, len(x[utt]), speed, feat_cfg) if speed != 1.0 else tgt
             if len(x[utt]) != len(y[utt]):
                 raise DataError(f"{copy_dir(train_dir, name)}: utterance {utt} has {len(x[utt])} frames, "
                                 f"its targets {len(y[utt])}; delete the copy to remake it")
-        copies.append((x, y))
+        copies += [({u: rate.stack(x[u], o) for u in x}, {u: rate.sample(y[u], o) for u in y})
+                   for o in range(factor)] if factor > 1 else [(x, y)]
         log.info("augmentation: copy %s of %d utterances", name, len(x))
     return copies
+
+
+def offset_versions(data_dir: Path, feats: Mapping[str, np.ndarray], ctx: ContextDependency,
+                    ali_dir: Path | None, rate: FrameRate, offsets: int | None = None
+                    ) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """A model's training data at its frame rate: the utterances of ``feats`` (utt → (T, D))
+    read from each offset 0 … k - 1 (the first ``offsets`` of them), as (stacked features
+    (T', k·D), pdf targets (T',)) pairs over the utterances that have targets (at the
+    feature rate: one pair, the features themselves)."""
+    frames = {u: len(x) for u, x in feats.items()}
+    versions = []
+    for offset in range(rate.factor if offsets is None else offsets):
+        targets = load_targets(data_dir, frames, ctx, ali_dir, rate, offset)
+        versions.append(({u: rate.stack(feats[u], offset) for u in targets}, targets))
+    return versions
 
 
 def check_context(exp_dir: Path, ctx: ContextDependency) -> None:
@@ -210,15 +239,23 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
                     "init_from": None if init_from is None else str(Path(init_from).resolve())}
     check_config(exp_dir, "targets.yaml", targets_info)
     # training batches hold every utterance anyway: read each matrix once
-    train_feats, dev_feats = dict(load_features(train_dir)), dict(load_features(dev_dir))
+    rate = FrameRate(feat_cfg.frame_shift_ms / 1000, model_cfg.frame_subsampling)
     train_ali, dev_ali = ali_dirs if ali_dirs is not None else (None, None)
-    train_tgt = load_targets(train_dir, train_feats, ctx, train_ali)
-    dev_tgt = load_targets(dev_dir, dev_feats, ctx, dev_ali)
-    train_feats = {u: train_feats[u] for u in train_tgt}  # without utterances that have no targets
-    dev_feats = {u: dev_feats[u] for u in dev_tgt}
+    all_train = dict(load_features(train_dir))
+    train_versions = offset_versions(Path(train_dir), all_train, ctx, train_ali, rate)
+    dev_feats, dev_tgt = offset_versions(Path(dev_dir), dict(load_features(dev_dir)), ctx, dev_ali, rate, 1)[0]
+    train_feats, train_tgt = train_versions[0]  # without utterances that have no targets
+
+    def copies_of_train() -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        """The other offsets, then the augmented copies (their targets from the feature rate's)."""
+        frames = {u: len(all_train[u]) for u in train_tgt}
+        copy_tgt = train_tgt if rate.factor == 1 or not aug.copies else \
+            load_targets(Path(train_dir), frames, ctx, train_ali)
+        return train_versions[1:] + load_copies(Path(train_dir), aug, copy_tgt, feat_cfg, rate.factor)
+
     dist = current()
     if dist.is_main:  # process 0 makes the augmented copies and writes the bundle's files
-        copies = load_copies(Path(train_dir), aug, train_tgt, feat_cfg)
+        copies = copies_of_train()
         exp_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(exp_dir / "augment.yaml", yaml.safe_dump(aug.to_dict(), sort_keys=True))
         write_symbol_table(ctx.phones, exp_dir / "phones.txt")
@@ -228,7 +265,7 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
         save_log_priors(exp_dir / "log_priors.txt", estimate_log_priors(train_tgt.values(), model_cfg.num_pdfs))
     dist.barrier()
     if not dist.is_main:
-        copies = load_copies(Path(train_dir), aug, train_tgt, feat_cfg)
+        copies = copies_of_train()
     log.info("training %d pdfs (context width %d) on %d utterances (%d frames), dev %d utterances, "
              "device %s, process %d of %d", ctx.num_pdfs, ctx.width, len(train_feats),
              sum(len(y) for y in train_tgt.values()), len(dev_feats), device,
@@ -237,5 +274,6 @@ def train_am(train_dir: Path, dev_dir: Path, exp_dir: Path, model_opts: dict,
     state = train(exp_dir, (train_feats, train_tgt), (dev_feats, dev_tgt), model_cfg, train_cfg,
                   device, init, copies=copies, aug=aug)
     if dist.is_main:
-        write_training_manifest(exp_dir, feat_cfg, ctx, lang, model_cfg.input_dim, targets_info)
+        write_training_manifest(exp_dir, feat_cfg, ctx, lang, model_cfg.input_dim, targets_info,
+                                model_cfg.frame_subsampling)
     return state

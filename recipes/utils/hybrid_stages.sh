@@ -9,6 +9,9 @@
 #   phone_lm_text (true: the phone LM also reads the word LM's text expanded through the lexicon,
 #   its first phone_lm_sentences (default 20000) sentences)
 #   rnn_decoder (false: skip stage 9)
+#   frame_subsampling (default 1; K > 1: every acoustic model emits one output every K feature
+#   frames and reads K stacked; the lang dirs get a 1-state HMM for every phone, as
+#   $data/lang_lfrK and $data/lang_words_lfrK, and the graphs are built from those)
 # where $data holds train/ dev/ test/ data dirs with phone segmentations, and
 # optionally more test sets (test_unseen/: voices never heard in training;
 # test_neural/: the neural voice's test speakers, word transcripts only),
@@ -46,6 +49,15 @@
 #   <system>/decode_rnn_{dev,test}    PER of the RNN phone-sequence decoder
 
 supervision=${supervision:-phones}
+frame_subsampling=${frame_subsampling:-1}
+# the lang dirs the models and graphs use: the prepared ones, or at a lower frame rate copies
+# with a 1-state HMM for every phone (a phone can last one output frame)
+phone_lang=$data/lang words_lang=$data/lang_words ci_word_graph=$data/graph_words_ci train_opts=()
+lfr=$(lfr_suffix "$frame_subsampling")
+if [ -n "$lfr" ]; then
+  phone_lang=$data/lang$lfr words_lang=$data/lang_words$lfr ci_word_graph=$data/graph_words_ci$lfr
+  train_opts=(--frame-subsampling "$frame_subsampling")
+fi
 ci=$exp/ci_lstm
 cd_ali=$ci  # the model whose realignment the tree and the CD models read
 if [ "$supervision" = words ] && [ "${realign_dnn:-false}" = true ]; then cd_ali=${ci}_dnn; fi
@@ -73,12 +85,12 @@ fi
 cd_train=train
 if [ "$supervision" = phones ] && [ -d "$data/train_words" ]; then cd_train=train_all; fi
 if [ "$supervision" = words ]; then
-  lang_dir=$data/lang_words
-  align_opts=(--words "$data/lang_words")
+  lang_dir=$words_lang
+  align_opts=(--words "$words_lang")
   score_phones=false  # no phone transcripts: no phone LM, no PER (WER only)
   rnn_decoder=false
 else
-  lang_dir=$data/lang
+  lang_dir=$phone_lang
   align_opts=()
   score_phones=true
 fi
@@ -94,8 +106,11 @@ for n in $cd_leaves; do systems+=("$exp/cd_lstm_$n"); done
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   SECONDS=0
   if [ "$supervision" = phones ]; then
+    if [ "$frame_subsampling" -gt 1 ]; then
+      asr --log-file "$exp/log/lang_topology.log" lang-topology "$data/lang" "$phone_lang" --states 1
+    fi
     log "Stage 2: phone bigram LM and the CI decoding graph"
-    asr --log-file "$exp/log/graph.log" make-graph "$data/train" "$data/lang" --order 2
+    asr --log-file "$exp/log/graph.log" make-graph "$data/train" "$phone_lang" --order 2
     phone_lang_opts="--phone-lang $data/lang"
   fi
   log "Stage 2: word trigram ($vocab_size-word vocabulary), lexicon, L, G and the CI word graph"
@@ -106,7 +121,10 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   # shellcheck disable=SC2086
   asr --log-file "$exp/log/lang_words.log" prepare-lang "$data/train" "$data/lang_words" \
     $phone_lang_opts "${lm_train_opts[@]}" --eval "$data/dev" "${extra_dirs[@]}" "${eval_dirs[@]}" $lm_opts
-  asr --log-file "$exp/log/graph_words_ci.log" make-word-graph "$data/lang_words" "$data/graph_words_ci"
+  if [ "$frame_subsampling" -gt 1 ]; then
+    asr --log-file "$exp/log/lang_words_topology.log" lang-topology "$data/lang_words" "$words_lang" --states 1
+  fi
+  asr --log-file "$exp/log/graph_words_ci.log" make-word-graph "$words_lang" "$ci_word_graph"
   record_time "$times" "2 lang" "$SECONDS"
 fi
 
@@ -156,10 +174,10 @@ flat_start() {
   # and retraining; the last model is $ci (the rounds before it are ${ci}_round<r>).
   local r model ali_train=$exp/ali_equal_train ali_dev=$exp/ali_equal_dev model_conf
   for set in train dev; do
-    if [ -f "$exp/ali_equal_$set/ali.yaml" ] && [ "$exp/ali_equal_$set/ali.yaml" -nt "$data/lang_words/lang.yaml" ]; then
+    if [ -f "$exp/ali_equal_$set/ali.yaml" ] && [ "$exp/ali_equal_$set/ali.yaml" -nt "$words_lang/lang.yaml" ]; then
       log "equal alignment of $set is up to date, skipping"
     else
-      asr --log-file "$exp/log/align_equal_$set.log" align-equal "$data/$set" "$data/lang_words" "$exp/ali_equal_$set"
+      asr --log-file "$exp/log/align_equal_$set.log" align-equal "$data/$set" "$words_lang" "$exp/ali_equal_$set"
     fi
   done
   local train_dir
@@ -178,7 +196,8 @@ flat_start() {
     fi
     log "flat start: model $r of $flat_rounds ($(basename "$model")) on $(basename "$train_dir"), $(basename "$(dirname "$ali_train")")/$(basename "$ali_train")"
     asr --log-file "$exp/log/train_$(basename "$model").log" train "$train_dir" "$data/dev" "$model" \
-      --lang "$lang_dir" --conf "$model_conf" --ali-train "$ali_train" --ali-dev "$ali_dev" --device "$device" --ngpu "$ngpu"
+      --lang "$lang_dir" --conf "$model_conf" --ali-train "$ali_train" --ali-dev "$ali_dev" "${train_opts[@]}" \
+      --device "$device" --ngpu "$ngpu"
     if [ "$r" -lt "$flat_rounds" ]; then
       align_set "$model" train
       align_set "$model" dev
@@ -195,7 +214,8 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   else
     log "Stage 4: CI targets (uniform split over each phone's HMM states) and CI LSTM training"
     # resumes an interrupted run, returns at once when done, refuses a changed config
-    asr --log-file "$exp/log/train_ci.log" train "$data/train" "$data/dev" "$ci" --lang "$data/lang" --conf "$conf" --device "$device" --ngpu "$ngpu"
+    asr --log-file "$exp/log/train_ci.log" train "$data/train" "$data/dev" "$ci" --lang "$phone_lang" --conf "$conf" \
+      "${train_opts[@]}" --device "$device" --ngpu "$ngpu"
   fi
   record_time "$times" "4 train CI LSTM" "$SECONDS"
 fi
@@ -210,7 +230,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
       log "alignment of train_words by $(basename "$ci") is up to date, skipping"
     else
       asr --log-file "$exp/log/align_train_words_$(basename "$ci").log" align "$ci" "$data/train_words" \
-        "$ci/ali_train_words" --words "$data/lang_words" --device "$device"
+        "$ci/ali_train_words" --words "$words_lang" --device "$device"
     fi
     all_ali=$ci/ali_train_all/ali.yaml
     if [ -f "$all_ali" ] && [ -f "$data/train_all/feats.scp" ] && [ "$all_ali" -nt "$ci/ali_train/ali.yaml" ] \
@@ -227,13 +247,13 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     log "Stage 5: a DNN on that realignment realigns train and dev again (the tree's and CD targets)"
     asr --log-file "$exp/log/train_$(basename "$cd_ali").log" train "$data/train" "$data/dev" "$cd_ali" \
       --lang "$lang_dir" --conf "$flat_start_conf" --ali-train "$ci/ali_train" --ali-dev "$ci/ali_dev" \
-      --device "$device" --ngpu "$ngpu"
+      "${train_opts[@]}" --device "$device" --ngpu "$ngpu"
     for set in train dev; do align_set "$cd_ali" "$set"; done
   fi
   if [ "$ci_realigned" = true ]; then
     asr --log-file "$exp/log/train_ci_realigned.log" train "$data/$cd_train" "$data/dev" "${ci}_realigned" \
       --lang "$lang_dir" --conf "$conf" --ali-train "$cd_ali/ali_$cd_train" --ali-dev "$cd_ali/ali_dev" \
-      --device "$device" --ngpu "$ngpu"
+      "${train_opts[@]}" --device "$device" --ngpu "$ngpu"
   fi
   record_time "$times" "5 realign" "$SECONDS"
 fi
@@ -247,13 +267,13 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
       log "tree $tree is up to date, skipping"
     else
       asr --log-file "$exp/log/tree_$n.log" build-tree "$data/$cd_train" "$cd_ali/ali_$cd_train" "$tree" \
-        --lang "$lang_dir" --num-leaves "$n"
+        --lang "$lang_dir" --num-leaves "$n" --frame-subsampling "$frame_subsampling"
     fi
     if [ "$score_phones" = true ]; then
-      asr --log-file "$exp/log/graph_$n.log" make-graph "$data/train" "$data/lang" --order 2 \
+      asr --log-file "$exp/log/graph_$n.log" make-graph "$data/train" "$phone_lang" --order 2 \
         --tree "$tree/tree.json" --graph-dir "$tree"
     fi
-    asr --log-file "$exp/log/graph_words_$n.log" make-word-graph "$data/lang_words" "$tree/graph_words" \
+    asr --log-file "$exp/log/graph_words_$n.log" make-word-graph "$words_lang" "$tree/graph_words" \
       --tree "$tree/tree.json"
   done
   record_time "$times" "6 trees" "$SECONDS"
@@ -268,7 +288,8 @@ if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
   for n in $cd_leaves; do
     asr --log-file "$exp/log/train_cd_$n.log" train "$data/$cd_train" "$data/dev" "$exp/cd_lstm_$n" \
       --lang "$lang_dir" --conf "$cd_conf" --tree "$exp/tree_$n/tree.json" \
-      --ali-train "$cd_ali/ali_$cd_train" --ali-dev "$cd_ali/ali_dev" "${init[@]}" --device "$device" --ngpu "$ngpu"
+      --ali-train "$cd_ali/ali_$cd_train" --ali-dev "$cd_ali/ali_dev" "${init[@]}" "${train_opts[@]}" \
+      --device "$device" --ngpu "$ngpu"
   done
   record_time "$times" "7 train CD LSTM" "$SECONDS"
 fi
@@ -331,8 +352,8 @@ if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
     case $(basename "$model") in
       cd_lstm_*) (if [ "$score_phones" = true ]; then decode_system "$model" "$exp/tree_${model##*_}"; fi
                   decode_words_system "$model" "$exp/tree_${model##*_}/graph_words") & ;;
-      *) (if [ "$score_phones" = true ]; then decode_system "$model" "$data/lang"; fi
-          decode_words_system "$model" "$data/graph_words_ci") & ;;
+      *) (if [ "$score_phones" = true ]; then decode_system "$model" "$phone_lang"; fi
+          decode_words_system "$model" "$ci_word_graph") & ;;
     esac
     pids+=("$!")
     if [ "${#pids[@]}" -ge "$nj" ]; then

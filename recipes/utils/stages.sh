@@ -33,3 +33,13 @@ record_time() {
   { grep -v -F "${label}"$'\t' "$file" || true; printf '%s\t%s\n' "$label" "$secs"; } | sort -V > "$file.tmp"
   mv "$file.tmp" "$file"
 }
+
+lfr_suffix() {
+  # lfr_suffix <frame_subsampling>: "" for 1, _lfrK for K > 1 (the exp and lang dirs' suffix);
+  # exits with a message unless K is a whole number >= 1
+  case $1 in
+    '' | *[!0-9]* | 0*) log "--frame-subsampling must be a whole number >= 1, not '$1'"; exit 1 ;;
+    1) ;;
+    *) printf '_lfr%s\n' "$1" ;;
+  esac
+}

@@ -1,0 +1,104 @@
+"""Lower frame rates: the stacked network input, and alignments converted between rates."""
+
+import numpy as np
+import pytest
+
+from asr.features.frame_rate import FrameRate
+from asr.hmm.convert import convert_alignment
+from asr.hmm.targets import TooShortError
+from asr.hmm.transitions import PhoneRun, alignment_from_runs, ci_transitions
+from asr.phones.topology import Topology
+
+PHONES = ["sil", "aa", "b", "k"]
+TOPO3 = Topology(3, 0.75)
+TOPO1 = Topology(1, 0.5)
+
+
+def test_num_frames_and_stacking():
+    rate = FrameRate(0.01, 3)
+    assert rate.shift_s == pytest.approx(0.03)
+    assert [rate.num_frames(10, o) for o in range(3)] == [4, 3, 3]
+    assert rate.num_frames(0) == 0 and rate.num_frames(1, 0) == 1
+    feats = np.arange(20, dtype=np.float32).reshape(10, 2)  # frame t = (2t, 2t + 1)
+    stacked = rate.stack(feats, offset=1)
+    assert stacked.shape == (3, 6)
+    np.testing.assert_array_equal(stacked[0], [2, 3, 4, 5, 6, 7])   # frames 1, 2, 3
+    np.testing.assert_array_equal(stacked[2], [14, 15, 16, 17, 18, 19])  # frames 7, 8, 9
+    last = rate.stack(feats)[-1]  # frame 9, then 9 repeated past the end
+    np.testing.assert_array_equal(last, [18, 19, 18, 19, 18, 19])
+    assert FrameRate(0.01, 1).stack(feats) is feats
+    np.testing.assert_allclose(rate.centers(3, 0.0125, 1), [0.0325, 0.0625, 0.0925])
+    with pytest.raises(ValueError, match="offset 3"):
+        rate.num_frames(10, 3)
+    with pytest.raises(ValueError, match="whole number"):
+        FrameRate(0.01, 0)
+
+
+def _alignment(lengths, phones_idx, topo=TOPO3):
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    runs = [PhoneRun(p, int(a), int(b)) for p, a, b in zip(phones_idx, bounds[:-1], bounds[1:])]
+    return alignment_from_runs(runs, PHONES, topo), bounds
+
+
+def test_conversion_down_and_back_keeps_every_phone():
+    rng = np.random.default_rng(0)
+    for trial in range(50):
+        n = int(rng.integers(2, 30))
+        lengths = rng.integers(3, 15, size=n)  # 30–140 ms phones; some of one output frame
+        phones_idx = rng.integers(0, len(PHONES), size=n)
+        phones_idx[1:][phones_idx[1:] == phones_idx[:-1]] = (phones_idx[1:][phones_idx[1:] == phones_idx[:-1]] + 1) % 4
+        ali, bounds = _alignment(lengths, phones_idx)
+        T = len(ali)
+        for offset in range(3):
+            low = convert_alignment(ali, PHONES, (TOPO3, 1), (TOPO1, FrameRate(0.01, 3)), T, offset)
+            assert len(low) == FrameRate(0.01, 3).num_frames(T, offset)
+            low_runs = ci_transitions(PHONES, TOPO1).phone_runs(low)
+            assert [r.phone for r in low_runs] == list(phones_idx)
+            # each low-rate boundary within one output frame of the feature-rate one
+            starts = np.array([r.start for r in low_runs]) * 3 + offset
+            assert np.abs(starts[1:] - bounds[1:-1]).max() <= 3
+            back = convert_alignment(low, PHONES, (TOPO1, 3), (TOPO3, FrameRate(0.01, 1)), T)
+            back_runs = ci_transitions(PHONES, TOPO3).phone_runs(back)
+            assert len(back) == T and [r.phone for r in back_runs] == list(phones_idx)
+
+
+def test_identity_conversion_and_repeated_phones():
+    ali, _ = _alignment([4, 3, 5, 6], [1, 1, 2, 2])  # a phone repeated: told apart by state 0's entry
+    same = convert_alignment(ali, PHONES, (TOPO3, 1), (TOPO3, FrameRate(0.01, 1)), len(ali))
+    np.testing.assert_array_equal(same, ali)
+    low = convert_alignment(ali, PHONES, (TOPO3, 1), (TOPO1, FrameRate(0.01, 3)), len(ali))
+    assert [r.phone for r in ci_transitions(PHONES, TOPO1).phone_runs(low)] == [1, 1, 2, 2]
+
+
+def test_conversion_too_short_for_the_phones():
+    ali, _ = _alignment([3, 3, 3, 3], [0, 1, 2, 3])
+    low = convert_alignment(ali, PHONES, (TOPO3, 1), (TOPO1, FrameRate(0.01, 3)), 12)
+    assert len(low) == 4  # a phone of one output frame each
+    with pytest.raises(TooShortError, match="u1"):  # 4 output frames cannot hold four 3-state phones
+        convert_alignment(ali, PHONES, (TOPO3, 1), (TOPO3, FrameRate(0.01, 3)), 12, utt="u1")
+
+
+def test_a_phone_of_one_output_frame_is_decoded(tmp_path):
+    """Over the graph of a 1-state lang (a lower frame rate model's), phones of one frame
+    come out of the decoder with their frames."""
+    from asr.decode.wfst import WfstDecoder
+    from asr.hmm.context import ContextDependency
+    from asr.lang.graph import make_decoding_graph
+    from asr.phones.timit import PHONES48
+
+    phones = list(PHONES48)
+    ctx = ContextDependency.ci(phones, TOPO1)
+    rng = np.random.default_rng(0)
+    sentences = [rng.choice(phones, 30).tolist() for _ in range(200)]
+    text = tmp_path / "text"
+    text.write_text("".join(f"u{i:03d} {' '.join(s)}\n" for i, s in enumerate(sentences)))
+    decoder = WfstDecoder(make_decoding_graph(tmp_path / "lang", ctx, text), ci_transitions(phones, TOPO1))
+    truth = ["sil", "b", "aa", "k", "iy", "t", "sil"]
+    lengths = [3, 1, 1, 2, 1, 4, 2]
+    idx = [phones.index(p) for p in truth]
+    pdfs = np.repeat([ctx.pdf((i + 1,), 0) for i in idx], lengths)
+    scores = (-10.0 + 0.5 * rng.standard_normal((len(pdfs), ctx.num_pdfs))).astype(np.float32)
+    scores[np.arange(len(pdfs)), pdfs] = 0.0
+    result = decoder.decode(scores)
+    assert [phones[r.phone] for r in result.runs] == truth
+    assert [r.end - r.start for r in result.runs] == lengths
