@@ -405,13 +405,15 @@ def _read_vectors(scp: Path, phones: list[str], topology: Topology) -> dict[str,
     return out
 
 
-def check_against_features(aset: AlignmentSet, feats: Mapping[str, np.ndarray],
-                           where: str) -> list[str]:
-    """Check that every aligned utterance of ``feats`` has one label per feature row.
+def check_against_features(aset: AlignmentSet, feats: Mapping[str, np.ndarray | int],
+                           where: str, factor: int = 1) -> list[str]:
+    """Check that every aligned utterance of ``feats`` has one label per ``factor`` feature rows.
 
     Args:
-        feats: utt → (T, D) features (e.g. a :class:`~asr.features.storage.FeatureSet`).
+        feats: utt → (T, D) features (e.g. a :class:`~asr.features.storage.FeatureSet`), or T.
         where: names the pair in messages (e.g. "exp/ali_train vs data/train").
+        factor: feature frames per alignment frame (an alignment at a lower frame rate
+            has ceil(T / factor) frames).
 
     Returns:
         The utterances (sorted) that have features but no alignment; a
@@ -427,10 +429,10 @@ def check_against_features(aset: AlignmentSet, feats: Mapping[str, np.ndarray],
         if ali is None:
             missing.append(utt)
             continue
-        rows = len(feats[utt])
-        if len(ali) != rows:
+        rows = feats[utt] if isinstance(feats[utt], (int, np.integer)) else len(feats[utt])
+        if len(ali) != -(-rows // factor):
             raise DataError(f"{where}: utterance {utt}: alignment has {len(ali)} frames, "
-                            f"features have {rows}")
+                            f"features have {rows}" + (f" (one frame every {factor})" if factor > 1 else ""))
     if missing:
         log.warning("%s: %d of %d utterances have no alignment (e.g. %s)",
                     where, len(missing), len(feats), missing[0])

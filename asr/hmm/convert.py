@@ -22,7 +22,7 @@ import numpy as np
 
 from asr.errors import DataError
 from asr.features.frame_rate import FrameRate
-from asr.hmm.alignment import AlignmentSet
+from asr.hmm.alignment import AlignmentSet, check_against_features
 from asr.hmm.targets import TooShortError, fit_min_frames
 from asr.hmm.transitions import PhoneRun, alignment_from_runs, ci_transitions
 from asr.phones.topology import Topology
@@ -91,25 +91,14 @@ def alignments_at(aset: AlignmentSet, frames: Mapping[str, int], topology: Topol
     if factor < 1 or abs(ratio - factor) > 1e-6:
         raise DataError(f"{where}: alignment frames of {aset.frame_shift_s * 1000:g} ms are not a whole "
                         f"number of the features' {rate.feature_shift_s * 1000:g} ms frames")
-    source = FrameRate(rate.feature_shift_s, factor)
+    missing = set(check_against_features(aset, frames, where, factor))
     same = factor == rate.factor and offset == 0 and aset.topology == topology
     out: dict[str, np.ndarray] = {}
-    missing: list[str] = []
-    for utt in sorted(frames):
-        ali = aset.alignments.get(utt)
-        if ali is None:
-            missing.append(utt)
-            continue
-        if len(ali) != source.num_frames(frames[utt]):
-            raise DataError(f"{where}: utterance {utt}: alignment has {len(ali)} frames, features have "
-                            f"{frames[utt]}" + (f" ({source.num_frames(frames[utt])} of {factor})"
-                                                if factor > 1 else ""))
+    for utt in sorted(set(frames) - missing):
+        ali = aset.alignments[utt]
         try:
             out[utt] = ali if same else convert_alignment(ali, aset.phones, (aset.topology, factor),
                                                           (topology, rate), frames[utt], offset, utt)
         except TooShortError as exc:
             log.warning("%s: %s; utterance left out", where, exc)
-    if missing:
-        log.warning("%s: %d of %d utterances have no alignment (e.g. %s)", where, len(missing), len(frames),
-                    missing[0])
     return out
