@@ -102,3 +102,13 @@ def test_a_phone_of_one_output_frame_is_decoded(tmp_path):
     result = decoder.decode(scores)
     assert [phones[r.phone] for r in result.runs] == truth
     assert [r.end - r.start for r in result.runs] == lengths
+
+
+def test_a_lower_rate_models_batches_hold_as_much_audio():
+    from asr.nn.train import TrainConfig
+
+    cfg = TrainConfig(batch_frames=8000, chunk_frames=800)
+    assert cfg.at_network_rate(1) is cfg
+    low = cfg.at_network_rate(3)
+    assert (low.batch_frames, low.chunk_frames, low.tbptt) == (2667, 267, 0)
+    assert TrainConfig(batch_frames=600, chunk_frames=20, tbptt=20).at_network_rate(3).tbptt == 7

@@ -79,6 +79,6 @@ def test_the_lower_rate_model_decodes_every_phone(lfr):
     manifest = yaml.safe_load((lfr / "cd/bundle.yaml").read_text())
     assert manifest["components"]["network"]["frame_subsampling"] == 3
     scores = yaml.safe_load((lfr / "cd/decode_dev/scores.yaml").read_text())
-    assert scores["per"] <= 10.0, scores  # measured 6.67 (the 10 ms toy model: 3.33); one that learnt nothing ~90
+    assert scores["per"] <= 10.0, scores  # measured 5.00 (the 10 ms toy model: 3.33); one that learnt nothing ~90
     hyps = [line.split()[1:] for line in (lfr / "cd/decode_dev/hyp.txt").read_text().splitlines()]
     assert "Q" in {p for h in hyps for p in h} and set(p for h in hyps for p in h) <= set(PHONES)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -66,8 +66,8 @@ class TrainConfig:
     lr: float = 1e-3
     lr_decay: float = 0.5          # multiply the lr by this when dev loss stops improving (newbob)
     min_improvement: float = 0.005  # relative dev-loss improvement that counts as progress
-    batch_frames: int = 8000       # padded frames per batch (over all processes)
-    chunk_frames: int = 800        # longest training piece (state reset at its start)
+    batch_frames: int = 8000       # padded feature frames per batch (over all processes)
+    chunk_frames: int = 800        # longest training piece in feature frames (state reset at its start)
     grad_clip: float = 5.0
     weight_decay: float = 0.0
     min_lr: float = 0.0            # stop once the lr has decayed below this
@@ -85,6 +85,17 @@ class TrainConfig:
 
     #: Settings that do not change the trained weights: a run may resume with them changed.
     FREE = ("resident", "checkpoint_every")
+
+    def at_network_rate(self, frame_subsampling: int) -> "TrainConfig":
+        """The settings counted in the network's output frames: a model of one output every
+        k feature frames holds as much audio a batch, a piece and a TBPTT stream as one at
+        the feature rate (batch_frames, chunk_frames and tbptt divided by k, rounded up), so
+        it takes as many steps an epoch."""
+        if frame_subsampling == 1:
+            return self
+        k = frame_subsampling
+        return replace(self, batch_frames=-(-self.batch_frames // k), chunk_frames=-(-self.chunk_frames // k),
+                       tbptt=-(-self.tbptt // k))
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_frames", "chunk_frames"):
@@ -437,6 +448,7 @@ def train(
         cfg.check_model(model_cfg)
     except ValueError as exc:
         raise ModelError(f"{exp_dir}: {exc}") from None
+    saved_cfg, cfg = cfg, cfg.at_network_rate(model_cfg.frame_subsampling)
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg).to(device)  # the same initial weights on every process
     if dist.rank:  # dropout masks and SpecAugment draws of its own (process 0 goes on as one process does)
@@ -464,7 +476,7 @@ def train(
     if dist.is_main:  # only once the checkpoint is known to fit: a refused call leaves the dir as it was
         exp_dir.mkdir(parents=True, exist_ok=True)
         model_cfg.save(exp_dir / "model.yaml")
-        atomic_write_text(exp_dir / "train.yaml", yaml.safe_dump(asdict(cfg), sort_keys=True))
+        atomic_write_text(exp_dir / "train.yaml", yaml.safe_dump(asdict(saved_cfg), sort_keys=True))
     start_epoch = state["epoch"]
     net = wrap_network(model, cfg, device)
     copies = copies or []
