@@ -20,6 +20,10 @@ from asr.phones.lang import Lang
 from asr.phones.topology import Topology
 from toy_corpus import PHONES, TOY, phone_corpus, phone_lm_text
 
+#: 18 s on 2 cores: slow, to keep the default suite under 5 minutes (the unit tests of the lower
+#: frame rate, tests/test_frame_rate.py and test_nn.py's, are in it)
+pytestmark = pytest.mark.slow
+
 CONF = """model: {num_layers: 1, hidden: 64, proj: 0, bidirectional: true, dropout: 0.0}
 train: {epochs: 25, lr: 0.01, batch_frames: 600, chunk_frames: 100, seed: 0}
 """
