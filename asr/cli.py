@@ -194,10 +194,15 @@ def _context(tree: Path | None, lang_dir: Path):
 
 def cmd_lang_topology(args: argparse.Namespace) -> int:
     from asr.lang.lang_dir import lang_with_topology
-    from asr.phones.topology import Topology
+    from asr.phones.lang import Lang
+    from asr.phones.topology import PhoneHmm, Topology
 
     try:
-        topology = Topology(args.states, args.self_loop_prob)
+        if args.chain:
+            hmm = PhoneHmm.chain(args.self_loop_prob)
+            topology = Topology.of({p: hmm for p in Lang.load(args.src).phones})
+        else:
+            topology = Topology(args.states, args.self_loop_prob)
     except ModelError as exc:
         raise DataError(f"--states {args.states} --self-loop-prob {args.self_loop_prob}: {exc}") from None
     lang_with_topology(args.src, args.dst, topology)
@@ -684,6 +689,8 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--states", type=int, default=1, help="left-to-right states of every phone (default 1: "
                    "a phone can last one frame)")
     s.add_argument("--self-loop-prob", type=float, default=0.5, help="each state's self-loop probability")
+    s.add_argument("--chain", action="store_true", help="Kaldi's chain topology instead (2 states: the first "
+                   "frame's, which leaves or goes on to a looping state; a phone can last one frame)")
     s.set_defaults(func=cmd_lang_topology)
 
     s = sub.add_parser("prepare-lang", allow_abbrev=False, help="word LM, lexicon, L and G (the word lang dir)")

@@ -6,12 +6,14 @@ import pytest
 from asr.features.frame_rate import FrameRate
 from asr.hmm.convert import convert_alignment
 from asr.hmm.targets import TooShortError
-from asr.hmm.transitions import PhoneRun, alignment_from_runs, ci_transitions
-from asr.phones.topology import Topology
+from asr.hmm.transitions import PhoneRun, alignment_from_runs, check_alignment, ci_transitions
+from asr.phones.topology import PhoneHmm, Topology
 
 PHONES = ["sil", "aa", "b", "k"]
 TOPO3 = Topology(3, 0.75)
 TOPO1 = Topology(1, 0.5)
+#: Kaldi's chain topology for every phone: a first frame of its own, then a looping state
+CHAIN = Topology.of({p: PhoneHmm.chain() for p in PHONES})
 
 
 def test_num_frames_and_stacking():
@@ -40,7 +42,8 @@ def _alignment(lengths, phones_idx, topo=TOPO3):
     return alignment_from_runs(runs, PHONES, topo), bounds
 
 
-def test_conversion_down_and_back_keeps_every_phone():
+@pytest.mark.parametrize("low_topo", [TOPO1, CHAIN], ids=["1-state", "chain"])
+def test_conversion_down_and_back_keeps_every_phone(low_topo):
     rng = np.random.default_rng(0)
     for trial in range(50):
         n = int(rng.integers(2, 30))
@@ -50,14 +53,15 @@ def test_conversion_down_and_back_keeps_every_phone():
         ali, bounds = _alignment(lengths, phones_idx)
         T = len(ali)
         for offset in range(3):
-            low = convert_alignment(ali, PHONES, (TOPO3, 1), (TOPO1, FrameRate(0.01, 3)), T, offset)
+            low = convert_alignment(ali, PHONES, (TOPO3, 1), (low_topo, FrameRate(0.01, 3)), T, offset)
             assert len(low) == FrameRate(0.01, 3).num_frames(T, offset)
-            low_runs = ci_transitions(PHONES, TOPO1).phone_runs(low)
+            check_alignment(low, PHONES, low_topo, len(low), "low")  # a path of the low-rate HMMs
+            low_runs = ci_transitions(PHONES, low_topo).phone_runs(low)
             assert [r.phone for r in low_runs] == list(phones_idx)
             # each low-rate boundary within one output frame of the feature-rate one
             starts = np.array([r.start for r in low_runs]) * 3 + offset
             assert np.abs(starts[1:] - bounds[1:-1]).max() <= 3
-            back = convert_alignment(low, PHONES, (TOPO1, 3), (TOPO3, FrameRate(0.01, 1)), T)
+            back = convert_alignment(low, PHONES, (low_topo, 3), (TOPO3, FrameRate(0.01, 1)), T)
             back_runs = ci_transitions(PHONES, TOPO3).phone_runs(back)
             assert len(back) == T and [r.phone for r in back_runs] == list(phones_idx)
 
@@ -112,3 +116,35 @@ def test_a_lower_rate_models_batches_hold_as_much_audio():
     low = cfg.at_network_rate(3)
     assert (low.batch_frames, low.chunk_frames, low.tbptt) == (2667, 267, 0)
     assert TrainConfig(batch_frames=600, chunk_frames=20, tbptt=20).at_network_rate(3).tbptt == 7
+
+
+def test_the_chain_topologys_entry_state_lasts_one_frame():
+    hmm = PhoneHmm.chain(0.6)
+    assert hmm.min_frames == 1 and not hmm.is_left_to_right
+    assert [hmm.state_path(t).tolist() for t in (1, 2, 4)] == [[0], [0, 1], [0, 1, 1, 1]]
+    assert PhoneHmm(3, 0.75).state_path(5).tolist() == [0, 0, 1, 1, 2]  # left to right: as before
+    with pytest.raises(Exception, match="self-loop probability"):
+        PhoneHmm.chain(1.0)
+
+
+def test_lang_topology_copies_a_lang_dir_with_other_hmms(tmp_path):
+    """asr lang-topology: the phones, score map and other files are the source's, the HMMs the
+    new ones, graphs left behind; a second call finds the copy up to date and leaves it."""
+    from asr.cli import main
+    from asr.phones.lang import Lang
+    from toy_corpus import TOY
+
+    TOY.write(tmp_path / "lang")
+    (tmp_path / "lang/HCG.fst").write_text("a graph of the old HMMs")
+    (tmp_path / "lang/G.fst").write_text("G")
+    assert main(["lang-topology", str(tmp_path / "lang"), str(tmp_path / "chain"), "--chain"]) == 0
+    chain = Lang.load(tmp_path / "chain")
+    assert chain.phones == TOY.phones and chain.score_map == TOY.score_map
+    assert all(chain.topology.hmm(p) == PhoneHmm.chain() for p in chain.phones)
+    assert (tmp_path / "chain/G.fst").is_file() and not (tmp_path / "chain/HCG.fst").exists()
+    stamp = (tmp_path / "chain/topo").stat().st_mtime_ns
+    assert main(["lang-topology", str(tmp_path / "lang"), str(tmp_path / "chain"), "--chain"]) == 0
+    assert (tmp_path / "chain/topo").stat().st_mtime_ns == stamp
+    assert main(["lang-topology", str(tmp_path / "lang"), str(tmp_path / "chain"), "--states", "1"]) == 0
+    assert Lang.load(tmp_path / "chain").topology == Topology(1, 0.5)
+    assert main(["lang-topology", str(tmp_path / "lang"), str(tmp_path / "bad"), "--self-loop-prob", "1"]) != 0

@@ -124,7 +124,19 @@ class PhoneHmm:
         n = self.num_states
         chain = all(self.matrix[k, k + 1] > 0 for k in range(n - 1)) and self.matrix[n - 1, n] > 0
         path = np.arange(n) if chain and num_frames >= n else self._shortest_path
-        return path[(np.arange(num_frames) * len(path) // num_frames)].astype(np.int64)
+        loops = np.diag(self.matrix[:, :-1])[path] > 0
+        if loops.all():
+            return path[(np.arange(num_frames) * len(path) // num_frames)].astype(np.int64)
+        # states without a self-loop (the entry state of Kaldi's chain topology) last one frame;
+        # the others share the rest as above
+        if not loops.any() and num_frames > len(path):
+            raise ValueError(f"no path of the HMM lasts {num_frames} frames")
+        repeats = np.ones(len(path), dtype=np.int64)
+        looping = np.flatnonzero(loops)
+        extra = num_frames - len(path)
+        if extra > 0:
+            repeats[looping] += np.bincount(np.arange(extra) * len(looping) // extra, minlength=len(looping))
+        return np.repeat(path, repeats).astype(np.int64)
 
     def loop_costs(self, self_loop_scale: float) -> np.ndarray:
         """(S,) the self-loop cost of each state (inf: no self-loop)."""
@@ -150,6 +162,15 @@ class PhoneHmm:
         _check_scale(self_loop_scale)
         return (-math.log(self.self_loop_prob) * self_loop_scale,
                 -math.log(1.0 - self.self_loop_prob) * self_loop_scale)
+
+    @classmethod
+    def chain(cls, self_loop_prob: float = 0.5) -> "PhoneHmm":
+        """Kaldi's chain topology with one pdf class per state: state 0 lasts one frame (no
+        self-loop) and leaves the phone or goes on to state 1, which loops; a phone can last
+        one frame, and its first frame has a pdf of its own (2 pdfs a phone)."""
+        if not 0.0 < self_loop_prob < 1.0:
+            raise ModelError(f"self-loop probability must be in (0, 1), got {self_loop_prob}")
+        return cls(2, transitions=((0.0, 0.5, 0.5), (0.0, self_loop_prob, 1.0 - self_loop_prob)))
 
     @classmethod
     def kaldi_silence(cls, num_states: int) -> "PhoneHmm":

@@ -23,7 +23,8 @@ cd_conf=""          # CD models (stage 7); default conf/cd_lstm_<size>.yaml, els
 cd_leaves="1000"    # decision-tree sizes to train CD models for, e.g. "300 500 1000" (1000: chosen on dev)
 cd_init=true        # start the CD models' LSTM layers from the CI model's (stage 7)
 ci_realigned=false  # also retrain the CI model on the realignment (stage 5)
-frame_subsampling=1 # acoustic models emit one output every K feature frames (K > 1: 1-state HMMs; exp dir <name>_lfrK)
+frame_subsampling=1 # acoustic models emit one output every K feature frames (exp dir <name>_lfrK)
+lfr_topology=1state # K > 1: every phone's HMM, 1state (one looping state) or chain (Kaldi's; <name>_lfrK_chain)
 vocab_size=""       # word LM vocabulary (default: 20000; 3000 for --size tiny)
 lm_sentences=""     # sentences sampled for the word LM text (default: 400000; 3000 for tiny)
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexicon my.dict"
@@ -34,11 +35,11 @@ tune_set=auto       # decoding scales tuned on dev, or mixed: dev + dev_unseen +
                     # training; dev WER +0.5, unseen voices -1.6 to -1.8 on medium); auto: mixed when those exist
 rnn_decoder=true    # stage 9: the RNN phone-sequence decoder (false: skip it)
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage size seed nj device ngpu feat_kind unseen_voices neural_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts tune_set rnn_decoder frame_subsampling out"
+option_names="stage stop_stage size seed nj device ngpu feat_kind unseen_voices neural_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts tune_set rnn_decoder frame_subsampling lfr_topology out"
 usage="Usage: $0 [--stage N] [--stop-stage M] [--size auto|tiny|small|medium|timit] [--device auto|cpu|cuda] [--ngpu N] [--unseen-voices awb]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"500 1000\"] [--cd-init true]
   [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 400000] [--lm-opts \"--lm my.arpa\"]
-  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--tune-set auto|dev|mixed] [--frame-subsampling 3] [--out dir]
+  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--tune-set auto|dev|mixed] [--frame-subsampling 3] [--lfr-topology 1state|chain] [--out dir]
   e.g.: $0 --size small --stage 0 --stop-stage 10"
 
 . "$root/recipes/utils/parse_options.sh"
@@ -72,7 +73,7 @@ out=$(abspath "$out")
 cd "$root"
 
 data=$out/data/synth_${size}
-exp=$out/exp/synth_${size}$(lfr_suffix "$frame_subsampling")
+exp=$out/exp/synth_${size}$(lfr_suffix "$frame_subsampling" "$lfr_topology")
 times=$exp/stage_times.tsv
 mkdir -p "$exp/log"
 

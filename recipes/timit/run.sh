@@ -19,7 +19,8 @@ cd_conf=$root/recipes/timit/conf/cd_lstm.yaml     # CD models (stage 7)
 cd_leaves="2500"    # decision-tree sizes to train CD models for, e.g. "1000 2500 4000"
 cd_init=true        # start the CD models' LSTM layers from the CI model's (stage 7)
 ci_realigned=true   # also retrain the CI model on the realignment (stage 5)
-frame_subsampling=1 # acoustic models emit one output every K feature frames (K > 1: 1-state HMMs; exp dir <name>_lfrK)
+frame_subsampling=1 # acoustic models emit one output every K feature frames (exp dir <name>_lfrK)
+lfr_topology=1state # K > 1: every phone's HMM, 1state (one looping state) or chain (Kaldi's; <name>_lfrK_chain)
 nj=2                # processes for LM text sampling and decoding
 vocab_size=""       # word LM vocabulary (default: 20000)
 lm_sentences=""     # sentences sampled for the word LM text (default: 400000)
@@ -29,11 +30,11 @@ phone_lm_text=true  # the phone LM also reads the word LM text expanded through 
 phone_lm_opts=""    # more train-phone-lm options, e.g. "--eval /more/data/dir"
 rnn_decoder=true    # stage 9: the RNN phone-sequence decoder (false: skip it)
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage timit nj device ngpu feat_kind conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts rnn_decoder frame_subsampling out"
+option_names="stage stop_stage timit nj device ngpu feat_kind conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts rnn_decoder frame_subsampling lfr_topology out"
 usage="Usage: $0 --timit /path/to/TIMIT [--stage N] [--stop-stage M] [--device auto|cpu|cuda] [--ngpu N]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"1000 2000\"] [--cd-init true]
   [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 400000] [--lm-opts \"--lm my.arpa\"]
-  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--frame-subsampling 3] [--out dir]"
+  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--frame-subsampling 3] [--lfr-topology 1state|chain] [--out dir]"
 
 . "$root/recipes/utils/parse_options.sh"
 . "$root/recipes/utils/stages.sh"
@@ -49,7 +50,7 @@ out=$(abspath "$out")
 cd "$root"
 
 data=$out/data/timit
-exp=$out/exp/timit$(lfr_suffix "$frame_subsampling")
+exp=$out/exp/timit$(lfr_suffix "$frame_subsampling" "$lfr_topology")
 times=$exp/stage_times.tsv
 mkdir -p "$exp/log"
 

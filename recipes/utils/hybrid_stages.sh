@@ -10,8 +10,10 @@
 #   its first phone_lm_sentences (default 20000) sentences)
 #   rnn_decoder (false: skip stage 9)
 #   frame_subsampling (default 1; K > 1: every acoustic model emits one output every K feature
-#   frames and reads K stacked; the lang dirs get a 1-state HMM for every phone, as
+#   frames and reads K stacked; the lang dirs get an HMM a phone can cross in one frame, as
 #   $data/lang_lfrK and $data/lang_words_lfrK, and the graphs are built from those)
+#   lfr_topology (K > 1: 1state, one looping state a phone; chain, Kaldi's chain topology, the
+#   dirs' suffix _lfrK_chain)
 # where $data holds train/ dev/ test/ data dirs with phone segmentations, and
 # optionally more test sets (test_unseen/: voices never heard in training;
 # test_neural/: the neural voice's test speakers, word transcripts only),
@@ -53,7 +55,10 @@ frame_subsampling=${frame_subsampling:-1}
 # the lang dirs the models and graphs use: the prepared ones, or at a lower frame rate copies
 # with a 1-state HMM for every phone (a phone can last one output frame)
 phone_lang=$data/lang words_lang=$data/lang_words ci_word_graph=$data/graph_words_ci train_opts=()
-lfr=$(lfr_suffix "$frame_subsampling")
+lfr_topology=${lfr_topology:-1state}
+lfr=$(lfr_suffix "$frame_subsampling" "$lfr_topology")
+topology_opts=(--states 1)
+if [ "$lfr_topology" = chain ]; then topology_opts=(--chain); fi
 if [ -n "$lfr" ]; then
   phone_lang=$data/lang$lfr words_lang=$data/lang_words$lfr ci_word_graph=$data/graph_words_ci$lfr
   train_opts=(--frame-subsampling "$frame_subsampling")
@@ -107,7 +112,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   SECONDS=0
   if [ "$supervision" = phones ]; then
     if [ "$frame_subsampling" -gt 1 ]; then
-      asr --log-file "$exp/log/lang_topology.log" lang-topology "$data/lang" "$phone_lang" --states 1
+      asr --log-file "$exp/log/lang_topology.log" lang-topology "$data/lang" "$phone_lang" "${topology_opts[@]}"
     fi
     log "Stage 2: phone bigram LM and the CI decoding graph"
     asr --log-file "$exp/log/graph.log" make-graph "$data/train" "$phone_lang" --order 2
@@ -122,7 +127,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   asr --log-file "$exp/log/lang_words.log" prepare-lang "$data/train" "$data/lang_words" \
     $phone_lang_opts "${lm_train_opts[@]}" --eval "$data/dev" "${extra_dirs[@]}" "${eval_dirs[@]}" $lm_opts
   if [ "$frame_subsampling" -gt 1 ]; then
-    asr --log-file "$exp/log/lang_words_topology.log" lang-topology "$data/lang_words" "$words_lang" --states 1
+    asr --log-file "$exp/log/lang_words_topology.log" lang-topology "$data/lang_words" "$words_lang" "${topology_opts[@]}"
   fi
   asr --log-file "$exp/log/graph_words_ci.log" make-word-graph "$words_lang" "$ci_word_graph"
   record_time "$times" "2 lang" "$SECONDS"

@@ -35,11 +35,15 @@ record_time() {
 }
 
 lfr_suffix() {
-  # lfr_suffix <frame_subsampling>: "" for 1, _lfrK for K > 1 (the exp and lang dirs' suffix);
-  # exits with a message unless K is a whole number >= 1
+  # lfr_suffix <frame_subsampling> [<lfr_topology>]: "" for 1, _lfrK for K > 1 with 1-state HMMs,
+  # _lfrK_chain with Kaldi's chain topology (the exp and lang dirs' suffix); exits with a message
+  # unless K is a whole number >= 1 and the topology 1state or chain
   case $1 in
     '' | *[!0-9]* | 0*) log "--frame-subsampling must be a whole number >= 1, not '$1'"; exit 1 ;;
-    1) ;;
-    *) printf '_lfr%s\n' "$1" ;;
+  esac
+  case ${2:-1state} in
+    1state) [ "$1" = 1 ] || printf '_lfr%s\n' "$1" ;;
+    chain) [ "$1" = 1 ] || printf '_lfr%s_chain\n' "$1" ;;
+    *) log "--lfr-topology must be 1state or chain, not '$2'"; exit 1 ;;
   esac
 }

@@ -39,17 +39,18 @@ realign_dnn=true    # a DNN (--flat-start-conf) trained on the last CI model's r
 cd_conf=""          # CD models (default: recipes/synth/conf/cd_lstm_<size>.yaml, else cd_lstm.yaml)
 cd_leaves="1000"
 ci_realigned=true   # a CI LSTM (--conf) retrained on the realignment the tree reads (stage 5; chosen on dev)
-frame_subsampling=1 # acoustic models emit one output every K feature frames (K > 1: 1-state HMMs; exp dir <name>_lfrK)
+frame_subsampling=1 # acoustic models emit one output every K feature frames (exp dir <name>_lfrK)
+lfr_topology=1state # K > 1: every phone's HMM, 1state (one looping state) or chain (Kaldi's; <name>_lfrK_chain)
 cd_init=realigned   # the CD models start from: realigned (that CI LSTM), true (the flat start's last CI LSTM), false
 vocab_size=""       # word LM vocabulary (default: 20000; 3000 for --size tiny)
 lm_sentences=""     # sentences sampled for the word LM text (default: 400000; 3000 for tiny)
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa"
 out=$root
-option_names="stage stop_stage corpus layout train_set dev_set test_sets tag import_opts size seed unseen_voices neural_voices nj device ngpu feat_kind phone_lang_opts lexicon conf flat_start_conf flat_conf flat_rounds flat_start_utts realign_dnn cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts frame_subsampling out"
+option_names="stage stop_stage corpus layout train_set dev_set test_sets tag import_opts size seed unseen_voices neural_voices nj device ngpu feat_kind phone_lang_opts lexicon conf flat_start_conf flat_conf flat_rounds flat_start_utts realign_dnn cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts frame_subsampling lfr_topology out"
 usage="Usage: $0 [--corpus DIR --layout librispeech|aligner|kaldi --train-set S --dev-set S --test-sets \"S ...\"]
   [--phone-lang-opts \"--phone-lang DIR|timit\" | \"\"] [--lexicon my.dict] [--lm-opts \"--lm my.arpa\"]
   [--flat-rounds N] [--flat-start-utts N] [--realign-dnn true|false] [--ci-realigned true|false]
-  [--cd-init realigned|true|false] [--size tiny|small|medium] [--stage N] [--stop-stage M] [--frame-subsampling 3] [--out dir]
+  [--cd-init realigned|true|false] [--size tiny|small|medium] [--stage N] [--stop-stage M] [--frame-subsampling 3] [--lfr-topology 1state|chain] [--out dir]
   e.g.: $0 --size small                      (the synthetic corpus, words only)
         $0 --corpus /corpora/LibriSpeech --train-set train-clean-100 --dev-set dev-clean \\
            --test-sets \"test-clean\" --phone-lang-opts \"\" --lm-opts \"--lm 3-gram.arpa\" --import-opts \"\""
@@ -92,7 +93,7 @@ fi
 cd "$root"
 
 data=$out/data/words_$tag
-exp=$out/exp/words_$tag$(lfr_suffix "$frame_subsampling")
+exp=$out/exp/words_$tag$(lfr_suffix "$frame_subsampling" "$lfr_topology")
 times=$exp/stage_times.tsv
 mkdir -p "$exp/log"
 corpus_dir=${corpus:-$data/corpus}
