@@ -148,3 +148,23 @@ def test_lang_topology_copies_a_lang_dir_with_other_hmms(tmp_path):
     assert main(["lang-topology", str(tmp_path / "lang"), str(tmp_path / "chain"), "--states", "1"]) == 0
     assert Lang.load(tmp_path / "chain").topology == Topology(1, 0.5)
     assert main(["lang-topology", str(tmp_path / "lang"), str(tmp_path / "bad"), "--self-loop-prob", "1"]) != 0
+
+
+def test_a_small_lms_backoff_loops_are_warned_of_for_one_frame_phones(tmp_path, caplog):
+    """A bigram of a few phone strings has backoff weights above 1; with phones that can last
+    one frame, building the graph says so (3-state phones: silent)."""
+    import logging
+
+    from asr.hmm.context import ContextDependency
+    from asr.lang.graph import make_decoding_graph
+    from asr.lang.ngram import backoffs_above_one
+
+    text = tmp_path / "text"
+    text.write_text("u1 sil b aa k sil\nu2 sil k aa b sil\nu3 sil aa aa sil\n")
+    with caplog.at_level(logging.WARNING):
+        make_decoding_graph(tmp_path / "three", ContextDependency.ci(PHONES, TOPO3), text)
+    assert "backoff weights above 1" not in caplog.text
+    assert backoffs_above_one(tmp_path / "three/lm.arpa")
+    with caplog.at_level(logging.WARNING):
+        make_decoding_graph(tmp_path / "one", ContextDependency.ci(PHONES, TOPO1), text)
+    assert "backoff weights above 1" in caplog.text

@@ -44,7 +44,7 @@ from asr.hmm.context import ContextDependency
 from asr.hmm.transitions import enter_tid, loop_tid
 from asr.io import atomic_path, atomic_write_text, file_sha256
 from asr.phones.topology import PhoneHmm
-from asr.lang.ngram import arpa_to_g, read_arpa_counts, train_ngram
+from asr.lang.ngram import arpa_to_g, backoffs_above_one, read_arpa_counts, train_ngram
 from asr.symbols import read_phone_table, write_symbol_table
 
 logger = logging.getLogger(__name__)
@@ -439,6 +439,19 @@ def _set_step_inputs(record_path: Path, step: str, inputs: dict | None) -> None:
     atomic_write_text(record_path, yaml.safe_dump(record, sort_keys=True))
 
 
+def _warn_backoff_loops(arpa: Path, ctx: ContextDependency) -> None:
+    """Warn when a phone that can last one frame meets an LM with backoff weights above 1
+    (:func:`asr.lang.ngram.backoffs_above_one`): the decoder may loop through the backoff."""
+    if int(ctx.topology.min_frames(ctx.phones).min()) > 1:
+        return
+    histories = backoffs_above_one(arpa)
+    if histories:
+        logger.warning("%s: %d histories have backoff weights above 1 (e.g. %r), and some phones can last "
+                    "one frame: the decoder may re-enter a phone on every frame through G's backoff "
+                    "arcs (inserted phones); an LM trained on more text has none",
+                    arpa, len(histories), histories[0])
+
+
 def make_decoding_graph(lang_dir: Path, ctx: ContextDependency, train_phone_text: Path,
                         order: int = 2, graph_dir: Path | None = None,
                         self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE) -> Path:
@@ -484,6 +497,7 @@ def make_decoding_graph(lang_dir: Path, ctx: ContextDependency, train_phone_text
         _set_step_inputs(record, G_FST, g_inputs)
     if graph_dir != lang_dir:
         _ensure_phone_table(graph_dir / PHONES_TXT, phones)
+    _warn_backoff_loops(arpa, ctx)
     settings = graph_settings(order, ctx, g, self_loop_scale)
     if not (read_graph_settings(graph) == settings and _fst_is_valid(graph)):
         (graph_dir / GRAPH_YAML).unlink(missing_ok=True)  # no stale settings beside a new graph

@@ -118,6 +118,28 @@ def _unigram_tokens(lines: list[str]) -> set[str]:
     return tokens
 
 
+def backoffs_above_one(arpa_path: Path) -> list[str]:
+    """The histories of an ARPA file whose backoff weight is above 1 (log10 above 0), in file
+    order. G's backoff arc of such a history has a negative cost, and a word reached through
+    it can come out cheaper than the n-gram the file gives it: over HMMs a phone crosses in one
+    frame, a decoder can then re-enter a phone on every frame (a small LM's trap)."""
+    out: list[str] = []
+    order = 0
+    with open(arpa_path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            m = re.match(r"^\\(\d+)-grams:$", line)
+            if m:
+                order = int(m.group(1))
+                continue
+            if line.startswith("\\") or not line or not order:
+                continue
+            fields = line.split()
+            if len(fields) == order + 2 and float(fields[-1]) > 0:
+                out.append(" ".join(fields[1:-1]))
+    return out
+
+
 def arpa_vocabulary(arpa_path: Path) -> set[str]:
     """The unigram tokens of a valid ARPA file, without ``<s>`` and ``</s>``."""
     read_arpa_counts(arpa_path)
