@@ -573,7 +573,7 @@ def cmd_decode_words(args: argparse.Namespace) -> int:
     from asr.steps.decode_words import decode_words_and_score, tune_word_decoding
 
     model = HybridModel.load(args.model_dir, resolve_device(args.device))
-    given = {k: getattr(args, k) for k in ("beam", "max_active", "lattice_search_beam", "lattice_beam")}
+    given = {k: getattr(args, k) for k in ("beam", "max_active")}
     opts = SearchOptions(**{k: v for k, v in given.items() if v is not None})
     if args.tune:
         if args.graph_dir is None:
@@ -872,9 +872,6 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--nj", type=int, default=1, help="decoding processes (each loads the graph once)")
     s.add_argument("--beam", type=float, help="FasterDecoder beam (default 13)")
     s.add_argument("--max-active", type=int, help="FasterDecoder max active states (default 2000)")
-    s.add_argument("--lattice-search-beam", type=float,
-                   help="LatticeSimpleDecoder beam (default 11; word penalty sweep, and test when the penalty is not 0)")
-    s.add_argument("--lattice-beam", type=float, help="lattice beam (default 6)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_decode_words)
 

@@ -132,7 +132,6 @@ CONCEPTS = {
     "model conf": ("--conf", {"--config", "--model-conf"}),
     "device": ("--device", {"--gpu", "--use-gpu", "--cuda"}),
     "sets to report on": ("--eval", {"--report-sets", "--eval-dirs"}),
-    "lattice beam": ("--lattice-beam", {"--lat-beam"}),
 }
 
 

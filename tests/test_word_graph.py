@@ -204,6 +204,23 @@ def test_graph_is_cached_and_rebuilt_when_the_lm_changes(lang: Path, graph_dir: 
     assert WordGraph.load(graphs, PHONES).symbols(decoded.olabels) == ["ab", "cee", "cd"]  # the new LM
 
 
+def test_second_graph_reads_lg_from_the_lang_dir(lang: Path, graph_dir: Path, tmp_path: Path, caplog):
+    """The first graph leaves L∘G in lang/tmp/ (keyed by L's and G's bytes); the next graph of
+    the same lang reads it and is the same graph as one composed afresh."""
+    import logging
+    import shutil
+
+    assert yaml.safe_load((lang / "tmp" / "LG.yaml").read_text())["inputs"].keys() == {
+        "L_disambig.fst", "G.fst"}
+    with caplog.at_level(logging.INFO, logger="asr.lang.word_graph"):
+        make_word_graph(lang, toy_tree(), tmp_path / "again")
+    assert "LG read from" in caplog.text
+    fresh = tmp_path / "fresh"
+    shutil.copytree(lang, fresh, ignore=shutil.ignore_patterns("tmp"))
+    make_word_graph(fresh, toy_tree(), tmp_path / "fresh_graph")
+    assert (tmp_path / "again" / "HCLG.fst").read_bytes() == (tmp_path / "fresh_graph" / "HCLG.fst").read_bytes()
+
+
 def test_old_settings_with_a_transition_scale_are_still_up_to_date(lang: Path, graph_dir: Path,
                                                                   tmp_path: Path):
     """HCLG.yaml written when graphs recorded a (meaningless) transition_scale still loads and

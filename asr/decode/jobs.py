@@ -1,6 +1,5 @@
 """Word decoding in worker processes, each loading the graph once: best paths
-(FasterDecoder, with max-active pruning) and lattices (LatticeSimpleDecoder).
-A worker made with a word insertion penalty decodes over the graph with the
+(FasterDecoder, with max-active pruning). A worker made with a word insertion penalty decodes over the graph with the
 penalty on its word arcs (:func:`asr.lang.word_graph.with_word_penalty`).
 
 This module imports no torch (the workers are spawned, and start in about
@@ -18,7 +17,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from asr.decode.lattice import DEFAULT_BEAM, DEFAULT_LATTICE_BEAM, BestPath, LatticeDecoder, sweep
+from asr.decode.lattice import DEFAULT_BEAM, DEFAULT_LATTICE_BEAM, BestPath
 from asr.decode.wfst import WfstDecoder
 from asr.errors import AsrError
 from asr.hmm.context import ContextDependency
@@ -32,8 +31,8 @@ _worker: dict = {}
 
 @dataclass(frozen=True)
 class SearchOptions:
-    """Beams of the two decoders (the lattice decoder has no max-active pruning,
-    so it gets a narrower beam)."""
+    """Beams of the best-path decoder and of the lattice decoder (``asr transcribe``'s word
+    confidences; it has no max-active pruning, so it gets a narrower beam)."""
 
     beam: float = 13.0
     max_active: int = 2000
@@ -51,13 +50,11 @@ def load_word_graph_fst(graph_path: str, penalty: float = 0.0):
 
 
 def init_worker(graph_path: str, ctx: ContextDependency, opts: SearchOptions, penalty: float = 0.0) -> None:
-    """Load the graph (with the word ``penalty`` on it) and make both decoders over it, once per process."""
+    """Load the graph (with the word ``penalty`` on it) and make the decoder over it, once per process."""
     graph = load_word_graph_fst(graph_path, penalty)
     transitions = Transitions(ctx)
     _worker["penalty"] = penalty
     _worker["faster"] = WfstDecoder(graph, transitions, beam=opts.beam, max_active=opts.max_active, check=False)
-    _worker["lattice"] = LatticeDecoder(graph, transitions, opts.lattice_search_beam, opts.lattice_beam,
-                                        name=graph_path)
 
 
 def faster_utt(utt: str, scores: np.ndarray) -> tuple[str, object]:
@@ -66,15 +63,6 @@ def faster_utt(utt: str, scores: np.ndarray) -> tuple[str, object]:
         r = _worker["faster"].decode(scores, utt)
         graph_cost = r.graph_cost - _worker["penalty"] * len(r.olabels)
         return utt, BestPath(r.olabels, r.tids, graph_cost, r.acoustic_cost)
-    except AsrError as exc:
-        return utt, exc
-
-
-def sweep_utt(utt: str, scores: np.ndarray, ratios, penalties) -> tuple[str, object]:
-    """(utt, {(ratio, penalty): word ids}) or (utt, the AsrError that stopped it);
-    the penalties add to the worker's own."""
-    try:
-        return utt, sweep(_worker["lattice"].lattice(scores, utt), ratios, penalties)
     except AsrError as exc:
         return utt, exc
 

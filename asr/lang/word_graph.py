@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 PHONES_TXT, WORDS_TXT, LEXICON_TXT, L_FST, G_FST = (
     "phones.txt", "words.txt", "lexicon.txt", "L_disambig.fst", "G.fst")
 HCLG_FST, HCLG_YAML = "HCLG.fst", "HCLG.yaml"
+#: L∘G of a word lang dir, kept for the next graph built from it (Kaldi's ``lang/tmp/LG.fst``):
+#: every acoustic model's HCLG starts from the same LG.
+LG_CACHE, LG_FST, LG_YAML = "tmp", "LG.fst", "LG.yaml"
 #: The lang files whose contents a word graph depends on.
 LANG_GRAPH_INPUTS = (L_FST, G_FST, WORDS_TXT, LEXICON_TXT, PHONES_TXT)
 #: What a word graph's output labels are (recorded in HCLG.yaml).
@@ -228,14 +231,51 @@ def compose_hclg(lg: kaldifst.StdVectorFst, ctx: ContextDependency, phone_disamb
     return hclg, split
 
 
-def build_hclg(lexicon_fst: kaldifst.StdVectorFst, g: kaldifst.StdVectorFst, ctx: ContextDependency,
-               phone_disambig: Sequence[int], self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE
-               ) -> tuple[kaldifst.StdVectorFst, BuildStats]:
-    """L and G → HCLG (see the module docstring), with its sizes, time and peak memory."""
+def lg_inputs(lang_dir: Path) -> dict:
+    """SHA-256 of the two files L∘G is made of (what LG.yaml records)."""
+    from asr.io import file_sha256
+
+    return {name: file_sha256(Path(lang_dir) / name) for name in (L_FST, G_FST)}
+
+
+def cached_lg(lang_dir: Path) -> kaldifst.StdVectorFst:
+    """The determinized, minimized L∘G of a word lang dir: read from ``lang_dir/tmp/LG.fst`` when
+    LG.yaml there records the SHA-256 of the same L_disambig.fst and G.fst, else composed
+    (:func:`compose_lg`) and written there for the next graph (on the 20,000-word demo LM, LG
+    takes ~40 s to compose and ~2 s to read). A cache that cannot be written is only logged.
+
+    Raises:
+        GraphError: L or G unreadable or empty, or their composition bad (see compose_lg).
+    """
+    lang_dir = Path(lang_dir)
+    cache, inputs = lang_dir / LG_CACHE, lg_inputs(lang_dir)
     start = time.time()
+    if _read_settings(cache / LG_YAML) == {"inputs": inputs} and (cache / LG_FST).is_file():
+        lg = kaldifst.StdVectorFst.read(str(cache / LG_FST))
+        if lg is not None and lg.num_states > 0:
+            logger.info("LG read from %s (%.1f s)", cache / LG_FST, time.time() - start)
+            return lg
+    lexicon_fst = kaldifst.StdVectorFst.read(str(lang_dir / L_FST))
+    g = kaldifst.StdVectorFst.read(str(lang_dir / G_FST))
+    if lexicon_fst is None or g is None or lexicon_fst.num_states == 0 or g.num_states == 0:
+        raise GraphError(f"{lang_dir}: {L_FST} or {G_FST} is unreadable or empty")
     lg = compose_lg(lexicon_fst, g)
+    del lexicon_fst, g
+    logger.info("LG: %d states, %d arcs (%.1f s)", lg.num_states, num_arcs(lg), time.time() - start)
+    try:
+        cache.mkdir(exist_ok=True)
+        (cache / LG_YAML).unlink(missing_ok=True)  # no record beside a graph being replaced
+        write_fst(lg, cache / LG_FST)
+        atomic_write_text(cache / LG_YAML, yaml.safe_dump({"inputs": inputs}, sort_keys=True))
+    except (OSError, GraphError) as exc:
+        logger.warning("%s: LG not kept for the next graph (%s)", cache, exc)
+    return lg
+
+
+def _hclg_from_lg(lg: kaldifst.StdVectorFst, ctx: ContextDependency, phone_disambig: Sequence[int],
+                  self_loop_scale: float, start: float) -> tuple[kaldifst.StdVectorFst, BuildStats]:
+    """LG → HCLG with the build's figures (seconds counted from ``start``)."""
     lg_states, lg_arcs = lg.num_states, num_arcs(lg)
-    logger.info("LG: %d states, %d arcs (%.1f s)", lg_states, lg_arcs, time.time() - start)
     hclg, split = compose_hclg(lg, ctx, phone_disambig, self_loop_scale)
     stats = BuildStats(lg_states, lg_arcs, hclg.num_states, num_arcs(hclg), split,
                        time.time() - start, peak_rss_mb())
@@ -295,13 +335,9 @@ def make_word_graph(lang_dir: Path, ctx: ContextDependency, graph_dir: Path,
     if old is not None and {k: old.get(k) for k in settings} == settings and (graph_dir / HCLG_FST).is_file():
         logger.info("%s is up to date", graph_dir / HCLG_FST)
         return graph_dir
-    lexicon_fst = kaldifst.StdVectorFst.read(str(lang_dir / L_FST))
-    g = kaldifst.StdVectorFst.read(str(lang_dir / G_FST))
-    if lexicon_fst is None or g is None or lexicon_fst.num_states == 0 or g.num_states == 0:
-        raise GraphError(f"{lang_dir}: {L_FST} or {G_FST} is unreadable or empty")
-    hclg, stats = build_hclg(lexicon_fst, g, ctx, phone_disambig_ids(lang_dir / PHONES_TXT),
-                             self_loop_scale)
-    del lexicon_fst, g
+    start = time.time()
+    hclg, stats = _hclg_from_lg(cached_lg(lang_dir), ctx, phone_disambig_ids(lang_dir / PHONES_TXT),
+                                self_loop_scale, start)
     graph_dir.mkdir(parents=True, exist_ok=True)
     (graph_dir / HCLG_YAML).unlink(missing_ok=True)  # no stale settings beside a new graph
     write_fst(hclg, graph_dir / HCLG_FST, const=True)

@@ -1,15 +1,14 @@
 """Stage 8 (words): decode a data set over the word graph HCLG and score WER.
 
-Dev, in two steps: (1) the acoustic scale — dev is decoded at every scale of
-a grid with FasterDecoder (Viterbi beam search with max-active pruning) and
-the scale with the lowest WER is kept; (2) the word insertion penalty — dev is
-decoded into lattices at that scale and each lattice's best path is read at
-every penalty of a grid (Kaldi's ``lattice-add-penalty | lattice-best-path``);
-the best penalty there is decoded again with FasterDecoder over the graph with
-the penalty on its word arcs, and kept only when that beats penalty 0. Test is
-decoded once with the pair, by FasterDecoder over the penalised graph (the
-lattice decoder has no max-active pruning and searches 2-3 times slower).
-Decoding runs in ``nj`` worker processes,
+Dev, in two steps, every figure a FasterDecoder WER (Viterbi beam search with
+max-active pruning, the decoder test uses): (1) the acoustic scale — dev is
+decoded at the scales of a grid from the largest (the fastest decode) down,
+until two in a row are no better than the best
+(:func:`asr.steps.decode.sweep_down`); (2) the word insertion penalty — from
+0 at that scale, the neighbouring penalty of a grid is decoded (over the
+graph with the penalty on its word arcs), first on the negative side, and
+the walk goes on in the direction that lowered the WER until a step does not.
+Test is decoded once with the pair. Decoding runs in ``nj`` worker processes,
 each loading the graph once. An utterance that cannot be decoded is logged,
 counted and scored as all deletions, as in the phone decoding.
 
@@ -19,7 +18,11 @@ a lattice beam of 6 keeps too few paths, and the sweep picked the edge of its
 grid at 11 points worse WER than decoding at that scale; and
 LatticeSimpleDecoder, which has no max-active pruning, runs away at small
 acoustic scales (over 10 minutes for dev at 0.05), so the scale is swept
-with FasterDecoder.
+with FasterDecoder. Reading the penalties off lattices at the chosen scale
+(the tuning before) cost more than the decodes it replaced (the medium CD
+model on dev_mixed: 84 s for the lattices, 38 s to check their choice by
+decoding; their best penalty, −3, read 22.70 there and 23.88 decoded), and
+lost to penalty 0.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import yaml
 
 from asr.corpus.datadir import read_datadir
 from asr.decode.hybrid import HybridModel, scaled_loglikes
-from asr.decode.jobs import SearchOptions, decoding_pool, faster_utt, run_jobs, sweep_utt
+from asr.decode.jobs import SearchOptions, decoding_pool, faster_utt, run_jobs
 from asr.decode.lattice import BestPath
 from asr.decode.words import (WordGraph, install_word_graph, load_word_graph, save_word_decode,
                               word_decode_params, word_spans)
@@ -42,7 +46,7 @@ from asr.io import atomic_write_text
 from asr.symbols import RESERVED, is_garbage_word
 from asr.score.per import score_words
 from asr.score.report import write_report
-from asr.steps.decode import set_features, set_posteriors, write_hyps
+from asr.steps.decode import grid_at_rate, set_features, set_posteriors, sweep_down, write_hyps
 
 log = logging.getLogger(__name__)
 
@@ -78,48 +82,68 @@ def _faster_wer(run, scaled, refs: dict, graph: WordGraph) -> tuple[float, int]:
     return _wer_of(results, refs, graph)[0], len(failed)
 
 
+def climb_penalty(wer_at: Callable[[float], float], wer_at_zero: float,
+                  penalties: Sequence[float] = WORD_PENALTIES) -> dict[float, float]:
+    """{penalty: WER} from 0 along the sorted grid ``penalties`` (which holds 0): the negative
+    neighbour first, then on down while each step lowers the WER; the positive side (and on
+    up) only when the first negative step did not lower it."""
+    grid = sorted(set(penalties))
+    if 0.0 not in grid:
+        raise ValueError(f"the penalty grid {grid} must hold 0")
+    table = {0.0: wer_at_zero}
+    zero = grid.index(0.0)
+    for step in (-1, 1):
+        i = zero
+        while 0 <= i + step < len(grid):
+            table[grid[i + step]] = wer_at(grid[i + step])
+            if table[grid[i + step]] >= table[grid[i]]:
+                break
+            i += step
+        if i != zero:  # this direction helped: the other side is not tried
+            break
+    return table
+
+
 def tune_word_decoding(model: HybridModel, dev_dir: Path, graph_dir: Path, out_dir: Path, nj: int = 1,
                        opts: SearchOptions = SearchOptions(), acwt_grid=ACWT_GRID,
                        penalties=WORD_PENALTIES) -> dict:
     """Install the word graph, choose the acoustic scale and word penalty on dev, store them.
 
-    (1) FasterDecoder at every acoustic scale of ``acwt_grid`` (penalty 0);
-    (2) lattices at the best scale, read at every penalty of ``penalties``;
-    (3) the lattices' best non-zero penalty, if it beat 0 there, decoded again
-    with FasterDecoder over the penalised graph: kept if its WER beats (1)'s.
-    Every figure compared in the choice is a FasterDecoder WER, the decoder test uses.
+    (1) the acoustic scale by :func:`~asr.steps.decode.sweep_down` over ``acwt_grid`` times the
+    model's frame subsampling (:func:`~asr.steps.decode.grid_at_rate`), penalty 0;
+    (2) the penalty by :func:`climb_penalty` over ``penalties`` at that scale. Equal WERs go to
+    the smaller scale and the penalty nearer 0.
     """
     install_word_graph(model, graph_dir)
     graph = load_word_graph(model)
     dd = read_datadir(dev_dir)
     post = set_posteriors(model, set_features(model, dev_dir))
     scaled = lambda acwt: ((u, scaled_loglikes(lp, model.log_priors, acwt)) for u, lp in sorted(post.items()))
-    acwt_table, failures = {}, 0
-    with decoding_pool(nj, (str(graph.path), model.context, opts)) as run:
-        for acwt in acwt_grid:
-            acwt_table[acwt], failed = _faster_wer(run, scaled(acwt), dd.text, graph)
-            failures = max(failures, failed)
-            log.info("dev acwt %g: WER %.2f%%", acwt, acwt_table[acwt])
-        acwt = min(acwt_table, key=lambda a: (acwt_table[a], a))
-        results, _ = _split_failures(run(sweep_utt, ((u, s, (1.0,), penalties) for u, s in scaled(acwt))))
-    lattice_table = {p: score_words(dd.text, {u: graph.symbols(r[(1.0, p)]) for u, r in results.items()})
-                     .counts.rate for p in penalties}
-    log.info("dev acwt %g, lattices: WER by word penalty %s", acwt,
-             " ".join(f"{p:g}:{w:.2f}" for p, w in lattice_table.items()))
-    faster_table = {(a, 0.0): w for a, w in acwt_table.items()}
-    candidate = min((p for p in penalties if p != 0.0), key=lambda p: (lattice_table[p], abs(p)), default=0.0)
-    if candidate != 0.0 and lattice_table[candidate] < lattice_table.get(0.0, float("inf")):
-        with decoding_pool(nj, (str(graph.path), model.context, opts, candidate)) as run:
-            faster_table[(acwt, candidate)], failed = _faster_wer(run, scaled(acwt), dd.text, graph)
+    failures = 0
+
+    def wer(acwt: float, penalty: float, run) -> float:
+        nonlocal failures
+        rate, failed = _faster_wer(run, scaled(acwt), dd.text, graph)
         failures = max(failures, failed)
-        log.info("dev acwt %g, word penalty %g: WER %.2f%%", acwt, candidate, faster_table[(acwt, candidate)])
-    penalty = min((p for a, p in faster_table if a == acwt), key=lambda p: (faster_table[(acwt, p)], abs(p)))
-    dev_wer = faster_table[(acwt, penalty)]
+        log.info("dev acwt %g, word penalty %g: WER %.2f%%", acwt, penalty, rate)
+        return rate
+
+    with decoding_pool(nj, (str(graph.path), model.context, opts)) as run:
+        acwt_table = sweep_down(grid_at_rate(acwt_grid, model.frame_rate.factor), lambda a: wer(a, 0.0, run))
+    acwt = min(acwt_table, key=lambda a: (acwt_table[a], a))
+
+    def wer_with_penalty(penalty: float) -> float:
+        with decoding_pool(nj, (str(graph.path), model.context, opts, penalty)) as run:
+            return wer(acwt, penalty, run)
+
+    penalty_table = climb_penalty(wer_with_penalty, acwt_table[acwt], penalties)
+    penalty = min(penalty_table, key=lambda p: (penalty_table[p], abs(p)))
+    table = {**{(a, 0.0): w for a, w in acwt_table.items()}, **{(acwt, p): w for p, w in penalty_table.items()}}
+    dev_wer = table[(acwt, penalty)]
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "wer_sweep.txt", "acwt\tword_penalty\twer\tdecoder\n"
-                      + "".join(f"{a:g}\t{p:g}\t{w:.2f}\tfaster\n" for (a, p), w in faster_table.items())
-                      + "".join(f"{acwt:g}\t{p:g}\t{w:.2f}\tlattice\n" for p, w in lattice_table.items()))
-    save_word_decode(model, acwt, penalty, dev_dir, dev_wer, faster_table)
+                      + "".join(f"{a:g}\t{p:g}\t{w:.2f}\tfaster\n" for (a, p), w in table.items()))
+    save_word_decode(model, acwt, penalty, dev_dir, dev_wer, table)
     log.info("chosen on dev: acwt %g, word penalty %g (WER %.2f%%); %d utterances failed",
              acwt, penalty, dev_wer, failures)
     return {"acwt": acwt, "word_penalty": penalty, "wer": round(dev_wer, 2), "failed_utterances": failures}

@@ -10,6 +10,7 @@ frame (phone in context, HMM state) to its pdf.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Mapping
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 
 #: What ``targets`` records for a model trained on the uniform split.
 UNIFORM = "uniform split of the phone segmentation"
+#: Processes that make an augmented copy (before training starts, while the cores are idle;
+#: the copy is the same for any number).
+COPY_JOBS = min(2, os.cpu_count() or 1)
 
 
 def uniform_alignments(data_dir: Path, frames: Mapping[str, int], phones: list[str], topo: Topology,
@@ -145,8 +149,10 @@ def read_train_conf(path: Path | None) -> tuple[dict, TrainConfig, AugmentConfig
 
 
 def load_copies(train_dir: Path, aug: AugmentConfig, targets: Mapping[str, np.ndarray],
-                feat_cfg: FeatureConfig, factor: int = 1) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
-    """The augmented copies of ``train_dir`` that ``aug`` asks for (made when missing), as
+                feat_cfg: FeatureConfig, factor: int = 1, num_jobs: int = COPY_JOBS
+                ) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """The augmented copies of ``train_dir`` that ``aug`` asks for (made when missing, each in
+    ``num_jobs`` processes: :func:`~asr.features.augment.make_copy`), as
     (features, targets) pairs over the utterances of ``targets`` (feature-rate targets, (T,)
     each); a speed copy's targets are the original's read at the copy's frame times.
 
@@ -156,7 +162,7 @@ def load_copies(train_dir: Path, aug: AugmentConfig, targets: Mapping[str, np.nd
     copies = []
     rate = FrameRate(feat_cfg.frame_shift_ms / 1000, factor)
     for name in aug.copies:
-        feats = load_features(make_copy(train_dir, name, aug))
+        feats = load_features(make_copy(train_dir, name, aug, num_jobs))
         speed = copy_factor(name)
         x, y = {}, {}
         for utt, tgt in targets.items():
