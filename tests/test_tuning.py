@@ -25,7 +25,16 @@ def test_sweep_down_finds_the_minimum_and_stops_two_past_it(best: float):
     table = sweep_down(ACWT_GRID, error)
     assert min(table, key=table.get) == best
     grid = sorted(ACWT_GRID, reverse=True)
-    assert asked == grid[: min(grid.index(best) + 3, len(grid))]  # the best, then two worse
+    above = [4.5] if best == grid[0] else []  # the grid's largest is best: one step past it
+    assert asked == grid[: min(grid.index(best) + 3, len(grid))] + above  # the best, then two worse
+
+
+@pytest.mark.parametrize("best,above", [(7.0, [4.5, 6.75, 10.125]), (100.0, [4.5, 6.75, 10.125])])
+def test_sweep_down_goes_past_the_grid_while_the_top_is_best(best: float, above: list[float]):
+    error, asked = _curve(best)
+    table = sweep_down(ACWT_GRID, error)
+    assert asked == sorted(ACWT_GRID, reverse=True)[:3] + above  # at most three steps above
+    assert min(table, key=table.get) == (6.75 if best == 7.0 else 10.125)
 
 
 def test_sweep_down_counts_equal_values_as_no_better():

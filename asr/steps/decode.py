@@ -145,20 +145,24 @@ def decode_with(model: HybridModel, decoder: PhoneDecoder, post: dict[str, np.nd
     return out
 
 
-def sweep_down(grid: Sequence[float], error: Callable[[float], float], patience: int = 2) -> dict[float, float]:
+def sweep_down(grid: Sequence[float], error: Callable[[float], float], patience: int = 2,
+               max_above: int = 3) -> dict[float, float]:
     """{scale: error rate} over ``grid`` from the largest scale down, stopping once ``patience``
     scales in a row are no better than the best so far.
 
     A smaller acoustic scale prunes less and decodes slower (the medium CD model's phone decode
     of dev_mixed: 2 s at 2.0, 19 s at 0.1, 53 s at 0.05), so the costly end of a grid is
     decoded only while it still helps; an error curve with one minimum gives the same choice
-    as the whole grid.
+    as the whole grid. When the grid's largest scale is the best, the sweep goes on above it
+    (each step the ratio of the grid's two largest, at most ``max_above`` steps, while each is
+    better): a minimum past the grid's end is not taken for its edge.
     """
     if patience < 1:
         raise ValueError(f"patience must be at least 1, not {patience}")
     table: dict[float, float] = {}
     best, worse = float("inf"), 0
-    for value in sorted(grid, reverse=True):
+    ordered = sorted(grid, reverse=True)
+    for value in ordered:
         table[value] = error(value)
         if table[value] < best:
             best, worse = table[value], 0
@@ -166,6 +170,14 @@ def sweep_down(grid: Sequence[float], error: Callable[[float], float], patience:
             worse += 1
             if worse >= patience:
                 break
+    if len(ordered) > 1 and min(table, key=lambda v: (table[v], -v)) == ordered[0]:
+        step, value = ordered[0] / ordered[1], ordered[0]
+        for _ in range(max_above):
+            value = round(value * step, 6)
+            table[value] = error(value)
+            if table[value] >= best:
+                break
+            best = table[value]
     return table
 
 
