@@ -88,3 +88,15 @@ def test_synth_tune_set_is_checked_before_any_stage(tmp_path: Path) -> None:
     proc = run_script("recipes/synth/run.sh", tmp_path, "--size", "tiny", "--out", "o", "--tune-set", "mixed",
                       "--stage", "2")
     assert proc.returncode == 1 and "needs dev_unseen or dev_neural data dirs" in proc.stderr, proc.stderr
+
+
+def test_synth_lfr_ali_needs_a_lower_frame_rate_and_the_10ms_alignments(tmp_path: Path) -> None:
+    common = ("--size", "tiny", "--out", "out", "--device", "cpu", "--stage", "5", "--stop-stage", "5",
+              "--lfr-ali", "ten ms/ci_lstm")
+    proc = run_script("recipes/synth/run.sh", tmp_path, *common)
+    assert proc.returncode == 1
+    assert "--lfr-ali needs --frame-subsampling K > 1" in proc.stderr
+    proc = run_script("recipes/synth/run.sh", tmp_path, *common, "--frame-subsampling", "3")
+    assert proc.returncode == 1
+    assert f"--lfr-ali: {tmp_path}/ten ms/ci_lstm/ali_train/ali.yaml does not exist" in proc.stderr
+    assert (tmp_path / "out/exp/synth_tiny_lfr3_ali10ms/log").is_dir()  # its own exp dir

@@ -25,6 +25,9 @@ cd_init=true        # start the CD models' LSTM layers from the CI model's (stag
 ci_realigned=false  # also retrain the CI model on the realignment (stage 5)
 frame_subsampling=1 # acoustic models emit one output every K feature frames (exp dir <name>_lfrK)
 lfr_topology=1state # K > 1: every phone's HMM, 1state (one looping state) or chain (Kaldi's; <name>_lfrK_chain)
+lfr_ali=""          # K > 1: a 10 ms CI model dir (e.g. exp/synth_medium/ci_lstm) whose alignments
+                    # (ali_train or ali_train_all, ali_dev) the trees and CD models read, converted to
+                    # K, instead of the K-rate CI model's realignment (exp dir <name>_lfrK_ali10ms)
 vocab_size=""       # word LM vocabulary (default: 20000; 3000 for --size tiny)
 lm_sentences=""     # sentences sampled for the word LM text (default: 400000; 3000 for tiny)
 lm_opts=""          # more prepare-lang options, e.g. "--lm my.arpa" or "--lexicon my.dict"
@@ -35,11 +38,12 @@ tune_set=auto       # decoding scales tuned on dev, or mixed: dev + dev_unseen +
                     # training; dev WER +0.5, unseen voices -1.6 to -1.8 on medium); auto: mixed when those exist
 rnn_decoder=true    # stage 9: the RNN phone-sequence decoder (false: skip it)
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage size seed nj device ngpu feat_kind unseen_voices neural_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts tune_set rnn_decoder frame_subsampling lfr_topology out"
+option_names="stage stop_stage size seed nj device ngpu feat_kind unseen_voices neural_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts tune_set rnn_decoder frame_subsampling lfr_topology lfr_ali out"
 usage="Usage: $0 [--stage N] [--stop-stage M] [--size auto|tiny|small|medium|timit] [--device auto|cpu|cuda] [--ngpu N] [--unseen-voices awb]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"500 1000\"] [--cd-init true]
   [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 400000] [--lm-opts \"--lm my.arpa\"]
-  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--tune-set auto|dev|mixed] [--frame-subsampling 3] [--lfr-topology 1state|chain] [--out dir]
+  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--tune-set auto|dev|mixed] [--frame-subsampling 3] [--lfr-topology 1state|chain]
+  [--lfr-ali exp/synth_medium/ci_lstm] [--out dir]
   e.g.: $0 --size small --stage 0 --stop-stage 10"
 
 . "$root/recipes/utils/parse_options.sh"
@@ -70,10 +74,11 @@ if [ "$size" = tiny ]; then vocab_default=3000 lm_default=3000; else vocab_defau
 vocab_size=${vocab_size:-$vocab_default}
 lm_sentences=${lm_sentences:-$lm_default}
 out=$(abspath "$out")
+if [ -n "$lfr_ali" ]; then lfr_ali=$(abspath "$lfr_ali"); fi
 cd "$root"
 
 data=$out/data/synth_${size}
-exp=$out/exp/synth_${size}$(lfr_suffix "$frame_subsampling" "$lfr_topology")
+exp=$out/exp/synth_${size}$(lfr_suffix "$frame_subsampling" "$lfr_topology")${lfr_ali:+_ali10ms}
 times=$exp/stage_times.tsv
 mkdir -p "$exp/log"
 

@@ -14,6 +14,9 @@
 #   $data/lang_lfrK and $data/lang_words_lfrK, and the graphs are built from those)
 #   lfr_topology (K > 1: 1state, one looping state a phone; chain, Kaldi's chain topology, the
 #   dirs' suffix _lfrK_chain)
+#   lfr_ali (K > 1: a 10 ms CI model dir whose ali_train (or ali_train_all) and ali_dev the trees
+#   and the CD models read, converted to K, as Kaldi's lower frame rate recipes read the 10 ms
+#   system's; default: the K-rate CI model's own realignment)
 # where $data holds train/ dev/ test/ data dirs with phone segmentations, and
 # optionally more test sets (test_unseen/: voices never heard in training;
 # test_neural/: the neural voice's test speakers, word transcripts only),
@@ -66,6 +69,10 @@ fi
 ci=$exp/ci_lstm
 cd_ali=$ci  # the model whose realignment the tree and the CD models read
 if [ "$supervision" = words ] && [ "${realign_dnn:-false}" = true ]; then cd_ali=${ci}_dnn; fi
+if [ -n "${lfr_ali:-}" ]; then
+  if [ "$frame_subsampling" -le 1 ]; then log "--lfr-ali needs --frame-subsampling K > 1"; exit 1; fi
+  cd_ali=$lfr_ali
+fi
 systems=("$ci")
 if [ -z "${eval_sets+set}" ]; then
   eval_sets=(test)
@@ -228,6 +235,14 @@ fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "Stage 5: Viterbi realignment of train and dev with the CI LSTM"
   SECONDS=0
+  if [ -n "${lfr_ali:-}" ]; then
+    for set in "$cd_train" dev; do
+      if [ ! -f "$lfr_ali/ali_$set/ali.yaml" ]; then
+        log "--lfr-ali: $lfr_ali/ali_$set/ali.yaml does not exist (run the 10 ms recipe's stage 5 first)"; exit 1
+      fi
+    done
+    log "Stage 5: the trees and the CD models read $lfr_ali's alignments, converted to $frame_subsampling-frame outputs"
+  fi
   for set in train dev; do align_set "$ci" "$set"; done
   if [ "$cd_train" = train_all ]; then
     log "Stage 5: the word-transcript speakers (train_words) aligned from their words; train_all = train + train_words"
@@ -246,7 +261,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
         --ali "$ci/ali_train" "$ci/ali_train_words" --ali-out "$ci/ali_train_all"
     fi
   fi
-  if [ "$cd_ali" != "$ci" ]; then
+  if [ "$cd_ali" = "${ci}_dnn" ]; then
     # a network of ±5 frames places the boundaries closer to the truth than the BLSTM it learns
     # from (which learns its own targets' timing): dev word-boundary error 19.0 → 15.4 ms on medium
     log "Stage 5: a DNN on that realignment realigns train and dev again (the tree's and CD targets)"
