@@ -7,6 +7,7 @@ import numpy as np
 
 from asr.synth.tts import synthesize
 from asr.features.cmvn import MIN_SPEECH_FRAMES, accumulate_stats, speech_stats
+from asr.features import vad
 from asr.features.extract import FeatureConfig, features_and_speech
 
 
@@ -39,9 +40,33 @@ def test_too_few_speech_frames_fall_back_to_all_frames():
     np.testing.assert_array_equal(speech_stats(feats, enough), accumulate_stats([feats[:MIN_SPEECH_FRAMES]]))
 
 
-def test_loading_the_vad_keeps_torch_threads():
-    """silero_vad's import calls torch.set_num_threads(1); loading it must not slow training."""
-    code = ("import torch; torch.set_num_threads(2); from asr.features.vad import _model; _model(); "
+def test_the_sequence_model_scores_as_the_packages_own_streaming_model(monkeypatch):
+    """One onnxruntime call over every chunk (and blocks of 7 chunks, the LSTM state carried)
+    against silero_vad's TorchScript model fed one chunk at a time (its audio_forward)."""
+    import torch
+    from silero_vad import load_silero_vad
+
+    threads = torch.get_num_threads()
+    model = load_silero_vad()
+    torch.set_num_threads(threads)
+    audio, rate, _ = synthesize("Never eat cold soup on a windy hill.", "rms", {}, "test")
+    samples = vad.resample_audio(audio.astype(np.float32), rate, vad.VAD_RATE)
+    with torch.no_grad():
+        model.reset_states()
+        ref = model.audio_forward(torch.from_numpy(samples), vad.VAD_RATE)[0].numpy()
+    whole = vad.speech_probabilities(samples, vad.VAD_RATE)
+    monkeypatch.setattr(vad, "BLOCK_CHUNKS", 7)
+    blocks = vad.speech_probabilities(samples, vad.VAD_RATE)
+    assert whole.shape == ref.shape == (-(-len(samples) // vad.CHUNK),)
+    assert np.abs(whole - ref).max() < 1e-5  # measured 1.2e-6
+    assert np.abs(blocks - whole).max() < 1e-6
+    assert 0.2 < (whole >= vad.THRESHOLD).mean() < 1.0
+
+
+def test_the_vad_leaves_torch_threads_alone():
+    """silero_vad's import calls torch.set_num_threads(1); the VAD must not slow training."""
+    code = ("import numpy as np, torch; torch.set_num_threads(2); from asr.features.vad import "
+            "speech_probabilities; speech_probabilities(np.zeros(16000, np.float32), 16000); "
             "print(torch.get_num_threads())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "2"
