@@ -94,6 +94,23 @@ def test_fast_sampler_follows_the_trigram():
     assert np.all(np.abs(draws[top] - p[top]) < 4 * np.sqrt(p[top] / 4000) + 1e-3)
 
 
+def test_fast_sampler_caches_do_not_change_the_text(monkeypatch):
+    """The caches only save lm.prob calls: caches that evict almost everything draw the same
+    sentences as the default ones."""
+    lm, lm_path, ranked = W._ranked_words()
+    vocab = list(ranked[:VOCAB])
+    table = P.bigram_successors(lm, lm_path, vocab, probes=ranked[-5:])
+
+    def draw() -> list[list[str]]:
+        sampler, rng = P.PromptSampler(lm, vocab, table), np.random.default_rng(3)
+        return [sampler.sample_words(rng) for _ in range(300)]
+
+    default = draw()
+    monkeypatch.setattr(P, "FAST_TRIGRAM_CACHE_SIZE", 3)
+    monkeypatch.setattr(P, "FAST_BIGRAM_CACHE_SIZE", 3)
+    assert draw() == default
+
+
 @pytest.fixture(scope="module")
 def trained(sampled, tmp_path_factory) -> tuple[Path, dict]:
     path, _ = sampled
