@@ -350,14 +350,14 @@ def test_nbest_and_confidences(graph_dir: Path):
 def test_parallel_jobs_give_the_same_paths_and_name_failures(graph_dir: Path):
     """Two spawned workers (each loading the graph once) give what one process gives; an
     utterance with NaN scores comes back as its error, the others go on."""
-    from asr.decode.jobs import SearchOptions, faster_utt, run_jobs
+    from asr.decode.jobs import SearchOptions, faster_utt, run_jobs, worker_args
     from asr.errors import ModelError
 
     ctx = toy_tree()
     rng = np.random.default_rng(9)
     items = [(f"u{i}", (0.7 * rng.standard_normal((50, ctx.num_pdfs))).astype(np.float32)) for i in range(6)]
     items[3][1][10, 2] = np.nan
-    init = (str(graph_dir / "HCLG.fst"), ctx, SearchOptions(), 1.0)
+    init = worker_args(str(graph_dir / "HCLG.fst"), ctx, SearchOptions(), 1.0)
     one, two = run_jobs(faster_utt, items, 1, init), run_jobs(faster_utt, items, 2, init)
     assert isinstance(one["u3"], ModelError) and isinstance(two["u3"], ModelError)
     assert "u3" in str(two["u3"]) and "NaN" in str(two["u3"])
@@ -369,10 +369,13 @@ def test_parallel_jobs_give_the_same_paths_and_name_failures(graph_dir: Path):
 def test_word_penalty_in_the_graph_equals_the_lattice_penalty(graph_dir: Path):
     """FasterDecoder over HCLG with the penalty on its word arcs finds the path that the
     lattice's best path finds at that penalty (Kaldi's lattice-add-penalty), with the same
-    costs; and a large penalty changes the words (fewer of them), so the test can fail."""
-    from asr.decode.jobs import load_word_graph_fst
+    costs; and a large penalty changes the words (fewer of them), so the test can fail.
+    Each penalised graph is made once and kept beside the graph, until dropped."""
+    from asr.decode.jobs import drop_penalised_graphs, penalised_graph
+    from asr.lang.graph import load_graph
     from asr.lang.word_graph import with_word_penalty
 
+    drop_penalised_graphs(graph_dir)  # another test's
     ctx = toy_tree()
     transitions = Transitions(ctx)
     plain = WordGraph.load(graph_dir, PHONES)
@@ -380,7 +383,9 @@ def test_word_penalty_in_the_graph_equals_the_lattice_penalty(graph_dir: Path):
     rng = np.random.default_rng(3)
     counts = {}
     for penalty in (-4.0, -1.0, 0.0, 2.0, 6.0):
-        fst = load_word_graph_fst(str(graph_dir / "HCLG.fst"), penalty)
+        path, on_graph = penalised_graph(str(graph_dir / "HCLG.fst"), penalty)
+        assert on_graph and (path == str(graph_dir / "HCLG.fst")) == (penalty == 0.0)
+        fst = load_graph(path)
         assert fst.num_states == plain.fst.num_states
         decoder = WfstDecoder(fst, transitions, beam=30.0, max_active=100000)
         counts[penalty] = 0
@@ -393,6 +398,15 @@ def test_word_penalty_in_the_graph_equals_the_lattice_penalty(graph_dir: Path):
             assert got.acoustic_cost == pytest.approx(want.acoustic_cost, abs=1e-3)
             counts[penalty] += len(got.olabels)
     assert counts[-4.0] > counts[0.0] > counts[6.0], counts
+    kept = sorted(p.name for p in graph_dir.glob("HCLG.fst.wp*"))
+    assert [n.split(".")[2] for n in kept] == ["wp-1", "wp-4", "wp2", "wp6"], kept
+    before = (graph_dir / kept[0]).stat().st_mtime_ns
+    assert penalised_graph(str(graph_dir / "HCLG.fst"), -1.0)[0] == str(graph_dir / kept[0])
+    assert (graph_dir / kept[0]).stat().st_mtime_ns == before  # read, not made again
+    drop_penalised_graphs(graph_dir, keep=2.0)
+    assert [p.name.split(".")[2] for p in graph_dir.glob("HCLG.fst.wp*")] == ["wp2"]
+    drop_penalised_graphs(graph_dir)
+    assert not list(graph_dir.glob("HCLG.fst.wp*"))
     assert with_word_penalty(plain.fst, 0.0, 10) is plain.fst
     with pytest.raises(GraphError, match="output label above 2"):
         with_word_penalty(plain.fst, 1.0, 2)

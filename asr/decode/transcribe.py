@@ -33,7 +33,7 @@ import numpy as np
 
 from asr.audio import read_audio
 from asr.decode.hybrid import HybridModel, scaled_loglikes
-from asr.decode.jobs import SearchOptions
+from asr.decode.jobs import SearchOptions, penalised_graph
 from asr.decode.lattice import LatticeDecoder, nbest_words, word_confidences
 from asr.decode.segment import MAX_SEGMENT_S, frame_energy_db, segment_frames
 from asr.decode.words import load_word_graph, word_decode_params, word_tokens
@@ -41,6 +41,7 @@ from asr.decode.wfst import WfstDecoder
 from asr.errors import AsrError
 from asr.features.cmvn import apply_cmvn, enough_speech, speech_stats
 from asr.features.extract import features_and_speech
+from asr.lang.graph import load_graph
 from asr.lang.word_graph import with_word_penalty
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,9 @@ class Recogniser:
         if output == "words":
             self.graph = load_word_graph(model)
             self.acwt, penalty = word_decode_params(model)
-            fst = with_word_penalty(self.graph.fst, penalty, len(self.graph.words) - 1)
+            path, on_graph = penalised_graph(str(self.graph.path), penalty)  # kept in the bundle
+            fst = load_graph(path) if on_graph else with_word_penalty(self.graph.fst, penalty,
+                                                                      len(self.graph.words) - 1)
             opts = SearchOptions()
             self.decoder = WfstDecoder(fst, model.transitions, opts.beam, opts.max_active, check=False)
             self.lattices = (LatticeDecoder(fst, model.transitions, opts.lattice_search_beam, opts.lattice_beam,

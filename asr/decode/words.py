@@ -29,6 +29,7 @@ from typing import Sequence
 import yaml
 
 from asr.decode.bundle import component, expect_equal, file_sha256, update_manifest
+from asr.decode.jobs import drop_penalised_graphs
 from asr.errors import GraphError, ModelError
 from asr.hmm.transitions import PhoneRun
 from asr.io import atomic_path, atomic_write_text
@@ -138,6 +139,7 @@ def install_word_graph(model, graph_dir: Path) -> None:
                     "context": settings["context"], "vocabulary": settings.get("vocabulary")},
         **({"word_decode": None} if stale else {}))
     if stale:
+        drop_penalised_graphs(dest)
         log.info("%s: word graph installed from %s", model.model_dir, graph_dir)
 
 

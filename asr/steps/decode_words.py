@@ -37,7 +37,7 @@ import yaml
 
 from asr.corpus.datadir import read_datadir
 from asr.decode.hybrid import HybridModel, scaled_loglikes
-from asr.decode.jobs import SearchOptions, decoding_pool, faster_utt, run_jobs
+from asr.decode.jobs import SearchOptions, decoding_pool, drop_penalised_graphs, faster_utt, run_jobs, worker_args
 from asr.decode.lattice import BestPath
 from asr.decode.words import (WordGraph, install_word_graph, load_word_graph, save_word_decode,
                               word_decode_params, word_spans)
@@ -128,16 +128,17 @@ def tune_word_decoding(model: HybridModel, dev_dir: Path, graph_dir: Path, out_d
         log.info("dev acwt %g, word penalty %g: WER %.2f%%", acwt, penalty, rate)
         return rate
 
-    with decoding_pool(nj, (str(graph.path), model.context, opts)) as run:
+    with decoding_pool(nj, worker_args(str(graph.path), model.context, opts)) as run:
         acwt_table = sweep_down(grid_at_rate(acwt_grid, model.frame_rate.factor), lambda a: wer(a, 0.0, run))
     acwt = min(acwt_table, key=lambda a: (acwt_table[a], a))
 
     def wer_with_penalty(penalty: float) -> float:
-        with decoding_pool(nj, (str(graph.path), model.context, opts, penalty)) as run:
+        with decoding_pool(nj, worker_args(str(graph.path), model.context, opts, penalty)) as run:
             return wer(acwt, penalty, run)
 
     penalty_table = climb_penalty(wer_with_penalty, acwt_table[acwt], penalties)
     penalty = min(penalty_table, key=lambda p: (penalty_table[p], abs(p)))
+    drop_penalised_graphs(graph.path.parent, keep=penalty)  # the sets after read the chosen one's
     table = {**{(a, 0.0): w for a, w in acwt_table.items()}, **{(acwt, p): w for p, w in penalty_table.items()}}
     dev_wer = table[(acwt, penalty)]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +164,7 @@ def decode_words_and_score(model: HybridModel, data_dir: Path, out_dir: Path, nj
     dd = read_datadir(data_dir)
     scores, nn_seconds, frames = _set_scores(model, data_dir, acwt)
     start = time.time()
-    items = run_jobs(faster_utt, sorted(scores.items()), nj, (str(graph.path), model.context, opts, penalty))
+    items = run_jobs(faster_utt, sorted(scores.items()), nj, worker_args(str(graph.path), model.context, opts, penalty))
     results, failed = _split_failures(items)
     search_seconds = time.time() - start
     hyps = {u: graph.symbols(r.word_ids) for u, r in results.items()}
