@@ -29,7 +29,7 @@ from pocketsphinx_words import decode_datadir_words, pocketsphinx_dict, word_dec
 from asr.audio import read_audio  # noqa: E402
 from asr.corpus.datadir import read_datadir  # noqa: E402
 from asr.decode.hybrid import HybridModel, scaled_loglikes  # noqa: E402
-from asr.decode.jobs import SearchOptions, faster_utt, init_worker  # noqa: E402
+from asr.decode.jobs import SearchOptions, faster_utt, init_worker, worker_args  # noqa: E402
 from asr.decode.words import load_word_graph, word_decode_params  # noqa: E402
 from asr.features.extract import features_and_speech  # noqa: E402
 from asr.score.per import score_words  # noqa: E402
@@ -50,7 +50,7 @@ def hybrid_row(model_dir: Path, data_dir: Path, refs: dict) -> tuple[str, dict, 
     model = HybridModel.load(model_dir, torch.device("cpu"))
     graph = load_word_graph(model)
     acwt, penalty = word_decode_params(model)
-    init_worker(str(graph.path), model.context, SearchOptions(), penalty)
+    init_worker(*worker_args(str(graph.path), model.context, SearchOptions(), penalty))
     feats = set_features(model, data_dir)
     dd = read_datadir(data_dir)
     parts = {"fbank": 0.0, "network": 0.0, "search": 0.0}

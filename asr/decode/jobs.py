@@ -81,10 +81,10 @@ def _num_words(graph_path: Path) -> int:
 
 
 def init_worker(graph_path: str, ctx: ContextDependency, opts: SearchOptions, penalty: float = 0.0,
-                on_graph: bool = True) -> None:
+                on_graph: bool = False) -> None:
     """Load the graph and make the decoder over it, once per process. ``penalty``: the word
-    penalty on the graph's word arcs, already there (``on_graph``: :func:`penalised_graph`'s
-    file) or put there now."""
+    penalty on the graph's word arcs, put there now, or already there when ``on_graph``
+    (:func:`penalised_graph`'s file; :func:`worker_args` gives both)."""
     graph = load_graph(graph_path)
     if penalty != 0.0 and not on_graph:
         graph = with_word_penalty(graph, penalty, _num_words(Path(graph_path)))
