@@ -11,15 +11,34 @@ need a decode of all the training speech before every epoch.
 
 from __future__ import annotations
 
+import logging
+import pickle
+import shutil
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import kaldifst
+import numpy as np
+import torch
+import yaml
 
-from asr.errors import GraphError
-from asr.hmm.context import ContextDependency
+from asr.decode.hybrid import HybridModel, write_training_manifest
+from asr.errors import GraphError, ModelError
+from asr.features.storage import load_features
+from asr.hmm.context import TREE_JSON, ContextDependency
 from asr.hmm.transitions import Transitions
-from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE, compose_hcg, g_disambig_label
-from asr.nn.mmi import ArcGraph
+from asr.lang.graph import DEFAULT_SELF_LOOP_SCALE, PHONES_TXT, compose_hcg, g_disambig_label
+from asr.io import atomic_path, atomic_write_text
+from asr.nn.checkpoint import epoch_checkpoints, save_checkpoint
+from asr.nn.mmi import ArcGraph, mmi_objective
+from asr.steps.train_am import check_config, offset_versions
+
+
+log = logging.getLogger(__name__)
+
+MMI_YAML = "mmi.yaml"
 
 
 def input_acceptor(fst) -> kaldifst.StdVectorFst:
@@ -57,3 +76,158 @@ def denominator_graph(g_path: Path, ctx: ContextDependency,
     if den.num_states == 0:
         raise GraphError(f"{g_path}: the denominator graph is empty")
     return ArcGraph.from_fst(den, Transitions(ctx).tid_pdf)
+
+
+@dataclass(frozen=True)
+class MmiConfig:
+    """Sequence training after cross-entropy; saved as ``mmi.yaml`` beside the model."""
+
+    epochs: int = 2
+    lr: float = 2e-5             # Adam, constant: a CE model is continued, not trained afresh
+    acwt: float = 0.0            # y = acwt · (log posterior - log prior); 0: the model's tuned phone acwt
+    ce_weight: float = 0.1       # + ce_weight · CE (Kaldi chain's cross-entropy regulariser)
+    batch_frames: int = 6000     # output frames a batch (whole utterances)
+    max_grad_norm: float = 5.0
+    seed: int = 0
+
+
+def _batches(lengths: Mapping[str, int], batch_frames: int, rng: np.random.Generator) -> list[list[str]]:
+    """Utterances sorted by length, cut into batches of at most ``batch_frames`` padded frames,
+    the batches shuffled."""
+    batches, cur, longest = [], [], 0
+    for utt in sorted(lengths, key=lambda u: (lengths[u], u)):
+        longest_if = max(longest, lengths[utt])
+        if cur and longest_if * (len(cur) + 1) > batch_frames:
+            batches.append(cur)
+            cur, longest_if = [], lengths[utt]
+        cur.append(utt)
+        longest = longest_if
+    if cur:
+        batches.append(cur)
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _pad(feats: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray], utts: Sequence[str]
+         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x (B, T, D) float32, lengths (B,), pdfs (B, T) int64 padded with -1)."""
+    lengths = torch.tensor([len(targets[u]) for u in utts])
+    T = int(lengths.max())
+    x = torch.zeros(len(utts), T, feats[utts[0]].shape[1])
+    pdfs = torch.full((len(utts), T), -1, dtype=torch.int64)
+    for b, u in enumerate(utts):
+        x[b, : lengths[b]] = torch.from_numpy(feats[u][: lengths[b]])
+        pdfs[b, : lengths[b]] = torch.from_numpy(targets[u])
+    return x, lengths, pdfs
+
+
+def mmi_step(network: torch.nn.Module, batch: tuple, den: ArcGraph, log_priors: torch.Tensor,
+             cfg: MmiConfig, acwt: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one batch, -MMI + ce_weight · CE (per frame), and its parts."""
+    x, lengths, pdfs = batch
+    logp = torch.log_softmax(network(x, lengths).float(), -1)  # (B, T, P)
+    mask = pdfs >= 0
+    ce = torch.nn.functional.nll_loss(logp[mask], pdfs[mask])
+    y = (acwt * (logp - log_priors)).double()
+    mmi = mmi_objective(y, lengths, den, pdfs.clamp(min=0))
+    loss = -mmi.float() + cfg.ce_weight * ce
+    correct = (logp.argmax(-1)[mask] == pdfs[mask]).float().mean()
+    return loss, {"mmi": mmi.item(), "ce": ce.item(), "acc": correct.item(), "frames": int(lengths.sum())}
+
+
+def _start_bundle(ce: HybridModel, out_dir: Path, cfg: MmiConfig, targets: dict) -> None:
+    """``out_dir`` as a bundle of the CE model's network, front end, phones, tree and priors
+    (its weights replaced by training), with ``mmi.yaml``; a changed config is refused."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_config(out_dir, MMI_YAML, asdict(cfg), may_grow=("epochs",))
+    for name in ("model.yaml", "feats.yaml", PHONES_TXT, TREE_JSON, "log_priors.txt"):
+        with atomic_path(out_dir / name) as tmp:
+            shutil.copyfile(ce.model_dir / name, tmp)
+    atomic_write_text(out_dir / MMI_YAML, yaml.safe_dump(asdict(cfg), sort_keys=True))
+    write_training_manifest(out_dir, ce.feat_cfg, ce.context, ce.lang, ce.network.cfg.input_dim, targets,
+                            ce.network.cfg.frame_subsampling)
+
+
+def _evaluate(network, feats, targets, den, log_priors, cfg, acwt, device) -> dict[str, float]:
+    """Per-frame MMI, CE and frame accuracy of a set (no gradient, dropout off)."""
+    network.eval()
+    sums = {"mmi": 0.0, "ce": 0.0, "acc": 0.0, "frames": 0}
+    with torch.no_grad():
+        for utts in _batches({u: len(t) for u, t in targets.items()}, cfg.batch_frames, np.random.default_rng(0)):
+            batch = tuple(t.to(device) for t in _pad(feats, targets, utts))
+            _, parts = mmi_step(network, batch, den, log_priors, cfg, acwt)
+            for k in ("mmi", "ce", "acc"):
+                sums[k] += parts[k] * parts["frames"]
+            sums["frames"] += parts["frames"]
+    network.train()
+    return {k: (v / sums["frames"] if k != "frames" else v) for k, v in sums.items()}
+
+
+def train_mmi(ce_dir: Path, train_dir: Path, dev_dir: Path, ali_dirs: tuple[Path, Path] | None, g_path: Path,
+              out_dir: Path, cfg: MmiConfig, device: torch.device) -> dict:
+    """Continue the CE model of ``ce_dir`` with MMI (+ ``cfg.ce_weight`` CE) on ``train_dir``,
+    numerators from the alignments ``ali_dirs`` (train, dev; None: the uniform split of the
+    data dirs' phone segmentations), the denominator the phone n-gram
+    ``g_path`` (:func:`denominator_graph`); write the bundle to ``out_dir`` (``final.pt``: the
+    last epoch's weights; ``epoch-N.pt`` checkpoints, from which a run resumes)."""
+    ce = HybridModel.load(ce_dir, device)
+    acwt = cfg.acwt or ce.acwt
+    den = denominator_graph(g_path, ce.context)
+    rate = ce.frame_rate
+    train_ali, dev_ali = ali_dirs if ali_dirs is not None else (None, None)
+    train = offset_versions(Path(train_dir), dict(load_features(train_dir)), ce.context, train_ali, rate, 1)[0]
+    dev = offset_versions(Path(dev_dir), dict(load_features(dev_dir)), ce.context, dev_ali, rate, 1)[0]
+    targets_info = {"alignment": "uniform" if ali_dirs is None else [str(Path(d).resolve()) for d in ali_dirs],
+                    "init_from": str(Path(ce_dir).resolve()), "criterion": "mmi"}
+    _start_bundle(ce, Path(out_dir), cfg, targets_info)
+    network, log_priors = ce.network, torch.as_tensor(ce.log_priors, dtype=torch.float32, device=device)
+    opt = torch.optim.Adam(network.parameters(), lr=cfg.lr)
+    first = _resume(Path(out_dir), network, opt) + 1
+    log.info("MMI on %d utterances, %d states / %d arcs in the denominator, acwt %g, epochs %d to %d",
+             len(train[1]), den.num_states, len(den.src), acwt, first, cfg.epochs)
+    history = {}
+    for epoch in range(first, cfg.epochs + 1):
+        history[epoch] = _train_epoch(network, opt, train, den, log_priors, cfg, acwt, device, epoch)
+        history[epoch]["dev"] = _evaluate(network, *dev, den, log_priors, cfg, acwt, device)
+        log.info("MMI epoch %d: %s", epoch, history[epoch])
+        save_checkpoint(Path(out_dir) / f"epoch-{epoch}.pt",
+                        {"model": network.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch})
+    save_checkpoint(Path(out_dir) / "final.pt", {"model": network.state_dict(), "epoch": cfg.epochs})
+    return history
+
+
+def _resume(out_dir: Path, network: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
+    """Load the newest ``epoch-N.pt`` of ``out_dir`` into ``network`` and ``opt``; return N (0: none)."""
+    saved = epoch_checkpoints(out_dir)
+    if not saved:
+        return 0
+    epoch, path = saved[-1]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        network.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+    except (OSError, RuntimeError, KeyError, pickle.UnpicklingError) as exc:
+        raise ModelError(f"{path}: unreadable MMI checkpoint ({exc}); delete it to redo epoch {epoch}") from None
+    log.info("%s: resuming after epoch %d", out_dir, epoch)
+    return epoch
+
+
+def _train_epoch(network, opt, train, den, log_priors, cfg: MmiConfig, acwt: float, device, epoch: int) -> dict:
+    """One pass over the training utterances in shuffled length-sorted batches."""
+    feats, targets = train
+    network.train()
+    sums = {"mmi": 0.0, "ce": 0.0, "acc": 0.0, "frames": 0}
+    start = time.time()
+    for utts in _batches({u: len(t) for u, t in targets.items()}, cfg.batch_frames,
+                         np.random.default_rng([cfg.seed, epoch])):
+        batch = tuple(t.to(device) for t in _pad(feats, targets, utts))
+        loss, parts = mmi_step(network, batch, den, log_priors, cfg, acwt)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), cfg.max_grad_norm)
+        opt.step()
+        for k in ("mmi", "ce", "acc"):
+            sums[k] += parts[k] * parts["frames"]
+        sums["frames"] += parts["frames"]
+    out = {k: (v / sums["frames"] if k != "frames" else v) for k, v in sums.items()}
+    out["seconds"] = round(time.time() - start, 1)
+    return out
