@@ -261,6 +261,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_mmi(args: argparse.Namespace) -> int:
+    from asr.nn.train import resolve_device
+    from asr.steps.train_mmi import read_mmi_conf, train_mmi
+
+    if (args.ali_train is None) != (args.ali_dev is None):
+        raise UsageError("--ali-train and --ali-dev go together")
+    ali = (args.ali_train, args.ali_dev) if args.ali_train else None
+    g_path = args.phone_lm / "G.fst" if args.phone_lm.is_dir() else args.phone_lm
+    train_mmi(args.model_dir, args.train_dir, args.dev_dir, ali, g_path, args.exp_dir, read_mmi_conf(args.conf),
+              resolve_device(args.device))
+    return 0
+
+
 def cmd_train_phone_lm(args: argparse.Namespace) -> int:
     from asr.nn.train import resolve_device
     from asr.steps.train_phone_lm import train_phone_lm_stage
@@ -756,6 +769,21 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--ngpu", type=int, default=1, help="data-parallel training processes on this "
                    "machine, started with torchrun: one per GPU on CUDA, gloo processes on the CPU")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("train-mmi", allow_abbrev=False,
+                       help="continue a trained model with MMI, lattice-free (the denominator: the phone n-gram)")
+    s.add_argument("model_dir", type=Path, help="the cross-entropy model (its phone acoustic scale tuned)")
+    s.add_argument("train_dir", type=Path)
+    s.add_argument("dev_dir", type=Path)
+    s.add_argument("exp_dir", type=Path)
+    s.add_argument("--phone-lm", type=Path, required=True, help="the phone n-gram G.fst, or the phone lang "
+                   "dir holding it (made by asr make-graph)")
+    s.add_argument("--ali-train", type=Path, help="alignment dir of train_dir, the numerators (default: "
+                   "uniform split)")
+    s.add_argument("--ali-dev", type=Path, help="alignment dir of dev_dir")
+    s.add_argument("--conf", type=Path, help="YAML of MMI settings (asr.steps.train_mmi.MmiConfig)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.set_defaults(func=cmd_train_mmi)
 
     s = sub.add_parser("train-phone-lm", allow_abbrev=False, help="train the recurrent phone-sequence model (the RNN decoder's LM)")
     s.add_argument("train_dir", type=Path)

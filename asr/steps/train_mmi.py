@@ -231,3 +231,13 @@ def _train_epoch(network, opt, train, den, log_priors, cfg: MmiConfig, acwt: flo
     out = {k: (v / sums["frames"] if k != "frames" else v) for k, v in sums.items()}
     out["seconds"] = round(time.time() - start, 1)
     return out
+
+
+def read_mmi_conf(path: Path | None) -> MmiConfig:
+    """The MmiConfig of a YAML file of its fields (None: the defaults); ModelError when bad."""
+    if path is None:
+        return MmiConfig()
+    try:
+        return MmiConfig(**(yaml.safe_load(Path(path).read_text()) or {}))
+    except (OSError, yaml.YAMLError, TypeError) as exc:
+        raise ModelError(f"{path}: bad MMI config ({exc}); its keys are those of MmiConfig") from None
