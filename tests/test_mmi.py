@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from asr.errors import GraphError
-from asr.nn.mmi import (ArcGraph, alignment_log_likelihood, forward_backward, graph_log_likelihood,
-                        mmi_objective)
+from asr.nn.mmi import (ArcGraph, alignment_log_likelihood, forward_backward, forward_backward_scaled,
+                        graph_log_likelihood, mmi_objective)
 
 NUM_PDFS = 3
 
@@ -140,3 +140,22 @@ def test_from_fst_reads_labels_as_pdfs_and_costs_as_weights():
     fst.add_arc(2, kaldifst.StdArc(0, 0, 0.0, 0))
     with pytest.raises(GraphError, match="epsilon"):
         ArcGraph.from_fst(fst, label_pdf)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_scaled_forward_backward_equals_the_log_space_one(seed):
+    graph = toy_graph(seed)
+    rng = np.random.default_rng(10 + seed)
+    y = torch.tensor(rng.normal(scale=3.0, size=(3, 6, NUM_PDFS)))
+    lengths = torch.tensor([6, 1, 4])
+    want_z, want_gamma = forward_backward(graph, y, lengths)
+    log_z, gamma = forward_backward_scaled(graph, y, lengths)
+    torch.testing.assert_close(log_z, want_z, rtol=0, atol=1e-9)
+    torch.testing.assert_close(gamma, want_gamma, rtol=0, atol=1e-9)
+    log_z32, gamma32 = forward_backward_scaled(graph, y.float(), lengths)
+    torch.testing.assert_close(log_z32.double(), want_z, rtol=0, atol=1e-4)
+    torch.testing.assert_close(gamma32.double(), want_gamma, rtol=0, atol=1e-5)
+    chain = ArcGraph(3, 0, np.array([-np.inf, -np.inf, 0.0]), np.array([0, 1]), np.array([1, 2]),
+                     np.array([0, 1]), np.zeros(2))  # only 2-frame paths: none of 3 frames
+    z, gam = forward_backward_scaled(chain, y[:1, :3], torch.tensor([3]))
+    assert z.item() == -np.inf and not gam.any()

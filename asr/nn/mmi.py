@@ -160,24 +160,64 @@ def forward_backward(graph: ArcGraph, y: torch.Tensor, lengths: torch.Tensor
     return log_z, torch.nan_to_num(gamma, nan=0.0)
 
 
+def forward_backward_scaled(graph: ArcGraph, y: torch.Tensor, lengths: torch.Tensor
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`forward_backward` in probability space, each frame's forward variables rescaled
+    to sum to 1 (Rabiner's scaling; Kaldi's chain denominator computes so): a gather, two
+    products and a scatter-add over the arcs a frame, against about twice as many passes in
+    log space. The same results (tests: to 1e-9 in float64); float32 is enough for training."""
+    g = graph.tensors(y.device, y.dtype)
+    B, T, P = y.shape
+    lengths = lengths.to(y.device)[:, None]
+    peak = y.max(-1, keepdim=True).values  # (B, T, 1): e = exp(y - peak) <= 1
+    e = torch.exp(y - peak)
+    w, final = g.logw.exp(), g.final.exp()
+    alpha = torch.zeros(B, T + 1, g.num_states, dtype=y.dtype, device=y.device)
+    alpha[:, 0, g.start] = 1.0
+    scale = torch.ones(B, T, dtype=y.dtype, device=y.device)
+    for t in range(T):
+        nxt = torch.zeros(B, g.num_states, dtype=y.dtype, device=y.device)
+        nxt.index_add_(1, g.dst, alpha[:, t, g.src] * w * e[:, t, g.pdf])
+        c = nxt.sum(-1, keepdim=True)
+        c = torch.where((c > 0) & (lengths > t), c, torch.ones_like(c))
+        alpha[:, t + 1] = nxt / c
+        scale[:, t] = c[:, 0]
+    end = (alpha.gather(1, lengths[:, :, None].expand(-1, 1, g.num_states))[:, 0] * final).sum(-1)  # (B,)
+    valid = torch.arange(T, device=y.device)[None, :] < lengths
+    log_z = torch.log(end) + (torch.log(scale) + peak[..., 0]).masked_fill(~valid, 0.0).sum(-1)
+    gamma = torch.zeros_like(y)
+    end_beta = final / torch.where(end > 0, end, torch.ones_like(end))[:, None]  # (B, S)
+    beta = torch.where(lengths == T, end_beta, torch.zeros_like(end_beta))
+    for t in range(T - 1, -1, -1):  # beta holds beta[t + 1], scaled to match alpha[t + 1]
+        emit = w * e[:, t, g.pdf] / scale[:, t:t + 1]  # (B, A)
+        arc_post = alpha[:, t, g.src] * emit * beta[:, g.dst]
+        gamma[:, t].index_add_(1, g.pdf, arc_post)
+        prev = torch.zeros(B, g.num_states, dtype=y.dtype, device=y.device).index_add_(1, g.src, emit * beta[:, g.dst])
+        beta = torch.where(lengths == t, end_beta, torch.where(lengths > t, prev, torch.zeros_like(prev)))
+    return log_z, gamma
+
+
 class _GraphLogLikelihood(torch.autograd.Function):
     """log p_G(y) with its gradient γ_G (the forward-backward's posteriors)."""
 
     @staticmethod
-    def forward(ctx, y: torch.Tensor, lengths: torch.Tensor, graph: ArcGraph) -> torch.Tensor:
-        log_z, gamma = forward_backward(graph, y.detach(), lengths)
+    def forward(ctx, y: torch.Tensor, lengths: torch.Tensor, graph: ArcGraph, scaled: bool) -> torch.Tensor:
+        fb = forward_backward_scaled if scaled else forward_backward
+        log_z, gamma = fb(graph, y.detach(), lengths)
         ctx.save_for_backward(gamma)
         return log_z
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (gamma,) = ctx.saved_tensors
-        return grad[:, None, None] * gamma, None, None
+        return grad[:, None, None] * gamma, None, None, None
 
 
-def graph_log_likelihood(graph: ArcGraph, y: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """log p_G(y), (B,), differentiable in ``y`` (B, T, P): its gradient is γ_G."""
-    return _GraphLogLikelihood.apply(y, lengths, graph)
+def graph_log_likelihood(graph: ArcGraph, y: torch.Tensor, lengths: torch.Tensor,
+                         scaled: bool = False) -> torch.Tensor:
+    """log p_G(y), (B,), differentiable in ``y`` (B, T, P): its gradient is γ_G (in log space,
+    or ``scaled``: :func:`forward_backward_scaled`)."""
+    return _GraphLogLikelihood.apply(y, lengths, graph, scaled)
 
 
 def alignment_log_likelihood(y: torch.Tensor, pdfs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -188,9 +228,10 @@ def alignment_log_likelihood(y: torch.Tensor, pdfs: torch.Tensor, lengths: torch
     return (picked * mask).sum(1)
 
 
-def mmi_objective(y: torch.Tensor, lengths: torch.Tensor, den: ArcGraph, num_pdfs: torch.Tensor) -> torch.Tensor:
+def mmi_objective(y: torch.Tensor, lengths: torch.Tensor, den: ArcGraph, num_pdfs: torch.Tensor,
+                  scaled: bool = False) -> torch.Tensor:
     """Σ_b (log p_num - log p_den) / Σ_b lengths[b]: the MMI objective per frame (to be
     maximised), the numerator each utterance's alignment (``num_pdfs`` (B, T), its pdf
     each frame), the denominator graph ``den``. y: (B, T, P) scaled log-likelihoods."""
     num = alignment_log_likelihood(y, num_pdfs, lengths)
-    return (num - graph_log_likelihood(den, y, lengths)).sum() / lengths.sum()
+    return (num - graph_log_likelihood(den, y, lengths, scaled)).sum() / lengths.sum()

@@ -41,9 +41,9 @@ log = logging.getLogger(__name__)
 MMI_YAML = "mmi.yaml"
 
 
-def input_acceptor(fst) -> kaldifst.StdVectorFst:
-    """The input side of a transducer as an acceptor (every arc's output label := its input
-    label), weights and final weights kept."""
+def pdf_acceptor(fst, label_pdf: np.ndarray) -> kaldifst.StdVectorFst:
+    """The input side of a transducer over transition ids as an acceptor over pdfs (label
+    ``pdf + 1``; epsilon stays 0), weights and final weights kept."""
     out = kaldifst.StdVectorFst()
     for _ in range(fst.num_states):
         out.add_state()
@@ -51,18 +51,21 @@ def input_acceptor(fst) -> kaldifst.StdVectorFst:
     for s in range(fst.num_states):
         out.set_final(s, fst.final(s).value)
         for arc in kaldifst.ArcIterator(fst, s):
-            out.add_arc(s, kaldifst.StdArc(arc.ilabel, arc.ilabel, arc.weight.value, arc.nextstate))
+            label = int(label_pdf[arc.ilabel - 1]) + 1 if arc.ilabel else 0
+            out.add_arc(s, kaldifst.StdArc(label, label, arc.weight.value, arc.nextstate))
     return out
 
 
 def denominator_graph(g_path: Path, ctx: ContextDependency,
                       self_loop_scale: float = DEFAULT_SELF_LOOP_SCALE) -> ArcGraph:
     """H∘C∘G of the phone n-gram ``g_path`` for ``ctx`` (:func:`asr.lang.graph.compose_hcg`, the
-    transition costs as the decoder's), as an :class:`ArcGraph` over pdfs.
+    transition costs as the decoder's) as an acceptor of pdf sequences, epsilons removed,
+    determinized and minimized: an :class:`ArcGraph`.
 
-    Its epsilons (G's back-off arcs) are removed in the tropical semiring, as the decoder
-    reads the graph: where a back-off path and a direct one reach the same state, the better
-    one counts, not their sum.
+    All three in the tropical semiring, as the decoder reads the graph: a pdf sequence weighs
+    what its best path through H∘C∘G weighs, not the sum of its paths (G's back-off and
+    direct paths, the self-loop and forward transitions of one pdf). For the medium corpus's
+    1,000-leaf k = 3 tree that turns 59,538 states and 817,002 arcs into 996 and 60,581.
 
     Raises:
         GraphError: G missing or unreadable, or an empty result.
@@ -71,11 +74,13 @@ def denominator_graph(g_path: Path, ctx: ContextDependency,
     if g is None or g.num_states == 0:
         raise GraphError(f"{g_path}: phone LM G.fst is missing, unreadable or empty")
     hcg = compose_hcg(g, ctx, [g_disambig_label(len(ctx.phones))], self_loop_scale)
-    den = input_acceptor(hcg)
+    den = pdf_acceptor(hcg, Transitions(ctx).tid_pdf)
     kaldifst.rmepsilon(den)
+    den = kaldifst.determinize(den)
+    kaldifst.minimize(den)
     if den.num_states == 0:
         raise GraphError(f"{g_path}: the denominator graph is empty")
-    return ArcGraph.from_fst(den, Transitions(ctx).tid_pdf)
+    return ArcGraph.from_fst(den, np.arange(ctx.num_pdfs))
 
 
 @dataclass(frozen=True)
@@ -127,9 +132,9 @@ def mmi_step(network: torch.nn.Module, batch: tuple, den: ArcGraph, log_priors: 
     logp = torch.log_softmax(network(x, lengths).float(), -1)  # (B, T, P)
     mask = pdfs >= 0
     ce = torch.nn.functional.nll_loss(logp[mask], pdfs[mask])
-    y = (acwt * (logp - log_priors)).double()
-    mmi = mmi_objective(y, lengths, den, pdfs.clamp(min=0))
-    loss = -mmi.float() + cfg.ce_weight * ce
+    y = acwt * (logp - log_priors)
+    mmi = mmi_objective(y, lengths, den, pdfs.clamp(min=0), scaled=True)
+    loss = -mmi + cfg.ce_weight * ce
     correct = (logp.argmax(-1)[mask] == pdfs[mask]).float().mean()
     return loss, {"mmi": mmi.item(), "ce": ce.item(), "acc": correct.item(), "frames": int(lengths.sum())}
 
