@@ -39,6 +39,8 @@ from asr.steps.train_am import check_config, offset_versions
 log = logging.getLogger(__name__)
 
 MMI_YAML = "mmi.yaml"
+#: Batches between progress lines in the log.
+LOG_EVERY = 20
 
 
 def pdf_acceptor(fst, label_pdf: np.ndarray) -> kaldifst.StdVectorFst:
@@ -222,8 +224,11 @@ def _train_epoch(network, opt, train, den, log_priors, cfg: MmiConfig, acwt: flo
     network.train()
     sums = {"mmi": 0.0, "ce": 0.0, "acc": 0.0, "frames": 0}
     start = time.time()
-    for utts in _batches({u: len(t) for u, t in targets.items()}, cfg.batch_frames,
-                         np.random.default_rng([cfg.seed, epoch])):
+    batches = _batches({u: len(t) for u, t in targets.items()}, cfg.batch_frames, np.random.default_rng([cfg.seed, epoch]))
+    for i, utts in enumerate(batches):
+        if i and i % LOG_EVERY == 0:
+            log.info("epoch %d: %d of %d batches, MMI %.4f a frame, %.0f frames/s", epoch, i, len(batches),
+                     sums["mmi"] / sums["frames"], sums["frames"] / (time.time() - start))
         batch = tuple(t.to(device) for t in _pad(feats, targets, utts))
         loss, parts = mmi_step(network, batch, den, log_priors, cfg, acwt)
         opt.zero_grad()
