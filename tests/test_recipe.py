@@ -31,11 +31,12 @@ TINY_OPTIONS = ("--conf", "recipes/synth/conf/ci_lstm_tiny.yaml", "--cd-conf", "
                 "--cd-leaves", TINY_LEAVES)
 #: The smoke run: the tiny corpus without the held-out or the neural voice, shorter training (tests/conf/), a
 #: 1000-word vocabulary and 500 LM sentences, stages 0-10 without the RNN decoder (stage 9: its dev
-#: sweep alone takes minutes; the slow tests run it).
+#: sweep alone takes minutes; the slow tests run it) and without MMI (tests/test_train_mmi.py and
+#: the slow tests run it).
 SMOKE_OPTIONS = ("--conf", "tests/conf/ci_lstm_smoke.yaml", "--cd-conf", "tests/conf/cd_lstm_smoke.yaml",
                  "--cd-leaves", TINY_LEAVES, "--unseen-voices", "", "--neural-voices", "", "--vocab-size", "1000",
                  "--lm-sentences", "500",
-                 "--rnn-decoder", "false")
+                 "--rnn-decoder", "false", "--mmi", "false")
 
 # Margins, and the spread they come from (PER and WER in points; 16 dev and 16 test utterances,
 # 135-138 words). The smoke run (SMOKE_OPTIONS) with corpus seeds 0, 1, 2:
@@ -362,6 +363,24 @@ def test_recipe_reaches_a_per_no_broken_model_could(recipe):
 
 
 @pytest.mark.slow
+def test_mmi_system(recipe):
+    """Stage 7's MMI continuation of the CD model is a system of its own: trained from the CE
+    model, decoded like the others, in the results table."""
+    out, proc = recipe
+    exp = out / "exp/synth_tiny"
+    mmi = exp / f"cd_lstm_{TINY_LEAVES}_mmi"
+    targets = scores(mmi / "targets.yaml")
+    assert targets["criterion"] == "mmi" and targets["init_from"] == str((exp / f"cd_lstm_{TINY_LEAVES}").resolve())
+    history = yaml.safe_load((mmi / "history.yaml").read_text())
+    assert [r["epoch"] for r in history] == [1] and history[0]["seconds"] > 0
+    for s in ("dev", "test"):
+        assert scores(mmi / f"decode_{s}/scores.yaml")["per"] < TINY_PER_MAX
+        assert scores(mmi / f"decode_words_{s}/scores.yaml")["wer"] < TINY_WER_MAX
+    assert f"| cd_lstm_{TINY_LEAVES}_mmi | " in (exp / "RESULTS.md").read_text()
+    assert "7 MMI" in (exp / "stage_times.tsv").read_text()
+
+
+@pytest.mark.slow
 def test_realignment_tree_and_cd_model(recipe):
     """Stages 5-7: the realignment scores higher than the uniform split under the model that
     made it, the tree keeps silence CI and stays within its leaf budget, and the CD model
@@ -590,3 +609,8 @@ def test_demo_recipe_per(tmp_path):
     # Measured (make demo, seed 0, CPU): WER CI dev 23.20 / test 18.16, CD dev 15.64 / test 14.72
     assert words["cd_lstm_1000"]["dev"]["wer"] < 23.0 and words["cd_lstm_1000"]["test"]["wer"] < 22.0, words
     assert words["ci_lstm"]["test"]["wer"] < 26.0, words
+    # MMI after CE (stage 7, one epoch), measured (make demo, seed 0, CPU): WER dev_mixed 22.00 against
+    # the CE model's 23.80, dev 11.25 / 12.83, test 6.88 / 8.80
+    mmi = {s: scores(exp / f"cd_lstm_1000_mmi/decode_words_{s}/scores.yaml") for s in ("dev_mixed", "test")}
+    ce_mixed = scores(exp / "cd_lstm_1000/decode_words_dev_mixed/scores.yaml")
+    assert mmi["dev_mixed"]["wer"] < ce_mixed["wer"] + 0.5 and mmi["test"]["wer"] < 12.0, (mmi, ce_mixed)

@@ -48,6 +48,8 @@ def _targets(exp: Path) -> str:
     if info.get("alignment") is None:
         return "—"
     kind = "uniform" if isinstance(info["alignment"], str) else "realigned"
+    if info.get("criterion") == "mmi":
+        return f"{kind}, MMI from {Path(info['init_from']).name}"
     return kind + (f", init {Path(info['init_from']).name}" if info.get("init_from") else "")
 
 

@@ -150,6 +150,7 @@ def _start_bundle(ce: HybridModel, out_dir: Path, cfg: MmiConfig, targets: dict)
         with atomic_path(out_dir / name) as tmp:
             shutil.copyfile(ce.model_dir / name, tmp)
     atomic_write_text(out_dir / MMI_YAML, yaml.safe_dump(asdict(cfg), sort_keys=True))
+    atomic_write_text(out_dir / "targets.yaml", yaml.safe_dump(targets, sort_keys=True))
     write_training_manifest(out_dir, ce.feat_cfg, ce.context, ce.lang, ce.network.cfg.input_dim, targets,
                             ce.network.cfg.frame_subsampling)
 
@@ -198,8 +199,20 @@ def train_mmi(ce_dir: Path, train_dir: Path, dev_dir: Path, ali_dirs: tuple[Path
         log.info("MMI epoch %d: %s", epoch, history[epoch])
         save_checkpoint(Path(out_dir) / f"epoch-{epoch}.pt",
                         {"model": network.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch})
-    save_checkpoint(Path(out_dir) / "final.pt", {"model": network.state_dict(), "epoch": cfg.epochs})
+        _append_history(Path(out_dir), epoch, history[epoch])
+    if history or not (Path(out_dir) / "final.pt").is_file():  # done before: final.pt stays as it was
+        save_checkpoint(Path(out_dir) / "final.pt", {"model": network.state_dict(), "epoch": cfg.epochs})
     return history
+
+
+def _append_history(out_dir: Path, epoch: int, record: dict) -> None:
+    """Add an epoch's figures to ``history.yaml`` (a list, one mapping an epoch, as the CE
+    trainer's: ``seconds`` is what the results table sums)."""
+    path = out_dir / "history.yaml"
+    old = [r for r in (yaml.safe_load(path.read_text()) or []) if r.get("epoch") != epoch] if path.is_file() else []
+    flat = {"epoch": epoch, **{k: v for k, v in record.items() if k != "dev"},
+            **{f"dev_{k}": v for k, v in record["dev"].items()}}
+    atomic_write_text(path, yaml.safe_dump(old + [flat], sort_keys=False))
 
 
 def _resume(out_dir: Path, network: torch.nn.Module, opt: torch.optim.Optimizer) -> int:

@@ -37,12 +37,15 @@ phone_lm_opts=""    # more train-phone-lm options, e.g. "--eval /more/data/dir"
 tune_set=auto       # decoding scales tuned on dev, or mixed: dev + dev_unseen + dev_neural (speech unlike
                     # training; dev WER +0.5, unseen voices -1.6 to -1.8 on medium); auto: mixed when those exist
 rnn_decoder=true    # stage 9: the RNN phone-sequence decoder (false: skip it)
+mmi=true            # stage 7: also continue each CD model with MMI (exp dir cd_lstm_<N>_mmi, a system of its own)
+mmi_conf=""         # its settings; default conf/mmi.yaml
 out=$root           # data/ and exp/ are made under this directory
-option_names="stage stop_stage size seed nj device ngpu feat_kind unseen_voices neural_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts tune_set rnn_decoder frame_subsampling lfr_topology lfr_ali out"
+option_names="stage stop_stage size seed nj device ngpu feat_kind unseen_voices neural_voices conf cd_conf cd_leaves cd_init ci_realigned vocab_size lm_sentences lm_opts phone_lm_conf phone_lm_text phone_lm_opts tune_set rnn_decoder mmi mmi_conf frame_subsampling lfr_topology lfr_ali out"
 usage="Usage: $0 [--stage N] [--stop-stage M] [--size auto|tiny|small|medium|timit] [--device auto|cpu|cuda] [--ngpu N] [--unseen-voices awb]
   [--conf ci_model.yaml] [--cd-conf cd_model.yaml] [--cd-leaves \"500 1000\"] [--cd-init true]
   [--ci-realigned true] [--vocab-size 20000] [--lm-sentences 400000] [--lm-opts \"--lm my.arpa\"]
-  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--tune-set auto|dev|mixed] [--frame-subsampling 3] [--lfr-topology 1state|chain]
+  [--phone-lm-conf phone_lm.yaml] [--phone-lm-text true] [--phone-lm-opts \"...\"] [--rnn-decoder true] [--mmi true] [--mmi-conf mmi.yaml]
+  [--tune-set auto|dev|mixed] [--frame-subsampling 3] [--lfr-topology 1state|chain]
   [--lfr-ali exp/synth_medium/ci_lstm] [--out dir]
   e.g.: $0 --size small --stage 0 --stop-stage 10"
 
@@ -70,6 +73,7 @@ if [ -z "$phone_lm_conf" ]; then
   [ -f "$phone_lm_conf" ] || phone_lm_conf=$root/recipes/synth/conf/phone_lm.yaml
 fi
 phone_lm_conf=$(abspath "$phone_lm_conf")
+mmi_conf=$(abspath "${mmi_conf:-$root/recipes/synth/conf/mmi.yaml}")
 if [ "$size" = tiny ]; then vocab_default=3000 lm_default=3000; else vocab_default=20000 lm_default=400000; fi
 vocab_size=${vocab_size:-$vocab_default}
 lm_sentences=${lm_sentences:-$lm_default}

@@ -9,6 +9,8 @@
 #   phone_lm_text (true: the phone LM also reads the word LM's text expanded through the lexicon,
 #   its first phone_lm_sentences (default 20000) sentences)
 #   rnn_decoder (false: skip stage 9)
+#   mmi (true: stage 7 continues each CD model with MMI, $exp/cd_lstm_<N>_mmi, a system of its own;
+#   phone supervision only) and mmi_conf (its settings, asr.steps.train_mmi.MmiConfig)
 #   frame_subsampling (default 1; K > 1: every acoustic model emits one output every K feature
 #   frames and reads K stacked; the lang dirs get an HMM a phone can cross in one frame, as
 #   $data/lang_lfrK and $data/lang_words_lfrK, and the graphs are built from those)
@@ -48,6 +50,7 @@
 #   $exp/tree_<N>              decision tree of about N leaves + its graph H∘C∘G
 #                              and its word graph graph_words/HCLG.fst
 #   $exp/cd_lstm_<N>           CD LSTM on the tree's pdfs, targets from the realignment
+#   $exp/cd_lstm_<N>_mmi       the same continued with MMI (mmi=true)
 #   $data/lang_words           word trigram, lexicon, L and G; $data/graph_words_ci the CI HCLG
 #   $exp/phone_lm              the recurrent phone-sequence model (stage 9)
 #   <system>/decode_{dev,test}        PER;  <system>/decode_words_{dev,test}  WER
@@ -113,7 +116,10 @@ for set in "${dev_extra[@]}"; do extra_dirs+=("$data/$set"); extra_texts+=("$dat
 train_words_dirs=()
 if [ "$cd_train" = train_all ]; then train_words_dirs=("$data/train_words"); fi
 if [ "$ci_realigned" = true ]; then systems+=("${ci}_realigned"); fi
+mmi=${mmi:-false}
+if [ "$supervision" = words ]; then mmi=false; fi  # MMI's denominator is the phone n-gram of phone transcripts
 for n in $cd_leaves; do systems+=("$exp/cd_lstm_$n"); done
+if [ "$mmi" = true ]; then for n in $cd_leaves; do systems+=("$exp/cd_lstm_${n}_mmi"); done; fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   SECONDS=0
@@ -299,21 +305,6 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   record_time "$times" "6 trees" "$SECONDS"
 fi
 
-if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
-  log "Stage 7: CD LSTM training on the realigned targets"
-  SECONDS=0
-  init=()
-  if [ "$cd_init" = true ]; then init=(--init-from "$ci"); fi
-  if [ "$cd_init" = realigned ]; then init=(--init-from "${ci}_realigned"); fi
-  for n in $cd_leaves; do
-    asr --log-file "$exp/log/train_cd_$n.log" train "$data/$cd_train" "$data/dev" "$exp/cd_lstm_$n" \
-      --lang "$lang_dir" --conf "$cd_conf" --tree "$exp/tree_$n/tree.json" \
-      --ali-train "$cd_ali/ali_$cd_train" --ali-dev "$cd_ali/ali_dev" "${init[@]}" "${train_opts[@]}" \
-      --device "$device" --ngpu "$ngpu"
-  done
-  record_time "$times" "7 train CD LSTM" "$SECONDS"
-fi
-
 # the sets the scales are tuned on, and the sets decoded with them (dev too when tuned elsewhere)
 tune_words=dev tune_phones=dev scored_sets=("${eval_sets[@]}")
 if [ "$tune_set" = mixed ]; then
@@ -341,6 +332,32 @@ decode_system() {
     fi
   done
 }
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+  log "Stage 7: CD LSTM training on the realigned targets"
+  SECONDS=0
+  init=()
+  if [ "$cd_init" = true ]; then init=(--init-from "$ci"); fi
+  if [ "$cd_init" = realigned ]; then init=(--init-from "${ci}_realigned"); fi
+  for n in $cd_leaves; do
+    asr --log-file "$exp/log/train_cd_$n.log" train "$data/$cd_train" "$data/dev" "$exp/cd_lstm_$n" \
+      --lang "$lang_dir" --conf "$cd_conf" --tree "$exp/tree_$n/tree.json" \
+      --ali-train "$cd_ali/ali_$cd_train" --ali-dev "$cd_ali/ali_dev" "${init[@]}" "${train_opts[@]}" \
+      --device "$device" --ngpu "$ngpu"
+  done
+  record_time "$times" "7 train CD LSTM" "$SECONDS"
+  if [ "$mmi" = true ]; then
+    log "Stage 7: the CD LSTMs continued with MMI (lattice-free; the denominator the phone n-gram)"
+    SECONDS=0
+    for n in $cd_leaves; do
+      decode_system "$exp/cd_lstm_$n" "$exp/tree_$n"  # its phone acoustic scale: the criterion's
+      asr --log-file "$exp/log/train_mmi_$n.log" train-mmi "$exp/cd_lstm_$n" "$data/$cd_train" "$data/dev" \
+        "$exp/cd_lstm_${n}_mmi" --phone-lm "$phone_lang" --ali-train "$cd_ali/ali_$cd_train" \
+        --ali-dev "$cd_ali/ali_dev" --conf "$mmi_conf" --device "$device"
+    done
+    record_time "$times" "7 MMI" "$SECONDS"
+  fi
+fi
 
 decode_words_system() {
   # decode_words_system <model dir> <word graph dir>: tune acwt and word penalty on $tune_words,
@@ -370,8 +387,9 @@ if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
   pids=() failed=0
   for model in "${systems[@]}"; do
     case $(basename "$model") in
-      cd_lstm_*) (if [ "$score_phones" = true ]; then decode_system "$model" "$exp/tree_${model##*_}"; fi
-                  decode_words_system "$model" "$exp/tree_${model##*_}/graph_words") & ;;
+      cd_lstm_*) n=$(basename "$model"); n=${n#cd_lstm_}; n=${n%_mmi}  # its tree: tree_<N>
+                 (if [ "$score_phones" = true ]; then decode_system "$model" "$exp/tree_$n"; fi
+                  decode_words_system "$model" "$exp/tree_$n/graph_words") & ;;
       *) (if [ "$score_phones" = true ]; then decode_system "$model" "$phone_lang"; fi
           decode_words_system "$model" "$ci_word_graph") & ;;
     esac
