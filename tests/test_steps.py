@@ -111,7 +111,7 @@ def test_every_recipe_conf_builds_and_runs_one_step():
     from asr.steps.train_am import read_train_conf
 
     root = Path(__file__).resolve().parents[1]
-    confs = sorted(c for c in root.glob("recipes/*/conf/*.yaml") if not c.name.startswith("phone_lm"))
+    confs = sorted(c for c in root.glob("recipes/*/conf/*.yaml") if not c.name.startswith(("phone_lm", "mmi")))
     assert len(confs) >= 11
     for conf in confs:
         opts, tcfg, aug = read_train_conf(conf)
@@ -121,6 +121,22 @@ def test_every_recipe_conf_builds_and_runs_one_step():
         logits.logsumexp(-1).mean().backward()
         assert logits.shape == (2, 30, 48), conf
         assert all(p.grad is not None for p in model.parameters()), conf
+
+
+def test_every_mmi_conf_reads_and_a_bad_one_is_named(tmp_path):
+    from asr.errors import ModelError
+    from asr.steps.train_mmi import MmiConfig, read_mmi_conf
+
+    confs = sorted(Path(__file__).resolve().parents[1].glob("recipes/*/conf/mmi*.yaml"))
+    assert confs
+    for conf in confs:
+        cfg = read_mmi_conf(conf)
+        assert cfg.epochs >= 1 and 0 < cfg.lr < 1e-3 and cfg.ce_weight >= 0, conf
+    assert read_mmi_conf(None) == MmiConfig()
+    bad = tmp_path / "mmi.yaml"
+    bad.write_text("epochs: 1\nlearning_rate: 0.1\n")
+    with pytest.raises(ModelError, match="bad MMI config"):
+        read_mmi_conf(bad)
 
 
 def test_every_phone_lm_conf_builds_and_steps():
