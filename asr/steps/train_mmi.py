@@ -1,5 +1,6 @@
-"""Sequence training with MMI: the denominator graph of a model (the criterion itself is
-:mod:`asr.nn.mmi`).
+"""Sequence training with MMI after cross-entropy (the criterion itself is :mod:`asr.nn.mmi`):
+a model's denominator graph (:func:`denominator_graph`) and the training of a CE bundle on it
+(:func:`train_mmi`, ``asr train-mmi``, the recipe's stage 7 with ``--mmi true``).
 
 The denominator is lattice-free, as Kaldi's chain models' (Povey et al., Interspeech 2016):
 every phone sequence under the phone n-gram the recipe already trains for phone decoding
@@ -34,7 +35,6 @@ from asr.io import atomic_path, atomic_write_text
 from asr.nn.checkpoint import epoch_checkpoints, save_checkpoint
 from asr.nn.mmi import ArcGraph, mmi_objective
 from asr.steps.train_am import check_config, offset_versions
-
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +101,12 @@ class MmiConfig:
 def _batches(lengths: Mapping[str, int], batch_frames: int, rng: np.random.Generator) -> list[list[str]]:
     """Utterances sorted by length, cut into batches of at most ``batch_frames`` padded frames,
     the batches shuffled."""
-    batches, cur, longest = [], [], 0
-    for utt in sorted(lengths, key=lambda u: (lengths[u], u)):
-        longest_if = max(longest, lengths[utt])
-        if cur and longest_if * (len(cur) + 1) > batch_frames:
+    batches, cur = [], []
+    for utt in sorted(lengths, key=lambda u: (lengths[u], u)):  # ascending: utt is the longest so far
+        if cur and lengths[utt] * (len(cur) + 1) > batch_frames:
             batches.append(cur)
-            cur, longest_if = [], lengths[utt]
+            cur = []
         cur.append(utt)
-        longest = longest_if
     if cur:
         batches.append(cur)
     return [batches[i] for i in rng.permutation(len(batches))]
