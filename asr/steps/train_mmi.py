@@ -232,6 +232,7 @@ def _resume(out_dir: Path, network: torch.nn.Module, opt: torch.optim.Optimizer)
 def _train_epoch(network, opt, train, den, log_priors, cfg: MmiConfig, acwt: float, device, epoch: int) -> dict:
     """One pass over the training utterances in shuffled length-sorted batches."""
     feats, targets = train
+    torch.manual_seed(cfg.seed * 10_000 + epoch)  # dropout: the same config and seed give the same model
     network.train()
     sums = {"mmi": 0.0, "ce": 0.0, "acc": 0.0, "frames": 0}
     start = time.time()
